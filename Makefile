@@ -1,0 +1,30 @@
+# Every target bootstraps .venv on first use: a fresh machine needs only python3 and make.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+PYTEST_WORKERS ?= 2
+
+.PHONY: run test bench quote clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+## run: the main job on the built-in default
+run: $(STAMP)
+	$(BIN)/avmm bench
+
+## test: the whole test suite
+test: $(STAMP)
+	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS)
+
+## bench: quote-cycle benchmark, JSON written to bench.json
+bench: $(STAMP)
+	$(BIN)/avmm bench --json bench.json
+
+clean:
+	rm -rf $(VENV) build src/*.egg-info .pytest_cache
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -1,0 +1,93 @@
+"""``Engine``: the strategy core driven from Python (live runtime, paper trading, bench).
+
+It owns one ``state.CoreMemory`` block (params, state, orders, actions) and exposes the compiled
+``*_at`` handlers of ``strategy.py`` as attributes bound to the block's address: each is the
+handler's compiled entry point (``jit.bind``, no per-call type dispatch) wrapped in a C-level
+``functools.partial``, so ``engine.on_quote(...)`` runs no Python bytecode of ours at all. Handlers
+return the number of actions written to ``engine.actions``.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+import numpy as np
+
+from avmm import strategy as core
+from avmm.config import Config, to_params
+from avmm.jit import bind
+from avmm.state import ACTION_NAMES, LOG_CAP, CoreMemory
+
+
+class Engine:
+    """Call signatures (all times int64 ns, prices/sizes float, sides +1 bid/buy, -1 ask/sell):
+
+    * ``on_quote(ts_ns, bid, bid_qty, ask, ask_qty) -> n_actions``
+    * ``on_trade(ts_ns, px, qty, aggressor_side) -> n_actions``
+    * ``on_fill(ts_ns, oid, side, px, qty, fee) -> n_actions``
+    * ``on_ack(oid)``, ``on_reject(oid)``, ``on_canceled(oid)``
+    * ``on_timer(ts_ns) -> n_actions``
+    """
+
+    __slots__ = (
+        "cfg", "mem", "params", "state", "orders", "actions", "_log_read",
+        "on_quote", "on_trade", "on_fill", "on_ack", "on_reject", "on_canceled", "on_timer", "targets",
+    )
+
+    def __init__(self, cfg: Config | None = None, params: np.ndarray | None = None):
+        self.cfg = cfg if cfg is not None else Config()
+        params = params if params is not None else to_params(self.cfg)
+        self.mem = CoreMemory(params, int(params["seed"][0]))
+        self.params, self.state = self.mem.params, self.mem.state
+        self.orders, self.actions = self.mem.orders, self.mem.actions
+        self._log_read = 0
+        # compile/bind against a scratch block so that binding leaves no trace in the real one
+        scratch_mem = CoreMemory(params)  # kept alive until binding is done
+        scratch = scratch_mem.address
+        addr, i64, f64 = self.mem.address, 0, 0.0
+        self.on_quote = partial(bind(core.on_quote_at, scratch, i64, f64, f64, f64, f64), addr)
+        self.on_trade = partial(bind(core.on_trade_at, scratch, i64, f64, f64, i64), addr)
+        self.on_fill = partial(bind(core.on_fill_at, scratch, i64, i64, i64, f64, f64, f64), addr)
+        self.on_ack = partial(bind(core.on_ack_at, scratch, i64), addr)
+        self.on_reject = partial(bind(core.on_reject_at, scratch, i64), addr)
+        self.on_canceled = partial(bind(core.on_canceled_at, scratch, i64), addr)
+        self.on_timer = partial(bind(core.on_timer_at, scratch, i64), addr)
+        self.targets = partial(bind(core.targets_at, scratch, i64), addr)
+        del scratch_mem
+
+    # --- inspection (not the hot path) ------------------------------------------------------------
+    def value(self, name: str):
+        return self.state[name][0]
+
+    def action_list(self, n: int) -> list[dict]:
+        out = []
+        for row in self.actions[:n]:
+            out.append(
+                {
+                    "action": ACTION_NAMES[int(row["kind"])],
+                    "side": "bid" if row["side"] > 0 else "ask",
+                    "oid": int(row["oid"]),
+                    "level": int(row["level"]),
+                    "px": float(row["px"]),
+                    "qty": float(row["qty"]),
+                }
+            )
+        return out
+
+    def ladder(self) -> dict:
+        s = self.state[0]
+        nb, na = int(s["lad_n"][0]), int(s["lad_n"][1])
+        return {
+            "bids": [[float(s["lad_px"][0, i]), float(s["lad_qty"][0, i])] for i in range(nb)],
+            "asks": [[float(s["lad_px"][1, i]), float(s["lad_qty"][1, i])] for i in range(na)],
+        }
+
+    def drain_log(self) -> tuple[np.ndarray, int]:
+        """Sampled log records written since the last drain, and how many were overwritten."""
+        n = int(self.state["log_n"][0])
+        start = self._log_read
+        dropped = max(0, n - start - LOG_CAP)
+        start = max(start, n - LOG_CAP)
+        idx = np.arange(start, n) % LOG_CAP
+        self._log_read = n
+        return self.state["log"][0][idx].copy(), dropped

@@ -1,0 +1,287 @@
+"""The strategy core's memory: fixed-size NumPy records, allocated once.
+
+The core (``strategy.py``) is a set of ``@njit`` functions over four arrays:
+
+* ``p`` -- ``PARAMS_DTYPE``, length 1: the validated configuration (read-only on the hot path);
+* ``s`` -- ``STATE_DTYPE``, length 1: market view, estimators, position, targets, counters;
+* ``o`` -- ``ORDER_DTYPE``, length ``MAX_ORDERS``: the strategy's view of its own orders;
+* ``a`` -- ``ACTION_DTYPE``, length ``MAX_ACTIONS``: the order actions of the last call.
+
+Record fields compile to fixed offsets (no lookups by name), every buffer is sized by the
+constants below, so handling an event allocates nothing. Python reads the same arrays by field
+name when it needs to (outside the hot path).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+MAX_LEVELS = 16  # ladder levels per side
+MAX_ORDERS = 64  # order table slots
+MAX_ACTIONS = 4 * MAX_LEVELS + 8
+MAX_INT_BUCKETS = 120  # intensity window sub-buckets
+MAX_INT_BINS = 32  # intensity depth bins per side
+MAX_VWAP_BUCKETS = 120
+LOG_CAP = 256  # sampled-log ring
+LOG_WIDTH = 8  # ts, event kind, mid, q, bid, ask, n_actions, sigma
+N_MARKS = 8  # stage timing marks
+
+# sides
+BID = 1
+ASK = -1
+
+# order status
+OS_FREE = 0
+OS_PENDING_NEW = 1
+OS_LIVE = 2
+OS_PENDING_CANCEL = 3
+OS_PENDING_AMEND = 4
+
+# action kinds
+ACT_PLACE = 1
+ACT_CANCEL = 2
+ACT_AMEND = 3
+ACTION_NAMES = {ACT_PLACE: "place", ACT_CANCEL: "cancel", ACT_AMEND: "amend"}
+
+# fair price
+FAIR_MID = 0
+FAIR_MICRO = 1
+
+# log record event kinds
+EV_QUOTE = 1
+EV_TRADE = 2
+EV_FILL = 3
+EV_TIMER = 4
+
+# stage marks (index into s.tmark)
+MK_START = 0
+MK_MARKET = 1
+MK_ESTIM = 2
+MK_QUOTE = 3
+MK_DIFF = 4
+MK_FILL = 5
+
+PARAMS_DTYPE = np.dtype(
+    [
+        # model
+        ("model", "i8"),
+        ("gamma", "f8"),
+        ("sigma", "f8"),  # fixed sigma (price/sqrt s); NaN = use the volatility estimator
+        ("A", "f8"),  # 1/s; NaN = use the intensity estimator
+        ("k", "f8"),  # 1/price; NaN = use the intensity estimator
+        ("tau_s", "f8"),  # rolling horizon (as-rolling)
+        ("horizon_s", "f8"),  # finite horizon T (as)
+        ("horizon_cycle", "i8"),  # 1: the finite horizon restarts every horizon_s
+        ("delta", "f8"),  # GLFT order size in q units
+        ("xi", "f8"),  # GLFT xi
+        ("q_unit", "f8"),  # position (base units) that counts as q = 1 in the formulas
+        # quoting
+        ("tick", "f8"),
+        ("inv_tick", "f8"),  # 1/tick when that is an integer, else 0
+        ("lot", "f8"),
+        ("inv_lot", "f8"),
+        ("levels", "i8"),
+        ("spacing_ticks", "f8"),
+        ("spacing_frac", "f8"),
+        ("sizes", "f8", (MAX_LEVELS,)),
+        ("size_eta", "f8"),
+        ("min_spread", "f8"),
+        ("max_spread", "f8"),
+        ("post_only", "i8"),
+        ("fair", "i8"),
+        ("amend", "i8"),
+        ("refresh_ns", "i8"),
+        ("mid_tol", "f8"),  # fraction of the mid
+        ("price_tol_ticks", "f8"),
+        ("size_tol", "f8"),  # fraction of the target size
+        ("requote_always", "i8"),
+        # risk
+        ("max_position", "f8"),  # base units
+        # estimators
+        ("vol_halflife_s", "f8"),
+        ("vol_min_obs", "i8"),
+        ("int_window_ns", "i8"),
+        ("int_buckets", "i8"),
+        ("int_bucket_ns", "i8"),  # int_window_ns // int_buckets
+        ("int_bin", "f8"),  # depth bin width, price
+        ("int_nbins", "i8"),
+        ("int_fit_ns", "i8"),
+        ("int_per_side", "i8"),
+        ("int_min_trades", "i8"),
+        ("vwap_window_ns", "i8"),
+        ("vwap_buckets", "i8"),
+        ("vwap_bucket_ns", "i8"),
+        # logging
+        ("log_rate", "f8"),
+        ("seed", "i8"),
+    ],
+    align=True,
+)
+
+STATE_DTYPE = np.dtype(
+    [
+        # market view
+        ("ts_ns", "i8"),
+        ("bid", "f8"),
+        ("bid_qty", "f8"),
+        ("ask", "f8"),
+        ("ask_qty", "f8"),
+        ("mid", "f8"),
+        ("micro", "f8"),
+        ("has_book", "i8"),
+        ("t0_ns", "i8"),  # first event time (finite-horizon origin)
+        # volatility estimator
+        ("vol_prev_mid", "f8"),
+        ("vol_prev_ns", "i8"),
+        ("vol_num", "f8"),
+        ("vol_den", "f8"),
+        ("vol_var", "f8"),  # sigma^2 per second
+        ("vol_nobs", "i8"),
+        # intensity estimator
+        ("int_bucket", "i8"),  # absolute index of the current bucket, -1 before the first trade
+        ("int_start_ns", "i8"),
+        ("int_ring", "f8", (MAX_INT_BUCKETS, 2 * MAX_INT_BINS)),
+        ("int_tot", "f8", (2 * MAX_INT_BINS,)),
+        ("int_last_fit_ns", "i8"),
+        ("int_A", "f8", (3,)),  # [hit bids, lift asks, pooled]
+        ("int_k", "f8", (3,)),
+        ("int_ok", "i8", (3,)),
+        ("int_ntrades", "i8"),
+        ("int_nfits", "i8"),
+        # vwap
+        ("vwap_bucket", "i8"),
+        ("vwap_ring", "f8", (MAX_VWAP_BUCKETS, 2)),
+        ("vwap_tot", "f8", (2,)),
+        ("vwap", "f8"),
+        # position (strategy's view, base units and quote currency)
+        ("pos", "f8"),
+        ("cash", "f8"),
+        ("fees", "f8"),
+        ("n_fills", "i8"),
+        ("fill_volume", "f8"),
+        # quoting
+        ("last_quote_ns", "i8"),
+        ("last_quote_mid", "f8"),
+        ("last_quote_pos", "f8"),
+        ("dirty", "i8"),
+        ("next_oid", "i8"),
+        ("o_hwm", "i8"),  # order slots in use are all below this index
+        ("quotable", "i8"),
+        ("res_px", "f8"),
+        ("fair_px", "f8"),
+        ("bid_depth", "f8"),
+        ("ask_depth", "f8"),
+        ("sigma_used", "f8"),
+        ("A_used", "f8"),
+        ("k_used", "f8"),
+        ("lad_px", "f8", (2, MAX_LEVELS)),  # [0] bids best first, [1] asks best first
+        ("lad_qty", "f8", (2, MAX_LEVELS)),
+        ("lad_n", "i8", (2,)),
+        ("matched", "i8", (MAX_LEVELS,)),  # diff scratch
+        # counters
+        ("n_events", "i8"),
+        ("n_requotes", "i8"),
+        ("n_actions", "i8"),
+        ("n_bad_quotes", "i8"),  # NaN/inf/non-positive or crossed books ignored
+        ("n_bad_trades", "i8"),
+        ("n_unknown_fills", "i8"),
+        ("n_table_full", "i8"),
+        ("n_rejects", "i8"),
+        # timing and sampled logging
+        ("timed", "i8"),
+        ("tmark", "i8", (N_MARKS,)),
+        ("clockbuf", "i8", (2,)),
+        ("rng", "u8"),
+        ("log_n", "i8"),
+        ("log", "f8", (LOG_CAP, LOG_WIDTH)),
+    ],
+    align=True,
+)
+
+ORDER_DTYPE = np.dtype(
+    [
+        ("oid", "i8"),
+        ("side", "i8"),
+        ("status", "i8"),
+        ("level", "i8"),
+        ("px", "f8"),
+        ("qty", "f8"),
+        ("leaves", "f8"),
+        ("prev_px", "f8"),  # before a pending amend
+        ("prev_qty", "f8"),
+        ("ts_ns", "i8"),
+    ],
+    align=True,
+)
+
+ACTION_DTYPE = np.dtype(
+    [
+        ("kind", "i8"),
+        ("side", "i8"),
+        ("oid", "i8"),
+        ("level", "i8"),
+        ("px", "f8"),
+        ("qty", "f8"),
+    ],
+    align=True,
+)
+
+
+def _align(n: int, to: int = 64) -> int:
+    return (n + to - 1) // to * to
+
+
+# One contiguous block holds all four arrays (``CoreMemory``): compiled entry points then take a
+# single integer address instead of four array arguments, whose unboxing costs ~100 ns each and an
+# allocation. Offsets are compile-time constants.
+OFF_P = 0
+OFF_S = _align(OFF_P + PARAMS_DTYPE.itemsize)
+OFF_O = _align(OFF_S + STATE_DTYPE.itemsize)
+OFF_A = _align(OFF_O + MAX_ORDERS * ORDER_DTYPE.itemsize)
+CORE_BYTES = _align(OFF_A + MAX_ACTIONS * ACTION_DTYPE.itemsize)
+
+
+def init_state(s: np.ndarray, seed: int = 0) -> np.ndarray:
+    """Put a zeroed state record into its starting values."""
+    s["int_bucket"] = -1
+    s["vwap_bucket"] = -1
+    s["vol_prev_ns"] = -1
+    s["t0_ns"] = -1
+    s["last_quote_ns"] = np.iinfo(np.int64).min // 2
+    s["next_oid"] = 1
+    s["rng"] = np.uint64((seed * 0x9E3779B97F4A7C15 + 0x2545F4914F6CDD1D) % (1 << 64)) | np.uint64(1)
+    for f in ("vwap", "res_px", "fair_px", "bid_depth", "ask_depth", "sigma_used", "A_used", "k_used"):
+        s[f] = np.nan
+    s["int_A"] = np.nan
+    s["int_k"] = np.nan
+    return s
+
+
+def new_state(seed: int = 0) -> np.ndarray:
+    return init_state(np.zeros(1, dtype=STATE_DTYPE), seed)
+
+
+class CoreMemory:
+    """The strategy core's memory in one 64-byte-aligned block, with NumPy views on each part."""
+
+    __slots__ = ("buf", "address", "params", "state", "orders", "actions")
+
+    def __init__(self, params: np.ndarray, seed: int = 0):
+        raw = np.zeros(CORE_BYTES + 64, dtype=np.uint8)
+        start = (-raw.ctypes.data) % 64
+        self.buf = raw[start : start + CORE_BYTES]
+        self.address = int(self.buf.ctypes.data)
+        self.params = self.buf[OFF_P : OFF_P + PARAMS_DTYPE.itemsize].view(PARAMS_DTYPE)
+        self.state = self.buf[OFF_S : OFF_S + STATE_DTYPE.itemsize].view(STATE_DTYPE)
+        self.orders = self.buf[OFF_O : OFF_O + MAX_ORDERS * ORDER_DTYPE.itemsize].view(ORDER_DTYPE)
+        self.actions = self.buf[OFF_A : OFF_A + MAX_ACTIONS * ACTION_DTYPE.itemsize].view(ACTION_DTYPE)
+        self.params[:] = params
+        init_state(self.state, seed)
+
+
+def new_orders() -> np.ndarray:
+    return np.zeros(MAX_ORDERS, dtype=ORDER_DTYPE)
+
+
+def new_actions() -> np.ndarray:
+    return np.zeros(MAX_ACTIONS, dtype=ACTION_DTYPE)

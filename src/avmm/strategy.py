@@ -1,0 +1,474 @@
+"""The market maker: one strategy core for the backtest loop and the live runtime.
+
+Every handler is ``@njit`` over the four arrays of ``state.py`` (params ``p``, state ``s``,
+orders ``o``, actions ``a``) and returns the number of order actions it wrote to ``a``. The
+compiled backtest loop calls the ``*_rec`` handlers directly; Python (live runtime, bench) calls the
+``*_at`` entry points, which take the address of a ``state.CoreMemory`` block, through
+``engine.Engine``. There is no other copy of the quoting logic.
+
+Per market-data event (``on_quote``) the stages are:
+
+1. market update -- validate and store the best bid/ask (a NaN, non-positive or crossed book is
+   counted in ``n_bad_quotes`` and ignored), mid and micro-price;
+2. estimator update -- volatility; on the fit timer, the intensity fit;
+3. quote computation -- only when a requote is due: (a) the refresh interval has passed, (b) the mid
+   moved more than ``mid_tol`` since the last quote, (c) a fill changed the position, (d) an order
+   event left the live orders off their targets (``dirty``); otherwise nothing more is done;
+4. decision / order diff -- the minimal keep / cancel / place / amend actions against live orders.
+
+Trades (``on_trade``) feed the intensity and VWAP estimators. Own fills (``on_fill``) update the
+position and requote at once. Order responses (``on_ack``, ``on_reject``, ``on_canceled``) keep the
+order table true.
+
+A sampled log (probability ``log_rate`` per event, xorshift RNG) writes numeric records to the
+``s.log`` ring; Python formats only those. With ``s.timed`` set, each stage stamps ``s.tmark``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import carray, njit
+
+from avmm.estimators import intensity_fit, intensity_on_trade, micro_price, vol_update, vwap_on_trade
+from avmm.jit import NJIT, clock_ns, voidptr
+from avmm.ladder import compute_targets
+from avmm.state import (
+    ACT_AMEND,
+    ACT_CANCEL,
+    ACT_PLACE,
+    EV_FILL,
+    EV_QUOTE,
+    EV_TRADE,
+    LOG_CAP,
+    ACTION_DTYPE,
+    MAX_ACTIONS,
+    MAX_ORDERS,
+    MK_DIFF,
+    MK_ESTIM,
+    MK_FILL,
+    MK_MARKET,
+    MK_QUOTE,
+    MK_START,
+    OS_FREE,
+    OS_LIVE,
+    OS_PENDING_AMEND,
+    OS_PENDING_CANCEL,
+    OS_PENDING_NEW,
+    OFF_A,
+    OFF_O,
+    OFF_P,
+    OFF_S,
+    ORDER_DTYPE,
+    PARAMS_DTYPE,
+    STATE_DTYPE,
+)
+
+_XS_MUL = np.uint64(2685821657736338717)
+_U12 = np.uint64(12)
+_U25 = np.uint64(25)
+_U27 = np.uint64(27)
+_U11 = np.uint64(11)
+_INV_2_53 = 1.0 / 9007199254740992.0
+
+
+@njit(**NJIT)
+def _mark(s, i):
+    if s.timed != 0:
+        s.tmark[i] = clock_ns(s.clockbuf)
+
+
+@njit(**NJIT)
+def _sampled(p, s):
+    """One xorshift64* draw: True with probability log_rate. No work when log_rate is 0."""
+    if p.log_rate <= 0.0:
+        return False
+    x = s.rng
+    x ^= x >> _U12
+    x ^= x << _U25
+    x ^= x >> _U27
+    s.rng = x
+    return float((x * _XS_MUL) >> _U11) * _INV_2_53 < p.log_rate
+
+
+@njit(**NJIT)
+def _log(s, ts_ns, kind, n_actions):
+    i = s.log_n % LOG_CAP
+    rec = s.log[i]
+    rec[0] = ts_ns
+    rec[1] = kind
+    rec[2] = s.mid
+    rec[3] = s.pos
+    rec[4] = s.lad_px[0, 0] if s.lad_n[0] > 0 else math.nan
+    rec[5] = s.lad_px[1, 0] if s.lad_n[1] > 0 else math.nan
+    rec[6] = n_actions
+    rec[7] = s.sigma_used
+    s.log_n += 1
+
+
+# --- order diff ---------------------------------------------------------------------------------
+
+
+@njit(**NJIT)
+def _emit(a, n, kind, side, oid, level, px, qty):
+    if n >= MAX_ACTIONS:
+        return n
+    act = a[n]
+    act.kind = kind
+    act.side = side
+    act.oid = oid
+    act.level = level
+    act.px = px
+    act.qty = qty
+    return n + 1
+
+
+@njit(**NJIT)
+def _free_slot(s, o):
+    """Lowest free order slot (so the slots in use stay packed below ``s.o_hwm``), or -1."""
+    for i in range(o.shape[0]):
+        if o[i].status == OS_FREE:
+            if i >= s.o_hwm:
+                s.o_hwm = i + 1
+            return i
+    return -1
+
+
+@njit(**NJIT)
+def diff_orders(p, s, o, a, ts_ns):
+    """Write the minimal actions turning the live orders into the target ladder. Returns count.
+
+    Per side: (1) an order within ``price_tol_ticks`` of an unmatched target and within
+    ``size_tol`` of its size is kept; (2) other working orders are amended onto the remaining
+    targets when ``amend`` is on, else cancelled; (3) remaining targets are placed. Orders already
+    being cancelled are left alone.
+    """
+    n = 0
+    tol = p.price_tol_ticks * p.tick + 1e-9 * p.tick
+    for row in range(2):
+        side = 1 if row == 0 else -1
+        nt = s.lad_n[row]
+        for lvl in range(nt):
+            s.matched[lvl] = 0
+        # 1. keep
+        for i in range(s.o_hwm):
+            od = o[i]
+            if od.side != side or (od.status != OS_LIVE and od.status != OS_PENDING_NEW and od.status != OS_PENDING_AMEND):
+                continue
+            od.level = -1
+            for lvl in range(nt):
+                if s.matched[lvl] != 0:
+                    continue
+                tq = s.lad_qty[row, lvl]
+                if abs(od.px - s.lad_px[row, lvl]) <= tol and abs(od.leaves - tq) <= p.size_tol * tq + 1e-12:
+                    s.matched[lvl] = 1
+                    od.level = lvl
+                    break
+        # 2. amend or cancel the rest
+        nxt = 0
+        for i in range(s.o_hwm):
+            od = o[i]
+            if od.side != side or od.level >= 0:
+                continue
+            if od.status != OS_LIVE and od.status != OS_PENDING_NEW and od.status != OS_PENDING_AMEND:
+                continue
+            if p.amend != 0 and od.status == OS_LIVE:
+                while nxt < nt and s.matched[nxt] != 0:
+                    nxt += 1
+                if nxt < nt:
+                    s.matched[nxt] = 1
+                    od.prev_px = od.px
+                    od.prev_qty = od.leaves
+                    od.px = s.lad_px[row, nxt]
+                    od.qty = s.lad_qty[row, nxt]
+                    od.leaves = od.qty
+                    od.level = nxt
+                    od.status = OS_PENDING_AMEND
+                    od.ts_ns = ts_ns
+                    n = _emit(a, n, ACT_AMEND, side, od.oid, nxt, od.px, od.qty)
+                    continue
+            od.status = OS_PENDING_CANCEL
+            od.ts_ns = ts_ns
+            n = _emit(a, n, ACT_CANCEL, side, od.oid, od.level, od.px, od.leaves)
+        # 3. place
+        for lvl in range(nt):
+            if s.matched[lvl] != 0:
+                continue
+            slot = _free_slot(s, o)
+            if slot < 0 or n >= MAX_ACTIONS:
+                s.n_table_full += 1
+                break
+            od = o[slot]
+            od.oid = s.next_oid
+            s.next_oid += 1
+            od.side = side
+            od.status = OS_PENDING_NEW
+            od.level = lvl
+            od.px = s.lad_px[row, lvl]
+            od.qty = s.lad_qty[row, lvl]
+            od.leaves = od.qty
+            od.prev_px = math.nan
+            od.prev_qty = math.nan
+            od.ts_ns = ts_ns
+            n = _emit(a, n, ACT_PLACE, side, od.oid, lvl, od.px, od.qty)
+    s.n_actions += n
+    return n
+
+
+# --- decision -----------------------------------------------------------------------------------
+
+
+@njit(**NJIT)
+def requote_due(p, s, ts_ns):
+    """True when one of the requote triggers holds (cheap: a few comparisons)."""
+    if p.requote_always != 0 or s.dirty != 0:
+        return True
+    if ts_ns - s.last_quote_ns >= p.refresh_ns:
+        return True
+    if abs(s.mid - s.last_quote_mid) > p.mid_tol * s.last_quote_mid:
+        return True
+    return s.pos != s.last_quote_pos
+
+
+@njit(**NJIT)
+def requote(p, s, o, a, ts_ns):
+    """Quote computation and order diff, stamped as two stages."""
+    compute_targets(p, s, ts_ns)
+    _mark(s, MK_QUOTE)
+    n = diff_orders(p, s, o, a, ts_ns)
+    _mark(s, MK_DIFF)
+    s.last_quote_ns = ts_ns
+    s.last_quote_mid = s.mid
+    s.last_quote_pos = s.pos
+    s.dirty = 0
+    s.n_requotes += 1
+    return n
+
+
+# --- event handlers -----------------------------------------------------------------------------
+
+
+@njit(**NJIT)
+def market_update(s, ts_ns, bid, bid_qty, ask, ask_qty):
+    """Store a best bid/ask. Returns False (and counts it) for an unusable book."""
+    if not (bid > 0.0 and ask > 0.0 and bid_qty >= 0.0 and ask_qty >= 0.0 and bid < ask):
+        s.n_bad_quotes += 1  # NaN fails every comparison above
+        return False
+    if math.isinf(ask) or math.isinf(bid_qty) or math.isinf(ask_qty):
+        s.n_bad_quotes += 1
+        return False
+    s.ts_ns = ts_ns
+    s.bid = bid
+    s.bid_qty = bid_qty
+    s.ask = ask
+    s.ask_qty = ask_qty
+    s.mid = 0.5 * (bid + ask)
+    s.micro = micro_price(bid, bid_qty, ask, ask_qty)
+    if s.has_book == 0:
+        s.has_book = 1
+        if s.t0_ns < 0:
+            s.t0_ns = ts_ns
+        s.last_quote_mid = s.mid
+    return True
+
+
+@njit(**NJIT)
+def on_quote_rec(p, s, o, a, ts_ns, bid, bid_qty, ask, ask_qty):
+    """A best bid/ask update: the whole tick-to-quote cycle. Returns the number of actions."""
+    s.n_events += 1
+    _mark(s, MK_START)
+    if not market_update(s, ts_ns, bid, bid_qty, ask, ask_qty):
+        return 0
+    _mark(s, MK_MARKET)
+    vol_update(p, s, ts_ns, s.mid)
+    if ts_ns - s.int_last_fit_ns >= p.int_fit_ns:
+        intensity_fit(p, s, ts_ns)
+    _mark(s, MK_ESTIM)
+    n = 0
+    if requote_due(p, s, ts_ns):
+        n = requote(p, s, o, a, ts_ns)
+    if _sampled(p, s):
+        _log(s, ts_ns, EV_QUOTE, n)
+    return n
+
+
+@njit(**NJIT)
+def on_trade_rec(p, s, o, a, ts_ns, px, qty, side):
+    """A market trade (side = aggressor: +1 buy, -1 sell, 0 unknown). Returns actions written."""
+    s.n_events += 1
+    if not (px > 0.0 and qty > 0.0) or math.isinf(px) or math.isinf(qty):
+        s.n_bad_trades += 1
+        return 0
+    intensity_on_trade(p, s, ts_ns, px, side)
+    vwap_on_trade(p, s, ts_ns, px, qty)
+    if ts_ns - s.int_last_fit_ns >= p.int_fit_ns:
+        intensity_fit(p, s, ts_ns)
+    n = 0
+    if s.has_book != 0 and (s.dirty != 0 or ts_ns - s.last_quote_ns >= p.refresh_ns):
+        n = requote(p, s, o, a, ts_ns)
+    if _sampled(p, s):
+        _log(s, ts_ns, EV_TRADE, n)
+    return n
+
+
+@njit(**NJIT)
+def _release(s, o, i):
+    """Free slot ``i`` and lower the high-water mark past free slots at the top."""
+    o[i].status = OS_FREE
+    o[i].leaves = 0.0
+    while s.o_hwm > 0 and o[s.o_hwm - 1].status == OS_FREE:
+        s.o_hwm -= 1
+
+
+@njit(**NJIT)
+def find_order(s, o, oid):
+    for i in range(s.o_hwm):
+        if o[i].oid == oid and o[i].status != OS_FREE:
+            return i
+    return -1
+
+
+@njit(**NJIT)
+def on_fill_rec(p, s, o, a, ts_ns, oid, side, px, qty, fee):
+    """An own fill of ``qty`` at ``px`` on ``side`` (+1 our bid, -1 our ask); fee in quote currency
+    (negative = rebate). The position is booked even for an order the table no longer knows
+    (counted in ``n_unknown_fills``). Requotes at once (trigger c)."""
+    _mark(s, MK_START)
+    i = find_order(s, o, oid)
+    if i >= 0:
+        od = o[i]
+        od.leaves -= qty
+        if od.leaves <= 1e-12 * od.qty:
+            _release(s, o, i)
+    else:
+        s.n_unknown_fills += 1
+    s.pos += side * qty
+    s.cash -= side * px * qty + fee
+    s.fees += fee
+    s.n_fills += 1
+    s.fill_volume += qty
+    _mark(s, MK_FILL)
+    n = 0
+    if s.has_book != 0:
+        n = requote(p, s, o, a, ts_ns)
+    if _sampled(p, s):
+        _log(s, ts_ns, EV_FILL, n)
+    return n
+
+
+@njit(**NJIT)
+def on_ack_rec(s, o, oid):
+    """The exchange accepted a new order or an amend."""
+    i = find_order(s, o, oid)
+    if i < 0:
+        return 0
+    od = o[i]
+    if od.status == OS_PENDING_NEW or od.status == OS_PENDING_AMEND:
+        od.status = OS_LIVE
+    return 1
+
+
+@njit(**NJIT)
+def on_reject_rec(s, o, oid):
+    """A new order or amend was rejected (e.g. post-only would cross): the order table is put
+    back and the next event requotes (trigger d)."""
+    i = find_order(s, o, oid)
+    s.n_rejects += 1
+    s.dirty = 1
+    if i < 0:
+        return 0
+    od = o[i]
+    if od.status == OS_PENDING_AMEND:
+        od.px = od.prev_px
+        od.qty = od.prev_qty
+        od.leaves = od.prev_qty
+        od.status = OS_LIVE
+    else:
+        _release(s, o, i)
+    return 1
+
+
+@njit(**NJIT)
+def on_canceled_rec(s, o, oid):
+    """An order is gone from the book (our cancel, or the exchange's own): free its slot."""
+    i = find_order(s, o, oid)
+    if i < 0:
+        return 0
+    od = o[i]
+    if od.status != OS_PENDING_CANCEL:
+        s.dirty = 1  # unsolicited: the ladder is missing an order
+    _release(s, o, i)
+    return 1
+
+
+@njit(**NJIT)
+def on_timer_rec(p, s, o, a, ts_ns):
+    """Periodic check without market data: requote when the refresh interval has passed."""
+    if ts_ns - s.int_last_fit_ns >= p.int_fit_ns:
+        intensity_fit(p, s, ts_ns)
+    if s.has_book != 0 and (s.dirty != 0 or ts_ns - s.last_quote_ns >= p.refresh_ns):
+        return requote(p, s, o, a, ts_ns)
+    return 0
+
+
+# --- entry points by address (what Python calls; see state.CoreMemory) ---------------------------
+
+
+@njit(**NJIT)
+def views(addr):
+    """The four core arrays over the ``CoreMemory`` block at ``addr`` (no allocation, no copy)."""
+    p = carray(voidptr(addr + OFF_P), 1, PARAMS_DTYPE)
+    s = carray(voidptr(addr + OFF_S), 1, STATE_DTYPE)
+    o = carray(voidptr(addr + OFF_O), MAX_ORDERS, ORDER_DTYPE)
+    a = carray(voidptr(addr + OFF_A), MAX_ACTIONS, ACTION_DTYPE)
+    return p, s, o, a
+
+
+@njit(**NJIT)
+def on_quote_at(addr, ts_ns, bid, bid_qty, ask, ask_qty):
+    p, s, o, a = views(addr)
+    return on_quote_rec(p[0], s[0], o, a, ts_ns, bid, bid_qty, ask, ask_qty)
+
+
+@njit(**NJIT)
+def on_trade_at(addr, ts_ns, px, qty, side):
+    p, s, o, a = views(addr)
+    return on_trade_rec(p[0], s[0], o, a, ts_ns, px, qty, side)
+
+
+@njit(**NJIT)
+def on_fill_at(addr, ts_ns, oid, side, px, qty, fee):
+    p, s, o, a = views(addr)
+    return on_fill_rec(p[0], s[0], o, a, ts_ns, oid, side, px, qty, fee)
+
+
+@njit(**NJIT)
+def on_ack_at(addr, oid):
+    p, s, o, a = views(addr)
+    return on_ack_rec(s[0], o, oid)
+
+
+@njit(**NJIT)
+def on_reject_at(addr, oid):
+    p, s, o, a = views(addr)
+    return on_reject_rec(s[0], o, oid)
+
+
+@njit(**NJIT)
+def on_canceled_at(addr, oid):
+    p, s, o, a = views(addr)
+    return on_canceled_rec(s[0], o, oid)
+
+
+@njit(**NJIT)
+def on_timer_at(addr, ts_ns):
+    p, s, o, a = views(addr)
+    return on_timer_rec(p[0], s[0], o, a, ts_ns)
+
+
+@njit(**NJIT)
+def targets_at(addr, ts_ns):
+    """Compute the target ladder only (no orders): used by ``avmm quote`` and tests."""
+    p, s, o, a = views(addr)
+    return compute_targets(p[0], s[0], ts_ns)
