@@ -66,3 +66,15 @@ def test_bench_bad_args(run_cli, tmp_path):
     assert r.returncode == 2 and "--events" in r.stderr
     r = run_cli("bench", "--events", "5000", "--json", str(tmp_path / "no" / "dir" / "x.json"))
     assert r.returncode == 2 and "--json" in r.stderr
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["quote", "--mid", "x", "--gamma", "1", "--sigma", "1", "--k", "1"], "--mid"),
+    (["nosuch"], "nosuch"),
+    (["quote", "--bogus", "1"], "--bogus"),
+])
+def test_usage_errors_are_one_line_exit_2(run_cli, args, needle):
+    r = run_cli(*args)
+    assert r.returncode == 2
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and needle in lines[0] and "Traceback" not in r.stderr

@@ -66,3 +66,12 @@ def test_cli_bad_config_value_is_one_line_exit_2(tmp_path, run_cli):
     r = run_cli("quote", "--mid", "100", "--gamma", "0", "--sigma", "1", "--k", "1")
     assert r.returncode == 2
     assert r.stderr.strip().count("\n") == 0 and "model.gamma" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_cli_config_check(tmp_path, run_cli):
+    bad = write(tmp_path, "[quoting]\nlevels = 0\n")
+    r = run_cli("config", "check", str(bad))
+    assert r.returncode == 2 and "quoting.levels = 0" in r.stderr and "greater than or equal to 1" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+    r = run_cli("config", "check", "--set", "model.gamma=0.5")
+    assert r.returncode == 0 and "gamma = 0.5" in r.stdout

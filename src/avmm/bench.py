@@ -9,8 +9,9 @@ One run, four passes over the same stream, each on a fresh engine:
    the compiled code with CLOCK_MONOTONIC (~30 ns a stamp);
 3. **throughput** -- the replay with no timers at all: market-data events per second of wall time,
    venue simulation (acks, fills) included;
-4. **allocation** -- the replay under ``tracemalloc`` after a warm-up, plus numba's own allocator
-   counters: bytes retained per cycle, the transient peak, and compiled-code allocations per cycle.
+4. **allocation** -- two replays of different lengths under ``tracemalloc`` after a warm-up, plus
+   numba's own allocator counters: the difference in bytes retained (and in compiled-code
+   allocations) over the difference in cycles is the steady-state cost per cycle.
 
 The reference is a plain-Python function computing one A-S quote, timed the same way as pass 1 on
 the same inputs; ``ratio_p50`` is the cycle's p50 over the reference's p50.
@@ -234,6 +235,27 @@ def _replay(eng: Engine, lists: tuple, cyc: np.ndarray | None, marks: np.ndarray
     return n_act
 
 
+def _traced(fn) -> tuple[int, int, int]:
+    """Run ``fn`` under tracemalloc and numba's allocation counters.
+
+    Returns (bytes retained, transient peak bytes, numba runtime allocations)."""
+    from numba.core.runtime import _nrt_python as nrt
+
+    nrt_was = nrt.memsys_stats_enabled()
+    nrt.memsys_enable_stats()
+    nrt0 = nrt.memsys_get_stats_alloc()
+    tracemalloc.start()
+    before, _ = tracemalloc.get_traced_memory()
+    tracemalloc.reset_peak()
+    fn()
+    after, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    allocs = nrt.memsys_get_stats_alloc() - nrt0
+    if not nrt_was:
+        nrt.memsys_disable_stats()
+    return after - before, peak - before, allocs
+
+
 def run_bench(events: int = 200_000, seed: int = 1, requote: str = "always", profile: str | None = None,
               progress=None) -> BenchResult:
     if events < 1000:
@@ -287,25 +309,21 @@ def run_bench(events: int = 200_000, seed: int = 1, requote: str = "always", pro
         wall = time.perf_counter() - t0
 
         say("pass 4/4: allocation")
-        from numba.core.runtime import _nrt_python as nrt
-
-        eng4 = fresh()
+        # Two traced replays of different lengths after the same warm-up: the difference in retained
+        # bytes over the difference in cycles is the steady-state cost per cycle, free of the
+        # replay's constant set-up (callables, counters).
         head = _lists({k: v[:warm] for k, v in st.items()})
-        tail = _lists({k: v[warm:] for k, v in st.items()})
-        _replay(eng4, head, None, None, [])
-        nrt_was = nrt.memsys_stats_enabled()
-        nrt.memsys_enable_stats()
-        nrt0 = nrt.memsys_get_stats_alloc()
-        tracemalloc.start()
-        before, _ = tracemalloc.get_traced_memory()
-        tracemalloc.reset_peak()
-        _replay(eng4, tail, None, None, [])
-        after, peak = tracemalloc.get_traced_memory()
-        tracemalloc.stop()
-        nrt_allocs = nrt.memsys_get_stats_alloc() - nrt0
-        if not nrt_was:
-            nrt.memsys_disable_stats()
-        n_tail = len(tail[1])
+        short_n = (events - warm) // 2
+        grown = []
+        for n_run in (short_n, events - warm):
+            run = _lists({k: v[warm : warm + n_run] for k, v in st.items()})
+            eng4 = fresh()
+            _replay(eng4, head, None, None, [])
+            grown.append((n_run,) + _traced(lambda: _replay(eng4, run, None, None, [])))
+        (n1, b1, p1, a1), (n2, b2, p2, a2) = grown
+        alloc_per_cycle = (b2 - b1) / (n2 - n1)
+        nrt_per_cycle = (a2 - a1) / (n2 - n1)
+        transient_peak = max(p1, p2)
 
         # the reference, timed like pass 1, on the same mids
         say("reference")
@@ -339,9 +357,9 @@ def run_bench(events: int = 200_000, seed: int = 1, requote: str = "always", pro
         requote_cycle_ns=_pcts(req_cycle),
         stages=stages,
         cycles_per_s=events / wall,
-        alloc_bytes_per_cycle=(after - before) / n_tail,
-        alloc_transient_peak_bytes=int(peak - before),
-        nrt_allocs_per_cycle=nrt_allocs / n_tail,
+        alloc_bytes_per_cycle=alloc_per_cycle,
+        alloc_transient_peak_bytes=int(transient_peak),
+        nrt_allocs_per_cycle=nrt_per_cycle,
         peak_rss_bytes=int(peak_rss),
         reference_ns=ref_p,
         ratio_p50=cyc_p["p50"] / ref_p["p50"],

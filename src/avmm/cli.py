@@ -6,6 +6,7 @@ stderr and exit code 2 -- never a traceback.
 
 from __future__ import annotations
 
+import os
 import sys
 
 import typer
@@ -22,6 +23,12 @@ app = typer.Typer(
 
 # --- sub-command groups (each module owns its commands) -------------------------------------
 # (registered below)
+from avmm.replicate.cli import app as replicate_app  # noqa: E402
+
+app.add_typer(replicate_app, name="replicate")
+from avmm.data.cli import app as data_app  # noqa: E402
+
+app.add_typer(data_app, name="data")
 
 
 @app.command("quote")
@@ -63,6 +70,21 @@ def quote_cmd(
     print(json.dumps(out))
 
 
+config_app = typer.Typer(help="Strategy configuration files.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+
+
+@config_app.command("check")
+def config_check(
+    path: str = typer.Argument(None, help="TOML file (omit for the defaults)"),
+    set_: list[str] = typer.Option([], "--set", help="override, section.key=value (repeatable)"),
+) -> None:
+    """Validate a config file and print it in full, defaults filled in."""
+    from avmm.config import dump_toml, load_config
+
+    print(dump_toml(load_config(path, set_)), end="")
+
+
 @app.command("bench")
 def bench_cmd(
     events: int = typer.Option(200_000, "--events", help="market-data events to replay"),
@@ -77,29 +99,45 @@ def bench_cmd(
     run_and_report(events=events, seed=seed, requote=requote, json_out=json_out, profile=profile)
 
 
+def _click_exceptions():
+    """typer >= 0.20 vendors click as typer._click; older versions use click itself."""
+    try:
+        from typer._click import exceptions
+    except ImportError:  # pragma: no cover - depends on the installed typer
+        from click import exceptions
+    return exceptions
+
+
 def main() -> None:
+    cx = _click_exceptions()
     try:
         app(standalone_mode=False)
     except UserError as e:
         print(f"avmm: error: {e}", file=sys.stderr)
         sys.exit(e.exit_code)
-    except typer.Exit as e:  # raised by commands to set an exit code
+    except cx.UsageError as e:  # bad option value, unknown command or option
+        where = e.ctx.command_path if e.ctx is not None else "avmm"
+        msg = " ".join(e.format_message().split())
+        print(f"{where}: error: {msg} (see --help)", file=sys.stderr)
         sys.exit(e.exit_code)
-    except typer.Abort:
+    except cx.ClickException as e:
+        print(f"avmm: error: {' '.join(e.format_message().split())}", file=sys.stderr)
+        sys.exit(e.exit_code)
+    except (typer.Exit, cx.Exit) as e:
+        sys.exit(e.exit_code)
+    except (typer.Abort, cx.Abort):
         print("avmm: aborted", file=sys.stderr)
         sys.exit(130)
     except KeyboardInterrupt:
         print("avmm: interrupted", file=sys.stderr)
         sys.exit(130)
-    except Exception as e:  # click usage errors and friends
-        import click
-
-        if isinstance(e, click.exceptions.ClickException):
-            e.show()
-            sys.exit(e.exit_code)
-        if isinstance(e, click.exceptions.Exit):
-            sys.exit(e.exit_code)
-        raise
+    except BrokenPipeError:
+        sys.exit(0)
+    except Exception as e:  # a bug: one line unless AVMM_DEBUG asks for the traceback
+        if os.environ.get("AVMM_DEBUG"):
+            raise
+        print(f"avmm: internal error: {type(e).__name__}: {e} (set AVMM_DEBUG=1 for the traceback)", file=sys.stderr)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,1 @@
+"""Backtester: the strategy core inside one compiled event loop (see ``loop.py``)."""

@@ -1,0 +1,46 @@
+"""``[backtest]`` section of the config: the exchange model, latencies, fees, accounting, recording.
+
+Units are in the key names (``_ms`` milliseconds, ``_s`` seconds). Fees are fractions of the
+notional (``0.0002`` = 2 bp; negative = rebate).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+_STRICT = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
+
+
+class BacktestConfig(BaseModel):
+    model_config = _STRICT
+    # latency
+    feed_latency_ms: float = Field(0.0, ge=0, le=1e6, description="extra feed latency added to every event's local time")
+    entry_latency_ms: float = Field(1.0, ge=0, le=1e6, description="order: local send -> exchange")
+    response_latency_ms: float = Field(1.0, ge=0, le=1e6, description="exchange response -> local")
+    latency_model: Literal["constant", "normal", "lognormal", "recorded"] = "constant"
+    latency_jitter: float = Field(0.2, ge=0, le=100, description="normal: std as a fraction of the mean; lognormal: sigma of log")
+    latency_file: str | None = Field(None, description="recorded: .npy (n,2) or CSV entry_ns,response_ns (cycled)")
+    latency_seed: int = Field(0, ge=0)
+    # exchange
+    maker_fee: float = Field(0.0002, ge=-0.01, le=0.05, description="fraction of notional, negative = rebate")
+    taker_fee: float = Field(0.0005, ge=-0.01, le=0.05)
+    contract: Literal["linear", "inverse"] = "linear"
+    contract_size: float = Field(1.0, gt=0, le=1e12, description="linear: multiplier; inverse: quote value of one contract")
+    queue_model: Literal["risk-averse", "prob-power", "prob-log"] = "prob-power"
+    queue_power: float = Field(2.0, gt=0, le=100, description="prob-power exponent n: P(ahead) = a^n / (a^n + b^n)")
+    l1_unknown_queue: Literal["front", "fraction"] = "fraction"
+    l1_queue_fraction: float = Field(1.0, ge=0, le=10, description="fraction of the last size seen at that price")
+    risk_check: bool = Field(True, description="reject orders that could take |position| past risk.max_position")
+    # accounting and recording
+    initial_cash: float = Field(0.0, ge=0, description="capital for returns; 0 = max_position x first mid")
+    equity_interval_s: float = Field(1.0, gt=0, le=86400, description="equity / inventory sampling interval")
+    timer_s: float = Field(1.0, ge=0, le=86400, description="strategy timer in local time (0 = off)")
+    chunk_events: int = Field(1_000_000, ge=1000, le=100_000_000)
+
+    @model_validator(mode="after")
+    def _recorded(self):
+        if self.latency_model == "recorded" and not self.latency_file:
+            raise ValueError("latency_file: latency_model = 'recorded' needs a latency_file")
+        return self

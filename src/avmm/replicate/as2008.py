@@ -1,0 +1,346 @@
+"""Avellaneda & Stoikov (2008), section 3.3: the inventory strategy against the symmetric strategy.
+
+The simulation of the paper, run on the library's own quote model (:mod:`avmm.model`):
+
+* time runs over ``n = T / dt`` steps, ``t_i = i * dt`` (i = 0 .. n-1);
+* at the start of step i the strategy quotes a bid and an ask from the current mid ``s``, inventory
+  ``q`` and the remaining horizon ``tau = T - t_i`` (finite horizon);
+* during the step the bid is hit with probability ``min(1, lambda(delta_b) * dt)`` and the ask is
+  lifted with probability ``min(1, lambda(delta_a) * dt)``, independently, with
+  ``lambda(delta) = A * exp(-k * delta)`` and ``delta`` the quote's distance from the mid (a
+  negative depth -- a quote through the mid -- gives a probability above ``A * dt`` and the clip
+  at 1 only matters if ``lambda * dt > 1``). A bid fill buys one unit: ``q += 1``,
+  ``cash -= bid``; an ask fill sells one: ``q -= 1``, ``cash += ask``; both may fill in one step;
+* then the mid moves by ``+sigma*sqrt(dt)`` or ``-sigma*sqrt(dt)`` with probability 1/2 each;
+* profit = final cash + final q * final mid.
+
+Strategies:
+
+* **inventory** -- the A-S quotes of :func:`avmm.model.as_depths` (reservation price of
+  :func:`avmm.model.as_reservation_price` plus/minus half the A-S spread), ``tau = T - t``;
+* **symmetric** -- mid plus/minus half a constant spread equal to the inventory strategy's average
+  spread (over all paths and steps) for the same gamma.
+
+Random numbers: one NumPy ``Generator(PCG64(seed))`` draws, once per run, the mid moves and the
+two fill uniforms of every (path, step). The *same* draws are used for every gamma and both
+strategies (common random numbers): identical mid paths, and a fill happens when the shared
+uniform is below the strategy's own fill probability. Differences between rows are therefore due to
+the strategies, not to sampling noise, and a run is reproducible from its seed.
+
+Standard deviations are population standard deviations (``ddof=0``).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field, replace
+
+import numpy as np
+from numba import njit
+
+from avmm.errors import UserError
+from avmm.jit import NJIT
+from avmm.model import as_depths, as_reservation_price, as_spread
+
+STRATEGY_INVENTORY = 0
+STRATEGY_SYMMETRIC = 1
+STRATEGY_NAMES = ("inventory", "symmetric")
+
+ROW_KEYS = (
+    "gamma", "strategy", "spread", "profit_mean", "profit_std", "q_final_mean", "q_final_std",
+)
+
+# The paper's Table 1 (gamma = 0.1), for comparison in the CLI output.
+PAPER_TABLE = {
+    (0.1, "inventory"): dict(spread=1.29, profit_mean=62.94, profit_std=5.89, q_final_mean=0.10,
+                             q_final_std=2.80),
+    (0.1, "symmetric"): dict(spread=1.29, profit_mean=67.21, profit_std=13.43,
+                             q_final_mean=-0.018, q_final_std=8.66),
+}
+
+
+@dataclass(frozen=True)
+class AS2008Params:
+    """The paper's section 3.3 parameters (the defaults) and the Monte Carlo settings."""
+
+    s0: float = 100.0
+    T: float = 1.0
+    sigma: float = 2.0
+    dt: float = 0.005
+    q0: float = 0.0
+    A: float = 140.0
+    k: float = 1.5
+    gammas: tuple[float, ...] = (0.1, 0.01, 1.0)
+    paths: int = 1000
+    seed: int = 0
+
+    @property
+    def n_steps(self) -> int:
+        return int(round(self.T / self.dt))
+
+    def validate(self) -> None:
+        """Raise :class:`UserError` on a parameter the simulation cannot use."""
+        if isinstance(self.paths, bool) or int(self.paths) != self.paths or self.paths < 1:
+            raise UserError(f"paths must be an integer >= 1, got {self.paths!r}")
+        if not self.gammas:
+            raise UserError("at least one gamma is required")
+        for g in self.gammas:
+            if not (math.isfinite(g) and g > 0.0):
+                raise UserError(f"gamma must be a finite number > 0, got {g!r}")
+        for name in ("T", "dt", "A", "k"):
+            v = getattr(self, name)
+            if not (math.isfinite(v) and v > 0.0):
+                raise UserError(f"{name} must be a finite number > 0, got {v!r}")
+        for name in ("s0", "sigma", "q0"):
+            v = getattr(self, name)
+            if not math.isfinite(v):
+                raise UserError(f"{name} must be finite, got {v!r}")
+        if self.sigma < 0.0:
+            raise UserError(f"sigma must be >= 0, got {self.sigma!r}")
+        n = self.n_steps
+        if n < 1 or abs(n * self.dt - self.T) > 1e-9 * self.T:
+            raise UserError(f"T ({self.T}) must be a whole number (>= 1) of steps dt ({self.dt})")
+        if int(self.seed) != self.seed or self.seed < 0:
+            raise UserError(f"seed must be an integer >= 0, got {self.seed!r}")
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["gammas"] = list(self.gammas)
+        d["n_steps"] = self.n_steps
+        return d
+
+
+@njit(**NJIT)
+def fill_probability(depth, A, k, dt):
+    """Probability that a quote ``depth`` away from the mid fills within ``dt``:
+    ``min(1, A * exp(-k * depth) * dt)``."""
+    p = A * math.exp(-k * depth) * dt
+    return p if p < 1.0 else 1.0
+
+
+@njit(**NJIT)
+def simulate(mid_up, u_bid, u_ask, strategy, s0, T, sigma, dt, A, k, gamma, q0, sym_spread,
+             path_out):
+    """Run one strategy over all paths with the given random draws.
+
+    ``mid_up``: bool[paths, n] (True: the mid moves up after step i); ``u_bid``/``u_ask``:
+    float64[paths, n] uniforms in [0, 1) (a side fills when its uniform is below its fill
+    probability). ``strategy``: STRATEGY_INVENTORY (A-S quotes with gamma, tau = T - t_i) or
+    STRATEGY_SYMMETRIC (mid -/+ sym_spread / 2). ``path_out``: float64[n + 1, 4] receiving path 0
+    as rows (mid, reservation price, bid, ask) at t_0 .. t_{n-1}, and (mid_T, mid_T, nan, nan).
+
+    Returns ``(cash, q, mid, n_bid_fills, n_ask_fills, mean_spread)``: final values per path and the
+    quoted spread averaged over all paths and steps.
+    """
+    paths, n = mid_up.shape
+    cash = np.zeros(paths)
+    q_out = np.empty(paths)
+    mid_out = np.empty(paths)
+    nb_out = np.zeros(paths, dtype=np.int64)
+    na_out = np.zeros(paths, dtype=np.int64)
+    ds = sigma * math.sqrt(dt)
+    half_sym = 0.5 * sym_spread
+    spread_sum = 0.0
+    for p in range(paths):
+        s = s0
+        q = q0
+        x = 0.0
+        nb = 0
+        na = 0
+        for i in range(n):
+            tau = T - i * dt
+            if strategy == STRATEGY_INVENTORY:
+                bid_depth, ask_depth = as_depths(q, gamma, sigma, k, tau)
+                r = as_reservation_price(s, q, gamma, sigma, tau)
+            else:
+                bid_depth = half_sym
+                ask_depth = half_sym
+                r = s
+            bid = s - bid_depth
+            ask = s + ask_depth
+            spread_sum += bid_depth + ask_depth
+            if p == 0:
+                path_out[i, 0] = s
+                path_out[i, 1] = r
+                path_out[i, 2] = bid
+                path_out[i, 3] = ask
+            if u_bid[p, i] < fill_probability(bid_depth, A, k, dt):
+                q += 1.0
+                x -= bid
+                nb += 1
+            if u_ask[p, i] < fill_probability(ask_depth, A, k, dt):
+                q -= 1.0
+                x += ask
+                na += 1
+            if mid_up[p, i]:
+                s += ds
+            else:
+                s -= ds
+        if p == 0:
+            path_out[n, 0] = s
+            path_out[n, 1] = s
+            path_out[n, 2] = np.nan
+            path_out[n, 3] = np.nan
+        cash[p] = x
+        q_out[p] = q
+        mid_out[p] = s
+        nb_out[p] = nb
+        na_out[p] = na
+    return cash, q_out, mid_out, nb_out, na_out, spread_sum / (paths * n)
+
+
+@njit(**NJIT)
+def mean_as_spread(gamma, sigma, k, T, dt, n):
+    """The A-S spread averaged over the step grid t_i = i * dt (what the inventory strategy quotes
+    on average: its spread does not depend on q or the mid)."""
+    acc = 0.0
+    for i in range(n):
+        acc += as_spread(gamma, sigma, k, T - i * dt)
+    return acc / n
+
+
+def draw(paths: int, n_steps: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The run's random numbers: ``(mid_up, u_bid, u_ask)``, each of shape (paths, n_steps)."""
+    rng = np.random.Generator(np.random.PCG64(seed))
+    mid_up = rng.random((paths, n_steps)) < 0.5
+    u_bid = rng.random((paths, n_steps))
+    u_ask = rng.random((paths, n_steps))
+    return mid_up, u_bid, u_ask
+
+
+@dataclass
+class StrategyRun:
+    """One (gamma, strategy) run: per-path final values and path 0."""
+
+    gamma: float
+    strategy: str
+    spread: float  # mean quoted spread over all paths and steps
+    cash: np.ndarray
+    q_final: np.ndarray
+    mid_final: np.ndarray
+    n_bid_fills: np.ndarray
+    n_ask_fills: np.ndarray
+    path: np.ndarray  # (n + 1, 4): mid, reservation price, bid, ask of path 0
+
+    @property
+    def profit(self) -> np.ndarray:
+        return self.cash + self.q_final * self.mid_final
+
+    def row(self) -> dict:
+        profit = self.profit
+        return dict(
+            gamma=float(self.gamma),
+            strategy=self.strategy,
+            spread=float(self.spread),
+            profit_mean=float(profit.mean()),
+            profit_std=float(profit.std()),
+            q_final_mean=float(self.q_final.mean()),
+            q_final_std=float(self.q_final.std()),
+        )
+
+
+@dataclass
+class AS2008Result:
+    params: AS2008Params
+    runs: list[StrategyRun] = field(default_factory=list)
+
+    @property
+    def rows(self) -> list[dict]:
+        return [r.row() for r in self.runs]
+
+    @property
+    def times(self) -> np.ndarray:
+        """t_0 .. t_n, matching the rows of each run's ``path``."""
+        return np.arange(self.params.n_steps + 1) * self.params.dt
+
+    def run(self, gamma: float, strategy: str) -> StrategyRun:
+        for r in self.runs:
+            if r.gamma == gamma and r.strategy == strategy:
+                return r
+        raise KeyError((gamma, strategy))
+
+    def to_json(self) -> dict:
+        """``{"paper": ..., "parameters": {...}, "rows": [...]}`` -- rows keyed as ROW_KEYS."""
+        return {
+            "paper": "Avellaneda & Stoikov (2008), High-frequency trading in a limit order book, "
+                     "section 3.3",
+            "parameters": self.params.to_dict(),
+            "rows": self.rows,
+        }
+
+
+def run_strategy(params: AS2008Params, gamma: float, strategy: str, draws, sym_spread: float = 0.0
+                 ) -> StrategyRun:
+    """Run one strategy on the given draws (see :func:`draw`)."""
+    mid_up, u_bid, u_ask = draws
+    sid = STRATEGY_NAMES.index(strategy)
+    if sid == STRATEGY_SYMMETRIC and not (math.isfinite(sym_spread) and sym_spread > 0.0):
+        raise UserError(f"the symmetric strategy needs a spread > 0, got {sym_spread!r}")
+    path = np.empty((mid_up.shape[1] + 1, 4))
+    cash, q, mid, nb, na, spread = simulate(
+        mid_up, u_bid, u_ask, sid, float(params.s0), float(params.T), float(params.sigma),
+        float(params.dt), float(params.A), float(params.k), float(gamma), float(params.q0),
+        float(sym_spread), path,
+    )
+    return StrategyRun(float(gamma), strategy, float(spread), cash, q, mid, nb, na, path)
+
+
+def run_as2008(params: AS2008Params | None = None, **overrides) -> AS2008Result:
+    """The paper's experiment: for each gamma, the inventory strategy, then the symmetric strategy
+    with the inventory strategy's mean spread, all on the same random draws.
+
+    ``run_as2008(paths=200, seed=1, gammas=(0.1,))`` overrides fields of :class:`AS2008Params`.
+    """
+    params = replace(params if params is not None else AS2008Params(), **overrides)
+    try:
+        gammas = tuple(float(g) for g in params.gammas)
+    except (TypeError, ValueError):
+        raise UserError(f"gammas must be numbers, got {params.gammas!r}") from None
+    params = replace(params, gammas=gammas)
+    params.validate()
+    draws = draw(int(params.paths), params.n_steps, int(params.seed))
+    result = AS2008Result(params)
+    for g in params.gammas:
+        inv = run_strategy(params, g, "inventory", draws)
+        sym = run_strategy(params, g, "symmetric", draws, sym_spread=inv.spread)
+        result.runs += [inv, sym]
+    return result
+
+
+def plot_as2008(result: AS2008Result, path: str) -> None:
+    """PNG: one sample path (mid, reservation price, bid, ask) of the inventory strategy for the
+    first gamma, and, per gamma, the profit histograms of both strategies (the paper's figures)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    gammas = result.params.gammas
+    n_hist = len(gammas)
+    fig, axes = plt.subplots(1 + n_hist, 1, figsize=(8, 3.2 * (1 + n_hist)), squeeze=False)
+    axes = axes[:, 0]
+    t = result.times
+    inv0 = result.run(gammas[0], "inventory")
+    ax = axes[0]
+    ax.plot(t, inv0.path[:, 0], color="black", lw=1.2, label="mid price")
+    ax.plot(t, inv0.path[:, 1], color="tab:purple", lw=1.0, label="reservation price")
+    ax.plot(t[:-1], inv0.path[:-1, 3], color="tab:red", lw=0.8, alpha=0.8, label="ask")
+    ax.plot(t[:-1], inv0.path[:-1, 2], color="tab:green", lw=0.8, alpha=0.8, label="bid")
+    ax.set_title(f"Inventory strategy, one sample path (gamma = {gammas[0]:g})")
+    ax.set_xlabel("time")
+    ax.set_ylabel("price")
+    ax.legend(loc="best", fontsize=8)
+    for ax, g in zip(axes[1:], gammas):
+        inv = result.run(g, "inventory").profit
+        sym = result.run(g, "symmetric").profit
+        lo, hi = min(inv.min(), sym.min()), max(inv.max(), sym.max())
+        bins = np.linspace(lo, hi, 41) if hi > lo else 10
+        ax.hist(inv, bins=bins, alpha=0.6, color="tab:blue", label="inventory strategy")
+        ax.hist(sym, bins=bins, alpha=0.5, color="tab:orange", label="symmetric strategy")
+        ax.set_title(f"Profit over {result.params.paths} paths (gamma = {g:g})")
+        ax.set_xlabel("profit")
+        ax.set_ylabel("paths")
+        ax.legend(loc="best", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
