@@ -41,7 +41,9 @@ def eng():
 
 
 def on_grid(px, tick):
-    return abs(px / tick - round(px / tick)) < 1e-9
+    """px is exactly the double nearest to a multiple of tick (tick = 1/integer here)."""
+    inv = round(1.0 / tick)
+    return px == round(px * inv) / inv
 
 
 def test_rounding_bid_down_ask_up():

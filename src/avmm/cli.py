@@ -26,6 +26,9 @@ app = typer.Typer(
 from avmm.replicate.cli import app as replicate_app  # noqa: E402
 
 app.add_typer(replicate_app, name="replicate")
+from avmm.backtest.cli import backtest_command  # noqa: E402
+
+app.command("backtest")(backtest_command)
 from avmm.data.cli import app as data_app  # noqa: E402
 
 app.add_typer(data_app, name="data")
@@ -110,6 +113,8 @@ def _click_exceptions():
 
 def main() -> None:
     cx = _click_exceptions()
+    exits = tuple(x for x in (typer.Exit, getattr(cx, "Exit", None)) if isinstance(x, type))
+    aborts = tuple(x for x in (typer.Abort, getattr(cx, "Abort", None)) if isinstance(x, type))
     try:
         app(standalone_mode=False)
     except UserError as e:
@@ -123,9 +128,9 @@ def main() -> None:
     except cx.ClickException as e:
         print(f"avmm: error: {' '.join(e.format_message().split())}", file=sys.stderr)
         sys.exit(e.exit_code)
-    except (typer.Exit, cx.Exit) as e:
+    except exits as e:
         sys.exit(e.exit_code)
-    except (typer.Abort, cx.Abort):
+    except aborts:
         print("avmm: aborted", file=sys.stderr)
         sys.exit(130)
     except KeyboardInterrupt:

@@ -1,0 +1,211 @@
+"""Binance public data archives (data.binance.vision): daily zip CSVs, spot and USD-M futures.
+
+File names: ``SYMBOL-KIND-YYYY-MM-DD.zip`` (or the extracted ``.csv``), KIND one of ``trades``,
+``aggTrades``, ``bookTicker``. Columns (a header row is optional; spot files have none):
+
+* trades:     ``id, price, qty, quote_qty, time, is_buyer_maker[, is_best_match]``
+* aggTrades:  ``agg_trade_id, price, quantity, first_trade_id, last_trade_id, transact_time,
+  is_buyer_maker[, is_best_match]``
+* bookTicker: ``update_id, best_bid_price, best_bid_qty, best_ask_price, best_ask_qty,
+  transaction_time, event_time``
+
+Times are ms (µs in spot files from 2025; detected per value). Trades have one clock, the
+exchange's: ``exch_ts == local_ts``, ``F_EXCH_TS`` set; aggressor = SELL when ``is_buyer_maker``.
+bookTicker: ``exch_ts`` = transaction time, ``local_ts`` = event time (the push time, the closest
+thing to a receive time). A repeated id / update id is a duplicate.
+"""
+
+from __future__ import annotations
+
+import re
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from avmm.data.common import (
+    Counters,
+    ProgressFn,
+    RecentIds,
+    check_price,
+    check_quotes,
+    check_size,
+    csv_batches,
+    to_float,
+    to_int,
+)
+from avmm.errors import UserError
+from avmm.events import BUY, EVENT_DTYPE, F_EXCH_TS, QUOTE, SELL, TRADE
+
+KINDS = ("trades", "aggTrades", "bookTicker")
+_NAME = re.compile(r"^(?P<symbol>[A-Z0-9]+)-(?P<kind>trades|aggTrades|bookTicker)-(?P<date>\d{4}-\d{2}(-\d{2})?)\.(zip|csv)$")
+
+COLS = {
+    "trades": ["id", "price", "qty", "quote_qty", "time", "is_buyer_maker", "is_best_match"],
+    "aggTrades": ["agg_trade_id", "price", "quantity", "first_trade_id", "last_trade_id",
+                  "transact_time", "is_buyer_maker", "is_best_match"],
+    "bookTicker": ["update_id", "best_bid_price", "best_bid_qty", "best_ask_price", "best_ask_qty",
+                   "transaction_time", "event_time"],
+}
+
+
+def parse_name(path: Path) -> dict | None:
+    m = _NAME.match(Path(path).name)
+    return m.groupdict() if m else None
+
+
+def looks_like(path: Path) -> bool:
+    return parse_name(path) is not None
+
+
+def to_ns(t: np.ndarray) -> np.ndarray:
+    """ms / µs / ns epoch timestamps -> ns (by magnitude)."""
+    return np.where(t < 10**14, t * 1_000_000, np.where(t < 10**17, t * 1000, t))
+
+
+def _first_line(f) -> bytes:
+    return f.readline(1 << 16).rstrip(b"\r\n")
+
+
+def read_binance_archive(
+    path: Path,
+    c: Counters,
+    symbol: str | None = None,
+    progress: ProgressFn | None = None,
+    block_size: int = 1 << 22,
+) -> Iterator[tuple[np.ndarray, np.ndarray, str]]:
+    path = Path(path)
+    info = parse_name(path)
+    if info is None:
+        raise UserError(f"{path}: not a Binance archive file name (SYMBOL-KIND-DATE.zip|csv)")
+    if symbol and symbol.upper() != info["symbol"]:
+        raise UserError(f"{path}: file is for {info['symbol']}, not {symbol.upper()}")
+    kind = info["kind"]
+    if path.suffix == ".zip":
+        try:
+            zf = zipfile.ZipFile(path)
+            members = [n for n in zf.namelist() if n.endswith(".csv")]
+            if not members:
+                raise UserError(f"{path}: zip archive without a CSV file")
+            with zf.open(members[0]) as f:
+                first = _first_line(f)
+            fh = zf.open(members[0])
+        except (zipfile.BadZipFile, OSError, EOFError) as e:
+            raise UserError(f"{path}: corrupt zip archive ({e})") from None
+        stream = pa.PythonFile(fh, mode="r")
+    else:
+        with open(path, "rb") as f:
+            first = _first_line(f)
+        stream = None
+        fh = None
+    ncols = first.count(b",") + 1
+    header = not first[:1].isdigit()
+    names = COLS[kind][:ncols] + [f"x{i}" for i in range(max(0, ncols - len(COLS[kind])))]
+    try:
+        if kind == "bookTicker":
+            yield from _book_ticker(path, c, names, header, stream, block_size)
+        else:
+            yield from _trades(path, c, names, header, stream, block_size, kind)
+    finally:
+        if fh is not None:
+            fh.close()
+    if progress is not None:
+        progress(path.stat().st_size)
+
+
+def _batches(path, c, names, include, header, stream, block_size):
+    if stream is None:
+        return csv_batches(path, c, include=include, column_names=names, skip_header=header,
+                           block_size=block_size)
+    return csv_batches(path, c, include=include, column_names=names, skip_header=header,
+                       block_size=block_size, stream=stream)
+
+
+def _trades(path, c, names, header, stream, block_size, kind):
+    name = path.name
+    if len(names) < 6:
+        raise UserError(f"{path}:1: {kind} archive needs at least 6 columns, found {len(names)}")
+    idc, pxc, qc = names[0], names[1], names[2]
+    tc = "time" if kind == "trades" else "transact_time"
+    mc = "is_buyer_maker"
+    recent = RecentIds()
+    for batch, first in _batches(path, c, names, [idc, pxc, qc, tc, mc], header, stream, block_size):
+        n = batch.num_rows
+        lines = np.arange(first, first + n, dtype=np.int64)
+        ids, b0 = to_int(batch.column(idc))
+        px, b1 = to_float(batch.column(pxc))
+        qty, b2 = to_float(batch.column(qc))
+        t, b3 = to_int(batch.column(tc))
+        mk = pc.utf8_lower(batch.column(mc))
+        maker = np.asarray(pc.equal(mk, "true").fill_null(False))
+        taker = np.asarray(pc.equal(mk, "false").fill_null(False))
+        nn = b0 | b1 | b2 | b3 | ~(maker | taker)
+        c.add_mask("non_numeric", nn, name, lines)
+        bad = nn.copy()
+        badt = ~bad & (t <= 0)
+        c.add_mask("bad_timestamp", badt, name, lines)
+        bad |= badt
+        ok = ~bad
+        bad[ok] |= check_price(px[ok], c, name, lines[ok]) | check_size(qty[ok], c, name, lines[ok])
+        dup = recent.dup(ids, ~bad)
+        c.add_mask("duplicate", dup, name, lines)
+        keep = ~(bad | dup)
+        m = int(keep.sum())
+        if not m:
+            continue
+        ts = to_ns(t[keep])
+        ev = np.empty(m, dtype=EVENT_DTYPE)
+        ev["exch_ts"] = ts
+        ev["local_ts"] = ts
+        ev["seq"] = ids[keep]
+        ev["px"] = px[keep]
+        ev["qty"] = qty[keep]
+        ev["px2"] = 0.0
+        ev["qty2"] = 0.0
+        ev["kind"] = TRADE
+        ev["side"] = np.where(maker[keep], SELL, BUY)
+        ev["flags"] = F_EXCH_TS
+        ev["level"] = -1
+        yield ev, lines[keep], str(path)
+
+
+def _book_ticker(path, c, names, header, stream, block_size):
+    name = path.name
+    if len(names) < 7:
+        raise UserError(f"{path}:1: bookTicker archive needs 7 columns, found {len(names)}")
+    recent = RecentIds()
+    for batch, first in _batches(path, c, names, names[:7], header, stream, block_size):
+        n = batch.num_rows
+        lines = np.arange(first, first + n, dtype=np.int64)
+        uid, b0 = to_int(batch.column(names[0]))
+        bp, b1 = to_float(batch.column(names[1]))
+        bq, b2 = to_float(batch.column(names[2]))
+        ap, b3 = to_float(batch.column(names[3]))
+        aq, b4 = to_float(batch.column(names[4]))
+        tt, b5 = to_int(batch.column(names[5]))
+        et, b6 = to_int(batch.column(names[6]))
+        nn = b0 | b1 | b2 | b3 | b4 | b5 | b6
+        c.add_mask("non_numeric", nn, name, lines)
+        bad = nn.copy()
+        badt = ~bad & ((tt <= 0) | (et <= 0))
+        c.add_mask("bad_timestamp", badt, name, lines)
+        bad |= badt
+        ev = np.empty(n, dtype=EVENT_DTYPE)
+        ev["exch_ts"] = to_ns(tt)
+        ev["local_ts"] = to_ns(et)
+        ev["seq"] = uid
+        ev["px"], ev["qty"], ev["px2"], ev["qty2"] = bp, bq, ap, aq
+        ev["kind"] = QUOTE
+        ev["side"] = 0
+        ev["flags"] = F_EXCH_TS
+        ev["level"] = -1
+        ok = ~bad
+        bad[ok] |= check_quotes(ev[ok], c, name, lines[ok])
+        dup = recent.dup(uid, ~bad)
+        c.add_mask("duplicate", dup, name, lines)
+        keep = ~(bad | dup)
+        if keep.any():
+            yield ev[keep], lines[keep], str(path)

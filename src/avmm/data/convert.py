@@ -1,0 +1,255 @@
+"""Conversion pipeline: detect formats, read, validate, reorder, merge, write the store.
+
+``convert(sources, out, fmt="auto", symbol=None, progress=None) -> ConvertSummary``
+
+Per source stream (a Binance websocket capture -- all its files chained so the book state carries
+over --, one tardis/archive file, one LOBSTER pair): reader -> ``reorder`` (bounded window) ->
+``merge_sorted`` over all streams -> ``write_events``. Memory is bounded by the chunk sizes and the
+reorder window, not by the input size. Every skipped or repaired record is counted by kind in the
+summary and stored in the metadata under ``counters`` (see ``common.ISSUE_HELP``).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from avmm.data import binance_archive, binance_ws, lobster, tardis
+from avmm.data.common import ISSUE_HELP, Counters, ProgressFn, file_size, merge_sorted, prefetch, reorder
+from avmm.data.store import write_events
+from avmm.errors import UserError
+from avmm.events import KIND_NAMES
+
+FORMATS = ("auto", "binance-ws", "binance-archive", "tardis", "lobster")
+DEFAULT_REORDER_WINDOW_MS = 1000.0
+CONVERT_VERSION = 1
+
+
+@dataclass
+class ConvertSummary:
+    sources: list[str]
+    out: str
+    formats: list[str]
+    symbol: str | None
+    rows: int
+    kinds: dict[str, int]
+    issues: dict[str, int]
+    notes: dict[str, list[str]]
+    seconds: float
+    events_per_s: float
+    bytes_in: int
+    meta: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {
+            "sources": self.sources,
+            "out": self.out,
+            "formats": self.formats,
+            "symbol": self.symbol,
+            "rows": self.rows,
+            "kinds": self.kinds,
+            "issues": self.issues,
+            "notes": self.notes,
+            "seconds": self.seconds,
+            "events_per_s": self.events_per_s,
+            "bytes_in": self.bytes_in,
+        }
+
+    def lines(self) -> list[str]:
+        out = [
+            f"wrote {self.rows:,} events to {self.out} ({', '.join(self.formats)}, symbol {self.symbol})"
+            f" in {self.seconds:.2f} s, {self.events_per_s / 1e6:.2f} M events/s",
+            "  by kind: " + ", ".join(f"{k} {v:,}" for k, v in self.kinds.items() if v),
+        ]
+        if not self.issues:
+            out.append("  no skipped or repaired records")
+        else:
+            out.append("  skipped / repaired / noted records by kind:")
+            for k, v in sorted(self.issues.items()):
+                help_ = ISSUE_HELP.get(k, "")
+                ex = self.notes.get(k) or []
+                where = f"  e.g. {'; '.join(ex[:3])}" if ex else ""
+                out.append(f"    {k:<20} {v:>10,}  {help_}{where}")
+        return out
+
+
+def detect_format(path: Path) -> str | None:
+    path = Path(path)
+    if binance_archive.looks_like(path):
+        return "binance-archive"
+    if lobster.looks_like(path):
+        return "lobster"
+    if tardis.detect_kind(path) is not None:
+        return "tardis"
+    if binance_ws.looks_like(path):
+        return "binance-ws"
+    return None
+
+
+def _expand(sources: list[Path]) -> list[Path]:
+    files: list[Path] = []
+    for s in sources:
+        s = Path(s)
+        if s.is_dir():
+            for f in sorted(s.iterdir()):
+                if f.is_file() and not f.name.startswith(".") and detect_format(f) is not None:
+                    files.append(f)
+        elif s.is_file():
+            files.append(s)
+        else:
+            raise UserError(f"{s}: no such file or directory")
+    if not files:
+        raise UserError("no input files (" + ", ".join(str(s) for s in sources) + ")")
+    return files
+
+
+def _guard(it: Iterator, path: Path) -> Iterator:
+    """Turn an unexpected reader exception into a one-line user error naming the file."""
+    try:
+        yield from it
+    except UserError:
+        raise
+    except (ValueError, OSError, KeyError, IndexError, TypeError, EOFError) as e:
+        raise UserError(f"{path}: cannot convert ({type(e).__name__}: {e})") from None
+
+
+def _tardis_stream(f: Path, symbol: str | None, window: int):
+    def make(c: Counters, progress: ProgressFn | None) -> Iterator[np.ndarray]:
+        return reorder(_guard(tardis.read_tardis(f, c, symbol, progress), f), window, c)
+
+    return make
+
+
+def convert(
+    sources: list[Path],
+    out: Path,
+    fmt: str = "auto",
+    symbol: str | None = None,
+    progress: Callable[[int, int], ProgressFn] | ProgressFn | None = None,
+    reorder_window_ms: float = DEFAULT_REORDER_WINDOW_MS,
+) -> ConvertSummary:
+    """Convert ``sources`` to the event store ``out``.
+
+    ``progress``: called with the number of input bytes consumed since the last call (the total,
+    ``summary.bytes_in``, is known up front from the file sizes: see ``total_bytes``).
+    """
+    if fmt not in FORMATS:
+        raise UserError(f"unknown format {fmt!r} (one of {', '.join(FORMATS)})")
+    if not (reorder_window_ms >= 0):
+        raise UserError("--reorder-window-ms must be >= 0")
+    files = _expand([Path(s) for s in sources])
+    out = Path(out)
+    if any(f.resolve() == out.resolve() for f in files):
+        raise UserError(f"{out}: output would overwrite an input")
+    by_fmt: dict[str, list[Path]] = {}
+    for f in files:
+        ff = fmt if fmt != "auto" else detect_format(f)
+        if ff is None:
+            raise UserError(f"{f}:1: cannot detect the format (use --format)")
+        by_fmt.setdefault(ff, []).append(f)
+
+    c = Counters()
+    window = int(reorder_window_ms * 1e6)
+    streams: list[Iterator[np.ndarray]] = []
+    symbols: list[str] = []
+    for ff, fs in by_fmt.items():
+        if ff == "binance-ws":
+            streams.append(reorder(_guard(binance_ws.read_binance_ws(fs, c, symbol, progress), fs[0]), window, c))
+        elif ff == "tardis":
+            for f in fs:  # one worker thread per file (see ``prefetch``)
+                streams.append(prefetch(_tardis_stream(f, symbol, window), c, progress))
+        elif ff == "binance-archive":
+            for f in fs:
+                info = binance_archive.parse_name(f)
+                if info:
+                    symbols.append(info["symbol"])
+                streams.append(reorder(_guard(binance_archive.read_binance_archive(f, c, symbol, progress), f), window, c))
+        elif ff == "lobster":
+            for msg, ob in lobster.pair_files(fs):
+                symbols.append(lobster.parse_name(msg)["ticker"])
+                streams.append(reorder(_guard(lobster.read_lobster(msg, ob, c, progress), msg), window, c))
+    kinds = np.zeros(256, dtype=np.int64)
+    meta: dict = {
+        "symbol": symbol.upper() if symbol else None,
+        "source": "+".join(by_fmt),
+        "sources": [f.name for f in files],
+        "tick_size": None,
+        "lot_size": None,
+        "convert_version": CONVERT_VERSION,
+        "reorder_window_ms": reorder_window_ms,
+        "counters": c.issues,
+    }
+
+    def counted() -> Iterator[np.ndarray]:
+        for ch in merge_sorted(streams):
+            kinds[:] += np.bincount(ch["kind"], minlength=256)
+            yield ch
+        if meta["symbol"] is None:
+            meta["symbol"] = _symbol_of(by_fmt, symbols)
+        meta["kinds"] = {KIND_NAMES[k]: int(kinds[k]) for k in KIND_NAMES}
+
+    t0 = time.perf_counter()
+    rows = write_events(out, counted(), meta)
+    dt = time.perf_counter() - t0
+    return ConvertSummary(
+        sources=[str(f) for f in files],
+        out=str(out),
+        formats=list(by_fmt),
+        symbol=meta["symbol"],
+        rows=rows,
+        kinds={KIND_NAMES[k]: int(kinds[k]) for k in KIND_NAMES},
+        issues=dict(c.issues),
+        notes={k: list(v) for k, v in c.notes.items()},
+        seconds=dt,
+        events_per_s=rows / dt if dt > 0 else 0.0,
+        bytes_in=file_size(files),
+        meta=meta,
+    )
+
+
+def total_bytes(sources: list[Path]) -> int:
+    """Total input size (for a progress bar)."""
+    try:
+        return file_size(_expand([Path(s) for s in sources]))
+    except UserError:
+        return 0
+
+
+def _symbol_of(by_fmt: dict[str, list[Path]], symbols: list[str]) -> str | None:
+    if symbols:
+        return symbols[0]
+    for ff, fs in by_fmt.items():
+        if ff == "tardis":
+            from avmm.data.common import read_first_line, open_text_lines
+
+            try:
+                with open_text_lines(fs[0]) as f:
+                    f.readline()
+                    row = f.readline().decode("utf-8", "replace").split(",")
+                hdr = read_first_line(fs[0]).decode().split(",")
+                return row[hdr.index("symbol")].upper()
+            except (OSError, ValueError, IndexError, EOFError):
+                return None
+        if ff == "binance-ws":
+            import re
+
+            for f in fs:
+                m = re.search(r"([a-z0-9]+)@", (f.name + " ").lower())
+                if m:
+                    return m.group(1).upper()
+                try:
+                    from avmm.data.common import open_text_lines
+
+                    with open_text_lines(f) as fh:
+                        for _ in range(50):
+                            line = fh.readline()
+                            m = re.search(rb'"s":"([A-Za-z0-9]+)"', line)
+                            if m:
+                                return m.group(1).decode().upper()
+                except (OSError, EOFError):
+                    pass
+    return None

@@ -1,0 +1,323 @@
+"""LOBSTER ``message`` + ``orderbook`` file pairs (any level; plain or gzip; with or without header).
+
+File names follow LOBSTER: ``TICKER_YYYY-MM-DD_START_END_message_L.csv`` and ``..._orderbook_L.csv``.
+Times are seconds after midnight in New York time (converted to UTC ns with the file's date);
+prices are USD x 10000. LOBSTER has one clock, the exchange's: ``exch_ts == local_ts``,
+``F_EXCH_TS`` set.
+
+* message type 4 (visible execution) or 5 (hidden execution) -> TRADE at ``Price``, ``Size``; the
+  aggressor is opposite to the resting order's ``Direction``; ``seq`` = order id.
+* orderbook row i (the book after message i) -> QUOTE from level 1 when the top of book changed.
+  Deeper levels are read past (only level 1 feeds quotes). A side with LOBSTER's dummy price
+  (+-9999999999, empty book side) gives no quote (counted ``empty_book_side``).
+* type 7 (trading halt) is counted (``trading_halt``). LOBSTER messages carry no unique id and
+  identical rows are genuine (e.g. several hidden executions at one rounded time), so there is no
+  duplicate detection for LOBSTER.
+
+The two files are read in lockstep; a final row present in only one of them (e.g. a truncated last
+line) is counted ``unpaired_row``. A malformed row in the middle of either file breaks the pairing
+and stops the conversion with the file and line.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import gzip
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+from avmm.data.common import (
+    Counters,
+    ProgressFn,
+    check_price,
+    check_quotes,
+    check_size,
+    csv_batches,
+    is_gzip,
+    read_first_line,
+    to_float,
+    to_int,
+)
+from avmm.errors import UserError
+from avmm.events import EVENT_DTYPE, F_EXCH_TS, QUOTE, TRADE
+
+MSG_COLS = ["Time", "Type", "OrderId", "Size", "Price", "Direction"]
+OB_COLS = ["AskPrice1", "AskSize1", "BidPrice1", "BidSize1"]
+_NAME = re.compile(r"^(?P<ticker>[^_]+)_(?P<date>\d{4}-\d{2}-\d{2})_(?P<a>\d+)_(?P<b>\d+)_(?P<what>message|orderbook)_(?P<lvl>\d+)")
+DUMMY = 9_999_999_999
+
+
+def parse_name(path: Path) -> dict | None:
+    m = _NAME.match(Path(path).name)
+    return m.groupdict() if m else None
+
+
+def pair_files(paths: list[Path]) -> list[tuple[Path, Path]]:
+    """Group message/orderbook files into pairs (a lone file's partner is looked up beside it)."""
+    pairs: dict[Path, Path] = {}
+    for p in paths:
+        p = Path(p)
+        info = parse_name(p)
+        if info is None:
+            raise UserError(f"{p}: not a LOBSTER file name (TICKER_DATE_START_END_message|orderbook_LEVEL.csv)")
+        if info["what"] == "message":
+            msg = p
+            ob = p.with_name(p.name.replace("_message_", "_orderbook_", 1))
+        else:
+            ob = p
+            msg = p.with_name(p.name.replace("_orderbook_", "_message_", 1))
+        if not msg.exists():
+            raise UserError(f"{ob}: its LOBSTER message file {msg.name} is missing")
+        if not ob.exists():
+            raise UserError(f"{msg}: its LOBSTER orderbook file {ob.name} is missing")
+        pairs[msg] = ob
+    return sorted(pairs.items())
+
+
+def looks_like(path: Path) -> bool:
+    return parse_name(path) is not None
+
+
+def midnight_ns(date: str) -> int:
+    """UTC ns of midnight New York time on ``date``."""
+    d = dt.date.fromisoformat(date)
+    try:
+        from zoneinfo import ZoneInfo
+
+        tz = ZoneInfo("America/New_York")
+    except Exception:  # no tz database: fall back to EST/EDT by the US DST rule of thumb
+        tz = None
+    if tz is not None:
+        t = dt.datetime(d.year, d.month, d.day, tzinfo=tz)
+        return int(t.timestamp()) * 1_000_000_000
+    edt = 3 <= d.month <= 10
+    return int(dt.datetime(d.year, d.month, d.day, tzinfo=dt.timezone(dt.timedelta(hours=-4 if edt else -5))).timestamp()) * 1_000_000_000
+
+
+def _has_header(path: Path) -> bool:
+    first = read_first_line(path).split(b",", 1)[0].strip()
+    try:
+        float(first)
+        return False
+    except ValueError:
+        return True
+
+
+def _ncols(path: Path) -> int:
+    return read_first_line(path).count(b",") + 1
+
+
+def _last_line(path: Path) -> bytes:
+    if is_gzip(path):
+        last = b""
+        with gzip.open(path, "rb") as f:
+            for line in f:
+                last = line
+        return last.rstrip(b"\r\n")
+    with open(path, "rb") as f:
+        f.seek(0, 2)
+        size = f.tell()
+        f.seek(max(0, size - 65536))
+        tail = f.read()
+    tail = tail.rstrip(b"\r\n") if not tail.endswith(b"\n") else tail[:-1].rstrip(b"\r")
+    return tail.rsplit(b"\n", 1)[-1]
+
+
+def _msg_chunks(path: Path, c: Counters, progress) -> Iterator[tuple[dict, int]]:
+    hdr = _has_header(path)
+    n = _ncols(path)
+    names = MSG_COLS + [f"extra{i}" for i in range(max(0, n - len(MSG_COLS)))]
+    for batch, first in csv_batches(path, c, include=MSG_COLS, column_names=names, skip_header=hdr,
+                                    progress=progress):
+        t, b0 = to_float(batch.column("Time"))
+        typ, b1 = to_int(batch.column("Type"))
+        oid, b2 = to_int(batch.column("OrderId"))
+        size, b3 = to_float(batch.column("Size"))
+        price, b4 = to_float(batch.column("Price"))
+        d, b5 = to_int(batch.column("Direction"))
+        yield dict(t=t, typ=typ, oid=oid, size=size, price=price, d=d, bad=b0 | b1 | b2 | b3 | b4 | b5,
+                   line=np.arange(first, first + batch.num_rows, dtype=np.int64)), batch.num_rows
+
+
+def _ob_chunks(path: Path, c: Counters, progress) -> Iterator[tuple[dict, int]]:
+    hdr = _has_header(path)
+    n = _ncols(path)
+    if n < 4 or n % 4:
+        raise UserError(f"{path}:1: a LOBSTER orderbook file has 4 x level columns, found {n}")
+    names = OB_COLS + [f"c{i}" for i in range(n - 4)]
+    for batch, first in csv_batches(path, c, include=OB_COLS, column_names=names, skip_header=hdr,
+                                    progress=progress):
+        ap, b0 = to_float(batch.column("AskPrice1"))
+        asz, b1 = to_float(batch.column("AskSize1"))
+        bp, b2 = to_float(batch.column("BidPrice1"))
+        bsz, b3 = to_float(batch.column("BidSize1"))
+        yield dict(ap=ap, asz=asz, bp=bp, bsz=bsz, bad=b0 | b1 | b2 | b3,
+                   line=np.arange(first, first + batch.num_rows, dtype=np.int64)), batch.num_rows
+
+
+class _Aligned:
+    """Pull rows from a chunk stream ``n`` at a time."""
+
+    def __init__(self, it):
+        self.it = it
+        self.buf: dict | None = None
+        self.done = False
+
+    def avail(self) -> int:
+        while not self.done and (self.buf is None or len(self.buf["line"]) == 0):
+            try:
+                self.buf, _ = next(self.it)
+            except StopIteration:
+                self.done = True
+        return 0 if self.buf is None else len(self.buf["line"])
+
+    def take(self, n: int) -> dict:
+        out = {k: v[:n] for k, v in self.buf.items()}
+        self.buf = {k: v[n:] for k, v in self.buf.items()}
+        return out
+
+
+def read_lobster(
+    msg_path: Path,
+    ob_path: Path,
+    c: Counters,
+    progress: ProgressFn | None = None,
+) -> Iterator[tuple[np.ndarray, np.ndarray, str]]:
+    msg_path, ob_path = Path(msg_path), Path(ob_path)
+    info = parse_name(msg_path)
+    if info is None:
+        raise UserError(f"{msg_path}: not a LOBSTER message file name")
+    base = midnight_ns(info["date"])
+    cm, co = Counters(), Counters()  # per-file CSV problems, to check the pairing at the end
+    M = _Aligned(_msg_chunks(msg_path, cm, progress))
+    O = _Aligned(_ob_chunks(ob_path, co, progress))
+    name = msg_path.name
+    prev_q = None  # last emitted quote (bp, bsz, ap, asz)
+    n_msg = n_ob = 0
+    while True:
+        a, b = M.avail(), O.avail()
+        if a == 0 or b == 0:
+            break
+        n = min(a, b)
+        m, o = M.take(n), O.take(n)
+        n_msg += n
+        n_ob += n
+        lines = m["line"]
+        ts = base + np.rint(m["t"] * 1e9).astype(np.int64)
+        bad_m = m["bad"] | ~np.isfinite(m["t"]) | (m["t"] < 0)
+        c.add_mask("non_numeric", m["bad"], name, lines)
+        c.add_mask("trading_halt", (m["typ"] == 7) & ~bad_m, name, lines)
+        # trades
+        is_tr = ((m["typ"] == 4) | (m["typ"] == 5)) & ~bad_m
+        tpx = m["price"] / 1e4
+        if is_tr.any():
+            ti = np.flatnonzero(is_tr)
+            badp = check_price(tpx[ti], c, name, lines[ti]) | check_size(m["size"][ti], c, name, lines[ti])
+            is_tr[ti[badp]] = False
+        # quotes: after every message, when the top of book changed
+        ob_bad = o["bad"]
+        c.add_mask("non_numeric", ob_bad, ob_path.name, o["line"])
+        empty = ~ob_bad & ((np.abs(o["ap"]) >= DUMMY) | (np.abs(o["bp"]) >= DUMMY))
+        c.add_mask("empty_book_side", empty, ob_path.name, o["line"])
+        qv = ~ob_bad & ~empty & ~bad_m
+        bp, bsz, ap, asz = o["bp"] / 1e4, o["bsz"], o["ap"] / 1e4, o["asz"]
+        changed = np.ones(n, dtype=bool)
+        # compare with the previous *valid* quote: carry forward by index of last valid row
+        vi = np.flatnonzero(qv)
+        if len(vi):
+            cur = np.stack([bp[vi], bsz[vi], ap[vi], asz[vi]], axis=1)
+            prv = np.empty_like(cur)
+            prv[1:] = cur[:-1]
+            prv[0] = prev_q if prev_q is not None else np.nan
+            ch = np.any(cur != prv, axis=1)
+            changed[:] = False
+            changed[vi] = ch
+            prev_q = cur[-1].copy()
+        else:
+            changed[:] = False
+        qrow = qv & changed
+        n_t, n_q = int(is_tr.sum()), int(qrow.sum())
+        ev = np.zeros(n_t + n_q, dtype=EVENT_DTYPE)
+        # interleave: per message row, the trade first, then the quote
+        order_key = np.concatenate([np.flatnonzero(is_tr) * 2, np.flatnonzero(qrow) * 2 + 1])
+        src_row = np.concatenate([np.flatnonzero(is_tr), np.flatnonzero(qrow)])
+        is_trade_row = np.concatenate([np.ones(n_t, bool), np.zeros(n_q, bool)])
+        o_ = np.argsort(order_key, kind="stable")
+        src_row, is_trade_row = src_row[o_], is_trade_row[o_]
+        ev["exch_ts"] = ts[src_row]
+        ev["local_ts"] = ts[src_row]
+        ev["flags"] = F_EXCH_TS
+        ev["level"] = -1
+        ev["kind"] = np.where(is_trade_row, TRADE, QUOTE)
+        ev["seq"] = np.where(is_trade_row, m["oid"][src_row], 0)
+        ev["side"] = np.where(is_trade_row, -np.sign(m["d"][src_row]), 0).astype(np.int8)
+        ev["px"] = np.where(is_trade_row, tpx[src_row], bp[src_row])
+        ev["qty"] = np.where(is_trade_row, m["size"][src_row], bsz[src_row])
+        ev["px2"] = np.where(is_trade_row, 0.0, ap[src_row])
+        ev["qty2"] = np.where(is_trade_row, 0.0, asz[src_row])
+        ln = lines[src_row]
+        q = ~is_trade_row
+        if q.any():
+            badq = np.zeros(len(ev), dtype=bool)
+            badq[q] = check_quotes(ev[q], c, ob_path.name, ln[q])
+            if badq.any():
+                ev, ln = ev[~badq], ln[~badq]
+        if len(ev):
+            yield ev, ln, str(msg_path)
+    # the rest of the longer file, if any, is unpaired
+    extra_m = extra_o = 0
+    while M.avail():
+        extra_m += len(M.take(M.avail())["line"])
+    while O.avail():
+        extra_o += len(O.take(O.avail())["line"])
+    _check_pairing(msg_path, ob_path, cm, co, n_msg + extra_m, n_ob + extra_o, c)
+    if extra_m or extra_o:
+        c.add("unpaired_row", extra_m + extra_o,
+              f"{(msg_path if extra_m else ob_path).name}:{n_msg + 2}: no partner row")
+
+
+def _check_pairing(msg_path, ob_path, cm: Counters, co: Counters, rows_m: int, rows_o: int, c: Counters):
+    """Merge the per-file CSV counters; a skipped row that is not the last line misaligns the
+    two files: that is not recoverable."""
+    for path, cc, rows in ((msg_path, cm, rows_m), (ob_path, co, rows_o)):
+        skipped = cc.issues.get("truncated_line", 0) + cc.issues.get("malformed_row", 0)
+        if skipped:
+            ok = skipped == 1
+            if ok:
+                last = _last_line(path).decode("utf-8", "replace")
+                note = (cc.notes.get("truncated_line") or cc.notes.get("malformed_row") or [""])[0]
+                ok = note.endswith(repr(last[:60]))
+            if not ok:
+                lineno = _find_line(path, cc)
+                raise UserError(
+                    f"{path}:{lineno}: malformed LOBSTER row in the middle of the file breaks the "
+                    f"message/orderbook pairing"
+                )
+        for k, v in cc.issues.items():
+            c.issues[k] = c.issues.get(k, 0) + v
+            c.notes.setdefault(k, []).extend(cc.notes.get(k, [])[:5])
+
+
+def _find_line(path: Path, cc: Counters) -> int:
+    """Line number of the first skipped row (searched by its text)."""
+    note = (cc.notes.get("truncated_line") or cc.notes.get("malformed_row") or [""])[0]
+    m = re.search(r": (\d+) fields: (.*)$", note)
+    if not m:
+        return 0
+    import ast
+
+    try:
+        text = ast.literal_eval(m.group(2)).encode()
+    except (ValueError, SyntaxError):
+        return 0
+    opener = gzip.open if is_gzip(path) else open
+    with opener(path, "rb") as f:
+        for i, line in enumerate(f, 1):
+            if line.rstrip(b"\r\n").startswith(text) and len(line.rstrip(b"\r\n")) == len(text) or (
+                len(text) == 60 and line.startswith(text)
+            ):
+                return i
+    return 0

@@ -1,0 +1,292 @@
+"""The event store: one Parquet file of ``EVENT_DTYPE`` rows sorted by ``local_ts``.
+
+* ``write_events(path, chunks, meta)`` streams chunks into row groups of about ``ROW_GROUP_ROWS``
+  rows (memory: one row group), then stores ``meta`` as JSON under the key ``avmm`` of the Parquet
+  key-value metadata. ``meta`` is serialised *after* the last chunk, so a generator feeding the
+  chunks may still fill in its counters; ``tick_size`` / ``lot_size`` are inferred from the data
+  when missing or None.
+* ``iter_columns(path, chunk_events)`` yields ``EventColumns`` (one contiguous NumPy array per
+  field, zero-copy from Arrow) -- the fast path for the backtester.
+* ``iter_events`` / ``read_events`` give structured ``EVENT_DTYPE`` arrays (convenience).
+
+Columns are stored uncompressed without dictionary encoding: the store is read far more often
+than written, and plain encoding decodes at memory speed (see benchmarks/data_bench.py).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from avmm.data import _fast
+from avmm.errors import UserError
+from avmm.events import ARROW_SCHEMA, CLEAR, EVENT_DTYPE, QUOTE, TRADE, DEPTH, SNAPSHOT
+
+SCHEMA_VERSION = 1
+META_KEY = b"avmm"
+ROW_GROUP_ROWS = 1 << 20
+
+
+class EventColumns(NamedTuple):
+    """One chunk of the store as column arrays (fields exactly ``EVENT_DTYPE.names``)."""
+
+    exch_ts: np.ndarray
+    local_ts: np.ndarray
+    seq: np.ndarray
+    px: np.ndarray
+    qty: np.ndarray
+    px2: np.ndarray
+    qty2: np.ndarray
+    kind: np.ndarray
+    side: np.ndarray
+    flags: np.ndarray
+    level: np.ndarray
+
+
+assert EventColumns._fields == EVENT_DTYPE.names
+
+
+# ---------------------------------------------------------------- grid inference
+_GRID = sorted({m * 10.0**e for e in range(-10, 5) for m in (1.0, 2.0, 2.5, 5.0)}, reverse=True)
+
+
+class GridSampler:
+    """Collects a bounded sample of values and infers the coarsest grid they all lie on."""
+
+    def __init__(self, cap: int = 200_000):
+        self.cap = cap
+        self.parts: list[np.ndarray] = []
+        self.n = 0
+
+    def add(self, v: np.ndarray) -> None:
+        if self.n >= self.cap:
+            return
+        if len(v) > 20_000:  # a strided sample per chunk is plenty to find the grid
+            v = v[:: len(v) // 20_000]
+        self._add_sample(v)
+
+    def add_where(self, v: np.ndarray, idx: np.ndarray) -> None:
+        """``add(v[idx])`` for an index array, gathering only the sampled rows."""
+        if self.n >= self.cap:
+            return
+        if len(idx) > 20_000:
+            idx = idx[:: len(idx) // 20_000]
+        self._add_sample(v[idx])
+
+    def _add_sample(self, v: np.ndarray) -> None:
+        v = v[np.isfinite(v) & (v > 0)]
+        if len(v) == 0:
+            return
+        v = np.unique(v[: self.cap - self.n])
+        self.parts.append(v)
+        self.n += len(v)
+
+    def infer(self) -> float | None:
+        if not self.parts:
+            return None
+        v = np.unique(np.concatenate(self.parts))
+        return infer_grid(v)
+
+
+def infer_grid(v: np.ndarray) -> float | None:
+    """The largest of 1, 2, 2.5, 5 x 10^e (1e-10 .. 5e4) dividing every value, else None."""
+    v = np.asarray(v, dtype=np.float64)
+    v = v[np.isfinite(v) & (v > 0)]
+    if len(v) == 0:
+        return None
+    for g in _GRID:
+        if g > v.min() * 1.000001:
+            continue
+        r = v / g
+        if np.all(np.abs(r - np.rint(r)) <= 1e-6 + 1e-12 * r):
+            return float(f"{g:.12g}")
+    return None
+
+
+class GridInference:
+    """Tick size from quoted / book prices (trade prices only when there are none: trades may
+    print between ticks, e.g. mid-point executions); lot size from trade sizes (else quoted)."""
+
+    def __init__(self):
+        self.tick_book, self.tick_trade = GridSampler(), GridSampler()
+        self.lot_trade, self.lot_book = GridSampler(), GridSampler()
+
+    def add(self, kind: np.ndarray, px: np.ndarray, qty: np.ndarray, px2: np.ndarray, qty2: np.ndarray) -> None:
+        kind = np.ascontiguousarray(kind)
+        q = np.flatnonzero(kind == QUOTE)
+        b = np.flatnonzero((kind == DEPTH) | (kind == SNAPSHOT))
+        t = np.flatnonzero(kind == TRADE)
+        if len(q):
+            self.tick_book.add_where(px, q)
+            self.tick_book.add_where(px2, q)
+            self.lot_book.add_where(qty, q)
+            self.lot_book.add_where(qty2, q)
+        if len(b):
+            self.tick_book.add_where(px, b)
+        if len(t):
+            self.tick_trade.add_where(px, t)
+            self.lot_trade.add_where(qty, t)
+
+    def tick(self) -> float | None:
+        return self.tick_book.infer() or self.tick_trade.infer()
+
+    def lot(self) -> float | None:
+        return self.lot_trade.infer() or self.lot_book.infer()
+
+
+# ---------------------------------------------------------------- write
+def _to_table(ev: np.ndarray) -> pa.Table:
+    arrays = [pa.array(np.ascontiguousarray(ev[name])) for name in EVENT_DTYPE.names]
+    return pa.Table.from_arrays(arrays, schema=ARROW_SCHEMA)
+
+
+def write_events(path, chunks: Iterable[np.ndarray], meta: dict) -> int:
+    """Write ``EVENT_DTYPE`` chunks (sorted by ``local_ts``) to a Parquet store; returns rows.
+
+    The file is written to ``path + '.tmp'`` and renamed when complete.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    grid = GridInference()
+    rows = 0
+    last_ts = np.iinfo(np.int64).min
+    first_ts = None
+    buf: list[np.ndarray] = []
+    nbuf = 0
+    writer = pq.ParquetWriter(
+        str(tmp),
+        ARROW_SCHEMA,
+        compression="none",
+        use_dictionary=False,
+        write_statistics=["local_ts"],
+        data_page_size=1 << 20,
+    )
+
+    def flush() -> None:
+        nonlocal buf, nbuf
+        if not buf:
+            return
+        arrays = [pa.array(a) for a in _fast.unpack(buf)]  # one pass, no concatenation
+        writer.write_table(pa.Table.from_arrays(arrays, schema=ARROW_SCHEMA), row_group_size=max(nbuf, 1))
+        buf, nbuf = [], 0
+
+    try:
+        for ch in chunks:
+            if len(ch) == 0:
+                continue
+            if ch.dtype != EVENT_DTYPE:
+                raise TypeError(f"write_events: chunk dtype {ch.dtype} is not EVENT_DTYPE")
+            lt = ch["local_ts"]
+            if lt[0] < last_ts or (len(lt) > 1 and np.any(lt[1:] < lt[:-1])):
+                raise ValueError("write_events: chunks are not sorted by local_ts")
+            if first_ts is None:
+                first_ts = int(lt[0])
+            last_ts = int(lt[-1])
+            grid.add(ch["kind"], ch["px"], ch["qty"], ch["px2"], ch["qty2"])
+            rows += len(ch)
+            # row groups of ~ROW_GROUP_ROWS rows (or the chunk size, if chunks are larger)
+            if nbuf + len(ch) > ROW_GROUP_ROWS and nbuf:
+                flush()
+            buf.append(ch)
+            nbuf += len(ch)
+            if nbuf >= ROW_GROUP_ROWS:
+                flush()
+        flush()
+        m = dict(meta)
+        m.setdefault("symbol", None)
+        m.setdefault("source", None)
+        if m.get("tick_size") is None:
+            m["tick_size"] = grid.tick()
+        if m.get("lot_size") is None:
+            m["lot_size"] = grid.lot()
+        m["schema_version"] = SCHEMA_VERSION
+        m["rows"] = rows
+        m["start_ns"] = first_ts
+        m["end_ns"] = last_ts if rows else None
+        writer.add_key_value_metadata({META_KEY: json.dumps(m, default=_json_default).encode()})
+        writer.close()
+        writer = None
+        os.replace(tmp, path)
+    finally:
+        if writer is not None:
+            writer.close()
+        if tmp.exists():
+            tmp.unlink()
+    return rows
+
+
+def _json_default(o):
+    if isinstance(o, np.integer):
+        return int(o)
+    if isinstance(o, np.floating):
+        return float(o)
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"not JSON serialisable: {type(o)}")
+
+
+# ---------------------------------------------------------------- read
+def _open(path) -> pq.ParquetFile:
+    path = Path(path)
+    try:
+        pf = pq.ParquetFile(str(path), memory_map=True)
+    except FileNotFoundError:
+        raise UserError(f"{path}: no such file") from None
+    except (OSError, pa.ArrowException) as e:
+        raise UserError(f"{path}: not a Parquet event store ({e})") from None
+    names = pf.schema_arrow.names
+    if names != list(EVENT_DTYPE.names):
+        raise UserError(f"{path}: not an avmm event store (columns {names})")
+    return pf
+
+
+def read_meta(path) -> dict:
+    """The store's metadata dict (symbol, source, tick_size, lot_size, counters, ...)."""
+    pf = _open(path)
+    kv = pf.schema_arrow.metadata or {}
+    raw = kv.get(META_KEY)
+    if raw is None:  # written by the footer key-value metadata
+        kv = pf.metadata.metadata or {}
+        raw = kv.get(META_KEY)
+    meta = json.loads(raw) if raw else {}
+    meta.setdefault("rows", pf.metadata.num_rows)
+    return meta
+
+
+def iter_columns(path, chunk_events: int = 1 << 20) -> Iterator[EventColumns]:
+    """Stream the store as ``EventColumns`` chunks of at most ``chunk_events`` rows."""
+    pf = _open(path)
+    for batch in pf.iter_batches(batch_size=int(chunk_events), use_threads=True):
+        yield EventColumns(*(_np(batch.column(i)) for i in range(batch.num_columns)))
+
+
+def _np(a: pa.Array) -> np.ndarray:
+    try:
+        return a.to_numpy(zero_copy_only=True)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return np.ascontiguousarray(a.to_numpy(zero_copy_only=False))
+
+
+def iter_events(path, chunk_events: int = 1 << 20) -> Iterator[np.ndarray]:
+    """Stream the store as structured ``EVENT_DTYPE`` chunks of at most ``chunk_events`` rows."""
+    for cols in iter_columns(path, chunk_events):
+        ev = np.empty(len(cols.local_ts), dtype=EVENT_DTYPE)
+        for name, arr in zip(EVENT_DTYPE.names, cols):
+            ev[name] = arr
+        yield ev
+
+
+def read_events(path) -> np.ndarray:
+    """The whole store as one ``EVENT_DTYPE`` array."""
+    parts = list(iter_events(path))
+    if not parts:
+        return np.empty(0, dtype=EVENT_DTYPE)
+    return np.concatenate(parts) if len(parts) > 1 else parts[0]

@@ -1,0 +1,100 @@
+"""Backtester properties on random streams (hypothesis) and the real data samples end to end."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from avmm.backtest.runner import run_backtest
+from avmm.config import load_config
+from avmm.events import QUOTE, TRADE, empty
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def random_stream(seed: int, n: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    ev = empty(n)
+    dt = rng.exponential(5e6, n).astype(np.int64) + 1
+    ts = 1_700_000_000_000_000_000 + np.cumsum(dt)
+    feed = rng.integers(0, 3_000_000, n)
+    local = np.maximum.accumulate(ts + feed)
+    mid = 10_000 + np.cumsum(rng.integers(-2, 3, n))
+    half = rng.integers(1, 3, n)
+    is_trade = rng.random(n) < 0.4
+    side = np.where(rng.random(n) < 0.5, 1, -1)
+    reach = rng.integers(0, 4, n)
+    ev["exch_ts"] = ts
+    ev["local_ts"] = local
+    ev["kind"] = np.where(is_trade, TRADE, QUOTE)
+    ev["px"] = np.where(is_trade, (mid + side * (half + reach)) * 0.01, (mid - half) * 0.01)
+    ev["qty"] = np.where(is_trade, rng.integers(1, 6, n), rng.integers(1, 10, n)).astype(float)
+    ev["px2"] = np.where(is_trade, 0.0, (mid + half) * 0.01)
+    ev["qty2"] = np.where(is_trade, 0.0, rng.integers(1, 10, n)).astype(float)
+    ev["side"] = np.where(is_trade, side, 0)
+    return ev
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    seed=st.integers(0, 10_000),
+    max_pos=st.integers(1, 4),
+    levels=st.integers(1, 3),
+    entry=st.sampled_from([0.0, 0.5, 3.0, 20.0]),
+    resp=st.sampled_from([0.0, 1.0, 10.0]),
+    model=st.sampled_from(["constant", "lognormal"]),
+    queue=st.sampled_from(["risk-averse", "prob-power", "prob-log"]),
+    amend=st.booleans(),
+    post_only=st.booleans(),
+)
+def test_inventory_never_exceeds_limit(seed, max_pos, levels, entry, resp, model, queue, amend, post_only):
+    cfg = load_config(None, [
+        "model.sigma=0.01", "model.A=1.0", "model.k=50.0", "model.gamma=0.01",
+        "quoting.tick=0.01", "quoting.lot=1.0", "quoting.size=1.0", f"quoting.levels={levels}",
+        "quoting.refresh_s=0.05", f"quoting.amend={str(amend).lower()}", f"quoting.post_only={str(post_only).lower()}",
+        "quoting.mid_tolerance=0.0001", f"risk.max_position={max_pos}.0",
+        f"backtest.entry_latency_ms={entry}", f"backtest.response_latency_ms={resp}",
+        f"backtest.latency_model=\"{model}\"", f"backtest.queue_model=\"{queue}\"", "backtest.timer_s=0.1",
+        "backtest.equity_interval_s=0.01",
+    ])
+    r = run_backtest(random_stream(seed, 400), cfg)
+    s = r.summary
+    assert s["max_abs_position"] <= max_pos + 1e-9
+    assert np.all(np.abs(r.samples["pos"]) <= max_pos + 1e-9)
+    assert np.all(np.abs(r.fills["pos"]) <= max_pos + 1e-9)
+    # the strategy's own view agrees with the exchange once every response has arrived
+    assert s["position"] == pytest.approx(np.sum(r.fills["side"] * r.fills["qty"]))
+
+
+SAMPLES = {
+    "binance_ws": ("binance_ws_capture", ["usdm_btcusdt_20240718.gz", "usdm_btcusdt_20240719.gz"]),
+    "tardis": ("tardis_binance-futures_btcusdt_2020-02-22", None),
+    "lobster": ("lobster_amzn_2012-06-21_level1", None),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SAMPLES))
+def test_real_samples_end_to_end(name, tmp_path):
+    folder, files = SAMPLES[name]
+    src = SHARED / folder
+    if not src.is_dir():
+        pytest.skip(f"shared data not found at {src}")
+    convert = pytest.importorskip("avmm.data.convert")
+    if files is None:
+        sources = sorted(p for p in src.iterdir() if p.suffix in (".csv", ".gz"))
+    else:
+        sources = [src / f for f in files]
+    out = tmp_path / f"{name}.parquet"
+    convert.convert(sources, out)
+    r = run_backtest(out, load_config(None, ["backtest.chunk_events=50000"]))
+    s = r.summary
+    assert s["events"] > 1000
+    assert s["quotes"] > 0
+    assert s["orders"] > 0
+    assert s["overflows"] == 0
+    assert np.isfinite(s["pnl_net"])
+    assert s["max_abs_position"] <= r.config.risk.max_position + 1e-9
