@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 PYTEST_WORKERS ?= 2
 
-.PHONY: run test bench quote clean
+.PHONY: run test bench bench-backtest bench-data clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -13,9 +13,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-## run: the main job on the built-in default
+## run: the main job on the built-in default: a backtest on the built-in synthetic session
 run: $(STAMP)
-	$(BIN)/avmm bench
+	$(BIN)/avmm backtest
 
 ## test: the whole test suite
 test: $(STAMP)
@@ -24,6 +24,14 @@ test: $(STAMP)
 ## bench: quote-cycle benchmark, JSON written to bench.json
 bench: $(STAMP)
 	$(BIN)/avmm bench --json bench.json
+
+## bench-backtest: backtest loop throughput and peak RSS on a 10M-event synthetic store
+bench-backtest: $(STAMP)
+	$(BIN)/python benchmarks/backtest_bench.py --json backtest_bench.json
+
+## bench-data: convert / read speed of the market-data layer
+bench-data: $(STAMP)
+	$(BIN)/python benchmarks/data_bench.py --json data_bench.json
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache
