@@ -11,7 +11,10 @@ Timestamps are microseconds: ``timestamp`` -> ``exch_ts``, ``local_timestamp`` -
   ``is_snapshot`` rows with one local timestamp); ``F_LAST_IN_BATCH`` on the last row of each run
   of rows sharing a local timestamp; ``amount`` 0 removes a level.
 * book_snapshot_N -> per row: CLEAR, SNAPSHOT rows for the non-empty levels (bids then asks,
-  ``level`` = index), ``F_LAST_IN_BATCH`` on the last one, then the QUOTE of the top level.
+  ``level`` = index), ``F_LAST_IN_BATCH`` on the last one, then the QUOTE of the top level. A row
+  with a bad level (text, one cell empty, NaN / inf, price or size <= 0) is skipped and counted.
+
+A file with data rows of which not one is usable is a ``UserError`` (``FILE:LINE``).
 """
 
 from __future__ import annotations
@@ -112,7 +115,37 @@ def read_tardis(
         "incremental_book_L2": _incremental,
         "book_snapshot": _snapshots,
     }[kind]
-    yield from fn(path, c, _Sym(symbol), progress, block_size)
+    t = _Tally(c)
+    used = 0
+    for ev, lines, p in fn(path, t, _Sym(symbol), progress, block_size):
+        used += len(ev)
+        yield ev, lines, p
+    if used == 0 and t.keys:  # rows, but not one usable (rows of another symbol do not count)
+        raise UserError(f"{path}:{t.first or 2}: no usable row in this tardis.dev {kind} file "
+                        f"(skipped: {', '.join(sorted(t.keys))})")
+
+
+class _Tally(Counters):
+    """Forwards to ``inner``; remembers why rows of this file were skipped and the first line."""
+
+    def __init__(self, inner: Counters):
+        super().__init__()
+        self.inner = inner
+        self.keys: set[str] = set()
+        self.first: int | None = None
+
+    def add(self, key: str, n: int = 1, where: str | None = None) -> None:
+        self.inner.add(key, n, where)
+        if n > 0 and key != "other_symbol":
+            self.keys.add(key)
+
+    def add_mask(self, key: str, bad: np.ndarray, path, lines) -> None:
+        self.inner.add_mask(key, bad, path, lines)
+        if key != "other_symbol" and np.any(bad):
+            self.keys.add(key)
+            if lines is not None:
+                ln = int(lines[int(np.argmax(bad))])
+                self.first = ln if self.first is None else min(self.first, ln)
 
 
 def _lines(first: int, n: int) -> np.ndarray:
@@ -338,24 +371,29 @@ def _snapshots(path, c, sym, progress, block_size):
             bad |= other
         P = np.zeros((n, 2 * nlev))
         Q = np.zeros((n, 2 * nlev))
-        valid = np.zeros((n, 2 * nlev), dtype=bool)
+        valid = np.zeros((n, 2 * nlev), dtype=bool)  # level given (both cells numeric)
         nn = np.zeros(n, dtype=bool)
         for j in range(2 * nlev):
             pcol = batch.column(lvl_cols[2 * j])
             qcol = batch.column(lvl_cols[2 * j + 1])
-            empty = np.asarray(pcol.is_null()) | np.asarray(qcol.is_null())
+            empty = np.asarray(pcol.is_null()) & np.asarray(qcol.is_null())  # a missing level
             p, b1 = to_float(pcol)
             q, b2 = to_float(qcol)
-            nn |= (b1 | b2) & ~empty
+            nn |= (b1 | b2) & ~empty  # text, or one cell of a level empty
             P[:, j], Q[:, j] = p, q
-            v = ~(b1 | b2) & np.isfinite(p) & np.isfinite(q) & (p > 0) & (q > 0)
-            badval = ~(b1 | b2) & ~v
-            if badval.any():
-                c.add_mask("non_positive_size" if np.all(np.isfinite(q[badval]) & (p[badval] > 0)) else "non_positive_price",
-                           badval, name, lines)
-            valid[:, j] = v
+            valid[:, j] = ~(b1 | b2)
         c.add_mask("non_numeric", nn & ~bad, name, lines)
         bad |= nn
+        # NaN / inf / non-positive price or size in a given level: the row is skipped, counted
+        # once per kind (check_price / check_size on the worst value of the row)
+        ok = ~bad
+        if ok.any():
+            Pv, Qv, Vv = P[ok], Q[ok], valid[ok]
+            worst = []
+            for X in (Pv, Qv):
+                nf = (~np.isfinite(X) & Vv).any(axis=1)
+                worst.append(np.where(nf, np.nan, np.where(Vv, X, 1.0).min(axis=1)))
+            bad[ok] |= check_price(worst[0], c, name, lines[ok]) | check_size(worst[1], c, name, lines[ok])
         rows = np.flatnonzero(~bad)
         if len(rows) == 0:
             continue
