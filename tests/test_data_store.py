@@ -170,3 +170,35 @@ def test_default_session_cached(tmp_path, monkeypatch):
     assert p2 == p1 and p2.stat().st_mtime_ns == m1
     assert store.read_meta(p1)["rows"] == 5_000
     assert not [f for f in p1.parent.iterdir() if f.name.endswith(".tmp")]
+
+
+def _corrupt_px_page(path):
+    """Overwrite 64 bytes inside the first data page of the ``px`` column of row group 0."""
+    import pyarrow.parquet as pq
+
+    md = pq.ParquetFile(str(path)).metadata
+    names = [md.row_group(0).column(c).path_in_schema for c in range(md.num_columns)]
+    cc = md.row_group(0).column(names.index("px"))
+    off = cc.data_page_offset + cc.total_compressed_size // 2
+    raw = bytearray(path.read_bytes())
+    raw[off : off + 64] = bytes((b ^ 0x5A) for b in raw[off : off + 64])
+    path.write_bytes(bytes(raw))
+
+
+def test_corrupt_data_page_is_a_user_error(tmp_path, run_cli):
+    """Stores carry a CRC per page: damage inside the data (which the footer cannot reveal) stops
+    the read with one line naming the file, in the library, the backtest and the CLI."""
+    from avmm.backtest.runner import run_backtest
+
+    p = tmp_path / "s.parquet"
+    synth.write_synth(p, 20_000, 3)
+    assert len(store.read_events(p)) == 20_000  # intact: reads back
+    _corrupt_px_page(p)
+    with pytest.raises(UserError, match=r"s\.parquet: corrupt event store after row 0 \(.*CRC"):
+        list(store.iter_columns(p))
+    with pytest.raises(UserError, match="corrupt event store"):
+        run_backtest(p)
+    r = run_cli("backtest", str(p))
+    assert r.returncode == 2
+    assert r.stderr.strip().count("\n") == 0 and "corrupt event store" in r.stderr
+    assert "Traceback" not in r.stderr

@@ -279,14 +279,20 @@ def _read_columns(path: Path, chunk_events: int):
     """Stream only the eight columns the loop uses, one row group at a time, with buffered reads
     (not a memory map, whose touched pages would count in the resident set): memory is one row
     group plus one chunk, whatever the file size."""
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     from avmm.data import store
 
     store.read_meta(path)  # validates the file as an event store (UserError otherwise)
-    pf = pq.ParquetFile(str(path), memory_map=False)
+    pf = pq.ParquetFile(str(path), memory_map=False, page_checksum_verification=True)
+    done = 0
     for g in range(pf.num_row_groups):
-        table = pf.read_row_group(g, columns=list(COLS), use_threads=False)
+        try:
+            table = pf.read_row_group(g, columns=list(COLS), use_threads=False)
+        except (OSError, pa.ArrowException) as e:
+            raise store.corrupt_store(path, done, e) from None
+        done += table.num_rows
         for batch in table.to_batches(max_chunksize=int(chunk_events)):
             arrays = []
             for i in range(batch.num_columns):

@@ -168,6 +168,7 @@ def write_events(path, chunks: Iterable[np.ndarray], meta: dict) -> int:
         use_dictionary=False,
         write_statistics=["local_ts"],
         data_page_size=1 << 20,
+        write_page_checksum=True,  # CRC32 per page, verified on read: a corrupt store is an error
     )
 
     def flush() -> None:
@@ -237,7 +238,7 @@ def _json_default(o):
 def _open(path) -> pq.ParquetFile:
     path = Path(path)
     try:
-        pf = pq.ParquetFile(str(path), memory_map=True)
+        pf = pq.ParquetFile(str(path), memory_map=True, page_checksum_verification=True)
     except FileNotFoundError:
         raise UserError(f"{path}: no such file") from None
     except (OSError, pa.ArrowException) as e:
@@ -264,8 +265,24 @@ def read_meta(path) -> dict:
 def iter_columns(path, chunk_events: int = 1 << 20) -> Iterator[EventColumns]:
     """Stream the store as ``EventColumns`` chunks of at most ``chunk_events`` rows."""
     pf = _open(path)
-    for batch in pf.iter_batches(batch_size=int(chunk_events), use_threads=True):
+    batches = pf.iter_batches(batch_size=int(chunk_events), use_threads=True)
+    done = 0
+    while True:
+        try:
+            batch = next(batches)
+        except StopIteration:
+            return
+        except (OSError, pa.ArrowException) as e:
+            raise corrupt_store(path, done, e) from None
+        done += batch.num_rows
         yield EventColumns(*(_np(batch.column(i)) for i in range(batch.num_columns)))
+
+
+def corrupt_store(path, rows_read: int, err: Exception) -> UserError:
+    """The one-line error for a store that fails while being read (bad page checksum, truncated
+    or damaged data page)."""
+    msg = " ".join(str(err).split())
+    return UserError(f"{path}: corrupt event store after row {rows_read:,} ({msg})")
 
 
 def _np(a: pa.Array) -> np.ndarray:
