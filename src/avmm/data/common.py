@@ -13,6 +13,7 @@ import gzip
 import io
 import zipfile
 import zlib
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -576,8 +577,13 @@ def csv_batches(
     """Stream a CSV file as Arrow batches of *string* columns ``include``.
 
     ``column_names`` given: the file has no header (unless ``skip_header``); else the first line is
-    the header. Rows with too few fields are counted ``truncated_line``, too many ``malformed_row``;
-    gzip corruption ends the file (``corrupt_gzip``). Yields ``(batch, first_line_number)``.
+    the header. Rows with too few fields are counted ``truncated_line``, too many ``malformed_row``
+    (noted ``FILE:LINE: ...``); gzip corruption ends the file (``corrupt_gzip``).
+
+    Yields ``(batch, first_line_number)``: row ``i`` of ``batch`` is line ``first_line_number + i``
+    of the file. A batch is split where the parser rejected a row, so the line numbers stay exact
+    after rejected rows. (Blank lines are dropped by the parser without a trace: lines after one
+    are numbered one too low.)
     """
     import pyarrow.csv as pacsv
 
@@ -590,16 +596,19 @@ def csv_batches(
     else:
         raw = None
     header_lines = 0 if (column_names and not skip_header) else 1
+    rejected: deque = deque()  # rows the parser rejected, counted by ``_csv_loop`` (see there)
 
     def on_invalid(row) -> str:
-        key = "truncated_line" if row.actual_columns < row.expected_columns else "malformed_row"
-        txt = (row.text or "")[:60]
-        c.add(key, 1, f"{name}: {row.actual_columns} fields: {txt!r}")
+        # May run on an Arrow thread, and blocks ahead of the batch being consumed: only queue.
+        rejected.append((row.number, row.actual_columns, row.expected_columns, row.text))
         return "skip"
 
     read_opts = pacsv.ReadOptions(
         block_size=block_size,
-        use_threads=True,
+        # Serial parsing: only then does Arrow give the row number of a rejected row (None with
+        # threads), which the line numbers of all later rows depend on. Not slower here
+        # (benchmarks/data_bench.py csv_convert: same speed; I/O read-ahead stays on its thread).
+        use_threads=False,
         column_names=column_names,
         skip_rows=1 if (column_names and skip_header) else 0,
     )
@@ -621,16 +630,43 @@ def csv_batches(
             msg = salvage.error
         raise UserError(f"{path}:1: cannot read as CSV ({msg})") from None
     try:
-        yield from _csv_loop(reader, c, path, name, header_lines, progress, raw, salvage, gate)
+        yield from _csv_loop(reader, c, path, name, header_lines, progress, raw, salvage, gate, rejected)
     finally:
         if gate is not None:
             gate.release()
     stream.close()
 
 
-def _csv_loop(reader, c, path, name, header_lines, progress, raw, salvage, gate):
+def _csv_loop(reader, c, path, name, header_lines, progress, raw, salvage, gate, rejected):
+    """Batches of ``reader`` with the line number of their first row (see ``csv_batches``).
+
+    ``rejected`` receives ``(row_number, actual_columns, expected_columns, text)`` from the parser's
+    invalid-row handler; ``row_number`` is the 1-based line in the file (header included). They
+    are counted here, on the consumer's thread, and a batch is cut into slices of consecutive
+    lines at every rejected row inside it.
+    """
     pos = 0
-    line = header_lines + 1
+    line = header_lines + 1  # line of the next row not yet yielded nor rejected
+    skip: deque[int] = deque()  # lines of rejected rows not yet passed, ascending
+
+    def take_rejected() -> None:
+        while rejected:
+            num, got, want, text = rejected.popleft()
+            key = "truncated_line" if got < want else "malformed_row"
+            txt = (text or "")[:60]
+            if num is None:  # not known (threaded parsing): count it, but it cannot be placed
+                c.add(key, 1, f"{name}: {got} fields: {txt!r}")
+                continue
+            # (lobster._check_pairing / _find_line read the "N fields: 'text'" end of this note)
+            c.add(key, 1, f"{name}:{int(num)}: {got} fields: {txt!r}")
+            skip.append(int(num))
+
+    def pass_rejected() -> None:
+        nonlocal line
+        while skip and skip[0] <= line:
+            if skip.popleft() == line:
+                line += 1
+
     while True:
         try:
             batch = reader.read_next_batch()
@@ -639,11 +675,17 @@ def _csv_loop(reader, c, path, name, header_lines, progress, raw, salvage, gate)
         except StopIteration:
             break
         except pa.ArrowInvalid as e:
+            take_rejected()
+            pass_rejected()
             msg = str(e).split("\n")[0]
             raise UserError(f"{path}:{line}: unreadable CSV ({msg})") from None
         except (OSError, EOFError, zlib.error, zipfile.BadZipFile) as e:
+            take_rejected()
+            pass_rejected()
             c.add("corrupt_gzip", 1, f"{name}:~{line}: {e}; rest of file skipped")
+            skip.clear()
             break
+        take_rejected()  # every rejected row up to the end of ``batch`` has been reported by now
         if progress is not None and raw is not None:
             try:
                 now = raw.raw_pos if salvage is not None else raw.tell()
@@ -651,9 +693,16 @@ def _csv_loop(reader, c, path, name, header_lines, progress, raw, salvage, gate)
                 pos = now
             except (OSError, pa.ArrowException):
                 pass
-        if batch.num_rows:
-            yield batch, line
-            line += batch.num_rows
+        n, off = batch.num_rows, 0
+        while off < n:
+            pass_rejected()
+            k = n - off if not skip else min(n - off, skip[0] - line)
+            yield (batch if k == n else batch.slice(off, k)), line
+            off += k
+            line += k
+        pass_rejected()
+    take_rejected()
+    pass_rejected()
     if salvage is not None and salvage.error:
         c.add("corrupt_gzip", 1, f"{name}:~{line}: {salvage.error}; rest of file skipped")
 
