@@ -25,7 +25,7 @@ import math
 
 from numba import njit
 
-from avmm.jit import NJIT
+from avmm.jit import NJIT, NJIT_INLINE
 from avmm.state import MAX_INT_BINS
 
 LN2 = math.log(2.0)
@@ -60,7 +60,17 @@ def roll_buckets(cur, new, nb, ring, tot):
 # --- volatility -------------------------------------------------------------------------------
 
 
-@njit(**NJIT)
+@njit(**NJIT_INLINE)
+def exp_neg(y):
+    """exp(-y) for y >= 0. Events are usually far apart less than 1/1000 of a half-life: there the
+    5-term Taylor series is exact to within one ulp (truncation error < y^5/120 < 1e-17) at a
+    fraction of the cost of ``math.exp``; elsewhere ``math.exp``."""
+    if y < 1e-3:
+        return 1.0 - y * (1.0 - y * (0.5 - y * (1.0 / 6.0 - y * (1.0 / 24.0))))
+    return math.exp(-y)
+
+
+@njit(**NJIT_INLINE)
 def vol_update(p, s, ts_ns, mid):
     """Feed one mid observation. O(1)."""
     if s.vol_prev_ns < 0:
@@ -74,7 +84,7 @@ def vol_update(p, s, ts_ns, mid):
     if dt_ns == 0 and dmid == 0.0:
         return
     dt_s = dt_ns * 1e-9
-    decay = math.exp(-dt_s * LN2 / p.vol_halflife_s)
+    decay = exp_neg(dt_s * LN2 / p.vol_halflife_s)
     s.vol_num = s.vol_num * decay + dmid * dmid
     s.vol_den = s.vol_den * decay + dt_s
     s.vol_prev_ns = ts_ns
@@ -96,7 +106,7 @@ def vol_sigma(p, s):
 # --- order-arrival intensity ------------------------------------------------------------------
 
 
-@njit(**NJIT)
+@njit(**NJIT_INLINE)
 def intensity_on_trade(p, s, ts_ns, px, side):
     """Count one market order by its depth from the current mid. O(1) amortised."""
     if s.has_book == 0:
@@ -207,7 +217,7 @@ def vwap_roll(p, s, ts_ns):
         s.vwap = s.vwap_tot[0] / s.vwap_tot[1] if s.vwap_tot[1] > 1e-300 else math.nan
 
 
-@njit(**NJIT)
+@njit(**NJIT_INLINE)
 def vwap_on_trade(p, s, ts_ns, px, qty):
     vwap_roll(p, s, ts_ns)
     slot = s.vwap_bucket % p.vwap_buckets
@@ -218,7 +228,7 @@ def vwap_on_trade(p, s, ts_ns, px, qty):
     s.vwap = s.vwap_tot[0] / s.vwap_tot[1] if s.vwap_tot[1] > 1e-300 else math.nan
 
 
-@njit(**NJIT)
+@njit(**NJIT_INLINE)
 def micro_price(bid, bid_qty, ask, ask_qty):
     """Size-weighted mid: leans toward the side with less size (the likelier next move)."""
     tot = bid_qty + ask_qty

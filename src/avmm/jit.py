@@ -16,6 +16,9 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 NJIT = dict(cache=True, nogil=True, fastmath=False, error_model="numpy")
+# hot-path helpers: inlined into their callers at numba IR level (no call; numba passes every array
+# as ~7 scalars, so a call with a few arrays costs more than a small body)
+NJIT_INLINE = dict(NJIT, inline="always")
 
 _clock_gettime = types.ExternalFunction("clock_gettime", types.int32(types.int32, types.voidptr))
 _CLOCK_MONOTONIC = 1

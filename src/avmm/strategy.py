@@ -32,7 +32,7 @@ import numpy as np
 from numba import carray, njit
 
 from avmm.estimators import intensity_fit, intensity_on_trade, micro_price, vol_update, vwap_on_trade
-from avmm.jit import NJIT, clock_ns, voidptr
+from avmm.jit import NJIT, NJIT_INLINE, clock_ns, voidptr
 from avmm.ladder import compute_targets
 from avmm.state import (
     ACT_AMEND,
@@ -73,13 +73,13 @@ _U11 = np.uint64(11)
 _INV_2_53 = 1.0 / 9007199254740992.0
 
 
-@njit(**NJIT)
+@njit(**NJIT_INLINE)
 def _mark(s, i):
     if s.timed != 0:
         s.tmark[i] = clock_ns(s.clockbuf)
 
 
-@njit(**NJIT)
+@njit(**NJIT_INLINE)
 def _sampled(p, s):
     """One xorshift64* draw: True with probability log_rate. No work when log_rate is 0."""
     if p.log_rate <= 0.0:
@@ -219,7 +219,7 @@ def diff_orders(p, s, o, a, ts_ns):
 # --- decision -----------------------------------------------------------------------------------
 
 
-@njit(**NJIT)
+@njit(**NJIT_INLINE)
 def requote_due(p, s, ts_ns):
     """True when one of the requote triggers holds (cheap: a few comparisons)."""
     if p.requote_always != 0 or s.dirty != 0:
@@ -249,7 +249,7 @@ def requote(p, s, o, a, ts_ns):
 # --- event handlers -----------------------------------------------------------------------------
 
 
-@njit(**NJIT)
+@njit(**NJIT_INLINE)
 def market_update(s, ts_ns, bid, bid_qty, ask, ask_qty):
     """Store a best bid/ask. Returns False (and counts it) for an unusable book."""
     if not (bid > 0.0 and ask > 0.0 and bid_qty >= 0.0 and ask_qty >= 0.0 and bid < ask):
@@ -273,7 +273,7 @@ def market_update(s, ts_ns, bid, bid_qty, ask, ask_qty):
     return True
 
 
-@njit(**NJIT)
+@njit(**NJIT_INLINE)
 def on_quote_rec(p, s, o, a, ts_ns, bid, bid_qty, ask, ask_qty):
     """A best bid/ask update: the whole tick-to-quote cycle. Returns the number of actions."""
     s.n_events += 1
@@ -293,7 +293,7 @@ def on_quote_rec(p, s, o, a, ts_ns, bid, bid_qty, ask, ask_qty):
     return n
 
 
-@njit(**NJIT)
+@njit(**NJIT_INLINE)
 def on_trade_rec(p, s, o, a, ts_ns, px, qty, side):
     """A market trade (side = aggressor: +1 buy, -1 sell, 0 unknown). Returns actions written."""
     s.n_events += 1
@@ -312,7 +312,7 @@ def on_trade_rec(p, s, o, a, ts_ns, px, qty, side):
     return n
 
 
-@njit(**NJIT)
+@njit(**NJIT_INLINE)
 def _release(s, o, i):
     """Free slot ``i`` and lower the high-water mark past free slots at the top."""
     o[i].status = OS_FREE
@@ -321,7 +321,7 @@ def _release(s, o, i):
         s.o_hwm -= 1
 
 
-@njit(**NJIT)
+@njit(**NJIT_INLINE)
 def find_order(s, o, oid):
     for i in range(s.o_hwm):
         if o[i].oid == oid and o[i].status != OS_FREE:
@@ -357,7 +357,7 @@ def on_fill_rec(p, s, o, a, ts_ns, oid, side, px, qty, fee):
     return n
 
 
-@njit(**NJIT)
+@njit(**NJIT_INLINE)
 def on_ack_rec(s, o, oid):
     """The exchange accepted a new order or an amend."""
     i = find_order(s, o, oid)
@@ -389,7 +389,7 @@ def on_reject_rec(s, o, oid):
     return 1
 
 
-@njit(**NJIT)
+@njit(**NJIT_INLINE)
 def on_canceled_rec(s, o, oid):
     """An order is gone from the book (our cancel, or the exchange's own): free its slot."""
     i = find_order(s, o, oid)

@@ -30,11 +30,7 @@ import math
 import numpy as np
 from numba import njit
 
-from avmm.jit import NJIT
-
-# hot-path helpers are inlined into the loop at numba IR level: no call, and no reference-count
-# traffic for the array arguments
-NJIT_INLINE = NJIT
+from avmm.jit import NJIT, NJIT_INLINE  # noqa: F401  (NJIT_INLINE: inlined into the loop, no call)
 
 INF_NS = np.int64(1) << np.int64(62)
 
@@ -385,7 +381,7 @@ def emit_fill_record(bp, bs, ring, fout, t, oid, side, maker, px, q, fee):
     return 0
 
 
-@njit(**NJIT)
+@njit(**NJIT_INLINE)
 def advance_markouts(bp, bs, ring, fout, t):
     """Record the mid for every fill whose horizon ended before ``t``; move completed fills out."""
     cap = ring.shape[0]
@@ -495,6 +491,8 @@ def join_queue(bp, bs, keys, vals, od):
 def _qf(model, power, x):
     if model == QM_LOG:
         return math.log1p(x)
+    if power == 2.0:  # the default: no pow() call
+        return x * x
     return x**power
 
 

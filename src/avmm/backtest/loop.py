@@ -53,7 +53,7 @@ from avmm.backtest.exchange import (
     take_sample,
 )
 from avmm.events import CLEAR, DEPTH, QUOTE, SNAPSHOT, TRADE
-from avmm.jit import NJIT, voidptr
+from avmm.jit import NJIT, NJIT_INLINE, voidptr
 from avmm.state import ACT_AMEND, ACT_CANCEL, ACT_PLACE, ACTION_DTYPE, ORDER_DTYPE
 from avmm.strategy import (
     on_ack_rec,
@@ -72,7 +72,7 @@ ST_DONE = 2
 FOUT_MARGIN = 2 * MAX_X + 16
 
 
-@njit(**NJIT)
+@njit(**NJIT_INLINE)
 def send_actions(bs, a, n, lat, rq, t):
     """The strategy's actions leave at local time ``t`` and reach the exchange after the entry
     latency, in order."""
