@@ -6,6 +6,7 @@ stderr and exit code 2 -- never a traceback.
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 
@@ -115,34 +116,44 @@ def main() -> None:
     cx = _click_exceptions()
     exits = tuple(x for x in (typer.Exit, getattr(cx, "Exit", None)) if isinstance(x, type))
     aborts = tuple(x for x in (typer.Abort, getattr(cx, "Abort", None)) if isinstance(x, type))
+    code = _run(cx, exits, aborts)
+    # the failed command's frames (and any open readers in them) are gone by now: close what they
+    # held before the interpreter shuts down, not during
+    gc.collect()
+    sys.exit(code)
+
+
+def _run(cx, exits, aborts) -> int:
+    """Run the app; returns the exit code (one line on stderr for an error)."""
     try:
         app(standalone_mode=False)
+        return 0
     except UserError as e:
         print(f"avmm: error: {e}", file=sys.stderr)
-        sys.exit(e.exit_code)
+        return e.exit_code
     except cx.UsageError as e:  # bad option value, unknown command or option
         where = e.ctx.command_path if e.ctx is not None else "avmm"
         msg = " ".join(e.format_message().split())
         print(f"{where}: error: {msg} (see --help)", file=sys.stderr)
-        sys.exit(e.exit_code)
+        return e.exit_code
     except cx.ClickException as e:
         print(f"avmm: error: {' '.join(e.format_message().split())}", file=sys.stderr)
-        sys.exit(e.exit_code)
+        return e.exit_code
     except exits as e:
-        sys.exit(e.exit_code)
+        return e.exit_code
     except aborts:
         print("avmm: aborted", file=sys.stderr)
-        sys.exit(130)
+        return 130
     except KeyboardInterrupt:
         print("avmm: interrupted", file=sys.stderr)
-        sys.exit(130)
+        return 130
     except BrokenPipeError:
-        sys.exit(0)
+        return 0
     except Exception as e:  # a bug: one line unless AVMM_DEBUG asks for the traceback
         if os.environ.get("AVMM_DEBUG"):
             raise
         print(f"avmm: internal error: {type(e).__name__}: {e} (set AVMM_DEBUG=1 for the traceback)", file=sys.stderr)
-        sys.exit(1)
+        return 1
 
 
 if __name__ == "__main__":

@@ -275,6 +275,7 @@ class ReadGate(io.RawIOBase):
         self.reads = 0
         self.taken = 0
         self.gated = True
+        self.stopped = False
         self.cv = threading.Condition()
 
     def readable(self) -> bool:
@@ -290,6 +291,14 @@ class ReadGate(io.RawIOBase):
             self.gated = False
             self.cv.notify_all()
 
+    def stop(self) -> None:
+        """The consumer is done (finished or failed): every further read is end-of-file, so the
+        background reader winds down at once instead of reading the rest of the file."""
+        with self.cv:
+            self.stopped = True
+            self.gated = False
+            self.cv.notify_all()
+
     def read(self, n: int = -1) -> bytes:
         import sys
 
@@ -297,6 +306,8 @@ class ReadGate(io.RawIOBase):
             while self.gated and self.reads >= self.taken + self.ahead:
                 if self.cv.wait(timeout=1.0) is False and sys.is_finalizing():
                     break
+            if self.stopped:
+                return b""
             self.reads += 1
         return self.inner.read(n)
 
@@ -632,8 +643,15 @@ def csv_batches(
     try:
         yield from _csv_loop(reader, c, path, name, header_lines, progress, raw, salvage, gate, rejected)
     finally:
+        # Wind Arrow's background reader down before anything else happens: left blocked in (or
+        # re-entering) ``ReadGate.read`` it would call into Python during interpreter shutdown,
+        # which aborts the process (e.g. after a UserError ends the convert early).
         if gate is not None:
-            gate.release()
+            gate.stop()
+        try:
+            reader.close()
+        except (OSError, pa.ArrowException):
+            pass
     stream.close()
 
 
