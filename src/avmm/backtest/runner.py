@@ -142,11 +142,20 @@ def bt_params(cfg: Config, p: np.ndarray) -> np.ndarray:
     return bp
 
 
+def _readonly(a: np.ndarray) -> np.ndarray:
+    v = a.view()
+    v.flags.writeable = False
+    return v
+
+
 def as_columns(chunk) -> tuple[np.ndarray, ...]:
-    """The loop's eight columns, contiguous and in the loop's dtypes (no copy when they already are)."""
+    """The loop's eight columns, contiguous, in the loop's dtypes (no copy when they already are)
+    and read-only: the loop is compiled for one signature, the one Parquet's zero-copy columns
+    have, whatever the chunk came from (numba types read-only arrays apart, so a writable chunk
+    would compile, or load from the cache, a second copy of the loop in the middle of a run)."""
     if isinstance(chunk, np.ndarray) and chunk.dtype.names:
-        return tuple(np.ascontiguousarray(chunk[c], dtype=d) for c, d in zip(COLS, COL_DTYPES))
-    return tuple(np.ascontiguousarray(getattr(chunk, c), dtype=d) for c, d in zip(COLS, COL_DTYPES))
+        return tuple(_readonly(np.ascontiguousarray(chunk[c], dtype=d)) for c, d in zip(COLS, COL_DTYPES))
+    return tuple(_readonly(np.ascontiguousarray(getattr(chunk, c), dtype=d)) for c, d in zip(COLS, COL_DTYPES))
 
 
 class Backtester:
@@ -206,7 +215,7 @@ class Backtester:
             il = int(self.bs["il"][0])
             n = self.cols[0].shape[0]
             if il < n:  # the strategy has not seen these yet: carry them over
-                self.cols = tuple(np.concatenate((old[il:], nw)) for old, nw in zip(self.cols, new))
+                self.cols = tuple(_readonly(np.concatenate((old[il:], nw))) for old, nw in zip(self.cols, new))
             else:
                 self.cols = new
             self.bs["ie"] -= il
