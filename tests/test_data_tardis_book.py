@@ -19,10 +19,13 @@ from avmm.data import store, tardis
 from avmm.data.common import Counters
 from avmm.data.convert import convert, detect_format
 from avmm.errors import UserError
-from avmm.events import BUY, CLEAR, DEPTH, EVENT_DTYPE, F_EXCH_TS, F_LAST_IN_BATCH, QUOTE, SELL, SNAPSHOT
+from avmm.events import (
+    BUY, CLEAR, DEPTH, EVENT_DTYPE, F_DERIVED, F_EXCH_TS, F_LAST_IN_BATCH, QUOTE, SELL, SNAPSHOT,
+)
 
 X = F_EXCH_TS
 XL = F_EXCH_TS | F_LAST_IN_BATCH
+XD = F_EXCH_TS | F_DERIVED  # a QUOTE derived from the depth book by the converter
 US = 1000  # ns per microsecond
 T0 = 1_582_329_600_000_000  # 2020-02-22 00:00:00 UTC, microseconds
 
@@ -113,6 +116,15 @@ INC_EXPECTED = [
     (SNAPSHOT, SELL, 100.4, 1.0, 0.0, 0.0, -1, XL, (T0 + 60_000_000) * US, L3 * US),
     (DEPTH, BUY, 100.2, 0.0, 0.0, 0.0, -1, XL, (T0 + 60_001_000) * US, L4 * US),
 ]
+# the store: the converter adds the best bid / ask after each batch that changed it (see
+# test_data_book.py): after the first snapshot; after L1 (100.5 removed: the best ask moves to
+# 100.6); not after L2 (100.7 is behind the best); after the second snapshot; not after L4 (no bid)
+INC_STORE = (
+    INC_EXPECTED[:5] + [(QUOTE, 0, 100.0, 3.0, 100.5, 1.0, -1, XD, T0 * US, L0 * US)]
+    + INC_EXPECTED[5:7] + [(QUOTE, 0, 100.1, 0.5, 100.6, 2.0, -1, XD, (T0 + 1_000) * US, L1 * US)]
+    + INC_EXPECTED[7:11] + [(QUOTE, 0, 100.2, 1.0, 100.4, 1.0, -1, XD, (T0 + 60_000_000) * US, L3 * US)]
+    + INC_EXPECTED[11:]
+)
 
 
 @pytest.mark.parametrize("gz", [False, True])
@@ -127,10 +139,11 @@ def test_incremental_rows_exact(tmp_path, gz):
     assert c.issues == {}
     out = tmp_path / "o.parquet"
     s = convert([f], out)
-    assert s.formats == ["tardis"] and s.symbol == "BTCUSDT" and s.issues == {}
-    # the reader derives no best bid/ask (QUOTE) rows from the incremental book
-    assert s.kinds == {"quote": 0, "trade": 0, "depth": 4, "snapshot": 6, "clear": 2}
-    assert table(store.read_events(out)) == INC_EXPECTED  # already in local-time order
+    assert s.formats == ["tardis"] and s.symbol == "BTCUSDT" and s.issues == {"derived_quote": 3}
+    # the reader gives no best bid/ask (QUOTE) rows; the converter derives them from the book
+    assert s.kinds == {"quote": 3, "trade": 0, "depth": 4, "snapshot": 6, "clear": 2}
+    assert s.notes["derived_quote"] == [f"{f.name}:5", f"{f.name}:7", f"{f.name}:10"]
+    assert table(store.read_events(out)) == INC_STORE  # already in local-time order
 
 
 def test_incremental_snapshot_runs_and_batches(tmp_path):
@@ -216,14 +229,15 @@ def test_incremental_bad_rows_counted_and_skipped(tmp_path, gz):
     ]
     assert lines.tolist() == [2, 2, 4, 12]
     s = convert([f], tmp_path / "o.parquet")  # the same counts reach the summary and the store
-    assert s.issues == c.issues and s.rows == 4
-    assert store.read_meta(tmp_path / "o.parquet")["counters"] == c.issues
+    # (+ one QUOTE derived after the snapshot; the diff at b is behind the best ask)
+    assert s.issues == {**c.issues, "derived_quote": 1} and s.rows == 5 and s.kinds["quote"] == 1
+    assert store.read_meta(tmp_path / "o.parquet")["counters"] == s.issues
 
 
 def test_incremental_other_symbol_counted(tmp_path):
     f = write(tmp_path / "l2.csv", INC[:6] + [INC[6].replace("BTCUSDT", "ETHUSDT")] + INC[7:])
     s = convert([f], tmp_path / "o.parquet")
-    assert s.issues == {"other_symbol": 1} and s.kinds["depth"] == 3
+    assert s.issues == {"other_symbol": 1, "derived_quote": 3} and s.kinds["depth"] == 3
     # a file with rows of another symbol only is not an error: nothing of this symbol in it
     s = convert([f], tmp_path / "o2.parquet", symbol="XRPUSDT")
     assert s.rows == 0 and s.issues == {"other_symbol": len(INC) - 1}
@@ -235,15 +249,18 @@ def test_incremental_cli_convert_auto_and_inspect(tmp_path, run_cli):
     r = run_cli("data", "convert", "--format", "auto", str(f), "-o", str(out), "--json", "--no-progress")
     assert r.returncode == 0, r.stderr
     s = json.loads(r.stdout)
-    assert s["formats"] == ["tardis"] and s["symbol"] == "BTCUSDT" and s["rows"] == 12 and s["issues"] == {}
+    assert s["formats"] == ["tardis"] and s["symbol"] == "BTCUSDT" and s["rows"] == 15
+    assert s["issues"] == {"derived_quote": 3}
     r = run_cli("data", "inspect", str(out), "--json")
     assert r.returncode == 0, r.stderr
     i = json.loads(r.stdout)
-    assert (i["depth_updates"], i["snapshots"], i["clears"], i["quotes"], i["trades"], i["events"]) == (4, 6, 2, 0, 0, 12)
+    assert (i["depth_updates"], i["snapshots"], i["clears"], i["quotes"], i["trades"], i["events"]) == (4, 6, 2, 3, 0, 15)
     assert i["symbol"] == "BTCUSDT" and i["source"] == "tardis"
     assert i["start_ns"] == L0 * US and i["end_ns"] == L4 * US
-    assert i["exch_clock"]["rows"] == 12 and i["counters"] == {}
-    assert i["spread"] is None  # no QUOTE rows: see test_incremental_rows_exact
+    assert i["exch_clock"]["rows"] == 15 and i["counters"] == {"derived_quote": 3}
+    # the derived quotes (see test_incremental_rows_exact): spreads 0.5, 0.5, 0.2
+    assert i["spread"]["count"] == 3 and i["spread"]["median"] == pytest.approx(0.5)
+    assert i["crossed_quotes"] == 0
 
 
 # ---------------------------------------------------------------- book_snapshot_N

@@ -22,6 +22,10 @@ CLEAR      unused: the book is cleared (resync)        unused
 ``side`` is +1 for buy / bid, -1 for sell / ask, 0 when unknown. ``seq`` carries the exchange's
 sequence number (update id, trade id) where there is one, else 0. ``level`` is the 0-based depth of
 a snapshot row where the source gives it, else -1. ``flags`` is a bit set of the ``F_*`` constants.
+
+A source file with depth rows but no quotes of its own (tardis.dev ``incremental_book_L2``, a Binance
+capture without ``bookTicker``) also gets QUOTE rows derived from its reconstructed book, flagged
+``F_DERIVED`` (see ``avmm.data.book``).
 """
 
 from __future__ import annotations
@@ -47,6 +51,7 @@ F_EXCH_TS = 1 << 0  # exch_ts is the exchange's own stamp (else copied from loca
 F_LAST_IN_BATCH = 1 << 1  # last row of one source message (depth diff, snapshot): act after it
 F_SEQ_GAP = 1 << 2  # a sequence gap was detected before this row (book resynchronised after)
 F_REORDERED = 1 << 3  # the row was moved to restore local_ts order
+F_DERIVED = 1 << 4  # QUOTE derived from the depth book by the converter (the source had no quotes)
 
 EVENT_FIELDS: list[tuple[str, str]] = [
     ("exch_ts", "i8"),

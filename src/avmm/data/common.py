@@ -52,6 +52,7 @@ ISSUE_HELP: dict[str, str] = {
     "trading_halt": "N: LOBSTER trading halt message (type 7)",
     "bad_timestamp": "S: zero, negative or non-numeric timestamp",
     "other_symbol": "S: message for another symbol than the one converted",
+    "derived_quote": "N: QUOTE derived from the depth book after a batch (a file without quotes of its own; flag F_DERIVED)",
 }
 
 MAX_NOTES = 5

@@ -3,14 +3,16 @@
 ``convert(sources, out, fmt="auto", symbol=None, progress=None) -> ConvertSummary``
 
 Per source stream (a Binance websocket capture -- all its files chained so the book state carries
-over --, one tardis/archive file, one LOBSTER pair): reader -> ``reorder`` (bounded window) ->
-``merge_sorted`` over all streams -> ``write_events``. Memory is bounded by the chunk sizes and the
+over --, one tardis/archive file, one LOBSTER pair): reader -> ``_derive`` (QUOTE rows from the depth
+book for files without quotes of their own, ``book.derive_quotes``) -> ``reorder`` (bounded window)
+-> ``merge_sorted`` over all streams -> ``write_events``. Memory is bounded by the chunk sizes and the
 reorder window, not by the input size. Every skipped or repaired record is counted by kind in the
 summary and stored in the metadata under ``counters`` (see ``common.ISSUE_HELP``).
 """
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -22,7 +24,7 @@ from avmm.data import binance_archive, binance_ws, lobster, tardis
 from avmm.data.common import ISSUE_HELP, Counters, ProgressFn, file_size, merge_sorted, prefetch, reorder
 from avmm.data.store import write_events
 from avmm.errors import UserError
-from avmm.events import KIND_NAMES
+from avmm.events import DEPTH, KIND_NAMES, QUOTE
 
 FORMATS = ("auto", "binance-ws", "binance-archive", "tardis", "lobster")
 DEFAULT_REORDER_WINDOW_MS = 1000.0
@@ -117,9 +119,50 @@ def _guard(it: Iterator, path: Path) -> Iterator:
         raise UserError(f"{path}: cannot convert ({type(e).__name__}: {e})") from None
 
 
-def _tardis_stream(f: Path, symbol: str | None, window: int):
+def _derive(chunks: Iterator, c: Counters, enabled: bool = True) -> Iterator:
+    """A reader's ``(events, lines, path)`` chunks, with QUOTE rows derived from the depth book for
+    the files that have depth rows but no quotes of their own (``book.derive_quotes``). Passes
+    chunks through untouched, without loading ``book`` (numba), until such a file shows up; and
+    always when not ``enabled`` (another source of the same convert carries the quotes)."""
+    if not enabled:
+        yield from chunks
+        return
+    quoting: set[str] = set()  # files with quotes of their own
+    skipped = False  # depth rows went by unapplied (the book is unknown until a CLEAR)
+    chunks = iter(chunks)
+    for ev, lines, path in chunks:
+        kind = ev["kind"]
+        if path in quoting or np.any(kind == QUOTE):
+            quoting.add(path)
+        elif np.any(kind >= DEPTH):  # DEPTH, SNAPSHOT, CLEAR
+            from avmm.data import book
+
+            yield from book.derive_quotes(itertools.chain([(ev, lines, path)], chunks), c, quoting, skipped)
+            return
+        skipped = skipped or bool(np.any(kind >= DEPTH))
+        yield ev, lines, path
+
+
+def _stream(it: Iterator, path: Path, window: int, c: Counters, derive: bool = True) -> Iterator[np.ndarray]:
+    """One source stream, sorted by ``local_ts``: reader -> derived quotes -> reorder window."""
+    return reorder(_derive(_guard(it, path), c, derive), window, c)
+
+
+def carries_quotes(ff: str, f: Path) -> bool:
+    """Whether the file is known, before reading it, to hold best bid/ask quotes of its own."""
+    if ff == "lobster":
+        return True
+    if ff == "tardis":
+        return tardis.detect_kind(f) in ("quotes", "book_snapshot")
+    if ff == "binance-archive":
+        info = binance_archive.parse_name(f)
+        return bool(info) and info["kind"] == "bookTicker"
+    return False
+
+
+def _tardis_stream(f: Path, symbol: str | None, window: int, derive: bool = True):
     def make(c: Counters, progress: ProgressFn | None) -> Iterator[np.ndarray]:
-        return reorder(_guard(tardis.read_tardis(f, c, symbol, progress), f), window, c)
+        return _stream(tardis.read_tardis(f, c, symbol, progress), f, window, c, derive)
 
     return make
 
@@ -152,26 +195,33 @@ def convert(
             raise UserError(f"{f}:1: cannot detect the format (use --format)")
         by_fmt.setdefault(ff, []).append(f)
 
+    # Quotes are derived from a depth book only when no source of this convert carries quotes of its
+    # own: a tardis quotes file converted with its incremental_book_L2 file gives one quote stream.
+    quoting = [f for ff, fs in by_fmt.items() for f in fs if carries_quotes(ff, f)]
+
+    def derive(f: Path) -> bool:
+        return not any(g != f for g in quoting)
+
     c = Counters()
     window = int(reorder_window_ms * 1e6)
     streams: list[Iterator[np.ndarray]] = []
     symbols: list[str] = []
     for ff, fs in by_fmt.items():
         if ff == "binance-ws":
-            streams.append(reorder(_guard(binance_ws.read_binance_ws(fs, c, symbol, progress), fs[0]), window, c))
+            streams.append(_stream(binance_ws.read_binance_ws(fs, c, symbol, progress), fs[0], window, c, not quoting))
         elif ff == "tardis":
             for f in fs:  # one worker thread per file (see ``prefetch``)
-                streams.append(prefetch(_tardis_stream(f, symbol, window), c, progress))
+                streams.append(prefetch(_tardis_stream(f, symbol, window, derive(f)), c, progress))
         elif ff == "binance-archive":
             for f in fs:
                 info = binance_archive.parse_name(f)
                 if info:
                     symbols.append(info["symbol"])
-                streams.append(reorder(_guard(binance_archive.read_binance_archive(f, c, symbol, progress), f), window, c))
+                streams.append(_stream(binance_archive.read_binance_archive(f, c, symbol, progress), f, window, c))
         elif ff == "lobster":
             for msg, ob in lobster.pair_files(fs):
                 symbols.append(lobster.parse_name(msg)["ticker"])
-                streams.append(reorder(_guard(lobster.read_lobster(msg, ob, c, progress), msg), window, c))
+                streams.append(_stream(lobster.read_lobster(msg, ob, c, progress), msg, window, c))
     kinds = np.zeros(256, dtype=np.int64)
     meta: dict = {
         "symbol": symbol.upper() if symbol else None,
