@@ -116,9 +116,9 @@ def backtest_command(
 
         sources = [default_session()]
 
-    from avmm.backtest.runner import run_backtest, warm_up
+    from avmm.backtest.runner import run_backtest
 
-    warm_up()
+    _warm_up_with_notice()
     bar = _Progress(progress)
     try:
         res = run_backtest(sources, cfg, progress=bar)
@@ -147,6 +147,27 @@ def backtest_command(
 
         write_report(res, report)
         print(f"report: {report}")
+
+
+def _warm_up_with_notice() -> None:
+    """Compile the loop (or load it from the cache); say so on stderr when that takes a while (the
+    first run after installing or editing avmm compiles for about a minute)."""
+    import os
+    import threading
+
+    from avmm.backtest.runner import warm_up
+
+    def notice() -> None:
+        where = os.environ.get("NUMBA_CACHE_DIR", "the numba cache")
+        print(f"avmm: compiling the backtest loop (first run only; cached in {where})", file=sys.stderr, flush=True)
+
+    t = threading.Timer(2.0, notice)
+    t.daemon = True
+    t.start()
+    try:
+        warm_up()
+    finally:
+        t.cancel()
 
 
 def _json_default(o):
