@@ -23,7 +23,7 @@ import pyarrow as pa
 
 from avmm.data import _fast
 from avmm.errors import UserError
-from avmm.events import EVENT_DTYPE, F_REORDERED, QUOTE
+from avmm.events import DEPTH, EVENT_DTYPE, F_REORDERED, QUOTE
 
 ProgressFn = Callable[[int], None]  # called with the number of source bytes consumed since last call
 
@@ -43,7 +43,7 @@ ISSUE_HELP: dict[str, str] = {
     "empty_book_side": "S: quote with one side empty (LOBSTER dummy price)",
     "duplicate": "S: duplicated message (same trade id / update id / identical row)",
     "reordered": "R: row moved back to restore local_ts order (flag F_REORDERED)",
-    "seq_gap": "N: depth sequence gap detected (flag F_SEQ_GAP on the next snapshot)",
+    "seq_gap": "N: depth sequence gap detected (a CLEAR flagged F_SEQ_GAP is written at the gap; resync at the next snapshot)",
     "depth_unsynced": "S: depth diff dropped while waiting for a snapshot (before the first / after a gap)",
     "depth_stale": "S: depth diff older than the snapshot it follows (normal at sync)",
     "unknown_message": "S: message of a kind the reader does not use",
@@ -452,7 +452,9 @@ def reorder(
     """Sort a nearly-sorted stream by ``local_ts`` with a bounded window.
 
     A row whose ``local_ts`` is below the running maximum is moved back (stable) and flagged
-    ``F_REORDERED`` (counted ``reordered``); if it is more than ``window_ns`` below, the stream is
+    ``F_REORDERED`` (counted ``reordered``) -- except book rows (DEPTH / SNAPSHOT / CLEAR), which
+    must stay in source (update-id) order: a late one keeps its place and takes the running maximum
+    as its ``local_ts`` (also flagged and counted); if it is more than ``window_ns`` below, the stream is
     not recoverable and a ``UserError`` names the file and line. Rows are held back only while a
     later row could still precede them, so memory is bounded by the window.
     """
@@ -482,6 +484,11 @@ def reorder(
             ev = _fast.copy(ev)
             ev["flags"][late] |= F_REORDERED
             c.add_mask("reordered", late, name, lines)
+            # book rows (DEPTH / SNAPSHOT / CLEAR) apply in source order (update ids): a late one is
+            # not moved before earlier rows but takes the running maximum local time
+            book = late & (ev["kind"] >= DEPTH)
+            if book.any():
+                ev["local_ts"][book] = prev[book]
             allev = _fast.concat([pend, ev])
             allev = _fast.select(allev, np.argsort(np.ascontiguousarray(allev["local_ts"]), kind="stable"))
             hi = max(hi, int(runmax[-1]))

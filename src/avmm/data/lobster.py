@@ -206,9 +206,11 @@ def read_lobster(
         n_msg += n
         n_ob += n
         lines = m["line"]
-        ts = base + np.rint(m["t"] * 1e9).astype(np.int64)
-        bad_m = m["bad"] | ~np.isfinite(m["t"]) | (m["t"] < 0)
+        t_ok = np.isfinite(m["t"]) & (m["t"] >= 0)
+        ts = base + np.rint(np.where(t_ok, m["t"], 0.0) * 1e9).astype(np.int64)
+        bad_m = m["bad"] | ~t_ok
         c.add_mask("non_numeric", m["bad"], name, lines)
+        c.add_mask("bad_timestamp", ~m["bad"] & ~t_ok, name, lines)
         c.add_mask("trading_halt", (m["typ"] == 7) & ~bad_m, name, lines)
         # trades
         is_tr = ((m["typ"] == 4) | (m["typ"] == 5)) & ~bad_m
