@@ -84,6 +84,8 @@ def summary_rows(s: dict) -> list[tuple[str, str]]:
         ("inventory mean / std (time-weighted)", f"{_fmt(s['inventory_mean'])} / {_fmt(s['inventory_std'])}"),
         ("max |position|", _fmt(s["max_abs_position"])),
         ("events (quotes / trades / depth)", f"{_fmt(s['events'], 'int')} ({_fmt(s['quotes'], 'int')} / {_fmt(s['trades'], 'int')} / {_fmt(s['depth_rows'], 'int')})"),
+        ("bad rows ignored (quotes / trades / depth / exch. stamps)",
+         " / ".join(_fmt(s[k], "int") for k in ("bad_quotes", "bad_trades", "bad_depth_rows", "bad_exch_ts"))),
         ("session length", f"{s['session_s']:,.1f} s"),
         ("events/s (wall, excl. compile)", f"{_fmt(s['events_per_s'], 'int')}  ({s['wall_s']:.3f} s)"),
     ]

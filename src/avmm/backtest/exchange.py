@@ -128,6 +128,8 @@ BT_STATE_DTYPE = np.dtype(
         ("n_rej_other", "i8"),
         ("n_cancel_unknown", "i8"),
         ("n_overflow", "i8"),
+        ("n_bad_exch_ts", "i8"),  # exchange stamps <= 0 or far from the local stamp: local used
+        ("n_bad_depth", "i8"),  # depth rows with a NaN / inf / non-positive price or negative size
         ("n_timer", "i8"),
         ("ended", "i8"),
         # our orders at the exchange
@@ -144,6 +146,7 @@ BT_STATE_DTYPE = np.dtype(
         # timer, sampling, markouts
         ("next_timer", "i8"),
         ("next_sample", "i8"),
+        ("last_sample_ts", "i8"),
         ("n_sout", "i8"),
         ("n_fout", "i8"),
         ("mo_n", "i8"),
@@ -221,6 +224,7 @@ def new_bt_state() -> np.ndarray:
     bs["te_clock"] = -INF_NS
     bs["t_first"] = -1
     bs["tw_last"] = -1
+    bs["last_sample_ts"] = -INF_NS
     bs["mo_due"] = INF_NS
     bs["mo_dues"] = INF_NS
     return bs
@@ -580,7 +584,7 @@ def on_quote_x(bp, bs, xo, keys, vals, lat, rs, ring, fout, t, bid, bid_qty, ask
 
 
 @njit(**NJIT_INLINE)
-def on_trade_x(bp, bs, xo, lat, rs, ring, fout, t, px, qty, aggr):
+def on_trade_x(bp, bs, xo, keys, vals, lat, rs, ring, fout, t, px, qty, aggr):
     if not (px > 0.0 and qty > 0.0) or math.isinf(px) or math.isinf(qty):
         return
     if aggr == 0:
@@ -602,6 +606,13 @@ def on_trade_x(bp, bs, xo, lat, rs, ring, fout, t, px, qty, aggr):
             fill_order(bp, bs, xo, k, lat, rs, ring, fout, t, od.px, od.leaves, 1)
         elif px == od.px:
             od.traded += qty
+            if bs.use_depth != 0:  # L2: never more ahead than the depth book shows there (a level
+                # missing after a CLEAR + snapshot is empty)
+                v = cache_get(keys, vals, 0 if od.side > 0 else 1, tick_index(od.px, bp.tick))
+                if math.isnan(v):
+                    v = 0.0
+                if od.ahead > v:
+                    od.ahead = v
             if od.ahead >= rem:
                 od.ahead -= rem
                 continue
@@ -610,11 +621,16 @@ def on_trade_x(bp, bs, xo, lat, rs, ring, fout, t, px, qty, aggr):
             q = od.leaves if left >= od.leaves else floor_lot(left, bp.lot)
             if q > 0.0:
                 fill_order(bp, bs, xo, k, lat, rs, ring, fout, t, od.px, q, 1)
-                rem = left - q
+                # our other orders at this price queue behind this one: the market volume that
+                # traded ahead of it traded ahead of them too; only our own fill is not theirs
+                rem -= q
 
 
 @njit(**NJIT_INLINE)
 def on_depth_x(bp, bs, xo, keys, vals, side, px, qty):
+    if not (px > 0.0 and qty >= 0.0) or math.isinf(px) or math.isinf(qty):
+        bs.n_bad_depth += 1
+        return
     bs.use_depth = 1
     row = 0 if side > 0 else 1
     cache_put(keys, vals, row, tick_index(px, bp.tick), qty)
@@ -760,3 +776,4 @@ def take_sample(bp, bs, xo, sout, ts):
     r.pnl = equity(bp, bs, bs.mid)
     r.fees = bs.fees
     bs.n_sout += 1
+    bs.last_sample_ts = ts

@@ -69,6 +69,10 @@ ST_NEED = 0
 ST_FULL = 1
 ST_DONE = 2
 
+# an exchange stamp further than this from the row's local stamp is not usable (clock error, bad
+# data): the row is taken at its local time and counted (``n_bad_exch_ts``)
+MAX_CLOCK_SKEW_NS = 600 * 1_000_000_000
+
 FOUT_MARGIN = 2 * MAX_X + 16
 
 
@@ -130,8 +134,13 @@ def run_chunk(params, state, o_, a_, bparams, bstate, xo_, keys_, vals_, lat_, r
             return ST_FULL
         # candidates
         ie = bs.ie
+        bad_te = False
         if ie < n:
             te = exch_ts[ie]
+            tl_ie = local_ts[ie]
+            bad_te = te <= 0 or te > tl_ie + MAX_CLOCK_SKEW_NS or te < tl_ie - MAX_CLOCK_SKEW_NS
+            if bad_te:
+                te = tl_ie  # an unusable exchange stamp: the row is taken at its local time
             if te < bs.te_clock:
                 te = bs.te_clock
         elif final == 0:
@@ -159,6 +168,8 @@ def run_chunk(params, state, o_, a_, bparams, bstate, xo_, keys_, vals_, lat_, r
             if tl < t:
                 t = tl
                 w = 4
+        elif final == 0:  # the strategy's rows of the next chunk may come before anything here
+            return ST_NEED
         if t >= INF_NS:
             break
         # equity / inventory samples on the grid, before anything at t changes the state
@@ -172,6 +183,8 @@ def run_chunk(params, state, o_, a_, bparams, bstate, xo_, keys_, vals_, lat_, r
                     take_sample(bp, bs, xo, sout, bs.next_sample)
                     bs.next_sample += bp.eq_ns
         if w == 0:
+            if bad_te:
+                bs.n_bad_exch_ts += 1
             if t > bs.mo_due:
                 advance_markouts(bp, bs, ring, fout, t)
                 if bs.n_fout >= fcap:
@@ -183,7 +196,7 @@ def run_chunk(params, state, o_, a_, bparams, bstate, xo_, keys_, vals_, lat_, r
             if k == QUOTE:
                 on_quote_x(bp, bs, xo, keys, vals, lat, rs, ring, fout, t, px[ie], qty[ie], px2[ie], qty2[ie])
             elif k == TRADE:
-                on_trade_x(bp, bs, xo, lat, rs, ring, fout, t, px[ie], qty[ie], side[ie])
+                on_trade_x(bp, bs, xo, keys, vals, lat, rs, ring, fout, t, px[ie], qty[ie], side[ie])
             elif k == DEPTH or k == SNAPSHOT:
                 on_depth_x(bp, bs, xo, keys, vals, side[ie], px[ie], qty[ie])
             elif k == CLEAR:
@@ -235,7 +248,7 @@ def run_chunk(params, state, o_, a_, bparams, bstate, xo_, keys_, vals_, lat_, r
         if bs.n_sout >= scap:
             return ST_FULL
         bs.ended = 1
-        if bs.has_book != 0:
+        if bs.has_book != 0 and bs.last_sample_ts != bs.t_last:  # not twice at one time
             take_sample(bp, bs, xo, sout, bs.t_last)
     if bs.tw_last >= 0 and bs.t_last > bs.tw_last:
         dt = float(bs.t_last - bs.tw_last)

@@ -113,7 +113,7 @@ def summarize(bs: np.record, samples: np.ndarray, fs: FillStats, *, capital: flo
     mdd = drawdown(pnl)
     sharpe, sortino = ratios(pnl, capital, interval_s)
     t_first, t_last = int(b["t_first"]), int(b["t_last"])
-    dur = max(t_last - t_first, 0)
+    dur = max(t_last - t_first, 0) if t_first >= 0 else 0
     tw_mean = float(b["tw_pos"]) / dur if dur > 0 else 0.0
     tw_var = float(b["tw_pos2"]) / dur - tw_mean * tw_mean if dur > 0 else 0.0
     mo = fs.markouts_bps()
@@ -164,5 +164,7 @@ def summarize(bs: np.record, samples: np.ndarray, fs: FillStats, *, capital: flo
         "inventory_std": math.sqrt(tw_var) if tw_var > 0 else 0.0,
         "max_abs_position": float(b["max_abs_pos"]),
         "overflows": int(b["n_overflow"]),
+        "bad_exch_ts": int(b["n_bad_exch_ts"]),
+        "bad_depth_rows": int(b["n_bad_depth"]),
     }
     return out

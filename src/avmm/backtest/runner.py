@@ -212,14 +212,15 @@ class Backtester:
         if self.cols is None:
             self.cols = new
         else:
-            il = int(self.bs["il"][0])
+            # rows that the exchange or the strategy has not seen yet are carried over
+            lo = min(int(self.bs["il"][0]), int(self.bs["ie"][0]))
             n = self.cols[0].shape[0]
-            if il < n:  # the strategy has not seen these yet: carry them over
-                self.cols = tuple(_readonly(np.concatenate((old[il:], nw))) for old, nw in zip(self.cols, new))
+            if lo < n:
+                self.cols = tuple(_readonly(np.concatenate((old[lo:], nw))) for old, nw in zip(self.cols, new))
             else:
                 self.cols = new
-            self.bs["ie"] -= il
-            self.bs["il"] = 0
+            self.bs["ie"] -= lo
+            self.bs["il"] -= lo
         st = self._run(0)
         assert st == ST_NEED
 
@@ -240,6 +241,9 @@ class Backtester:
             capital = mp / fm if inverse else mp * fm
         summary = summarize(bs, samples, self.fills, capital=capital, interval_s=b.equity_interval_s,
                             inverse=inverse, csize=b.contract_size, wall_s=self.wall)
+        st = self.mem.state[0]
+        summary["bad_quotes"] = int(st["n_bad_quotes"])  # NaN / non-positive / crossed: ignored
+        summary["bad_trades"] = int(st["n_bad_trades"])
         return BacktestResult(summary, samples, self.fills.fills(), self.cfg, self.meta)
 
 
