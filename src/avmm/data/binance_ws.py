@@ -7,10 +7,23 @@ Handled messages (combined-stream envelope ``{"stream": ..., "data": ...}``, spo
   a duplicate.
 * ``trade`` / ``aggTrade`` -> TRADE at ``T`` (trade time, ms); aggressor = SELL when ``m`` (buyer is
   the maker) else BUY; ``seq`` = trade id ``t`` / aggregate id ``a``; an id not above the last one
-  is a duplicate.
+  is a duplicate. A capture with both streams would store every execution twice, so ``@trade``
+  wins: once the capture has shown a ``@trade`` message (of the converted symbol), ``aggTrade``
+  messages are not stored (counted ``agg_trade_skipped``); and a ``@trade`` whose id lies in the
+  trade-id range ``[f, l]`` covered by the aggTrades already stored before it (from the first
+  stored ``f`` to the highest stored ``l``) is counted ``duplicate`` and dropped. Each execution is
+  thus stored once: as part of an aggTrade up to the first ``@trade``, individually after it.
 * REST depth snapshot line ``{"lastUpdateId", "bids", "asks"}`` (USD-M also ``E``/``T``) -> CLEAR,
   then one SNAPSHOT row per level (``level`` = 0-based depth per side), ``F_LAST_IN_BATCH`` on the
-  last row; ``seq`` = ``lastUpdateId``.
+  last row; ``seq`` = ``lastUpdateId``. Which symbol it belongs to: an enveloped snapshot takes it
+  from its ``stream`` name (checked like every other message's ``s``); a bare line names none, so it
+  is applied only when a depth diff of the converted symbol brackets it by update id (the rule for
+  the first diff below, ``L`` = ``lastUpdateId``): a diff already buffered, waiting for a snapshot,
+  at once; else the first later diff that is not older than the snapshot, if it comes within
+  ``HOLD_NS`` (the REST answer can arrive before that diff). Until then the snapshot is held; it is
+  written at its own place and time when no depth row was written meanwhile, else at the time of
+  the diff that confirms it. A bare snapshot that no diff of the converted symbol brackets (another
+  symbol's, or one older than the book) is counted ``other_symbol`` and not applied.
 * ``depthUpdate`` -> one DEPTH row per changed level (``qty`` 0 removes it), ``F_LAST_IN_BATCH`` on
   the last row of the message; ``seq`` = ``u``; ``exch_ts`` = ``T`` (USD-M) or ``E`` (spot).
 
@@ -25,12 +38,22 @@ flagged ``F_SEQ_GAP`` is emitted (the book is unknown from then on) and diffs ar
 ``depth_unsynced``) until the next snapshot resynchronises the book.
 
 Several files of one continuous capture are read as one stream, in order of their first
-timestamp, so the book state carries across files.
+timestamp, so the book state carries across files. Spot and USD-M futures captures cannot be
+chained (their update ids and books are unrelated): each file's market is decided by its first
+message that shows it -- USD-M depth diffs carry ``pu``, bookTicker and REST snapshots ``T``,
+trades ``X``; spot trades and aggTrades carry ``M``, spot depth diffs, bookTicker and snapshots lack
+those fields -- and a convert of files of both markets, or a file whose market changes part-way,
+stops with a one-line error (the heads of all files are checked before anything is read).
+
+A gzip file cut short or damaged is read up to the damage (``common.SalvageGzip``): every complete
+line before it is kept, the cut line is counted ``truncated_line`` and the damage ``corrupt_gzip``
+at that line number.
 """
 
 from __future__ import annotations
 
 import gzip
+import itertools
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -38,7 +61,16 @@ from pathlib import Path
 import msgspec
 import numpy as np
 
-from avmm.data.common import Counters, ProgressFn, check_price, check_quotes, check_size, is_gzip
+from avmm.data.common import (
+    ISSUE_HELP,
+    Counters,
+    ProgressFn,
+    SalvageGzip,
+    check_price,
+    check_quotes,
+    check_size,
+    is_gzip,
+)
 from avmm.errors import UserError
 from avmm.events import (
     BUY,
@@ -55,6 +87,12 @@ from avmm.events import (
 )
 
 Levels = list[tuple[float, float]]
+
+# TODO(common.py owner): move into common.ISSUE_HELP
+ISSUE_HELP.setdefault(
+    "agg_trade_skipped",
+    "S: aggTrade message not stored: the capture has @trade messages, which carry the same executions",
+)
 
 
 class BookTicker(msgspec.Struct):
@@ -75,6 +113,8 @@ class Trade(msgspec.Struct):
     T: int
     m: bool
     s: str = ""
+    X: str = ""  # USD-M only (order type)
+    M: bool | None = None  # spot only ("ignore")
 
 
 class AggTrade(msgspec.Struct):
@@ -84,6 +124,9 @@ class AggTrade(msgspec.Struct):
     T: int
     m: bool
     s: str = ""
+    f: int = -1  # first and last trade id
+    l: int = -1  # noqa: E741
+    M: bool | None = None  # spot only
 
 
 class Depth(msgspec.Struct):
@@ -123,6 +166,7 @@ class EnvDepth(msgspec.Struct):
 
 class EnvSnapshot(msgspec.Struct):
     data: Snapshot
+    stream: str = ""
 
 
 _DEC = {
@@ -139,6 +183,61 @@ _DEC = {
 
 MS = 1_000_000
 MAX_PENDING = 10_000  # buffered depth diffs while waiting for a snapshot
+HOLD_NS = 10 * 1_000_000_000  # how long a bare snapshot may wait for the diff that brackets it
+MAX_HELD = 16  # bare snapshots waiting at once (a multi-symbol capture: one per symbol)
+
+SPOT, USDM = False, True  # market of a capture (``um``)
+_MARKET = {SPOT: "spot", USDM: "USD-M futures"}
+
+
+def _trade_market(m: Trade) -> bool | None:
+    return USDM if m.X else (SPOT if m.M is not None else None)
+
+
+def _agg_market(m: AggTrade) -> bool | None:
+    return SPOT if m.M is not None else None
+
+
+def _line_market(line: bytes) -> bool | None:
+    """The market a capture line shows (None: it shows none, or is not readable)."""
+    sp = line.find(b" ")
+    if sp <= 0:
+        return None
+    body = line[sp + 1:]
+    head = body[:72]
+    try:
+        if b'"stream"' in head:
+            if b"@bookTicker" in head:
+                return _DEC["bt"].decode(body).data.T != 0
+            if b"@aggTrade" in head:
+                return _agg_market(_DEC["agg"].decode(body).data)
+            if b"@trade" in head:
+                return _trade_market(_DEC["tr"].decode(body).data)
+            if b"@depth" in head:
+                if b'"lastUpdateId"' in body[:200]:
+                    return _DEC["snap_env"].decode(body).data.T != 0
+                return _DEC["depth"].decode(body).data.pu != -1
+        elif b'"lastUpdateId"' in head:
+            return _DEC["snap"].decode(body).T != 0
+    except msgspec.MsgspecError:
+        return None
+    return None
+
+
+def head_market(path: Path, max_bytes: int = 1 << 20) -> tuple[bool, int] | None:
+    """``(market, line)`` of the first line in the head of the file that shows its market."""
+    try:
+        with (gzip.open(path, "rb") if is_gzip(path) else open(path, "rb")) as f:
+            for ln in range(1, 1_000_000):
+                line = f.readline(1 << 22)
+                if not line or f.tell() > max_bytes or not line.endswith(b"\n"):
+                    return None
+                um = _line_market(line)
+                if um is not None:
+                    return um, ln
+    except (OSError, EOFError, zlib.error):
+        return None
+    return None
 
 
 def first_local_ts(path: Path) -> int:
@@ -162,18 +261,28 @@ def looks_like(path: Path) -> bool:
     return len(parts) == 2 and parts[0].isdigit() and parts[1][:1] == b"{"
 
 
-class _Rows:
-    """Column lists for the rows of one chunk."""
+_serial = itertools.count()
 
-    __slots__ = ("exch", "local", "seq", "px", "qty", "px2", "qty2", "kind", "side", "flags",
-                 "level", "line")
+
+class _Rows:
+    """Column lists for the rows of one chunk. ``serial`` changes at every ``take``: a position in
+    the lists stays valid while it is unchanged."""
+
+    COLS = ("exch", "local", "seq", "px", "qty", "px2", "qty2", "kind", "side", "flags", "level", "line")
+    __slots__ = COLS + ("serial",)
 
     def __init__(self):
-        for s in self.__slots__:
+        for s in self.COLS:
             setattr(self, s, [])
+        self.serial = next(_serial)
 
     def __len__(self):
         return len(self.local)
+
+    def insert(self, pos: int, other: _Rows) -> None:
+        """Insert the rows of ``other`` before row ``pos``."""
+        for s in self.COLS:
+            getattr(self, s)[pos:pos] = getattr(other, s)
 
     def one(self, exch, local, seq, px, qty, px2, qty2, kind, side, flags, level, line):
         self.exch.append(exch)
@@ -254,6 +363,18 @@ def _validate(ev: np.ndarray, lines: np.ndarray, c: Counters, path: Path):
     return ev, lines
 
 
+class _Held(msgspec.Struct):
+    """A bare snapshot waiting for a diff of the converted symbol to bracket it."""
+
+    s: Snapshot
+    local: int
+    ln: int
+    name: str
+    serial: int  # ``_Rows.serial`` when it was read, and its position there
+    pos: int
+    book_n: int  # ``_State.book_n`` when it was read
+
+
 class _State:
     """Sequence state shared across the files of one capture."""
 
@@ -263,10 +384,16 @@ class _State:
         self.last_u = 0
         self.lid = 0
         self.pending: list[tuple[Depth, int, int]] = []  # (diff, local_ts, line)
+        self.held: list[_Held] = []  # bare snapshots not yet attributed to the symbol
+        self.book_n = 0  # book-changing messages written so far (diffs, snapshots, gaps)
         self.last_trade = -1
         self.last_agg = -1
         self.last_bt = -1
-        self.um: bool | None = None
+        self.saw_trade = False  # a @trade message was seen: aggTrades are not stored
+        self.agg_lo = -1  # trade ids covered by the stored aggTrades
+        self.agg_hi = -1
+        self.market: bool | None = None  # SPOT / USDM, and the file that showed it
+        self.market_path: Path | None = None
         self.symbol: str | None = None
 
 
@@ -281,39 +408,68 @@ def read_binance_ws(
     st = _State()
     st.symbol = symbol.upper() if symbol else None
     paths = sorted((Path(p) for p in paths), key=first_local_ts)
+    for path in paths:  # spot and USD-M files mixed: stop before reading anything
+        hm = head_market(path)
+        if hm is not None:
+            _check_market(st, hm[0], None, path, hm[1])
     for path in paths:
         yield from _read_file(path, st, c, progress, chunk_rows)
     if st.pending:
         c.add("depth_unsynced", len(st.pending), f"{paths[-1].name}:{st.pending[0][2]}")
         st.pending.clear()
+    for h in st.held:
+        c.add("other_symbol", 1, f"{h.name}:{h.ln}")
+    st.held.clear()
+
+
+def _check_market(st: _State, um: bool, fum: bool | None, path: Path, ln: int) -> bool:
+    """The market of file ``path`` once its line ``ln`` showed market ``um``; ``fum`` is what the
+    file showed before (None: nothing yet). Raises when it contradicts the file or the capture."""
+    if fum is None:
+        if st.market is None:
+            st.market, st.market_path = um, path
+        elif st.market != um and st.market_path != path:
+            raise UserError(
+                f"{path}: {_MARKET[um]} capture mixed with {_MARKET[st.market]} capture "
+                f"{st.market_path}; convert them separately"
+            )
+        elif st.market != um:
+            fum = st.market  # (the head check saw this file's other market first)
+    if fum is not None and fum != um:
+        raise UserError(
+            f"{path}:{ln}: {_MARKET[um]} message in a {_MARKET[fum]} capture (the market changes "
+            f"part-way through the file); convert spot and USD-M captures separately"
+        )
+    return um
 
 
 def _blocks(path: Path, c: Counters, progress: ProgressFn | None) -> Iterator[tuple[list[bytes], int]]:
     """Yield (complete lines, first line number) from the file; the last piece of the file is
-    yielded even without a trailing newline. Gzip corruption ends the file (counted)."""
-    raw = open(path, "rb")
+    yielded even without a trailing newline. Gzip damage ends the file: every complete line before
+    it is yielded, the damage is counted ``corrupt_gzip`` at the line it cuts, that line
+    ``truncated_line``."""
     gz = is_gzip(path)
-    f = gzip.GzipFile(fileobj=raw, mode="rb") if gz else raw
+    # small compressed pieces: data damage loses at most the piece the decoder fails in
+    f = SalvageGzip(path, chunk=1 << 16) if gz else open(path, "rb")
     rest = b""
     lineno = 1
     pos = 0
     try:
         while True:
-            try:
-                block = f.read(1 << 22)
-            except (OSError, EOFError, zlib.error) as e:  # BadGzipFile is an OSError
-                if lineno == 1 and not rest:
-                    raise UserError(f"{path}:1: corrupt gzip file ({e})") from None
-                c.add("corrupt_gzip", 1, f"{path.name}:{lineno}: {e}; rest of file skipped")
-                if rest:  # the partial line before the corruption is lost
-                    c.add("truncated_line", 1, f"{path.name}:{lineno}")
-                return
+            block = f.read(1 << 22)
             if progress is not None:
-                now = raw.tell()
+                now = f.raw_pos if gz else f.tell()
                 progress(now - pos)
                 pos = now
             if not block:
-                if rest:
+                err = f.error if gz else None
+                if err is not None:
+                    if lineno == 1 and not rest:
+                        raise UserError(f"{path}:1: corrupt gzip file ({err})")
+                    c.add("corrupt_gzip", 1, f"{path.name}:{lineno}: {err}; rest of file skipped")
+                    if rest:  # the line cut by the damage is lost
+                        c.add("truncated_line", 1, f"{path.name}:{lineno}")
+                elif rest:
                     yield [rest], lineno
                 return
             buf = rest + block
@@ -324,7 +480,6 @@ def _blocks(path: Path, c: Counters, progress: ProgressFn | None) -> Iterator[tu
                 lineno += len(lines)
     finally:
         f.close()
-        raw.close()
 
 
 def _read_file(path: Path, st: _State, c: Counters, progress, chunk_rows: int):
@@ -332,6 +487,7 @@ def _read_file(path: Path, st: _State, c: Counters, progress, chunk_rows: int):
     dec_bt, dec_tr, dec_agg = _DEC["bt"], _DEC["tr"], _DEC["agg"]
     dec_depth, dec_snap, dec_snap_env = _DEC["depth"], _DEC["snap"], _DEC["snap_env"]
     name = path.name
+    fum: bool | None = None  # the market this file has shown (SPOT / USDM), None: not yet
     used = 0
     bad_lines = 0
     first_bad: int | None = None
@@ -360,6 +516,8 @@ def _read_file(path: Path, st: _State, c: Counters, progress, chunk_rows: int):
                 if b'"stream"' in head:
                     if b"@bookTicker" in head:
                         m = dec_bt.decode(body).data
+                        if (m.T != 0) is not fum:
+                            fum = _check_market(st, m.T != 0, fum, path, ln)
                         if not _sym_ok(st, m.s, c, name, ln):
                             continue
                         if m.u <= st.last_bt:
@@ -373,30 +531,54 @@ def _read_file(path: Path, st: _State, c: Counters, progress, chunk_rows: int):
                             rows.one(local, local, m.u, m.b, m.B, m.a, m.A, QUOTE, 0, 0, -1, ln)
                     elif b"@aggTrade" in head:
                         m = dec_agg.decode(body).data
+                        um = _agg_market(m)
+                        if um is not None and um is not fum:
+                            fum = _check_market(st, um, fum, path, ln)
                         if not _sym_ok(st, m.s, c, name, ln):
+                            continue
+                        if st.saw_trade:  # the @trade messages carry these executions
+                            c.add("agg_trade_skipped", 1, f"{name}:{ln}")
                             continue
                         if m.a <= st.last_agg:
                             c.add("duplicate", 1, f"{name}:{ln}")
                             continue
                         st.last_agg = m.a
+                        if 0 <= m.f <= m.l:
+                            if st.agg_lo < 0:
+                                st.agg_lo = m.f
+                            st.agg_hi = max(st.agg_hi, m.l)
                         rows.one(m.T * MS, local, m.a, m.p, m.q, 0.0, 0.0, TRADE,
                                  SELL if m.m else BUY, F_EXCH_TS, -1, ln)
                     elif b"@trade" in head:
                         m = dec_tr.decode(body).data
+                        um = _trade_market(m)
+                        if um is not None and um is not fum:
+                            fum = _check_market(st, um, fum, path, ln)
                         if not _sym_ok(st, m.s, c, name, ln):
                             continue
+                        st.saw_trade = True
                         if m.t <= st.last_trade:
                             c.add("duplicate", 1, f"{name}:{ln}")
                             continue
                         st.last_trade = m.t
+                        if st.agg_lo <= m.t <= st.agg_hi:  # stored already, in an aggTrade
+                            c.add("duplicate", 1, f"{name}:{ln}")
+                            continue
                         rows.one(m.T * MS, local, m.t, m.p, m.q, 0.0, 0.0, TRADE,
                                  SELL if m.m else BUY, F_EXCH_TS, -1, ln)
                     elif b"@depth" in head:
                         if b'"lastUpdateId"' in body[:200]:
-                            s = dec_snap_env.decode(body).data
+                            env = dec_snap_env.decode(body)
+                            s = env.data
+                            if (s.T != 0) is not fum:
+                                fum = _check_market(st, s.T != 0, fum, path, ln)
+                            if not _sym_ok(st, env.stream.split("@", 1)[0], c, name, ln):
+                                continue
                             _on_snapshot(s, local, ln, st, rows, c, name)
                         else:
                             m = dec_depth.decode(body).data
+                            if (m.pu != -1) is not fum:
+                                fum = _check_market(st, m.pu != -1, fum, path, ln)
                             if not _sym_ok(st, m.s, c, name, ln):
                                 continue
                             _on_diff(m, local, ln, st, rows, c, name)
@@ -407,7 +589,9 @@ def _read_file(path: Path, st: _State, c: Counters, progress, chunk_rows: int):
                         continue
                 elif b'"lastUpdateId"' in head:
                     s = dec_snap.decode(body)
-                    _on_snapshot(s, local, ln, st, rows, c, name)
+                    if (s.T != 0) is not fum:
+                        fum = _check_market(st, s.T != 0, fum, path, ln)
+                    _on_bare_snapshot(s, local, ln, st, rows, c, name)
                 else:
                     c.add("unknown_message", 1, f"{name}:{ln}")
                     bad_lines += 1
@@ -459,11 +643,13 @@ def _emit_diff(m: Depth, local: int, ln: int, st: _State, rows: _Rows) -> None:
     rows.levels(exch, local, m.u, m.b, DEPTH, BUY, fl, ln, False)
     rows.levels(exch, local, m.u, m.a, DEPTH, SELL, fl, ln, False)
     st.last_u = m.u
+    st.book_n += 1
 
 
 def _gap(m: Depth, local: int, ln: int, st: _State, rows: _Rows, c: Counters, name: str) -> None:
     c.add("seq_gap", 1, f"{name}:{ln}: U={m.U} u={m.u} pu={m.pu} after u={st.last_u}")
     rows.one(local, local, m.u, 0.0, 0.0, 0.0, 0.0, CLEAR, 0, F_SEQ_GAP, -1, ln)
+    st.book_n += 1
     st.synced = False
     st.need_first = False
     st.pending = [(m, local, ln)]
@@ -472,8 +658,6 @@ def _gap(m: Depth, local: int, ln: int, st: _State, rows: _Rows, c: Counters, na
 def _try_apply(m: Depth, local: int, ln: int, st: _State, rows: _Rows, c: Counters, name: str) -> None:
     """Apply a diff while synced (sequence rules); detect gaps."""
     um = m.pu != -1
-    if st.um is None:
-        st.um = um
     if st.need_first:
         lid = st.lid
         if (m.u <= lid) if not um else (m.u < lid):
@@ -497,6 +681,8 @@ def _try_apply(m: Depth, local: int, ln: int, st: _State, rows: _Rows, c: Counte
 
 
 def _on_diff(m: Depth, local: int, ln: int, st: _State, rows: _Rows, c: Counters, name: str) -> None:
+    if st.held:
+        _check_held(m, local, ln, st, rows, c, name)
     if not st.synced:
         st.pending.append((m, local, ln))
         if len(st.pending) > MAX_PENDING:
@@ -514,6 +700,7 @@ def _on_snapshot(s: Snapshot, local: int, ln: int, st: _State, rows: _Rows, c: C
     rows.one(exch, local, s.lastUpdateId, 0.0, 0.0, 0.0, 0.0, CLEAR, 0, fl, -1, ln)
     rows.levels(exch, local, s.lastUpdateId, s.bids, SNAPSHOT, BUY, fl, ln, True)
     rows.levels(exch, local, s.lastUpdateId, s.asks, SNAPSHOT, SELL, fl, ln, True)
+    st.book_n += 1
     st.synced = True
     st.need_first = True
     st.lid = s.lastUpdateId
@@ -525,3 +712,58 @@ def _on_snapshot(s: Snapshot, local: int, ln: int, st: _State, rows: _Rows, c: C
             break
         # applied now, at the snapshot's arrival time
         _try_apply(m, local, pln, st, rows, c, name)
+
+
+def _rel(m: Depth, lid: int) -> int:
+    """Where diff ``m`` lies against a snapshot with id ``lid`` (Binance's rule for the first diff
+    after a snapshot): -1 older (stale), 0 brackets it, 1 newer (the snapshot is too old for it)."""
+    if m.pu != -1:  # USD-M
+        if m.u < lid:
+            return -1
+        return 0 if m.U <= lid else 1
+    if m.u <= lid:
+        return -1
+    return 0 if m.U <= lid + 1 else 1
+
+
+def _on_bare_snapshot(s: Snapshot, local: int, ln: int, st: _State, rows: _Rows, c: Counters, name: str) -> None:
+    """A snapshot line without a symbol: applied if a buffered diff brackets it, held if it may be
+    bracketed by a later diff, else counted ``other_symbol`` (see the module docstring)."""
+    lid = s.lastUpdateId
+    rel = [_rel(m, lid) for m, _, _ in st.pending]
+    if 0 in rel:
+        _on_snapshot(s, local, ln, st, rows, c, name)
+        return
+    if rel and max(rel) > 0:
+        c.add("other_symbol", 1, f"{name}:{ln}")
+        return
+    if len(st.held) >= MAX_HELD:
+        h = st.held.pop(0)
+        c.add("other_symbol", 1, f"{h.name}:{h.ln}")
+    st.held.append(_Held(s, local, ln, name, rows.serial, len(rows), st.book_n))
+
+
+def _check_held(m: Depth, local: int, ln: int, st: _State, rows: _Rows, c: Counters, name: str) -> None:
+    """Diff ``m`` of the converted symbol against the held bare snapshots: one it brackets is
+    applied (before ``m``); one it is newer than, or held too long, is dropped (``other_symbol``)."""
+    keep: list[_Held] = []
+    conf: _Held | None = None
+    for h in st.held:
+        r = _rel(m, h.s.lastUpdateId) if local - h.local <= HOLD_NS else 1
+        if r < 0:
+            keep.append(h)
+            continue
+        if r == 0:
+            h, conf = conf, h  # the latest bracketed one wins
+        if h is not None:
+            c.add("other_symbol", 1, f"{h.name}:{h.ln}")
+    st.held = keep
+    if conf is None:
+        return
+    if conf.serial == rows.serial and conf.book_n == st.book_n:
+        # no book row written since it was read (nor the rows taken): in place, at its own time
+        tmp = _Rows()
+        _on_snapshot(conf.s, conf.local, conf.ln, st, tmp, c, conf.name)
+        rows.insert(conf.pos, tmp)
+    else:  # after the rows written meanwhile, at the time it is confirmed
+        _on_snapshot(conf.s, local, conf.ln if conf.serial == rows.serial else ln, st, rows, c, name)
