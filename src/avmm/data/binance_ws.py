@@ -20,10 +20,13 @@ Handled messages (combined-stream envelope ``{"stream": ..., "data": ...}``, spo
   is applied only when a depth diff of the converted symbol brackets it by update id (the rule for
   the first diff below, ``L`` = ``lastUpdateId``): a diff already buffered, waiting for a snapshot,
   at once; else the first later diff that is not older than the snapshot, if it comes within
-  ``HOLD_NS`` (the REST answer can arrive before that diff). Until then the snapshot is held; it is
-  written at its own place and time when no depth row was written meanwhile, else at the time of
-  the diff that confirms it. A bare snapshot that no diff of the converted symbol brackets (another
-  symbol's, or one older than the book) is counted ``other_symbol`` and not applied.
+  ``HOLD_NS`` (the REST answer can arrive before that diff); diffs older than it, arriving
+  meanwhile, are handled as if it had not come. A confirmed snapshot is written at its own place
+  and time when no book row was written since it was read (and its rows are still buffered: same
+  file, same chunk), else right before the diff that confirms it, at that diff's time. A bare
+  snapshot that no diff of the converted symbol brackets (another symbol's, or one older than the
+  book) is counted ``other_symbol`` and not applied -- also when the capture has no diffs of that
+  symbol at all.
 * ``depthUpdate`` -> one DEPTH row per changed level (``qty`` 0 removes it), ``F_LAST_IN_BATCH`` on
   the last row of the message; ``seq`` = ``u``; ``exch_ts`` = ``T`` (USD-M) or ``E`` (spot).
 
@@ -52,9 +55,7 @@ at that line number.
 
 from __future__ import annotations
 
-import gzip
 import itertools
-import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -62,7 +63,6 @@ import msgspec
 import numpy as np
 
 from avmm.data.common import (
-    ISSUE_HELP,
     Counters,
     ProgressFn,
     SalvageGzip,
@@ -87,13 +87,6 @@ from avmm.events import (
 )
 
 Levels = list[tuple[float, float]]
-
-# TODO(common.py owner): move into common.ISSUE_HELP
-ISSUE_HELP.setdefault(
-    "agg_trade_skipped",
-    "S: aggTrade message not stored: the capture has @trade messages, which carry the same executions",
-)
-
 
 class BookTicker(msgspec.Struct):
     u: int
@@ -201,7 +194,7 @@ def _agg_market(m: AggTrade) -> bool | None:
 def _line_market(line: bytes) -> bool | None:
     """The market a capture line shows (None: it shows none, or is not readable)."""
     sp = line.find(b" ")
-    if sp <= 0:
+    if sp <= 0 or not line[:sp].isdigit():
         return None
     body = line[sp + 1:]
     head = body[:72]
@@ -224,37 +217,43 @@ def _line_market(line: bytes) -> bool | None:
     return None
 
 
+def _head(path: Path, n: int) -> bytes:
+    """The first ``n`` bytes of the (possibly gzip) file, or what precedes damage to it."""
+    if is_gzip(path):
+        f = SalvageGzip(path, chunk=1 << 14)
+        try:
+            return f.read(n)
+        finally:
+            f.close()
+    with open(path, "rb") as f:
+        return f.read(n)
+
+
 def head_market(path: Path, max_bytes: int = 1 << 20) -> tuple[bool, int] | None:
     """``(market, line)`` of the first line in the head of the file that shows its market."""
     try:
-        with (gzip.open(path, "rb") if is_gzip(path) else open(path, "rb")) as f:
-            for ln in range(1, 1_000_000):
-                line = f.readline(1 << 22)
-                if not line or f.tell() > max_bytes or not line.endswith(b"\n"):
-                    return None
-                um = _line_market(line)
-                if um is not None:
-                    return um, ln
-    except (OSError, EOFError, zlib.error):
+        lines = _head(path, max_bytes).split(b"\n")[:-1]
+    except OSError:
         return None
+    for ln, line in enumerate(lines, 1):
+        um = _line_market(line)
+        if um is not None:
+            return um, ln
     return None
 
 
 def first_local_ts(path: Path) -> int:
     """Local timestamp of the first line (for ordering the files of one capture)."""
     try:
-        with (gzip.open(path, "rb") if is_gzip(path) else open(path, "rb")) as f:
-            line = f.readline(1 << 16)
-        return int(line.split(b" ", 1)[0])
-    except (OSError, EOFError, ValueError, zlib.error):
+        return int(_head(path, 1 << 16).split(b" ", 1)[0])
+    except (OSError, ValueError):
         return 0
 
 
 def looks_like(path: Path) -> bool:
     try:
-        with (gzip.open(path, "rb") if is_gzip(path) else open(path, "rb")) as f:
-            head = f.read(4096)
-    except (OSError, EOFError, zlib.error):
+        head = _head(path, 4096)
+    except OSError:
         return False
     line = head.split(b"\n", 1)[0]
     parts = line.split(b" ", 1)
@@ -357,8 +356,11 @@ def _validate(ev: np.ndarray, lines: np.ndarray, c: Counters, path: Path):
     if d.any():
         idx = np.flatnonzero(d)
         ln = lines[idx]
+        kd = kind[idx]
         last = np.ones(len(idx), dtype=bool)
-        last[:-1] = ln[1:] != ln[:-1]
+        # (a message is all SNAPSHOT or all DEPTH rows: a snapshot written with the diff that
+        # confirms it, under that diff's line number, is still its own message)
+        last[:-1] = (ln[1:] != ln[:-1]) | (kd[1:] != kd[:-1])
         ev["flags"][idx[last]] |= F_LAST_IN_BATCH
     return ev, lines
 
@@ -766,4 +768,4 @@ def _check_held(m: Depth, local: int, ln: int, st: _State, rows: _Rows, c: Count
         _on_snapshot(conf.s, conf.local, conf.ln, st, tmp, c, conf.name)
         rows.insert(conf.pos, tmp)
     else:  # after the rows written meanwhile, at the time it is confirmed
-        _on_snapshot(conf.s, local, conf.ln if conf.serial == rows.serial else ln, st, rows, c, name)
+        _on_snapshot(conf.s, local, conf.ln if conf.name == name else ln, st, rows, c, name)

@@ -51,7 +51,8 @@ ISSUE_HELP: dict[str, str] = {
     "unpaired_row": "S: LOBSTER message row without an orderbook row (or vice versa)",
     "trading_halt": "N: LOBSTER trading halt message (type 7)",
     "bad_timestamp": "S: zero, negative or non-numeric timestamp",
-    "other_symbol": "S: message for another symbol than the one converted",
+    "other_symbol": "S: message for another symbol than the one converted (or a bare snapshot that no diff of the symbol brackets)",
+    "agg_trade_skipped": "S: aggTrade message not stored: the capture has @trade messages, which carry the same executions",
     "derived_quote": "N: QUOTE derived from the depth book after a batch (a file without quotes of its own; flag F_DERIVED)",
 }
 
