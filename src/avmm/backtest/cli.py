@@ -173,12 +173,10 @@ def _warm_up_with_notice() -> None:
 
 
 def _json_default(o):
-    import numpy as np
+    """The store's JSON conversions; any other object is written as its ``str``."""
+    from avmm.data.store import json_default
 
-    if isinstance(o, np.integer):
-        return int(o)
-    if isinstance(o, np.floating):
-        return float(o)
-    if isinstance(o, Path):
+    try:
+        return json_default(o)
+    except TypeError:
         return str(o)
-    return str(o)

@@ -212,7 +212,7 @@ def write_events(path, chunks: Iterable[np.ndarray], meta: dict) -> int:
         m["rows"] = rows
         m["start_ns"] = first_ts
         m["end_ns"] = last_ts if rows else None
-        writer.add_key_value_metadata({META_KEY: json.dumps(m, default=_json_default).encode()})
+        writer.add_key_value_metadata({META_KEY: json.dumps(m, default=json_default).encode()})
         writer.close()
         writer = None
         os.replace(tmp, path)
@@ -224,7 +224,8 @@ def write_events(path, chunks: Iterable[np.ndarray], meta: dict) -> int:
     return rows
 
 
-def _json_default(o):
+def json_default(o):
+    """``json.dumps(default=...)`` for NumPy scalars and paths; anything else is a TypeError."""
     if isinstance(o, np.integer):
         return int(o)
     if isinstance(o, np.floating):
