@@ -19,7 +19,7 @@ def shared_data() -> Path:
 
 def avmm_cmd() -> list[str]:
     """The CLI as a user runs it (same interpreter as the tests)."""
-    return [sys.executable, "-m", "avmm.cli"]
+    return [sys.executable, "-m", "avmm"]
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from avmm.backtest import exchange as X
+from avmm.backtest import state as BS
 from avmm.backtest.runner import Backtester, bt_params, run_backtest
 from avmm.config import load_config, to_params
 from avmm.data.synth import generate
@@ -59,14 +60,14 @@ def test_our_orders_at_one_price_share_the_trade():
     c = load_config(None, ["quoting.tick=0.01", "quoting.lot=1.0", 'backtest.queue_model="risk-averse"',
                            "risk.max_position=10.0"])
     bp = bt_params(c, to_params(c))
-    bs = X.new_bt_state()
-    xo = np.zeros(X.MAX_X, X.XORDER_DTYPE)
-    keys, vals = X.new_cache()
+    bs = BS.new_bt_state()
+    xo = np.zeros(BS.MAX_X, BS.XORDER_DTYPE)
+    keys, vals = BS.new_cache()
     lat = np.array([[MS, MS]], np.int64)
-    rs = np.zeros(X.QCAP, X.MSG_DTYPE)
-    rq = np.zeros(4, X.MSG_DTYPE)
-    ring = np.zeros(X.MO_CAP, X.FILL_DTYPE)
-    fout = np.zeros(4096, X.FILL_DTYPE)
+    rs = np.zeros(BS.QCAP, BS.MSG_DTYPE)
+    rq = np.zeros(4, BS.MSG_DTYPE)
+    ring = np.zeros(BS.MO_CAP, BS.FILL_DTYPE)
+    fout = np.zeros(4096, BS.FILL_DTYPE)
 
     @njit
     def drive(bparams, bstate, xo, keys, vals, lat, rs, rq, ring, fout):
@@ -76,7 +77,7 @@ def test_our_orders_at_one_price_share_the_trade():
         for oid in (1, 2):
             m = rq[oid]
             m.ts = 1
-            m.kind = X.RQ_PLACE
+            m.kind = BS.RQ_PLACE
             m.oid = oid
             m.side = 1
             m.px = 99.99

@@ -37,7 +37,7 @@ def write(path: Path, lines: list[str], gz=False, newline_at_end=True):
 
 
 def run_cli(*args) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "avmm.cli", *map(str, args)], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "avmm", *map(str, args)], capture_output=True,
                           text=True, timeout=120)
 
 

@@ -13,8 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from avmm.data import binance_ws, store
-from avmm.data.common import ISSUE_HELP
+from avmm.data import store
+from avmm.data.readers import binance_ws
+from avmm.data.issues import ISSUE_HELP
 from avmm.data.convert import convert
 from avmm.errors import UserError
 from avmm.events import CLEAR, DEPTH, F_DERIVED, F_LAST_IN_BATCH, QUOTE, SNAPSHOT, TRADE

@@ -19,8 +19,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from avmm.data import book, store, tardis
-from avmm.data.common import Counters
+from avmm.data import book, store
+from avmm.data.readers import tardis
+from avmm.data.issues import Counters
 from avmm.data.convert import convert
 from avmm.events import (
     BUY,

@@ -84,7 +84,7 @@ def test_bad_format_option(tmp_path, monkeypatch, capsys):
 
 
 def test_subprocess_entry_point(tmp_path):
-    r = subprocess.run([sys.executable, "-m", "avmm.cli", "data", "inspect", tmp_path / "missing.parquet"],
+    r = subprocess.run([sys.executable, "-m", "avmm", "data", "inspect", tmp_path / "missing.parquet"],
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 2
     assert r.stderr.strip().count("\n") == 0 and "missing.parquet" in r.stderr

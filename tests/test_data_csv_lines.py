@@ -1,6 +1,6 @@
 """Exact ``FILE:LINE`` in the counters after rows the CSV parser rejects (too few / too many fields).
 
-The shared CSV loop (``common.csv_batches``) numbers the rows of each Arrow batch; a rejected row
+The shared CSV loop (``csv.csv_batches``) numbers the rows of each Arrow batch; a rejected row
 is not in any batch, so it must still be counted as a line, wherever it falls (first data row, runs
 of them, a block of nothing else, at a read-block boundary, the last line), in plain and gzip files,
 with and without a header. The trade id of every row here is its line number, so ``seq == lines``
@@ -17,10 +17,11 @@ import numpy as np
 import pytest
 
 from avmm.data import store
-from avmm.data.binance_archive import read_binance_archive
-from avmm.data.common import Counters, csv_batches
+from avmm.data.readers.binance_archive import read_binance_archive
+from avmm.data.csv import csv_batches
+from avmm.data.issues import Counters
 from avmm.data.convert import convert
-from avmm.data.tardis import read_tardis
+from avmm.data.readers.tardis import read_tardis
 from avmm.errors import UserError
 
 T_HDR = "exchange,symbol,timestamp,local_timestamp,id,side,price,amount"

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from avmm.data.common import ReadGate
+from avmm.data.files import ReadGate
 
 
 def _big_trades_csv(path, rows: int, bad_row: int) -> None:

@@ -6,7 +6,8 @@ from __future__ import annotations
 import numpy as np
 
 from avmm.data import store
-from avmm.data.common import Counters, reorder
+from avmm.data.issues import Counters
+from avmm.data.ordering import reorder
 from avmm.data.convert import convert
 from avmm.events import CLEAR, DEPTH, EVENT_DTYPE, F_REORDERED, QUOTE, SNAPSHOT, TRADE
 

@@ -15,8 +15,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from avmm.data import store, tardis
-from avmm.data.common import Counters
+from avmm.data import store
+from avmm.data.readers import tardis
+from avmm.data.issues import Counters
 from avmm.data.convert import convert, detect_format
 from avmm.errors import UserError
 from avmm.events import (

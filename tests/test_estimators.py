@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from avmm.config import Config
-from avmm.engine import Engine
-from avmm.state import MAX_INT_BINS
+from avmm.core.engine import Engine
+from avmm.core.state import MAX_INT_BINS
 
 NS = 1_000_000_000
 
@@ -77,7 +77,7 @@ def test_intensity_matches_batch_fit():
         e.on_trade(a, b, 1.0, c)
     now = int(ts[-1])
     e.on_timer(now + 1)  # not yet due
-    from avmm.estimators import intensity_fit  # noqa: F401  (the fit below goes through the timer)
+    from avmm.core.estimators import intensity_fit  # noqa: F401  (the fit below goes through the timer)
     e.params["int_fit_ns"] = 1
     e.on_timer(now)
     # batch: trades inside the window at bucket granularity

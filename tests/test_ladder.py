@@ -8,8 +8,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from avmm.config import Config, to_params
-from avmm.engine import Engine
-from avmm.model import as_depths
+from avmm.core.engine import Engine
+from avmm.core.model import as_depths
 
 
 def make_engine(**sections) -> Engine:

@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from avmm.model import (
+from avmm.core.model import (
     MODEL_AS,
     MODEL_GLFT,
     as_depths,

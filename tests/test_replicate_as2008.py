@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from avmm.errors import UserError
-from avmm.model import as_depths, as_spread
+from avmm.core.model import as_depths, as_spread
 from avmm.replicate.as2008 import (
     ROW_KEYS,
     STRATEGY_INVENTORY,
@@ -21,7 +21,7 @@ from avmm.replicate.as2008 import (
     run_as2008,
     simulate,
 )
-from avmm.replicate.cli import app
+from avmm.cli.replicate import app
 
 P = AS2008Params()
 N = P.n_steps

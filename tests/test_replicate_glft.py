@@ -10,8 +10,8 @@ import pytest
 from typer.testing import CliRunner
 
 from avmm.errors import UserError
-from avmm.model import glft_depths
-from avmm.replicate.cli import app
+from avmm.core.model import glft_depths
+from avmm.cli.replicate import app
 from avmm.replicate.glft import (
     ROW_KEYS,
     GLFTParams,

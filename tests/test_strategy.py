@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from avmm.config import Config
-from avmm.engine import Engine
-from avmm.state import OS_FREE, OS_LIVE, OS_PENDING_CANCEL
+from avmm.core.engine import Engine
+from avmm.core.state import OS_FREE, OS_LIVE, OS_PENDING_CANCEL
 
 NS = 1_000_000_000
 T0 = 1_700_000_000 * NS

@@ -17,8 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from avmm.backtest.config import BacktestConfig
 from avmm.errors import UserError
-from avmm.model import MODEL_NAMES
-from avmm.state import FAIR_MICRO, FAIR_MID, MAX_INT_BINS, MAX_INT_BUCKETS, MAX_LEVELS, MAX_VWAP_BUCKETS, PARAMS_DTYPE
+from avmm.core.model import MODEL_NAMES
+from avmm.core.state import FAIR_MICRO, FAIR_MID, MAX_INT_BINS, MAX_INT_BUCKETS, MAX_LEVELS, MAX_VWAP_BUCKETS, PARAMS_DTYPE
 
 _STRICT = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 

@@ -26,36 +26,14 @@ from __future__ import annotations
 import numpy as np
 from numba import carray, njit
 
-from avmm.backtest.exchange import (
-    FILL_DTYPE,
-    MSG_DTYPE,
-    SAMPLE_DTYPE,
-    XORDER_DTYPE,
-    INF_NS,
-    RQ_AMEND,
-    RQ_CANCEL,
-    RQ_PLACE,
-    RS_ACK,
-    RS_CANCELED,
-    RS_FILL,
-    RS_REJECT,
-    MAX_X,
-    QMASK,
-    advance_markouts,
-    flush_markouts,
-    lat_draw,
-    on_clear_x,
-    on_depth_x,
-    on_quote_x,
-    on_request_x,
-    on_trade_x,
-    push_msg,
-    take_sample,
-)
+from avmm.backtest.accounting import advance_markouts, flush_markouts, take_sample
+from avmm.backtest.exchange import on_clear_x, on_depth_x, on_quote_x, on_request_x, on_trade_x
+from avmm.backtest.latency import lat_draw, push_msg
+from avmm.backtest.state import FILL_DTYPE, INF_NS, MAX_X, MSG_DTYPE, QMASK, RQ_AMEND, RQ_CANCEL, RQ_PLACE, RS_ACK, RS_CANCELED, RS_FILL, RS_REJECT, SAMPLE_DTYPE, XORDER_DTYPE
 from avmm.events import CLEAR, DEPTH, QUOTE, SNAPSHOT, TRADE
 from avmm.jit import NJIT, NJIT_INLINE, voidptr
-from avmm.state import ACT_AMEND, ACT_CANCEL, ACT_PLACE, ACTION_DTYPE, ORDER_DTYPE
-from avmm.strategy import (
+from avmm.core.state import ACT_AMEND, ACT_CANCEL, ACT_PLACE, ACTION_DTYPE, ORDER_DTYPE
+from avmm.core.strategy import (
     on_ack_rec,
     on_canceled_rec,
     on_fill_rec,

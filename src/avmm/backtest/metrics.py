@@ -25,7 +25,7 @@ import math
 
 import numpy as np
 
-from avmm.backtest.exchange import MARKOUT_S, NH
+from avmm.backtest.state import MARKOUT_S, NH
 
 SECONDS_PER_YEAR = 365.0 * 86400.0
 
@@ -62,7 +62,7 @@ class FillStats:
         self.mo_den += np.where(ok, q[:, None], 0.0).sum(axis=0)
 
     def fills(self) -> np.ndarray:
-        from avmm.backtest.exchange import FILL_DTYPE
+        from avmm.backtest.state import FILL_DTYPE
 
         return np.concatenate(self.kept) if self.kept else np.zeros(0, dtype=FILL_DTYPE)
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from avmm.backtest.exchange import MARKOUT_S
+from avmm.backtest.state import MARKOUT_S
 
 MAX_POINTS = 200_000  # PNG
 HTML_POINTS = 20_000  # per trace in the HTML (keeps the file a few MB)

@@ -24,26 +24,14 @@ from pathlib import Path
 
 import numpy as np
 
-from avmm.backtest.exchange import (
-    BT_PARAMS_DTYPE,
-    FILL_DTYPE,
-    MARKOUT_NS,
-    MAX_X,
-    MO_CAP,
-    MSG_DTYPE,
-    QCAP,
-    QUEUE_MODELS,
-    SAMPLE_DTYPE,
-    XORDER_DTYPE,
-    new_bt_state,
-    new_cache,
-)
+from avmm.backtest.queue import QUEUE_MODELS
+from avmm.backtest.state import BT_PARAMS_DTYPE, FILL_DTYPE, MARKOUT_NS, MAX_X, MO_CAP, MSG_DTYPE, QCAP, SAMPLE_DTYPE, XORDER_DTYPE, new_bt_state, new_cache
 from avmm.backtest.loop import ST_DONE, ST_FULL, ST_NEED, run_chunk
 from avmm.backtest.metrics import FillStats, summarize
 from avmm.config import Config, dump_toml, to_params
 from avmm.errors import UserError
 from avmm.events import EVENT_DTYPE
-from avmm.state import CoreMemory
+from avmm.core.state import CoreMemory
 
 COLS = ("exch_ts", "local_ts", "px", "qty", "px2", "qty2", "kind", "side")
 COL_DTYPES = (np.int64, np.int64, np.float64, np.float64, np.float64, np.float64, np.uint8, np.int8)

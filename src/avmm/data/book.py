@@ -46,7 +46,7 @@ import numpy as np
 from numba import carray, njit
 
 from avmm.data import _fast
-from avmm.data.common import Counters
+from avmm.data.issues import Counters
 from avmm.events import CLEAR, DEPTH, EVENT_DTYPE, F_DERIVED, F_EXCH_TS, QUOTE, SNAPSHOT
 from avmm.jit import NJIT, NJIT_INLINE, voidptr
 

@@ -7,7 +7,7 @@ over --, one tardis/archive file, one LOBSTER pair): reader -> ``_derive`` (QUOT
 book for files without quotes of their own, ``book.derive_quotes``) -> ``reorder`` (bounded window)
 -> ``merge_sorted`` over all streams -> ``write_events``. Memory is bounded by the chunk sizes and the
 reorder window, not by the input size. Every skipped or repaired record is counted by kind in the
-summary and stored in the metadata under ``counters`` (see ``common.ISSUE_HELP``).
+summary and stored in the metadata under ``counters`` (see ``issues.ISSUE_HELP``).
 """
 
 from __future__ import annotations
@@ -20,8 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
-from avmm.data import binance_archive, binance_ws, lobster, tardis
-from avmm.data.common import ISSUE_HELP, Counters, ProgressFn, file_size, merge_sorted, prefetch, reorder
+from avmm.data.readers import binance_archive, binance_ws, lobster, tardis
+from avmm.data.files import file_size, prefetch
+from avmm.data.issues import Counters, ISSUE_HELP, ProgressFn
+from avmm.data.ordering import merge_sorted, reorder
 from avmm.data.store import write_events
 from avmm.errors import UserError
 from avmm.events import DEPTH, KIND_NAMES, QUOTE
@@ -274,7 +276,8 @@ def _symbol_of(by_fmt: dict[str, list[Path]], symbols: list[str]) -> str | None:
         return symbols[0]
     for ff, fs in by_fmt.items():
         if ff == "tardis":
-            from avmm.data.common import read_first_line, open_text_lines
+            from avmm.data.csv import read_first_line
+            from avmm.data.files import open_text_lines
 
             try:
                 with open_text_lines(fs[0]) as f:
@@ -292,7 +295,7 @@ def _symbol_of(by_fmt: dict[str, list[Path]], symbols: list[str]) -> str | None:
                 if m:
                     return m.group(1).upper()
                 try:
-                    from avmm.data.common import open_text_lines
+                    from avmm.data.files import open_text_lines
 
                     with open_text_lines(f) as fh:
                         for _ in range(50):

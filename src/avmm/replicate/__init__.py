@@ -7,5 +7,5 @@
   approximation.
 
 The CLI (``avmm replicate as2008`` / ``avmm replicate glft``) lives in
-:mod:`avmm.replicate.cli` and only formats what these functions return.
+:mod:`avmm.cli.replicate` and only formats what these functions return.
 """

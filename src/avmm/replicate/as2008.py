@@ -1,6 +1,6 @@
 """Avellaneda & Stoikov (2008), section 3.3: the inventory strategy against the symmetric strategy.
 
-The simulation of the paper, run on the library's own quote model (:mod:`avmm.model`):
+The simulation of the paper, run on the library's own quote model (:mod:`avmm.core.model`):
 
 * time runs over ``n = T / dt`` steps, ``t_i = i * dt`` (i = 0 .. n-1);
 * at the start of step i the strategy quotes a bid and an ask from the current mid ``s``, inventory
@@ -16,8 +16,8 @@ The simulation of the paper, run on the library's own quote model (:mod:`avmm.mo
 
 Strategies:
 
-* **inventory** -- the A-S quotes of :func:`avmm.model.as_depths` (reservation price of
-  :func:`avmm.model.as_reservation_price` plus/minus half the A-S spread), ``tau = T - t``;
+* **inventory** -- the A-S quotes of :func:`avmm.core.model.as_depths` (reservation price of
+  :func:`avmm.core.model.as_reservation_price` plus/minus half the A-S spread), ``tau = T - t``;
 * **symmetric** -- mid plus/minus half a constant spread equal to the inventory strategy's average
   spread (over all paths and steps) for the same gamma.
 
@@ -40,7 +40,7 @@ from numba import njit
 
 from avmm.errors import UserError
 from avmm.jit import NJIT
-from avmm.model import as_depths, as_reservation_price, as_spread
+from avmm.core.model import as_depths, as_reservation_price, as_spread
 
 STRATEGY_INVENTORY = 0
 STRATEGY_SYMMETRIC = 1

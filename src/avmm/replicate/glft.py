@@ -27,7 +27,7 @@ to uniformization in log space (:func:`log_v_uniformized`):
 evaluated with log-sum-exp -- full relative precision in every entry, no overflow or underflow,
 cost ~ ``c tau`` tridiagonal products.
 
-The approximation rows are the engine's closed form, :func:`avmm.model.glft_depths` with order size
+The approximation rows are the engine's closed form, :func:`avmm.core.model.glft_depths` with order size
 ``delta = 1`` and ``xi = gamma`` (the 2013 paper's formula).
 
 Units follow the paper's illustration: prices in ticks, time in seconds.
@@ -43,7 +43,7 @@ from numba import njit
 
 from avmm.errors import UserError
 from avmm.jit import NJIT
-from avmm.model import glft_depths, log1p_over
+from avmm.core.model import glft_depths, log1p_over
 
 ROW_KEYS = ("q", "bid_exact", "ask_exact", "bid_approx", "ask_approx")
 
@@ -206,7 +206,7 @@ def glft_exact_depths(params: GLFTParams, t: float = 0.0, method: str = "auto"
 
 
 def glft_approx_depths(params: GLFTParams) -> tuple[np.ndarray, np.ndarray]:
-    """The engine's closed form (:func:`avmm.model.glft_depths`, delta = 1, xi = gamma) for
+    """The engine's closed form (:func:`avmm.core.model.glft_depths`, delta = 1, xi = gamma) for
     q = -Q .. Q, with the same NaN at the inventory limits as the exact quotes."""
     Q = int(params.Q)
     qs = range(-Q, Q + 1)

@@ -35,10 +35,10 @@ import numpy as np
 from numba import carray, njit
 
 from avmm.config import Config
-from avmm.engine import Engine
+from avmm.core.engine import Engine
 from avmm.errors import UserError
 from avmm.jit import NJIT, bind, voidptr
-from avmm.state import (
+from avmm.core.state import (
     ACT_CANCEL,
     MK_DIFF,
     MK_ESTIM,
@@ -48,7 +48,8 @@ from avmm.state import (
     MK_START,
     OS_LIVE,
 )
-from avmm.strategy import on_ack_rec, on_canceled_rec, views
+from avmm.core.entry import views
+from avmm.core.strategy import on_ack_rec, on_canceled_rec
 
 STAGES = ("market_update", "estimator_update", "quote_computation", "order_diff", "fill_processing")
 PCTS = (50.0, 90.0, 99.0, 99.9)

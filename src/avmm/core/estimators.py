@@ -26,7 +26,7 @@ import math
 from numba import njit
 
 from avmm.jit import NJIT, NJIT_INLINE
-from avmm.state import MAX_INT_BINS
+from avmm.core.state import MAX_INT_BINS
 
 LN2 = math.log(2.0)
 

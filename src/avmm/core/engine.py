@@ -1,7 +1,7 @@
 """``Engine``: the strategy core driven from Python (live runtime, paper trading, bench).
 
 It owns one ``state.CoreMemory`` block (params, state, orders, actions) and exposes the compiled
-``*_at`` handlers of ``strategy.py`` as attributes bound to the block's address: each is the
+``*_at`` entry points of ``entry.py`` as attributes bound to the block's address: each is the
 handler's compiled entry point (``jit.bind``, no per-call type dispatch) wrapped in a C-level
 ``functools.partial``, so ``engine.on_quote(...)`` runs no Python bytecode of ours at all. Handlers
 return the number of actions written to ``engine.actions``.
@@ -13,10 +13,10 @@ from functools import partial
 
 import numpy as np
 
-from avmm import strategy as core
+from avmm.core import entry as core
 from avmm.config import Config, to_params
 from avmm.jit import bind
-from avmm.state import ACTION_NAMES, LOG_CAP, CoreMemory
+from avmm.core.state import ACTION_NAMES, LOG_CAP, CoreMemory
 
 
 class Engine:

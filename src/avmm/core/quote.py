@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 
 from avmm.config import Config, validate
-from avmm.engine import Engine
+from avmm.core.engine import Engine
 from avmm.errors import UserError
 
 

@@ -24,13 +24,13 @@ app = typer.Typer(
 
 # --- sub-command groups (each module owns its commands) -------------------------------------
 # (registered below)
-from avmm.replicate.cli import app as replicate_app  # noqa: E402
+from avmm.cli.replicate import app as replicate_app  # noqa: E402
 
 app.add_typer(replicate_app, name="replicate")
-from avmm.backtest.cli import backtest_command  # noqa: E402
+from avmm.cli.backtest import backtest_command  # noqa: E402
 
 app.command("backtest")(backtest_command)
-from avmm.data.cli import app as data_app  # noqa: E402
+from avmm.cli.data import app as data_app  # noqa: E402
 
 app.add_typer(data_app, name="data")
 
@@ -63,7 +63,7 @@ def quote_cmd(
     """Print one quote as JSON: reservation price, depths, top prices and the ladder."""
     import json
 
-    from avmm.quote import quote_once
+    from avmm.core.quote import quote_once
 
     out = quote_once(
         model=model, mid=mid, q=q, gamma=gamma, sigma=sigma, k=k, A=A, tau=tau, delta=delta, xi=xi,
@@ -98,7 +98,7 @@ def bench_cmd(
     profile: str = typer.Option(None, "--profile", help="write a cProfile report of the cycle pass"),
 ) -> None:
     """Measure the quote cycle stage by stage on a deterministic synthetic stream."""
-    from avmm.bench import run_and_report
+    from avmm.perf.bench import run_and_report
 
     run_and_report(events=events, seed=seed, requote=requote, json_out=json_out, profile=profile)
 

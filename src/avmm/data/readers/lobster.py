@@ -29,18 +29,13 @@ from pathlib import Path
 
 import numpy as np
 
-from avmm.data.common import (
-    Counters,
-    ProgressFn,
-    check_price,
-    check_quotes,
-    check_size,
-    csv_batches,
-    is_gzip,
-    read_first_line,
-    to_float,
-    to_int,
-)
+from avmm.data.columns import check_price, check_quotes, check_size, to_float, to_int
+
+from avmm.data.csv import csv_batches, read_first_line
+
+from avmm.data.files import is_gzip
+
+from avmm.data.issues import Counters, ProgressFn
 from avmm.errors import UserError
 from avmm.events import EVENT_DTYPE, F_EXCH_TS, QUOTE, TRADE
 

@@ -2,9 +2,9 @@
 
 Every handler is ``@njit`` over the four arrays of ``state.py`` (params ``p``, state ``s``,
 orders ``o``, actions ``a``) and returns the number of order actions it wrote to ``a``. The
-compiled backtest loop calls the ``*_rec`` handlers directly; Python (live runtime, bench) calls the
-``*_at`` entry points, which take the address of a ``state.CoreMemory`` block, through
-``engine.Engine``. There is no other copy of the quoting logic.
+compiled backtest loop calls these ``*_rec`` handlers directly; Python (live runtime, bench) calls
+the ``*_at`` entry points of ``entry.py``, which take the address of a ``state.CoreMemory`` block,
+through ``engine.Engine``. There is no other copy of the quoting logic.
 
 Per market-data event (``on_quote``) the stages are:
 
@@ -29,12 +29,12 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import carray, njit
+from numba import njit
 
-from avmm.estimators import intensity_fit, intensity_on_trade, micro_price, vol_update, vwap_on_trade
-from avmm.jit import NJIT, NJIT_INLINE, clock_ns, voidptr
-from avmm.ladder import compute_targets
-from avmm.state import (
+from avmm.core.estimators import intensity_fit, intensity_on_trade, micro_price, vol_update, vwap_on_trade
+from avmm.jit import NJIT, NJIT_INLINE, clock_ns
+from avmm.core.ladder import compute_targets
+from avmm.core.state import (
     ACT_AMEND,
     ACT_CANCEL,
     ACT_PLACE,
@@ -42,9 +42,7 @@ from avmm.state import (
     EV_QUOTE,
     EV_TRADE,
     LOG_CAP,
-    ACTION_DTYPE,
     MAX_ACTIONS,
-    MAX_ORDERS,
     MK_DIFF,
     MK_ESTIM,
     MK_FILL,
@@ -56,13 +54,6 @@ from avmm.state import (
     OS_PENDING_AMEND,
     OS_PENDING_CANCEL,
     OS_PENDING_NEW,
-    OFF_A,
-    OFF_O,
-    OFF_P,
-    OFF_S,
-    ORDER_DTYPE,
-    PARAMS_DTYPE,
-    STATE_DTYPE,
 )
 
 _XS_MUL = np.uint64(2685821657736338717)
@@ -410,65 +401,3 @@ def on_timer_rec(p, s, o, a, ts_ns):
     if s.has_book != 0 and (s.dirty != 0 or ts_ns - s.last_quote_ns >= p.refresh_ns):
         return requote(p, s, o, a, ts_ns)
     return 0
-
-
-# --- entry points by address (what Python calls; see state.CoreMemory) ---------------------------
-
-
-@njit(**NJIT)
-def views(addr):
-    """The four core arrays over the ``CoreMemory`` block at ``addr`` (no allocation, no copy)."""
-    p = carray(voidptr(addr + OFF_P), 1, PARAMS_DTYPE)
-    s = carray(voidptr(addr + OFF_S), 1, STATE_DTYPE)
-    o = carray(voidptr(addr + OFF_O), MAX_ORDERS, ORDER_DTYPE)
-    a = carray(voidptr(addr + OFF_A), MAX_ACTIONS, ACTION_DTYPE)
-    return p, s, o, a
-
-
-@njit(**NJIT)
-def on_quote_at(addr, ts_ns, bid, bid_qty, ask, ask_qty):
-    p, s, o, a = views(addr)
-    return on_quote_rec(p[0], s[0], o, a, ts_ns, bid, bid_qty, ask, ask_qty)
-
-
-@njit(**NJIT)
-def on_trade_at(addr, ts_ns, px, qty, side):
-    p, s, o, a = views(addr)
-    return on_trade_rec(p[0], s[0], o, a, ts_ns, px, qty, side)
-
-
-@njit(**NJIT)
-def on_fill_at(addr, ts_ns, oid, side, px, qty, fee):
-    p, s, o, a = views(addr)
-    return on_fill_rec(p[0], s[0], o, a, ts_ns, oid, side, px, qty, fee)
-
-
-@njit(**NJIT)
-def on_ack_at(addr, oid):
-    p, s, o, a = views(addr)
-    return on_ack_rec(s[0], o, oid)
-
-
-@njit(**NJIT)
-def on_reject_at(addr, oid):
-    p, s, o, a = views(addr)
-    return on_reject_rec(s[0], o, oid)
-
-
-@njit(**NJIT)
-def on_canceled_at(addr, oid):
-    p, s, o, a = views(addr)
-    return on_canceled_rec(s[0], o, oid)
-
-
-@njit(**NJIT)
-def on_timer_at(addr, ts_ns):
-    p, s, o, a = views(addr)
-    return on_timer_rec(p[0], s[0], o, a, ts_ns)
-
-
-@njit(**NJIT)
-def targets_at(addr, ts_ns):
-    """Compute the target ladder only (no orders): used by ``avmm quote`` and tests."""
-    p, s, o, a = views(addr)
-    return compute_targets(p[0], s[0], ts_ns)

@@ -22,10 +22,10 @@ import math
 import numpy as np
 from numba import njit
 
-from avmm.estimators import vol_sigma
+from avmm.core.estimators import vol_sigma
 from avmm.jit import NJIT
-from avmm.model import MODEL_AS, model_depths
-from avmm.state import FAIR_MICRO
+from avmm.core.model import MODEL_AS, model_depths
+from avmm.core.state import FAIR_MICRO
 
 _EPS_TICKS = 1e-7
 

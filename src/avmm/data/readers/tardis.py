@@ -27,18 +27,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from avmm.data import _fast
-from avmm.data.common import (
-    Counters,
-    ProgressFn,
-    check_price,
-    check_quotes,
-    check_size,
-    csv_batches,
-    RecentIds,
-    read_first_line,
-    to_float,
-    to_int,
-)
+from avmm.data.columns import check_price, check_quotes, check_size, to_float, to_int
+from avmm.data.csv import csv_batches, read_first_line
+from avmm.data.issues import Counters, ProgressFn
+from avmm.data.ordering import RecentIds
 from avmm.errors import UserError
 from avmm.events import (
     BUY,
@@ -199,7 +191,7 @@ def _quotes(path, c, sym, progress, block_size):
 
 def _dup_quotes(f: dict, prev: dict | None) -> np.ndarray | None:
     """Mask of rows identical (both clocks and all values) to the row before, None if there are
-    none (``common.dedupe_quotes`` on columns)."""
+    none (``ordering.dedupe_quotes`` on columns)."""
     n = len(f["local_ts"])
     if n == 0:
         return None

@@ -48,7 +48,7 @@ trades ``X``; spot trades and aggTrades carry ``M``, spot depth diffs, bookTicke
 those fields -- and a convert of files of both markets, or a file whose market changes part-way,
 stops with a one-line error (the heads of all files are checked before anything is read).
 
-A gzip file cut short or damaged is read up to the damage (``common.SalvageGzip``): every complete
+A gzip file cut short or damaged is read up to the damage (``files.SalvageGzip``): every complete
 line before it is kept, the cut line is counted ``truncated_line`` and the damage ``corrupt_gzip``
 at that line number.
 """
@@ -62,16 +62,14 @@ from pathlib import Path
 import msgspec
 import numpy as np
 
-from avmm.data.common import (
-    Counters,
-    ProgressFn,
-    SalvageGzip,
-    check_price,
-    check_quotes,
-    check_size,
-    is_gzip,
-)
+from avmm.data.columns import check_price, check_quotes, check_size
+
+from avmm.data.files import SalvageGzip, is_gzip
+
+from avmm.data.issues import Counters, ProgressFn
 from avmm.errors import UserError
+from avmm.venues.binance import depth_sync as ds
+from avmm.venues.binance.messages import DECODERS, AggTrade, Depth, Levels, Snapshot, Trade
 from avmm.events import (
     BUY,
     CLEAR,
@@ -85,94 +83,6 @@ from avmm.events import (
     SNAPSHOT,
     TRADE,
 )
-
-Levels = list[tuple[float, float]]
-
-class BookTicker(msgspec.Struct):
-    u: int
-    b: float
-    B: float
-    a: float
-    A: float
-    s: str = ""
-    T: int = 0
-    E: int = 0
-
-
-class Trade(msgspec.Struct):
-    t: int
-    p: float
-    q: float
-    T: int
-    m: bool
-    s: str = ""
-    X: str = ""  # USD-M only (order type)
-    M: bool | None = None  # spot only ("ignore")
-
-
-class AggTrade(msgspec.Struct):
-    a: int
-    p: float
-    q: float
-    T: int
-    m: bool
-    s: str = ""
-    f: int = -1  # first and last trade id
-    l: int = -1  # noqa: E741
-    M: bool | None = None  # spot only
-
-
-class Depth(msgspec.Struct):
-    U: int
-    u: int
-    b: Levels
-    a: Levels
-    E: int = 0
-    T: int = 0
-    pu: int = -1
-    s: str = ""
-
-
-class Snapshot(msgspec.Struct):
-    lastUpdateId: int
-    bids: Levels
-    asks: Levels
-    E: int = 0
-    T: int = 0
-
-
-class EnvBookTicker(msgspec.Struct):
-    data: BookTicker
-
-
-class EnvTrade(msgspec.Struct):
-    data: Trade
-
-
-class EnvAggTrade(msgspec.Struct):
-    data: AggTrade
-
-
-class EnvDepth(msgspec.Struct):
-    data: Depth
-
-
-class EnvSnapshot(msgspec.Struct):
-    data: Snapshot
-    stream: str = ""
-
-
-_DEC = {
-    name: msgspec.json.Decoder(t, strict=False)
-    for name, t in (
-        ("bt", EnvBookTicker),
-        ("tr", EnvTrade),
-        ("agg", EnvAggTrade),
-        ("depth", EnvDepth),
-        ("snap_env", EnvSnapshot),
-        ("snap", Snapshot),
-    )
-}
 
 MS = 1_000_000
 MAX_PENDING = 10_000  # buffered depth diffs while waiting for a snapshot
@@ -201,17 +111,17 @@ def _line_market(line: bytes) -> bool | None:
     try:
         if b'"stream"' in head:
             if b"@bookTicker" in head:
-                return _DEC["bt"].decode(body).data.T != 0
+                return DECODERS["bt"].decode(body).data.T != 0
             if b"@aggTrade" in head:
-                return _agg_market(_DEC["agg"].decode(body).data)
+                return _agg_market(DECODERS["agg"].decode(body).data)
             if b"@trade" in head:
-                return _trade_market(_DEC["tr"].decode(body).data)
+                return _trade_market(DECODERS["tr"].decode(body).data)
             if b"@depth" in head:
                 if b'"lastUpdateId"' in body[:200]:
-                    return _DEC["snap_env"].decode(body).data.T != 0
-                return _DEC["depth"].decode(body).data.pu != -1
+                    return DECODERS["snap_env"].decode(body).data.T != 0
+                return DECODERS["depth"].decode(body).data.pu != -1
         elif b'"lastUpdateId"' in head:
-            return _DEC["snap"].decode(body).T != 0
+            return DECODERS["snap"].decode(body).T != 0
     except msgspec.MsgspecError:
         return None
     return None
@@ -381,11 +291,7 @@ class _State:
     """Sequence state shared across the files of one capture."""
 
     def __init__(self):
-        self.synced = False
-        self.need_first = False
-        self.last_u = 0
-        self.lid = 0
-        self.pending: list[tuple[Depth, int, int]] = []  # (diff, local_ts, line)
+        self.sync = ds.DepthSync(MAX_PENDING)  # buffered diffs carry their line number
         self.held: list[_Held] = []  # bare snapshots not yet attributed to the symbol
         self.book_n = 0  # book-changing messages written so far (diffs, snapshots, gaps)
         self.last_trade = -1
@@ -416,9 +322,9 @@ def read_binance_ws(
             _check_market(st, hm[0], None, path, hm[1])
     for path in paths:
         yield from _read_file(path, st, c, progress, chunk_rows)
-    if st.pending:
-        c.add("depth_unsynced", len(st.pending), f"{paths[-1].name}:{st.pending[0][2]}")
-        st.pending.clear()
+    if st.sync.pending:
+        c.add("depth_unsynced", len(st.sync.pending), f"{paths[-1].name}:{st.sync.pending[0][1]}")
+        st.sync.reset()
     for h in st.held:
         c.add("other_symbol", 1, f"{h.name}:{h.ln}")
     st.held.clear()
@@ -486,8 +392,8 @@ def _blocks(path: Path, c: Counters, progress: ProgressFn | None) -> Iterator[tu
 
 def _read_file(path: Path, st: _State, c: Counters, progress, chunk_rows: int):
     rows = _Rows()
-    dec_bt, dec_tr, dec_agg = _DEC["bt"], _DEC["tr"], _DEC["agg"]
-    dec_depth, dec_snap, dec_snap_env = _DEC["depth"], _DEC["snap"], _DEC["snap_env"]
+    dec_bt, dec_tr, dec_agg = DECODERS["bt"], DECODERS["tr"], DECODERS["agg"]
+    dec_depth, dec_snap, dec_snap_env = DECODERS["depth"], DECODERS["snap"], DECODERS["snap_env"]
     name = path.name
     fum: bool | None = None  # the market this file has shown (SPOT / USDM), None: not yet
     used = 0
@@ -644,54 +550,32 @@ def _emit_diff(m: Depth, local: int, ln: int, st: _State, rows: _Rows) -> None:
         exch = local
     rows.levels(exch, local, m.u, m.b, DEPTH, BUY, fl, ln, False)
     rows.levels(exch, local, m.u, m.a, DEPTH, SELL, fl, ln, False)
-    st.last_u = m.u
     st.book_n += 1
 
 
-def _gap(m: Depth, local: int, ln: int, st: _State, rows: _Rows, c: Counters, name: str) -> None:
-    c.add("seq_gap", 1, f"{name}:{ln}: U={m.U} u={m.u} pu={m.pu} after u={st.last_u}")
-    rows.one(local, local, m.u, 0.0, 0.0, 0.0, 0.0, CLEAR, 0, F_SEQ_GAP, -1, ln)
-    st.book_n += 1
-    st.synced = False
-    st.need_first = False
-    st.pending = [(m, local, ln)]
-
-
-def _try_apply(m: Depth, local: int, ln: int, st: _State, rows: _Rows, c: Counters, name: str) -> None:
-    """Apply a diff while synced (sequence rules); detect gaps."""
-    um = m.pu != -1
-    if st.need_first:
-        lid = st.lid
-        if (m.u <= lid) if not um else (m.u < lid):
-            c.add("depth_stale", 1, f"{name}:{ln}")
-            return
-        ok = (m.U <= lid + 1 <= m.u) if not um else (m.U <= lid <= m.u)
-        if not ok:
-            _gap(m, local, ln, st, rows, c, name)
-            return
-        st.need_first = False
+def _outcome(m: Depth, out: int, last_u: int, local: int, ln: int, st: _State, rows: _Rows, c: Counters,
+             name: str) -> None:
+    """Write or count diff ``m`` by its ``DepthSync`` outcome (``last_u``: before the diff)."""
+    if out == ds.APPLY:
         _emit_diff(m, local, ln, st, rows)
-        return
-    if m.u <= st.last_u:
+    elif out == ds.STALE:
+        c.add("depth_stale", 1, f"{name}:{ln}")
+    elif out == ds.DUPLICATE:
         c.add("duplicate", 1, f"{name}:{ln}")
-        return
-    ok = (m.pu == st.last_u) if um else (m.U == st.last_u + 1)
-    if not ok:
-        _gap(m, local, ln, st, rows, c, name)
-        return
-    _emit_diff(m, local, ln, st, rows)
+    elif out == ds.GAP:  # the book is unknown from here: a CLEAR row, resync at the next snapshot
+        c.add("seq_gap", 1, f"{name}:{ln}: U={m.U} u={m.u} pu={m.pu} after u={last_u}")
+        rows.one(local, local, m.u, 0.0, 0.0, 0.0, 0.0, CLEAR, 0, F_SEQ_GAP, -1, ln)
+        st.book_n += 1
+    elif out == ds.EVICTED:
+        _, l0 = st.sync.evicted
+        c.add("depth_unsynced", 1, f"{name}:{l0}")
 
 
 def _on_diff(m: Depth, local: int, ln: int, st: _State, rows: _Rows, c: Counters, name: str) -> None:
     if st.held:
         _check_held(m, local, ln, st, rows, c, name)
-    if not st.synced:
-        st.pending.append((m, local, ln))
-        if len(st.pending) > MAX_PENDING:
-            _, _, l0 = st.pending.pop(0)
-            c.add("depth_unsynced", 1, f"{name}:{l0}")
-        return
-    _try_apply(m, local, ln, st, rows, c, name)
+    last_u = st.sync.last_u
+    _outcome(m, st.sync.on_diff(m, ln), last_u, local, ln, st, rows, c, name)
 
 
 def _on_snapshot(s: Snapshot, local: int, ln: int, st: _State, rows: _Rows, c: Counters, name: str) -> None:
@@ -703,36 +587,19 @@ def _on_snapshot(s: Snapshot, local: int, ln: int, st: _State, rows: _Rows, c: C
     rows.levels(exch, local, s.lastUpdateId, s.bids, SNAPSHOT, BUY, fl, ln, True)
     rows.levels(exch, local, s.lastUpdateId, s.asks, SNAPSHOT, SELL, fl, ln, True)
     st.book_n += 1
-    st.synced = True
-    st.need_first = True
-    st.lid = s.lastUpdateId
-    st.last_u = s.lastUpdateId
-    pending, st.pending = st.pending, []
-    for k, (m, _lt, pln) in enumerate(pending):
-        if not st.synced:  # a gap among the buffered diffs: keep the rest for the next snapshot
-            st.pending.extend(pending[k:])
-            break
-        # applied now, at the snapshot's arrival time
-        _try_apply(m, local, pln, st, rows, c, name)
-
-
-def _rel(m: Depth, lid: int) -> int:
-    """Where diff ``m`` lies against a snapshot with id ``lid`` (Binance's rule for the first diff
-    after a snapshot): -1 older (stale), 0 brackets it, 1 newer (the snapshot is too old for it)."""
-    if m.pu != -1:  # USD-M
-        if m.u < lid:
-            return -1
-        return 0 if m.U <= lid else 1
-    if m.u <= lid:
-        return -1
-    return 0 if m.U <= lid + 1 else 1
+    last_u = s.lastUpdateId
+    for m, pln, out in st.sync.on_snapshot(s.lastUpdateId):
+        # buffered diffs are applied now, at the snapshot's arrival time
+        _outcome(m, out, last_u, local, pln, st, rows, c, name)
+        if out == ds.APPLY:
+            last_u = m.u
 
 
 def _on_bare_snapshot(s: Snapshot, local: int, ln: int, st: _State, rows: _Rows, c: Counters, name: str) -> None:
     """A snapshot line without a symbol: applied if a buffered diff brackets it, held if it may be
     bracketed by a later diff, else counted ``other_symbol`` (see the module docstring)."""
     lid = s.lastUpdateId
-    rel = [_rel(m, lid) for m, _, _ in st.pending]
+    rel = [ds.bracket(m, lid) for m, _ in st.sync.pending]
     if 0 in rel:
         _on_snapshot(s, local, ln, st, rows, c, name)
         return
@@ -751,7 +618,7 @@ def _check_held(m: Depth, local: int, ln: int, st: _State, rows: _Rows, c: Count
     keep: list[_Held] = []
     conf: _Held | None = None
     for h in st.held:
-        r = _rel(m, h.s.lastUpdateId) if local - h.local <= HOLD_NS else 1
+        r = ds.bracket(m, h.s.lastUpdateId) if local - h.local <= HOLD_NS else 1
         if r < 0:
             keep.append(h)
             continue

@@ -26,17 +26,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from avmm.data.common import (
-    Counters,
-    ProgressFn,
-    RecentIds,
-    check_price,
-    check_quotes,
-    check_size,
-    csv_batches,
-    to_float,
-    to_int,
-)
+from avmm.data.columns import check_price, check_quotes, check_size, to_float, to_int
+
+from avmm.data.csv import csv_batches
+
+from avmm.data.issues import Counters, ProgressFn
+
+from avmm.data.ordering import RecentIds
 from avmm.errors import UserError
 from avmm.events import BUY, EVENT_DTYPE, F_EXCH_TS, QUOTE, SELL, TRADE
 

@@ -1,0 +1,5 @@
+"""``python -m avmm``: the command line."""
+
+from avmm.cli import main
+
+main()

@@ -1,0 +1,217 @@
+"""The simulated venue's memory: fixed-size record dtypes and their allocation.
+
+``BT_PARAMS_DTYPE`` (the exchange model's settings), ``BT_STATE_DTYPE`` (the venue's book view,
+our position and cash, ring cursors, counters), ``XORDER_DTYPE`` (our orders at the venue),
+``MSG_DTYPE`` (requests and responses in flight), ``FILL_DTYPE`` and ``SAMPLE_DTYPE`` (what the
+loop hands back to Python), and the sizes of every ring. Nothing is allocated per event.
+"""
+
+from __future__ import annotations
+
+
+
+import numpy as np
+
+from avmm.jit import NJIT, NJIT_INLINE  # noqa: F401  (NJIT_INLINE: inlined into the loop, no call)
+
+
+
+INF_NS = np.int64(1) << np.int64(62)
+
+
+
+# message kinds: requests (strategy -> exchange) and responses (exchange -> strategy)
+RQ_PLACE = 1
+RQ_CANCEL = 2
+RQ_AMEND = 3
+RS_ACK = 11
+RS_REJECT = 12
+RS_CANCELED = 13
+RS_FILL = 14
+
+MAX_X = 256  # our live orders at the exchange
+QCAP = 1 << 15  # in-flight requests / responses (each ring)
+QMASK = QCAP - 1
+NCACHE = 4096  # price-level cache slots per side (tick index modulo NCACHE)
+MO_CAP = 1 << 15  # fills awaiting their last markout
+MO_MASK = MO_CAP - 1
+MARKOUT_S = np.array([0.1, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0])
+NH = MARKOUT_S.shape[0]
+MARKOUT_NS = (MARKOUT_S * 1e9).astype(np.int64)
+
+BT_PARAMS_DTYPE = np.dtype(
+    [
+        ("tick", "f8"),
+        ("lot", "f8"),
+        ("maker_fee", "f8"),
+        ("taker_fee", "f8"),
+        ("inverse", "i8"),
+        ("csize", "f8"),
+        ("queue_model", "i8"),
+        ("queue_power", "f8"),
+        ("l1_fraction", "f8"),
+        ("risk_check", "i8"),
+        ("max_position", "f8"),
+        ("post_only", "i8"),
+        ("feed_ns", "i8"),
+        ("eq_ns", "i8"),
+        ("timer_ns", "i8"),
+        ("mo_ns", "i8", (NH,)),
+    ],
+    align=True,
+)
+
+BT_STATE_DTYPE = np.dtype(
+    [
+        # cursors and clocks
+        ("ie", "i8"),
+        ("il", "i8"),
+        ("te_clock", "i8"),
+        ("t_last", "i8"),
+        ("t_first", "i8"),
+        # exchange market view
+        ("bid", "f8"),
+        ("bid_qty", "f8"),
+        ("ask", "f8"),
+        ("ask_qty", "f8"),
+        ("mid", "f8"),
+        ("first_mid", "f8"),
+        ("has_book", "i8"),
+        ("use_depth", "i8"),
+        # accounting (exchange truth)
+        ("pos", "f8"),
+        ("cash", "f8"),
+        ("fees", "f8"),
+        ("avg_px", "f8"),
+        ("avg_inv", "f8"),
+        ("maker_volume", "f8"),  # notional (quote for linear, base for inverse)
+        ("taker_volume", "f8"),
+        ("fill_qty", "f8"),
+        ("n_fills", "i8"),
+        ("n_maker_fills", "i8"),
+        ("n_taker_fills", "i8"),
+        ("max_abs_pos", "f8"),
+        ("tw_pos", "f8"),  # integral of pos dt (ns)
+        ("tw_pos2", "f8"),
+        ("tw_last", "i8"),
+        # counters
+        ("n_events", "i8"),
+        ("n_quotes", "i8"),
+        ("n_trades", "i8"),
+        ("n_depth", "i8"),
+        ("n_orders", "i8"),
+        ("n_cancels", "i8"),
+        ("n_amends", "i8"),
+        ("placed_qty", "f8"),
+        ("n_rej_post_only", "i8"),
+        ("n_rej_risk", "i8"),
+        ("n_rej_other", "i8"),
+        ("n_cancel_unknown", "i8"),
+        ("n_overflow", "i8"),
+        ("n_bad_exch_ts", "i8"),  # exchange stamps <= 0 or far from the local stamp: local used
+        ("n_bad_depth", "i8"),  # depth rows with a NaN / inf / non-positive price or negative size
+        ("n_timer", "i8"),
+        ("ended", "i8"),
+        # our orders at the exchange
+        ("x_hwm", "i8"),
+        # message rings (absolute counters; slot = counter % QCAP)
+        ("rq_head", "i8"),
+        ("rq_tail", "i8"),
+        ("rs_head", "i8"),
+        ("rs_tail", "i8"),
+        ("last_arrival", "i8"),
+        ("last_response", "i8"),
+        ("lat_i", "i8"),
+        ("lat_j", "i8"),
+        # timer, sampling, markouts
+        ("next_timer", "i8"),
+        ("next_sample", "i8"),
+        ("last_sample_ts", "i8"),
+        ("n_sout", "i8"),
+        ("n_fout", "i8"),
+        ("mo_n", "i8"),
+        ("mo_ptr", "i8", (NH,)),
+        ("mo_due", "i8"),  # min over mo_dues
+        ("mo_dues", "i8", (NH,)),  # when the next fill waiting for horizon j reaches it
+    ],
+    align=True,
+)
+
+XORDER_DTYPE = np.dtype(
+    [
+        ("oid", "i8"),
+        ("side", "i8"),
+        ("live", "i8"),
+        ("ts", "i8"),
+        ("px", "f8"),
+        ("leaves", "f8"),
+        ("ahead", "f8"),
+        ("last_qty", "f8"),  # visible size at px when last seen (NaN: unknown)
+        ("traded", "f8"),  # traded at px since last_qty was seen
+    ],
+    align=True,
+)
+
+MSG_DTYPE = np.dtype(
+    [
+        ("ts", "i8"),
+        ("kind", "i8"),
+        ("oid", "i8"),
+        ("side", "i8"),
+        ("px", "f8"),
+        ("qty", "f8"),
+        ("fee", "f8"),
+    ],
+    align=True,
+)
+
+FILL_DTYPE = np.dtype(
+    [
+        ("ts", "i8"),
+        ("oid", "i8"),
+        ("side", "i8"),
+        ("maker", "i8"),
+        ("px", "f8"),
+        ("qty", "f8"),
+        ("fee", "f8"),
+        ("mid", "f8"),
+        ("pos", "f8"),
+        ("mo", "f8", (NH,)),
+    ],
+    align=True,
+)
+
+SAMPLE_DTYPE = np.dtype(
+    [
+        ("ts", "i8"),
+        ("mid", "f8"),
+        ("bid", "f8"),
+        ("ask", "f8"),
+        ("our_bid", "f8"),
+        ("our_ask", "f8"),
+        ("pos", "f8"),
+        ("pnl", "f8"),  # net of fees, quote currency (base for inverse)
+        ("fees", "f8"),
+    ],
+    align=True,
+)
+
+
+def new_bt_state() -> np.ndarray:
+    bs = np.zeros(1, dtype=BT_STATE_DTYPE)
+    for f in ("bid", "ask", "mid", "first_mid", "avg_px", "avg_inv"):
+        bs[f] = np.nan
+    bs["te_clock"] = -INF_NS
+    bs["t_first"] = -1
+    bs["tw_last"] = -1
+    bs["last_sample_ts"] = -INF_NS
+    bs["mo_due"] = INF_NS
+    bs["mo_dues"] = INF_NS
+    return bs
+
+
+def new_cache() -> tuple[np.ndarray, np.ndarray]:
+    """Price-level caches: rows 0/1 = L2 depth bids/asks, rows 2/3 = last L1 size seen bids/asks."""
+    keys = np.full((4, NCACHE), np.iinfo(np.int64).min, dtype=np.int64)
+    vals = np.zeros((4, NCACHE), dtype=np.float64)
+    return keys, vals

@@ -1,0 +1,95 @@
+"""The core's ABI: the strategy handlers by the address of a ``CoreMemory`` block.
+
+Python runtimes (``Engine``: the live and paper runtimes, ``avmm bench``, ``avmm quote``) call these
+``*_at(addr, ...)`` functions instead of the ``*_rec(p, s, o, a, ...)`` handlers of
+``strategy.py``: one integer instead of four arrays means no unboxing and no allocation per call.
+``views(addr)`` rebuilds the four arrays over the block (``state.CoreMemory`` lays them out at the
+``OFF_*`` offsets). Compiled callers (the backtest loop) call the ``*_rec`` handlers directly.
+"""
+
+from __future__ import annotations
+
+from numba import carray, njit
+
+from avmm.core.ladder import compute_targets
+from avmm.core.state import (
+    ACTION_DTYPE,
+    MAX_ACTIONS,
+    MAX_ORDERS,
+    OFF_A,
+    OFF_O,
+    OFF_P,
+    OFF_S,
+    ORDER_DTYPE,
+    PARAMS_DTYPE,
+    STATE_DTYPE,
+)
+from avmm.core.strategy import (
+    on_ack_rec,
+    on_canceled_rec,
+    on_fill_rec,
+    on_quote_rec,
+    on_reject_rec,
+    on_timer_rec,
+    on_trade_rec,
+)
+from avmm.jit import NJIT, voidptr
+
+
+@njit(**NJIT)
+def views(addr):
+    """The four core arrays over the ``CoreMemory`` block at ``addr`` (no allocation, no copy)."""
+    p = carray(voidptr(addr + OFF_P), 1, PARAMS_DTYPE)
+    s = carray(voidptr(addr + OFF_S), 1, STATE_DTYPE)
+    o = carray(voidptr(addr + OFF_O), MAX_ORDERS, ORDER_DTYPE)
+    a = carray(voidptr(addr + OFF_A), MAX_ACTIONS, ACTION_DTYPE)
+    return p, s, o, a
+
+
+@njit(**NJIT)
+def on_quote_at(addr, ts_ns, bid, bid_qty, ask, ask_qty):
+    p, s, o, a = views(addr)
+    return on_quote_rec(p[0], s[0], o, a, ts_ns, bid, bid_qty, ask, ask_qty)
+
+
+@njit(**NJIT)
+def on_trade_at(addr, ts_ns, px, qty, side):
+    p, s, o, a = views(addr)
+    return on_trade_rec(p[0], s[0], o, a, ts_ns, px, qty, side)
+
+
+@njit(**NJIT)
+def on_fill_at(addr, ts_ns, oid, side, px, qty, fee):
+    p, s, o, a = views(addr)
+    return on_fill_rec(p[0], s[0], o, a, ts_ns, oid, side, px, qty, fee)
+
+
+@njit(**NJIT)
+def on_ack_at(addr, oid):
+    p, s, o, a = views(addr)
+    return on_ack_rec(s[0], o, oid)
+
+
+@njit(**NJIT)
+def on_reject_at(addr, oid):
+    p, s, o, a = views(addr)
+    return on_reject_rec(s[0], o, oid)
+
+
+@njit(**NJIT)
+def on_canceled_at(addr, oid):
+    p, s, o, a = views(addr)
+    return on_canceled_rec(s[0], o, oid)
+
+
+@njit(**NJIT)
+def on_timer_at(addr, ts_ns):
+    p, s, o, a = views(addr)
+    return on_timer_rec(p[0], s[0], o, a, ts_ns)
+
+
+@njit(**NJIT)
+def targets_at(addr, ts_ns):
+    """Compute the target ladder only (no orders): used by ``avmm quote`` and tests."""
+    p, s, o, a = views(addr)
+    return compute_targets(p[0], s[0], ts_ns)

@@ -1,0 +1,179 @@
+"""Streaming CSV files as Arrow batches of string columns, with exact ``file:line`` for every row
+the parser rejects (counted, never dropped silently).
+"""
+
+from __future__ import annotations
+
+
+import zipfile
+import zlib
+from collections import deque
+from collections.abc import Iterator
+from pathlib import Path
+
+import pyarrow as pa
+
+from avmm.errors import UserError
+
+from avmm.data.files import ReadGate, SalvageGzip, open_raw, open_text_lines
+from avmm.data.issues import Counters, ProgressFn
+
+
+def read_first_line(path: Path) -> bytes:
+    """First line of a (possibly gzip) file, without the newline ('' if unreadable/empty)."""
+    try:
+        with open_text_lines(path) as f:
+            return f.readline(1 << 16).rstrip(b"\r\n")
+    except (OSError, EOFError, zlib.error):
+        return b""
+
+
+def csv_batches(
+    path: Path,
+    c: Counters,
+    *,
+    include: list[str],
+    column_names: list[str] | None = None,
+    skip_header: bool = False,
+    progress: ProgressFn | None = None,
+    block_size: int = 1 << 22,
+    stream: pa.NativeFile | None = None,
+) -> Iterator[tuple[pa.RecordBatch, int]]:
+    """Stream a CSV file as Arrow batches of *string* columns ``include``.
+
+    ``column_names`` given: the file has no header (unless ``skip_header``); else the first line is
+    the header. Rows with too few fields are counted ``truncated_line``, too many ``malformed_row``
+    (noted ``FILE:LINE: ...``); gzip corruption ends the file (``corrupt_gzip``).
+
+    Yields ``(batch, first_line_number)``: row ``i`` of ``batch`` is line ``first_line_number + i``
+    of the file. A batch is split where the parser rejected a row, so the line numbers stay exact
+    after rejected rows. (Blank lines are dropped by the parser without a trace: lines after one
+    are numbered one too low.)
+    """
+    import pyarrow.csv as pacsv
+
+    name = Path(path).name
+    gate = None
+    if stream is None:
+        raw = open_raw(Path(path))
+        gate = ReadGate(raw)  # bounded read-ahead: memory does not grow with the file
+        stream = pa.PythonFile(gate, mode="r")
+    else:
+        raw = None
+    header_lines = 0 if (column_names and not skip_header) else 1
+    rejected: deque = deque()  # rows the parser rejected, counted by ``_csv_loop`` (see there)
+
+    def on_invalid(row) -> str:
+        # May run on an Arrow thread, and blocks ahead of the batch being consumed: only queue.
+        rejected.append((row.number, row.actual_columns, row.expected_columns, row.text))
+        return "skip"
+
+    read_opts = pacsv.ReadOptions(
+        block_size=block_size,
+        # Serial parsing: only then does Arrow give the row number of a rejected row (None with
+        # threads), which the line numbers of all later rows depend on. Not slower here
+        # (benchmarks/data_bench.py csv_convert: same speed; I/O read-ahead stays on its thread).
+        use_threads=False,
+        column_names=column_names,
+        skip_rows=1 if (column_names and skip_header) else 0,
+    )
+    conv = pacsv.ConvertOptions(
+        include_columns=include,
+        column_types={n: pa.string() for n in include},
+        strings_can_be_null=True,
+        null_values=[""],  # "nan"/"NaN" stay strings: counted as non-finite, not as missing
+    )
+    parse = pacsv.ParseOptions(invalid_row_handler=on_invalid)
+    salvage = raw if isinstance(raw, SalvageGzip) else None
+    try:
+        reader = pacsv.open_csv(stream, read_options=read_opts, parse_options=parse, convert_options=conv)
+    except (OSError, pa.ArrowException) as e:
+        if gate is not None:
+            gate.release()
+        msg = str(e).split("\n")[0]
+        if salvage is not None and salvage.error and salvage.out_pos == 0:
+            msg = salvage.error
+        raise UserError(f"{path}:1: cannot read as CSV ({msg})") from None
+    try:
+        yield from _csv_loop(reader, c, path, name, header_lines, progress, raw, salvage, gate, rejected)
+    finally:
+        # Wind Arrow's background reader down before anything else happens: left blocked in (or
+        # re-entering) ``ReadGate.read`` it would call into Python during interpreter shutdown,
+        # which aborts the process (e.g. after a UserError ends the convert early).
+        if gate is not None:
+            gate.stop()
+        try:
+            reader.close()
+        except (OSError, pa.ArrowException):
+            pass
+    stream.close()
+
+
+def _csv_loop(reader, c, path, name, header_lines, progress, raw, salvage, gate, rejected):
+    """Batches of ``reader`` with the line number of their first row (see ``csv_batches``).
+
+    ``rejected`` receives ``(row_number, actual_columns, expected_columns, text)`` from the parser's
+    invalid-row handler; ``row_number`` is the 1-based line in the file (header included). They
+    are counted here, on the consumer's thread, and a batch is cut into slices of consecutive
+    lines at every rejected row inside it.
+    """
+    pos = 0
+    line = header_lines + 1  # line of the next row not yet yielded nor rejected
+    skip: deque[int] = deque()  # lines of rejected rows not yet passed, ascending
+
+    def take_rejected() -> None:
+        while rejected:
+            num, got, want, text = rejected.popleft()
+            key = "truncated_line" if got < want else "malformed_row"
+            txt = (text or "")[:60]
+            if num is None:  # not known (threaded parsing): count it, but it cannot be placed
+                c.add(key, 1, f"{name}: {got} fields: {txt!r}")
+                continue
+            # (lobster._check_pairing / _find_line read the "N fields: 'text'" end of this note)
+            c.add(key, 1, f"{name}:{int(num)}: {got} fields: {txt!r}")
+            skip.append(int(num))
+
+    def pass_rejected() -> None:
+        nonlocal line
+        while skip and skip[0] <= line:
+            if skip.popleft() == line:
+                line += 1
+
+    while True:
+        try:
+            batch = reader.read_next_batch()
+            if gate is not None:
+                gate.took()
+        except StopIteration:
+            break
+        except pa.ArrowInvalid as e:
+            take_rejected()
+            pass_rejected()
+            msg = str(e).split("\n")[0]
+            raise UserError(f"{path}:{line}: unreadable CSV ({msg})") from None
+        except (OSError, EOFError, zlib.error, zipfile.BadZipFile) as e:
+            take_rejected()
+            pass_rejected()
+            c.add("corrupt_gzip", 1, f"{name}:~{line}: {e}; rest of file skipped")
+            skip.clear()
+            break
+        take_rejected()  # every rejected row up to the end of ``batch`` has been reported by now
+        if progress is not None and raw is not None:
+            try:
+                now = raw.raw_pos if salvage is not None else raw.tell()
+                progress(now - pos)
+                pos = now
+            except (OSError, pa.ArrowException):
+                pass
+        n, off = batch.num_rows, 0
+        while off < n:
+            pass_rejected()
+            k = n - off if not skip else min(n - off, skip[0] - line)
+            yield (batch if k == n else batch.slice(off, k)), line
+            off += k
+            line += k
+        pass_rejected()
+    take_rejected()
+    pass_rejected()
+    if salvage is not None and salvage.error:
+        c.add("corrupt_gzip", 1, f"{name}:~{line}: {salvage.error}; rest of file skipped")

@@ -1,0 +1,1 @@
+"""Performance tools: ``bench`` measures the quote cycle stage by stage."""

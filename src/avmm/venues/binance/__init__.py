@@ -1,0 +1,2 @@
+"""Binance spot and USD-M futures: message structs (``messages``) and the local-book sequence
+rules (``depth_sync``)."""
