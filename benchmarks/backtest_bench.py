@@ -40,14 +40,18 @@ def main(argv=None) -> int:
     ap.add_argument("--repeat", type=int, default=1, help="timed runs (the best is reported)")
     ap.add_argument("--dir", type=Path, default=None, help="where to write the store (default: a temp dir)")
     ap.add_argument("--json", type=Path, default=None)
-    ap.add_argument("--set", action="append", default=[], help="config override, e.g. backtest.queue_model=\"risk-averse\"")
+    ap.add_argument(
+        "--set", action="append", default=[], help='config override, e.g. backtest.queue_model="risk-averse"'
+    )
     args = ap.parse_args(argv)
 
     with tempfile.TemporaryDirectory(dir=args.dir) as d:
         store = Path(d) / "bench.parquet"
         t0 = time.perf_counter()
-        code = ("import sys; from avmm.data.synth import write_synth; "
-                f"write_synth(sys.argv[1], {args.events}, {args.seed}, quote_rate=800.0, trade_rate=200.0)")
+        code = (
+            "import sys; from avmm.data.synth import write_synth; "
+            f"write_synth(sys.argv[1], {args.events}, {args.seed}, quote_rate=800.0, trade_rate=200.0)"
+        )
         subprocess.run([sys.executable, "-c", code, str(store)], check=True)
         gen_s = time.perf_counter() - t0
         size = store.stat().st_size
@@ -85,11 +89,16 @@ def main(argv=None) -> int:
             "fills": s["fills"],
             "orders": s["orders"],
             "cancels": s["cancels"],
-            "machine": {"python": platform.python_version(), "cpu": platform.processor() or platform.machine(),
-                        "cores": os.cpu_count()},
+            "machine": {
+                "python": platform.python_version(),
+                "cpu": platform.processor() or platform.machine(),
+                "cores": os.cpu_count(),
+            },
         }
     for k, v in out.items():
-        print(f"{k:26s} {v:,.3f}" if isinstance(v, float) else f"{k:26s} {v:,}" if isinstance(v, int) else f"{k:26s} {v}")
+        print(
+            f"{k:26s} {v:,.3f}" if isinstance(v, float) else f"{k:26s} {v:,}" if isinstance(v, int) else f"{k:26s} {v}"
+        )
     if args.json:
         args.json.write_text(json.dumps(out, indent=2) + "\n")
     return 0

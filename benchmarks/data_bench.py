@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import resource
 import subprocess
 import sys
@@ -61,13 +60,30 @@ def make_csvs(dirpath: Path, rows: int, gz: bool = False) -> list[Path]:
     tp = dirpath / f"bench_trades_{rows}{suffix}"
     if qp.exists() and tp.exists():
         return [qp, tp]
-    qschema = pa.schema([("exchange", pa.string()), ("symbol", pa.string()), ("timestamp", pa.int64()),
-                         ("local_timestamp", pa.int64()), ("ask_amount", pa.float64()),
-                         ("ask_price", pa.float64()), ("bid_price", pa.float64()),
-                         ("bid_amount", pa.float64())])
-    tschema = pa.schema([("exchange", pa.string()), ("symbol", pa.string()), ("timestamp", pa.int64()),
-                         ("local_timestamp", pa.int64()), ("id", pa.int64()), ("side", pa.string()),
-                         ("price", pa.float64()), ("amount", pa.float64())])
+    qschema = pa.schema(
+        [
+            ("exchange", pa.string()),
+            ("symbol", pa.string()),
+            ("timestamp", pa.int64()),
+            ("local_timestamp", pa.int64()),
+            ("ask_amount", pa.float64()),
+            ("ask_price", pa.float64()),
+            ("bid_price", pa.float64()),
+            ("bid_amount", pa.float64()),
+        ]
+    )
+    tschema = pa.schema(
+        [
+            ("exchange", pa.string()),
+            ("symbol", pa.string()),
+            ("timestamp", pa.int64()),
+            ("local_timestamp", pa.int64()),
+            ("id", pa.int64()),
+            ("side", pa.string()),
+            ("price", pa.float64()),
+            ("amount", pa.float64()),
+        ]
+    )
     comp = "gzip" if gz else None
     with pa.output_stream(str(qp), compression=comp) as qf, pa.output_stream(str(tp), compression=comp) as tf:
         opts = pacsv.WriteOptions(quoting_style="none")
@@ -77,17 +93,36 @@ def make_csvs(dirpath: Path, rows: int, gz: bool = False) -> list[Path]:
             q = ev[ev["kind"] == QUOTE]
             t = ev[ev["kind"] == TRADE]
             n, m = len(q), len(t)
-            qw.write_table(pa.table({
-                "exchange": pa.array(["binance-futures"] * n), "symbol": pa.array(["BTCUSDT"] * n),
-                "timestamp": q["exch_ts"] // 1000, "local_timestamp": q["local_ts"] // 1000,
-                "ask_amount": q["qty2"], "ask_price": q["px2"], "bid_price": q["px"], "bid_amount": q["qty"],
-            }, schema=qschema))
-            tw.write_table(pa.table({
-                "exchange": pa.array(["binance-futures"] * m), "symbol": pa.array(["BTCUSDT"] * m),
-                "timestamp": t["exch_ts"] // 1000, "local_timestamp": t["local_ts"] // 1000,
-                "id": t["seq"], "side": np.where(t["side"] > 0, "buy", "sell"),
-                "price": t["px"], "amount": t["qty"],
-            }, schema=tschema))
+            qw.write_table(
+                pa.table(
+                    {
+                        "exchange": pa.array(["binance-futures"] * n),
+                        "symbol": pa.array(["BTCUSDT"] * n),
+                        "timestamp": q["exch_ts"] // 1000,
+                        "local_timestamp": q["local_ts"] // 1000,
+                        "ask_amount": q["qty2"],
+                        "ask_price": q["px2"],
+                        "bid_price": q["px"],
+                        "bid_amount": q["qty"],
+                    },
+                    schema=qschema,
+                )
+            )
+            tw.write_table(
+                pa.table(
+                    {
+                        "exchange": pa.array(["binance-futures"] * m),
+                        "symbol": pa.array(["BTCUSDT"] * m),
+                        "timestamp": t["exch_ts"] // 1000,
+                        "local_timestamp": t["local_ts"] // 1000,
+                        "id": t["seq"],
+                        "side": np.where(t["side"] > 0, "buy", "sell"),
+                        "price": t["px"],
+                        "amount": t["qty"],
+                    },
+                    schema=tschema,
+                )
+            )
         qw.close()
         tw.close()
     return [qp, tp]
@@ -159,8 +194,11 @@ def main() -> None:
 
     def show(key: str, r: dict) -> None:
         results[key] = r
-        print(f"{key:<28} {r['events']:>12,} ev  {r['seconds']:8.3f} s  {r['events_per_s'] / 1e6:8.2f} M ev/s"
-              f"  peak RSS {r['peak_rss_mib']:7.1f} MiB", flush=True)
+        print(
+            f"{key:<28} {r['events']:>12,} ev  {r['seconds']:8.3f} s  {r['events_per_s'] / 1e6:8.2f} M ev/s"
+            f"  peak RSS {r['peak_rss_mib']:7.1f} MiB",
+            flush=True,
+        )
 
     ctx = tempfile.TemporaryDirectory(prefix="avmm-data-bench-") if a.keep is None else None
     work = Path(ctx.name) if ctx else a.keep
@@ -169,22 +207,38 @@ def main() -> None:
         small = max(a.rows // 5, 1000)
         for rows in (small, a.rows):
             srcs = make_csvs(work, rows)
-            show(f"csv_convert[{rows:,}]", run_child("convert", sources=[str(p) for p in srcs],
-                                                     out=str(work / f"csv_{rows}.parquet")))
+            show(
+                f"csv_convert[{rows:,}]",
+                run_child("convert", sources=[str(p) for p in srcs], out=str(work / f"csv_{rows}.parquet")),
+            )
         srcs = make_csvs(work, a.rows, gz=True)
-        show(f"csv_gz_convert[{a.rows:,}]", run_child("convert", sources=[str(p) for p in srcs],
-                                                      out=str(work / "csv_gz.parquet")))
+        show(
+            f"csv_gz_convert[{a.rows:,}]",
+            run_child("convert", sources=[str(p) for p in srcs], out=str(work / "csv_gz.parquet")),
+        )
         if DATA.is_dir():
             ws = DATA / "binance_ws_capture"
-            groups = {"ws_convert[spot]": sorted(ws.glob("spot_*.gz")),
-                      "ws_convert[usdm]": sorted(ws.glob("usdm_*.gz"))}
+            groups = {
+                "ws_convert[spot]": sorted(ws.glob("spot_*.gz")),
+                "ws_convert[usdm]": sorted(ws.glob("usdm_*.gz")),
+            }
             for key, fs in groups.items():
                 # usdm files are two separate windows: convert them in one go anyway (merged)
                 show(key, run_child("convert", sources=[str(p) for p in fs[:2]], out=str(work / "ws.parquet")))
-            show("samples_convert[tardis]", run_child("convert", sources=[str(DATA / "tardis_binance-futures_btcusdt_2020-02-22")],
-                                                      out=str(work / "td.parquet")))
-            show("samples_convert[lobster]", run_child("convert", sources=[str(DATA / "lobster_amzn_2012-06-21_level1")],
-                                                       out=str(work / "lob.parquet")))
+            show(
+                "samples_convert[tardis]",
+                run_child(
+                    "convert",
+                    sources=[str(DATA / "tardis_binance-futures_btcusdt_2020-02-22")],
+                    out=str(work / "td.parquet"),
+                ),
+            )
+            show(
+                "samples_convert[lobster]",
+                run_child(
+                    "convert", sources=[str(DATA / "lobster_amzn_2012-06-21_level1")], out=str(work / "lob.parquet")
+                ),
+            )
         show(f"synth[{a.rows:,}]", run_child("synth", out=str(work / "synth.parquet"), events=a.rows))
         for label, path in (("csv store", work / f"csv_{a.rows}.parquet"), ("synth store", work / "synth.parquet")):
             show(f"read_columns[{label}]", run_child("read_columns", path=str(path)))

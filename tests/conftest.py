@@ -29,6 +29,8 @@ def run_cli():
     def run(*args: str, check: bool = False, timeout: float = 300):
         env = dict(os.environ)
         env.setdefault("AVMM_CACHE", str(REPO / ".cache-test"))
-        return subprocess.run(avmm_cmd() + list(args), capture_output=True, text=True, timeout=timeout, check=check, env=env)
+        return subprocess.run(
+            avmm_cmd() + list(args), capture_output=True, text=True, timeout=timeout, check=check, env=env
+        )
 
     return run

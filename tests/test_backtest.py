@@ -33,11 +33,22 @@ def cfg(*sets, entry=1.0, resp=1.0, size=1.0, queue="risk-averse"):
     """A strategy that quotes at once (fixed sigma, A, k) one lot a side, spread pinned to 2 ticks
     around the mid; no timer."""
     base = [
-        "model.sigma=0.001", "model.A=1.0", "model.k=100.0", "model.gamma=0.01",
-        "quoting.tick=0.01", "quoting.lot=1.0", f"quoting.size={size}", "quoting.min_spread=0.02",
-        "quoting.max_spread=0.02", "risk.max_position=10.0", "backtest.timer_s=0",
-        f"backtest.entry_latency_ms={entry}", f"backtest.response_latency_ms={resp}",
-        f"backtest.queue_model=\"{queue}\"", "backtest.maker_fee=0.0", "backtest.taker_fee=0.0",
+        "model.sigma=0.001",
+        "model.A=1.0",
+        "model.k=100.0",
+        "model.gamma=0.01",
+        "quoting.tick=0.01",
+        "quoting.lot=1.0",
+        f"quoting.size={size}",
+        "quoting.min_spread=0.02",
+        "quoting.max_spread=0.02",
+        "risk.max_position=10.0",
+        "backtest.timer_s=0",
+        f"backtest.entry_latency_ms={entry}",
+        f"backtest.response_latency_ms={resp}",
+        f'backtest.queue_model="{queue}"',
+        "backtest.maker_fee=0.0",
+        "backtest.taker_fee=0.0",
         "logging.sample_rate=0.0",
     ]
     return load_config(None, base + list(sets))
@@ -45,7 +56,9 @@ def cfg(*sets, entry=1.0, resp=1.0, size=1.0, queue="risk-averse"):
 
 def fills_of(res):
     f = res.fills
-    return [(int((t - T0) // 1000), int(s), float(p), float(q)) for t, s, p, q in zip(f["ts"], f["side"], f["px"], f["qty"])]
+    return [
+        (int((t - T0) // 1000), int(s), float(p), float(q)) for t, s, p, q in zip(f["ts"], f["side"], f["px"], f["qty"])
+    ]
 
 
 BOOK = Q(0, 99.99, 5.0, 100.01, 5.0)  # our bid joins 99.99 behind 5, our ask 100.01 behind 5
@@ -157,8 +170,9 @@ def test_fee_and_pnl_arithmetic():
 def test_inverse_contract_arithmetic():
     # 1 contract worth 100 quote: long from 99.99, mark 99.5 -> 100 * (1/99.99 - 1/99.5) base
     rows = [BOOK, T(2, 99.98, 1.0, -1), Q(3, 99.49, 5.0, 99.51, 5.0)]
-    r = run_backtest(stream(*rows), cfg("backtest.contract=\"inverse\"", "backtest.contract_size=100.0",
-                                         "backtest.maker_fee=0.0001"))
+    r = run_backtest(
+        stream(*rows), cfg('backtest.contract="inverse"', "backtest.contract_size=100.0", "backtest.maker_fee=0.0001")
+    )
     s = r.summary
     fee = 0.0001 * 100.0 / 99.99
     assert s["currency"] == "base"
@@ -183,12 +197,14 @@ def test_same_input_bit_identical_output():
     from avmm.data.synth import generate
 
     ev = np.concatenate(list(generate(40_000, 5, quote_rate=200.0, trade_rate=50.0)))
-    c = load_config(None, ["backtest.latency_model=\"lognormal\""])
+    c = load_config(None, ['backtest.latency_model="lognormal"'])
     a, b = run_backtest(ev, c), run_backtest(ev, c)
     assert a.fills.tobytes() == b.fills.tobytes()
     assert a.samples.tobytes() == b.samples.tobytes()
     skip = {"wall_s", "events_per_s"}
-    assert {k: v for k, v in a.summary.items() if k not in skip} == {k: v for k, v in b.summary.items() if k not in skip}
+    assert {k: v for k, v in a.summary.items() if k not in skip} == {
+        k: v for k, v in b.summary.items() if k not in skip
+    }
 
 
 def test_l1_queue_behind_best_front_or_fraction():
@@ -198,10 +214,14 @@ def test_l1_queue_behind_best_front_or_fraction():
     wide = ("quoting.min_spread=0.04", "quoting.max_spread=0.04")
     r = run_backtest(stream(*rows), cfg(*wide, 'backtest.l1_unknown_queue="front"'))
     assert fills_of(r) == [(2000, 1, 99.98, 1.0)]
-    r = run_backtest(stream(*rows), cfg(*wide, 'backtest.l1_unknown_queue="fraction"', "backtest.l1_queue_fraction=1.0"))
+    r = run_backtest(
+        stream(*rows), cfg(*wide, 'backtest.l1_unknown_queue="fraction"', "backtest.l1_queue_fraction=1.0")
+    )
     assert r.summary["fills"] == 0  # 4 ahead
     rows[-1] = T(2, 99.98, 3.0, -1, local=6)
-    r = run_backtest(stream(*rows), cfg(*wide, 'backtest.l1_unknown_queue="fraction"', "backtest.l1_queue_fraction=0.5"))
+    r = run_backtest(
+        stream(*rows), cfg(*wide, 'backtest.l1_unknown_queue="fraction"', "backtest.l1_queue_fraction=0.5")
+    )
     assert fills_of(r) == [(2000, 1, 99.98, 1.0)]  # 2 ahead, the trade of 3 leaves 1 for us
 
 
@@ -209,8 +229,12 @@ def test_l2_depth_gives_the_queue():
     from avmm.events import DEPTH
 
     # the depth says 5 at 99.99 (the quote row says 1): we join behind 5
-    rows = [(0, 0, DEPTH, 99.99, 5.0, 0.0, 0.0, 1), (0, 0, DEPTH, 100.01, 5.0, 0.0, 0.0, -1),
-            Q(0, 99.99, 1.0, 100.01, 1.0), T(2, 99.99, 3.0, -1)]
+    rows = [
+        (0, 0, DEPTH, 99.99, 5.0, 0.0, 0.0, 1),
+        (0, 0, DEPTH, 100.01, 5.0, 0.0, 0.0, -1),
+        Q(0, 99.99, 1.0, 100.01, 1.0),
+        T(2, 99.99, 3.0, -1),
+    ]
     r = run_backtest(stream(*rows), cfg())
     assert r.summary["fills"] == 0 and r.summary["depth_rows"] == 2
     r = run_backtest(stream(*rows, T(3, 99.99, 3.0, -1)), cfg())
@@ -223,7 +247,7 @@ def test_l2_depth_gives_the_queue():
 def test_recorded_latencies(tmp_path):
     f = tmp_path / "lat.csv"
     f.write_text("entry_ns,response_ns\n10000000,1000000\n")
-    c = cfg("backtest.latency_model=\"recorded\"", f"backtest.latency_file=\"{f}\"")
+    c = cfg('backtest.latency_model="recorded"', f'backtest.latency_file="{f}"')
     r = run_backtest(stream(BOOK, T(5, 99.98, 1.0, -1), T(11, 99.98, 1.0, -1)), c)
     assert fills_of(r) == [(11000, 1, 99.99, 1.0)]  # 10 ms entry latency from the file
     from avmm.errors import UserError

@@ -52,15 +52,30 @@ def random_stream(seed: int, n: int) -> np.ndarray:
     post_only=st.booleans(),
 )
 def test_inventory_never_exceeds_limit(seed, max_pos, levels, entry, resp, model, queue, amend, post_only):
-    cfg = load_config(None, [
-        "model.sigma=0.01", "model.A=1.0", "model.k=50.0", "model.gamma=0.01",
-        "quoting.tick=0.01", "quoting.lot=1.0", "quoting.size=1.0", f"quoting.levels={levels}",
-        "quoting.refresh_s=0.05", f"quoting.amend={str(amend).lower()}", f"quoting.post_only={str(post_only).lower()}",
-        "quoting.mid_tolerance=0.0001", f"risk.max_position={max_pos}.0",
-        f"backtest.entry_latency_ms={entry}", f"backtest.response_latency_ms={resp}",
-        f"backtest.latency_model=\"{model}\"", f"backtest.queue_model=\"{queue}\"", "backtest.timer_s=0.1",
-        "backtest.equity_interval_s=0.01",
-    ])
+    cfg = load_config(
+        None,
+        [
+            "model.sigma=0.01",
+            "model.A=1.0",
+            "model.k=50.0",
+            "model.gamma=0.01",
+            "quoting.tick=0.01",
+            "quoting.lot=1.0",
+            "quoting.size=1.0",
+            f"quoting.levels={levels}",
+            "quoting.refresh_s=0.05",
+            f"quoting.amend={str(amend).lower()}",
+            f"quoting.post_only={str(post_only).lower()}",
+            "quoting.mid_tolerance=0.0001",
+            f"risk.max_position={max_pos}.0",
+            f"backtest.entry_latency_ms={entry}",
+            f"backtest.response_latency_ms={resp}",
+            f'backtest.latency_model="{model}"',
+            f'backtest.queue_model="{queue}"',
+            "backtest.timer_s=0.1",
+            "backtest.equity_interval_s=0.01",
+        ],
+    )
     r = run_backtest(random_stream(seed, 400), cfg)
     s = r.summary
     assert s["max_abs_position"] <= max_pos + 1e-9

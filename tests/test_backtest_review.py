@@ -13,7 +13,6 @@ from avmm.backtest.runner import Backtester, bt_params, run_backtest
 from avmm.config import load_config, to_params
 from avmm.data.synth import generate
 from avmm.events import CLEAR, DEPTH, SNAPSHOT, empty
-
 from test_backtest import MS, T0, Q, T, cfg, stream
 
 
@@ -23,15 +22,19 @@ def D(t, px, q, side, kind=DEPTH):
 
 def fills_of(r):
     f = r.fills
-    return [(int((t - T0) // 1000), int(s), float(p), float(q)) for t, s, p, q in zip(f["ts"], f["side"], f["px"], f["qty"])]
+    return [
+        (int((t - T0) // 1000), int(s), float(p), float(q)) for t, s, p, q in zip(f["ts"], f["side"], f["px"], f["qty"])
+    ]
 
 
 def test_chunk_boundary_with_exchange_stream_behind_the_strategy():
     """The strategy reaches the end of a chunk first: the loop must wait for the next chunk, not
     match earlier requests against later exchange events."""
-    rows = stream(Q(0, 99.99, 5.0, 100.01, 5.0),
-                  T(20, 99.98, 1.0, -1, local=2),  # trades through our bid at exch 20 ms
-                  Q(21, 100.49, 5.0, 100.51, 5.0, local=5))  # seen at 5 ms: our cancel arrives at 6 ms
+    rows = stream(
+        Q(0, 99.99, 5.0, 100.01, 5.0),
+        T(20, 99.98, 1.0, -1, local=2),  # trades through our bid at exch 20 ms
+        Q(21, 100.49, 5.0, 100.51, 5.0, local=5),
+    )  # seen at 5 ms: our cancel arrives at 6 ms
     one = Backtester(cfg())
     one.feed(rows)
     two = Backtester(cfg())
@@ -57,8 +60,9 @@ def test_our_orders_at_one_price_share_the_trade():
     at the front; the next 1-lot trade fills it."""
     from numba import njit
 
-    c = load_config(None, ["quoting.tick=0.01", "quoting.lot=1.0", 'backtest.queue_model="risk-averse"',
-                           "risk.max_position=10.0"])
+    c = load_config(
+        None, ["quoting.tick=0.01", "quoting.lot=1.0", 'backtest.queue_model="risk-averse"', "risk.max_position=10.0"]
+    )
     bp = bt_params(c, to_params(c))
     bs = BS.new_bt_state()
     xo = np.zeros(BS.MAX_X, BS.XORDER_DTYPE)
@@ -102,7 +106,9 @@ def test_l2_level_missing_after_resync_is_empty():
 
 
 def test_unusable_exchange_stamps_are_counted_and_replaced():
-    rows = stream(Q(0, 99.99, 5.0, 100.01, 5.0), T(2, 99.98, 1.0, -1), T(3, 100.02, 1.0, 1), Q(4, 99.99, 5.0, 100.01, 5.0))
+    rows = stream(
+        Q(0, 99.99, 5.0, 100.01, 5.0), T(2, 99.98, 1.0, -1), T(3, 100.02, 1.0, 1), Q(4, 99.99, 5.0, 100.01, 5.0)
+    )
     good = run_backtest(rows.copy(), cfg())
     for bad in (1 << 62, T0 + 10**15, 0, -5):
         r = rows.copy()

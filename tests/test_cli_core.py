@@ -7,7 +7,23 @@ import pytest
 
 
 def test_quote_as_json(run_cli):
-    r = run_cli("quote", "--model", "as", "--mid", "100", "--q", "2", "--gamma", "0.1", "--sigma", "2", "--k", "1.5", "--tau", "1")
+    r = run_cli(
+        "quote",
+        "--model",
+        "as",
+        "--mid",
+        "100",
+        "--q",
+        "2",
+        "--gamma",
+        "0.1",
+        "--sigma",
+        "2",
+        "--k",
+        "1.5",
+        "--tau",
+        "1",
+    )
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
     assert out["reservation_price"] == pytest.approx(99.2)
@@ -19,8 +35,27 @@ def test_quote_as_json(run_cli):
 
 
 def test_quote_glft_ladder_on_ticks(run_cli):
-    r = run_cli("quote", "--model", "glft", "--mid", "100", "--gamma", "0.01", "--sigma", "0.3", "--k", "0.3",
-                "--A", "0.9", "--tick", "0.01", "--levels", "3", "--spacing-ticks", "2")
+    r = run_cli(
+        "quote",
+        "--model",
+        "glft",
+        "--mid",
+        "100",
+        "--gamma",
+        "0.01",
+        "--sigma",
+        "0.3",
+        "--k",
+        "0.3",
+        "--A",
+        "0.9",
+        "--tick",
+        "0.01",
+        "--levels",
+        "3",
+        "--spacing-ticks",
+        "2",
+    )
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
     bids = [p for p, _ in out["levels"]["bids"]]
@@ -29,8 +64,25 @@ def test_quote_glft_ladder_on_ticks(run_cli):
 
 
 def test_quote_rolling_and_limits(run_cli):
-    r = run_cli("quote", "--model", "as-rolling", "--mid", "50", "--q", "3", "--gamma", "0.1", "--sigma", "1",
-                "--k", "2", "--tau", "5", "--max-position", "3")
+    r = run_cli(
+        "quote",
+        "--model",
+        "as-rolling",
+        "--mid",
+        "50",
+        "--q",
+        "3",
+        "--gamma",
+        "0.1",
+        "--sigma",
+        "1",
+        "--k",
+        "2",
+        "--tau",
+        "5",
+        "--max-position",
+        "3",
+    )
     out = json.loads(r.stdout)
     assert out["levels"]["bids"] == [] and out["bid"] is None and out["ask"] is not None
 
@@ -51,7 +103,13 @@ def test_bench_json(run_cli, tmp_path):
     d = json.loads(out.read_text())
     for k in ("p50", "p90", "p99", "p999", "max"):
         assert d["cycle_ns"][k] > 0
-    assert set(d["stages"]) == {"market_update", "estimator_update", "quote_computation", "order_diff", "fill_processing"}
+    assert set(d["stages"]) == {
+        "market_update",
+        "estimator_update",
+        "quote_computation",
+        "order_diff",
+        "fill_processing",
+    }
     for st in d["stages"].values():
         assert st["p50"] is not None and st["p99"] >= st["p50"]
     assert d["cycles_per_s"] > 0 and d["reference_ns"]["p50"] > 0
@@ -68,11 +126,14 @@ def test_bench_bad_args(run_cli, tmp_path):
     assert r.returncode == 2 and "--json" in r.stderr
 
 
-@pytest.mark.parametrize("args, needle", [
-    (["quote", "--mid", "x", "--gamma", "1", "--sigma", "1", "--k", "1"], "--mid"),
-    (["nosuch"], "nosuch"),
-    (["quote", "--bogus", "1"], "--bogus"),
-])
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (["quote", "--mid", "x", "--gamma", "1", "--sigma", "1", "--k", "1"], "--mid"),
+        (["nosuch"], "nosuch"),
+        (["quote", "--bogus", "1"], "--bogus"),
+    ],
+)
 def test_usage_errors_are_one_line_exit_2(run_cli, args, needle):
     r = run_cli(*args)
     assert r.returncode == 2

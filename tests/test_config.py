@@ -1,7 +1,5 @@
 """Configuration: TOML + pydantic; a bad value is one line naming the key and the range, exit 2."""
 
-import json
-
 import numpy as np
 import pytest
 

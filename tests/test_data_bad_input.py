@@ -26,8 +26,10 @@ def quote_rows(n, t0=1_600_000_000_000_000, step=1000):
 
 
 def trade_rows(n, t0=1_600_000_000_000_000, step=1000):
-    return [f"x,BTCUSDT,{t0 + i * step},{t0 + i * step + 50},{i + 1},{'buy' if i % 2 else 'sell'},100.5,0.1"
-            for i in range(n)]
+    return [
+        f"x,BTCUSDT,{t0 + i * step},{t0 + i * step + 50},{i + 1},{'buy' if i % 2 else 'sell'},100.5,0.1"
+        for i in range(n)
+    ]
 
 
 def write(path: Path, lines: list[str], gz=False, newline_at_end=True):
@@ -37,8 +39,7 @@ def write(path: Path, lines: list[str], gz=False, newline_at_end=True):
 
 
 def run_cli(*args) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "avmm", *map(str, args)], capture_output=True,
-                          text=True, timeout=120)
+    return subprocess.run([sys.executable, "-m", "avmm", *map(str, args)], capture_output=True, text=True, timeout=120)
 
 
 def assert_one_line_error(r: subprocess.CompletedProcess, *needles: str):
@@ -52,8 +53,7 @@ def assert_one_line_error(r: subprocess.CompletedProcess, *needles: str):
 
 # ---------------------------------------------------------------- CSV (tardis)
 def test_truncated_last_line(tmp_path):
-    f = write(tmp_path / "q.csv", [Q_HDR] + quote_rows(10) + ["x,BTCUSDT,1600000000010000,16000"],
-              newline_at_end=False)
+    f = write(tmp_path / "q.csv", [Q_HDR] + quote_rows(10) + ["x,BTCUSDT,1600000000010000,16000"], newline_at_end=False)
     s = convert([f], tmp_path / "o.parquet")
     assert s.issues == {"truncated_line": 1} and s.rows == 10
 
@@ -71,15 +71,21 @@ def test_non_numeric_fields(tmp_path):
 @pytest.mark.parametrize("gz", [False, True])
 def test_bad_prices_and_sizes(tmp_path, gz):
     rows = trade_rows(12)
-    bad = {0: ("100.5,0.1", "nan,0.1"), 1: ("100.5,0.1", "inf,0.1"), 2: ("100.5,0.1", "0,0.1"),
-           3: ("100.5,0.1", "-3,0.1"), 4: ("100.5,0.1", "100.5,NaN"), 5: ("100.5,0.1", "100.5,-inf"),
-           6: ("100.5,0.1", "100.5,0"), 7: ("100.5,0.1", "100.5,-0.5")}
+    bad = {
+        0: ("100.5,0.1", "nan,0.1"),
+        1: ("100.5,0.1", "inf,0.1"),
+        2: ("100.5,0.1", "0,0.1"),
+        3: ("100.5,0.1", "-3,0.1"),
+        4: ("100.5,0.1", "100.5,NaN"),
+        5: ("100.5,0.1", "100.5,-inf"),
+        6: ("100.5,0.1", "100.5,0"),
+        7: ("100.5,0.1", "100.5,-0.5"),
+    }
     for i, (a, b) in bad.items():
         rows[i] = rows[i].replace(a, b)
     f = write(tmp_path / ("t.csv.gz" if gz else "t.csv"), [T_HDR] + rows, gz=gz)
     s = convert([f], tmp_path / "o.parquet")
-    assert s.issues == {"non_finite_price": 2, "non_positive_price": 2, "non_finite_size": 2,
-                        "non_positive_size": 2}
+    assert s.issues == {"non_finite_price": 2, "non_positive_price": 2, "non_finite_size": 2, "non_positive_size": 2}
     assert s.rows == 4
     ev = store.read_events(tmp_path / "o.parquet")
     assert np.all(np.isfinite(ev["px"])) and np.all(ev["qty"] > 0)
@@ -150,8 +156,7 @@ def test_unknown_format_and_missing_file_exit_2(tmp_path):
     f = tmp_path / "what.txt"
     f.write_text("hello\nworld\n")
     assert_one_line_error(run_cli("data", "convert", f, "-o", tmp_path / "o.parquet"), "what.txt:1")
-    assert_one_line_error(run_cli("data", "convert", tmp_path / "nope.csv", "-o", tmp_path / "o.parquet"),
-                          "nope.csv")
+    assert_one_line_error(run_cli("data", "convert", tmp_path / "nope.csv", "-o", tmp_path / "o.parquet"), "nope.csv")
     assert_one_line_error(run_cli("data", "inspect", f), "what.txt")
 
 
@@ -160,21 +165,35 @@ T0 = 1_723_161_254_000_000_000
 
 
 def ws_line(ts, stream, data):
-    return f'{ts} {json.dumps({"stream": f"btcusdt@{stream}", "data": data}, separators=(",", ":"))}'
+    return f"{ts} {json.dumps({'stream': f'btcusdt@{stream}', 'data': data}, separators=(',', ':'))}"
 
 
 def snap_line(ts, lid):
-    return f'{ts} {json.dumps({"lastUpdateId": lid, "bids": [["100.0", "1.0"], ["99.9", "2.0"]], "asks": [["100.1", "1.5"], ["100.2", "3.0"]]})}'
+    return f"{ts} {json.dumps({'lastUpdateId': lid, 'bids': [['100.0', '1.0'], ['99.9', '2.0']], 'asks': [['100.1', '1.5'], ['100.2', '3.0']]})}"
 
 
 def diff(ts, U, u, bid="99.8", ask="100.3"):
-    return ws_line(ts, "depth@100ms", {"e": "depthUpdate", "E": ts // 10**6, "s": "BTCUSDT", "U": U, "u": u,
-                                       "b": [[bid, "0.5"]], "a": [[ask, "0.7"]]})
+    return ws_line(
+        ts,
+        "depth@100ms",
+        {
+            "e": "depthUpdate",
+            "E": ts // 10**6,
+            "s": "BTCUSDT",
+            "U": U,
+            "u": u,
+            "b": [[bid, "0.5"]],
+            "a": [[ask, "0.7"]],
+        },
+    )
 
 
 def trade(ts, tid, p="100.1", q="0.01", m=False):
-    return ws_line(ts, "trade", {"e": "trade", "E": ts // 10**6, "s": "BTCUSDT", "t": tid, "p": p, "q": q,
-                                 "T": ts // 10**6, "m": m})
+    return ws_line(
+        ts,
+        "trade",
+        {"e": "trade", "E": ts // 10**6, "s": "BTCUSDT", "t": tid, "p": p, "q": q, "T": ts // 10**6, "m": m},
+    )
 
 
 def ticker(ts, u, b="100.0", a="100.1"):
@@ -233,8 +252,14 @@ def test_ws_bad_lines(tmp_path):
     f = write(tmp_path / "c.gz", lines, gz=True, newline_at_end=False)
     s = convert([f], tmp_path / "o.parquet")
     assert s.issues == {
-        "non_finite_price": 1, "crossed_book": 1, "duplicate": 2, "non_numeric": 1,
-        "non_positive_size": 1, "non_positive_price": 1, "bad_timestamp": 1, "bad_json": 1,
+        "non_finite_price": 1,
+        "crossed_book": 1,
+        "duplicate": 2,
+        "non_numeric": 1,
+        "non_positive_size": 1,
+        "non_positive_price": 1,
+        "bad_timestamp": 1,
+        "bad_json": 1,
         "truncated_line": 1,
     }
     ev = store.read_events(tmp_path / "o.parquet")
@@ -261,15 +286,17 @@ def test_ws_out_of_order_and_corrupt(tmp_path):
 
 def test_ws_all_garbage_exit_2(tmp_path):
     f = write(tmp_path / "c.gz", ["123 {nope", "456 {nope"], gz=True)
-    assert_one_line_error(run_cli("data", "convert", "--format", "binance-ws", f, "-o", tmp_path / "o.parquet"),
-                          "c.gz:1")
+    assert_one_line_error(
+        run_cli("data", "convert", "--format", "binance-ws", f, "-o", tmp_path / "o.parquet"), "c.gz:1"
+    )
 
 
 # ---------------------------------------------------------------- LOBSTER
 def _lobster_pair(tmp_path, n=20, msg_tail="", ob_tail="", bad_mid=False):
     base = tmp_path / "TEST_2012-06-21_34200000_57600000"
-    msg = [f"{34200 + i},{4 if i % 3 == 0 else 1},{1000 + i},10,{1000000 + i * 100},{1 if i % 2 else -1}"
-           for i in range(n)]
+    msg = [
+        f"{34200 + i},{4 if i % 3 == 0 else 1},{1000 + i},10,{1000000 + i * 100},{1 if i % 2 else -1}" for i in range(n)
+    ]
     ob = [f"{1010000 + i * 100},5,{1000000 + i * 100},7" for i in range(n)]
     if bad_mid:
         msg[5] = "34205,4,1005"

@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 
 from avmm.data import store
-from avmm.data.readers import binance_ws
-from avmm.data.issues import ISSUE_HELP
 from avmm.data.convert import convert
+from avmm.data.issues import ISSUE_HELP
+from avmm.data.readers import binance_ws
 from avmm.errors import UserError
 from avmm.events import CLEAR, DEPTH, F_DERIVED, F_LAST_IN_BATCH, QUOTE, SNAPSHOT, TRADE
 
@@ -34,7 +34,7 @@ def write(path: Path, lines: list[str], gz: bool = True) -> Path:
 
 
 def env(ts: int, stream: str, data: dict) -> str:
-    return f'{ts} {json.dumps({"stream": stream, "data": data}, separators=(",", ":"))}'
+    return f"{ts} {json.dumps({'stream': stream, 'data': data}, separators=(',', ':'))}"
 
 
 def ticker(ts: int, u: int, um: bool = False, sym: str = "BTCUSDT") -> str:
@@ -54,12 +54,11 @@ def diff(ts: int, U: int, u: int, pu: int | None = None, bid=("99.8", "0.5"), sy
 
 
 def snap(ts: int, lid: int, book=SNAP) -> str:
-    return f'{ts} {json.dumps({"lastUpdateId": lid, "bids": book[0], "asks": book[1]})}'
+    return f"{ts} {json.dumps({'lastUpdateId': lid, 'bids': book[0], 'asks': book[1]})}"
 
 
 def trade(ts: int, tid: int, um: bool | None = False) -> str:
-    d = {"e": "trade", "E": ts // MS, "s": "BTCUSDT", "t": tid, "p": "100.1", "q": "0.01", "T": ts // MS,
-         "m": False}
+    d = {"e": "trade", "E": ts // MS, "s": "BTCUSDT", "t": tid, "p": "100.1", "q": "0.01", "T": ts // MS, "m": False}
     if um is True:
         d["X"] = "MARKET"
     elif um is False:
@@ -68,8 +67,23 @@ def trade(ts: int, tid: int, um: bool | None = False) -> str:
 
 
 def agg(ts: int, a: int, f: int, last: int) -> str:
-    return env(ts, "btcusdt@aggTrade", {"e": "aggTrade", "E": ts // MS, "s": "BTCUSDT", "a": a, "p": "100.1",
-                                        "q": "0.01", "f": f, "l": last, "T": ts // MS, "m": True, "M": True})
+    return env(
+        ts,
+        "btcusdt@aggTrade",
+        {
+            "e": "aggTrade",
+            "E": ts // MS,
+            "s": "BTCUSDT",
+            "a": a,
+            "p": "100.1",
+            "q": "0.01",
+            "f": f,
+            "l": last,
+            "T": ts // MS,
+            "m": True,
+            "M": True,
+        },
+    )
 
 
 def kinds(ev: np.ndarray) -> list[int]:
@@ -144,13 +158,28 @@ def test_truncated_real_capture(tmp_path):
 
 # ---------------------------------------------------------------- 2. spot and USD-M never chained
 def _spot(tmp_path, name="spot.gz", t=T0):
-    return write(tmp_path / name, [diff(t, 101, 103), snap(t + MS, 100), ticker(t + 2 * MS, 200),
-                                   trade(t + 3 * MS, 1), diff(t + 4 * MS, 104, 105)])
+    return write(
+        tmp_path / name,
+        [
+            diff(t, 101, 103),
+            snap(t + MS, 100),
+            ticker(t + 2 * MS, 200),
+            trade(t + 3 * MS, 1),
+            diff(t + 4 * MS, 104, 105),
+        ],
+    )
 
 
 def _usdm(tmp_path, name="usdm.gz", t=T0 + 500 * MS):
-    return write(tmp_path / name, [diff(t, 5001, 5003, pu=5000), ticker(t + MS, 6000, um=True),
-                                   trade(t + 2 * MS, 7, um=True), diff(t + 3 * MS, 5004, 5006, pu=5003)])
+    return write(
+        tmp_path / name,
+        [
+            diff(t, 5001, 5003, pu=5000),
+            ticker(t + MS, 6000, um=True),
+            trade(t + 2 * MS, 7, um=True),
+            diff(t + 3 * MS, 5004, 5006, pu=5003),
+        ],
+    )
 
 
 def test_spot_and_usdm_in_one_convert_is_an_error(tmp_path):
@@ -179,17 +208,32 @@ def test_market_mix_found_while_reading(tmp_path, monkeypatch, first):
         convert([sp, um], tmp_path / "o.parquet")
 
 
-@pytest.mark.parametrize("line", [
-    ticker(T0 + 5 * MS, 300, um=True),
-    diff(T0 + 5 * MS, 106, 107, pu=105),
-    trade(T0 + 5 * MS, 2, um=True),
-    snap(T0 + 5 * MS, 100).replace('"bids"', '"E": 1, "T": 1, "bids"'),
-])
+@pytest.mark.parametrize(
+    "line",
+    [
+        ticker(T0 + 5 * MS, 300, um=True),
+        diff(T0 + 5 * MS, 106, 107, pu=105),
+        trade(T0 + 5 * MS, 2, um=True),
+        snap(T0 + 5 * MS, 100).replace('"bids"', '"E": 1, "T": 1, "bids"'),
+    ],
+)
 def test_market_change_part_way_through_a_file(tmp_path, line):
-    f = write(tmp_path / "x.gz", [ticker(T0, 1), trade(T0 + MS, 1), diff(T0 + 2 * MS, 101, 103),
-                                  snap(T0 + 3 * MS, 100), ticker(T0 + 4 * MS, 2), line])
-    with pytest.raises(UserError, match=r"x\.gz:6: USD-M futures message in a spot capture \(the market "
-                                        r"changes part-way through the file\)"):
+    f = write(
+        tmp_path / "x.gz",
+        [
+            ticker(T0, 1),
+            trade(T0 + MS, 1),
+            diff(T0 + 2 * MS, 101, 103),
+            snap(T0 + 3 * MS, 100),
+            ticker(T0 + 4 * MS, 2),
+            line,
+        ],
+    )
+    with pytest.raises(
+        UserError,
+        match=r"x\.gz:6: USD-M futures message in a spot capture \(the market "
+        r"changes part-way through the file\)",
+    ):
         convert([f], tmp_path / "o.parquet")
 
 
@@ -208,8 +252,11 @@ def test_market_markers_of_each_message():
 
 @pytest.mark.skipif(not WS.is_dir(), reason="../shared/data samples not present")
 def test_real_sample_folder_is_refused(tmp_path):
-    with pytest.raises(UserError, match=r"spot_btcusdt_20240808\.gz: spot capture mixed with USD-M futures "
-                                        r"capture .*usdm_btcusdt_20240718\.gz; convert them separately"):
+    with pytest.raises(
+        UserError,
+        match=r"spot_btcusdt_20240808\.gz: spot capture mixed with USD-M futures "
+        r"capture .*usdm_btcusdt_20240718\.gz; convert them separately",
+    ):
         convert([WS], tmp_path / "o.parquet")
 
 
@@ -354,11 +401,14 @@ def test_usdm_bare_snapshot_rule(tmp_path):
 
 
 @pytest.mark.skipif(not WS.is_dir(), reason="../shared/data samples not present")
-@pytest.mark.parametrize("names,rows", [
-    (["spot_btcusdt_20240808.gz", "spot_btcusdt_20240809.gz"], 393_173),
-    (["usdm_btcusdt_20240808.gz"], 532_665),
-    (["usdm_btcusdt_20240718.gz", "usdm_btcusdt_20240719.gz"], 465_630),
-])
+@pytest.mark.parametrize(
+    "names,rows",
+    [
+        (["spot_btcusdt_20240808.gz", "spot_btcusdt_20240809.gz"], 393_173),
+        (["usdm_btcusdt_20240808.gz"], 532_665),
+        (["usdm_btcusdt_20240718.gz", "usdm_btcusdt_20240719.gz"], 465_630),
+    ],
+)
 def test_real_samples_unchanged(tmp_path, names, rows):
     s = convert([WS / n for n in names], tmp_path / "o.parquet")
     assert s.rows == rows and s.kinds["clear"] == 1 and s.kinds["snapshot"] == 2000
@@ -396,8 +446,14 @@ def test_trade_and_agg_trade_streams_store_each_execution_once(tmp_path):
 
 
 def test_trade_before_agg_trade(tmp_path):
-    lines = [trade(T0, 10), agg(T0 + MS, 1, 10, 10), trade(T0 + 2 * MS, 11), agg(T0 + 3 * MS, 2, 11, 12),
-             trade(T0 + 4 * MS, 12), ticker(T0 + 5 * MS, 1)]
+    lines = [
+        trade(T0, 10),
+        agg(T0 + MS, 1, 10, 10),
+        trade(T0 + 2 * MS, 11),
+        agg(T0 + 3 * MS, 2, 11, 12),
+        trade(T0 + 4 * MS, 12),
+        ticker(T0 + 5 * MS, 1),
+    ]
     s = convert([write(tmp_path / "c.gz", lines)], tmp_path / "o.parquet")
     assert s.kinds["trade"] == 3 and s.issues == {"agg_trade_skipped": 2}
 

@@ -20,9 +20,9 @@ import numpy as np
 import pytest
 
 from avmm.data import book, store
-from avmm.data.readers import tardis
-from avmm.data.issues import Counters
 from avmm.data.convert import convert
+from avmm.data.issues import Counters
+from avmm.data.readers import tardis
 from avmm.events import (
     BUY,
     CLEAR,
@@ -63,8 +63,19 @@ def quote(t: int, bid, bq, ask, aq) -> tuple:
 
 
 def rows(ev: np.ndarray) -> list[tuple]:
-    return [(int(r["kind"]), float(r["px"]), float(r["qty"]), float(r["px2"]), float(r["qty2"]), int(r["flags"]),
-             int(r["exch_ts"]), int(r["local_ts"])) for r in ev]
+    return [
+        (
+            int(r["kind"]),
+            float(r["px"]),
+            float(r["qty"]),
+            float(r["px2"]),
+            float(r["qty2"]),
+            int(r["flags"]),
+            int(r["exch_ts"]),
+            int(r["local_ts"]),
+        )
+        for r in ev
+    ]
 
 
 def reader_rows(path: Path) -> np.ndarray:
@@ -117,8 +128,9 @@ BOOK_QUOTE_AT = [5, 8, 10, 15, 20, 22]
 
 @pytest.mark.parametrize("gz", [False, True])
 def test_l2_derived_quotes_exact(tmp_path, gz):
-    f = write(tmp_path / ("binance-futures_incremental_book_L2_2020-02-22_BTCUSDT.csv" + (".gz" if gz else "")),
-              BOOK, gz=gz)
+    f = write(
+        tmp_path / ("binance-futures_incremental_book_L2_2020-02-22_BTCUSDT.csv" + (".gz" if gz else "")), BOOK, gz=gz
+    )
     out = tmp_path / "o.parquet"
     s = convert([f], out)
     assert s.issues == {"derived_quote": 6, "crossed_book": 1, "locked_book": 1}
@@ -278,13 +290,15 @@ def test_book_kernel_matches_a_plain_replay():
 
     for size in (len(ev), 4099, 257, 7):
         c = Counters()
-        chunks = ((ev[a:a + size], np.arange(a, min(a + size, len(ev))), "x") for a in range(0, len(ev), size))
+        chunks = ((ev[a : a + size], np.arange(a, min(a + size, len(ev))), "x") for a in range(0, len(ev), size))
         parts = list(book.derive_quotes(chunks, c))
         out = np.concatenate([p[0] for p in parts])
         lines = np.concatenate([p[1] for p in parts])
         q = out["kind"] == QUOTE
-        got = [(int(lines[i]), float(out[i]["px"]), float(out[i]["qty"]), float(out[i]["px2"]), float(out[i]["qty2"]))
-               for i in np.flatnonzero(q)]
+        got = [
+            (int(lines[i]), float(out[i]["px"]), float(out[i]["qty"]), float(out[i]["px2"]), float(out[i]["qty2"]))
+            for i in np.flatnonzero(q)
+        ]
         assert got == exp
         assert np.array_equal(out[~q], ev)
         assert c.issues.get("crossed_book", 0) == crossed and c.issues["derived_quote"] == len(exp)
@@ -295,21 +309,35 @@ WT0 = 1_723_161_254_000_000_000
 
 
 def ws_line(ts: int, stream: str, data: dict) -> str:
-    return f'{ts} {json.dumps({"stream": f"btcusdt@{stream}", "data": data}, separators=(",", ":"))}'
+    return f"{ts} {json.dumps({'stream': f'btcusdt@{stream}', 'data': data}, separators=(',', ':'))}"
 
 
 def snap_line(ts: int, lid: int, bids, asks) -> str:
-    return f'{ts} {json.dumps({"lastUpdateId": lid, "bids": bids, "asks": asks})}'
+    return f"{ts} {json.dumps({'lastUpdateId': lid, 'bids': bids, 'asks': asks})}"
 
 
 def depth(ts: int, U: int, u: int, b=(), a=()) -> str:
-    return ws_line(ts, "depth@100ms", {"e": "depthUpdate", "E": ts // MS, "s": "BTCUSDT", "U": U, "u": u,
-                                       "b": [list(x) for x in b], "a": [list(x) for x in a]})
+    return ws_line(
+        ts,
+        "depth@100ms",
+        {
+            "e": "depthUpdate",
+            "E": ts // MS,
+            "s": "BTCUSDT",
+            "U": U,
+            "u": u,
+            "b": [list(x) for x in b],
+            "a": [list(x) for x in a],
+        },
+    )
 
 
 def trade(ts: int, tid: int) -> str:
-    return ws_line(ts, "trade", {"e": "trade", "E": ts // MS, "s": "BTCUSDT", "t": tid, "p": "100.1", "q": "0.01",
-                                 "T": ts // MS, "m": False})
+    return ws_line(
+        ts,
+        "trade",
+        {"e": "trade", "E": ts // MS, "s": "BTCUSDT", "t": tid, "p": "100.1", "q": "0.01", "T": ts // MS, "m": False},
+    )
 
 
 def ticker(ts: int, u: int, b="100.0", a="100.1") -> str:
@@ -353,9 +381,11 @@ def test_capture_with_book_ticker_gets_no_derived_quotes(tmp_path):
     lines = CAPTURE[:2] + [ticker(WT0 + 1 * MS + 1, 1)] + CAPTURE[2:] + [ticker(WT0 + 6 * MS, 2, a="100.15")]
     f = write(tmp_path / "btcusdt.gz", lines, gz=True)
     out = tmp_path / "o.parquet"
-    code = ("import sys; from avmm.data.convert import convert; "
-            f"s = convert([{str(f)!r}], {str(out)!r}); "
-            "print(s.kinds['quote'], sorted(s.issues), 'numba' in sys.modules)")
+    code = (
+        "import sys; from avmm.data.convert import convert; "
+        f"s = convert([{str(f)!r}], {str(out)!r}); "
+        "print(s.kinds['quote'], sorted(s.issues), 'numba' in sys.modules)"
+    )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert r.stdout.split() == ["2", "[]", "False"]
@@ -368,11 +398,15 @@ def test_binance_chained_files_book_unknown_after_a_file_with_quotes(tmp_path):
     """Depth rows of a file with its own quotes are not applied: in the next file (no quotes) the
     book is unknown, so nothing is derived until its own snapshot."""
     a = write(tmp_path / "a.gz", CAPTURE[:2] + [ticker(WT0 + 1 * MS + 1, 1)] + CAPTURE[2:4], gz=True)
-    b = write(tmp_path / "b.gz", [
-        depth(WT0 + 10 * MS, 106, 107, a=[("100.1", "0")]),  # continues a's book: not derived
-        snap_line(WT0 + 11 * MS, 108, *SNAP),
-        depth(WT0 + 12 * MS, 109, 109, b=[("100.0", "4.0")]),
-    ], gz=True)
+    b = write(
+        tmp_path / "b.gz",
+        [
+            depth(WT0 + 10 * MS, 106, 107, a=[("100.1", "0")]),  # continues a's book: not derived
+            snap_line(WT0 + 11 * MS, 108, *SNAP),
+            depth(WT0 + 12 * MS, 109, 109, b=[("100.0", "4.0")]),
+        ],
+        gz=True,
+    )
     s = convert([a, b], tmp_path / "o.parquet")
     assert s.issues["derived_quote"] == 2
     ev = store.read_events(tmp_path / "o.parquet")
@@ -413,7 +447,7 @@ def test_real_capture_without_book_ticker_agrees_with_book_ticker(tmp_path, name
     j = np.searchsorted(tq["seq"], dq["seq"], side="right") - 1  # the last bookTicker at or before u
     assert np.all(j >= 0)
     m = tq[j]
-    same = ((m["px"] == dq["px"]) & (m["qty"] == dq["qty"]) & (m["px2"] == dq["px2"]) & (m["qty2"] == dq["qty2"]))
+    same = (m["px"] == dq["px"]) & (m["qty"] == dq["qty"]) & (m["px2"] == dq["px2"]) & (m["qty2"] == dq["qty2"])
     assert same.mean() > 0.99, same.mean()
     r = backtest(tmp_path / "depth.parquet")
     assert r.summary["quotes"] == len(dq) and r.summary["orders"] > 0
@@ -448,8 +482,15 @@ def test_depth_only_store_drives_the_backtester(tmp_path):
     s = convert([f], tmp_path / "o.parquet")
     assert s.kinds["quote"] == s.issues["derived_quote"] == 400 and s.kinds["trade"] == 0
     # no trades: the model's parameters are given (the estimators of A and k need trades)
-    r = backtest(tmp_path / "o.parquet", "model.sigma=0.05", "model.A=1.0", "model.k=10.0", "quoting.tick=0.1",
-                 "quoting.lot=0.1", "quoting.size=0.1")
+    r = backtest(
+        tmp_path / "o.parquet",
+        "model.sigma=0.05",
+        "model.A=1.0",
+        "model.k=10.0",
+        "quoting.tick=0.1",
+        "quoting.lot=0.1",
+        "quoting.size=0.1",
+    )
     assert r.summary["quotes"] == 400 and r.summary["orders"] > 0
 
 
@@ -457,10 +498,13 @@ def test_no_derived_quotes_when_another_source_carries_quotes(tmp_path):
     """tardis quotes converted with their incremental_book_L2 file: one quote stream, the real one."""
     l2p = write(tmp_path / "binance-futures_incremental_book_L2_2020-02-22_BTCUSDT.csv", BOOK)
     ts = T0 + 3000
-    qp = write(tmp_path / "binance-futures_quotes_2020-02-22_BTCUSDT.csv", [
-        "exchange,symbol,timestamp,local_timestamp,ask_amount,ask_price,bid_price,bid_amount",
-        f"binance-futures,BTCUSDT,{ts},{ts + 100},1,100.5,100.0,3",
-    ])
+    qp = write(
+        tmp_path / "binance-futures_quotes_2020-02-22_BTCUSDT.csv",
+        [
+            "exchange,symbol,timestamp,local_timestamp,ask_amount,ask_price,bid_price,bid_amount",
+            f"binance-futures,BTCUSDT,{ts},{ts + 100},1,100.5,100.0,3",
+        ],
+    )
     out = tmp_path / "both.parquet"
     convert([l2p, qp], out)
     ev = store.read_events(out)

@@ -7,8 +7,6 @@ import json
 import subprocess
 import sys
 
-import pytest
-
 from avmm.data import store
 
 
@@ -45,8 +43,25 @@ def test_synth_inspect_json(tmp_path, monkeypatch, capsys):
 def test_synth_cli_deterministic(tmp_path, monkeypatch, capsys):
     a, b = tmp_path / "a.parquet", tmp_path / "b.parquet"
     for p in (a, b):
-        assert run(monkeypatch, capsys, "data", "synth", "-o", p, "--events", "5000", "--seed", "9",
-                   "--sigma", "0.1", "--trade-rate", "5")[0] == 0
+        assert (
+            run(
+                monkeypatch,
+                capsys,
+                "data",
+                "synth",
+                "-o",
+                p,
+                "--events",
+                "5000",
+                "--seed",
+                "9",
+                "--sigma",
+                "0.1",
+                "--trade-rate",
+                "5",
+            )[0]
+            == 0
+        )
     assert hashlib.sha256(a.read_bytes()).digest() == hashlib.sha256(b.read_bytes()).digest()
     assert store.read_meta(a)["true_sigma"] == 0.1
 
@@ -60,10 +75,12 @@ def test_synth_bad_args(tmp_path, monkeypatch, capsys):
 
 def test_convert_summary_json(tmp_path, monkeypatch, capsys):
     f = tmp_path / "t.csv"
-    f.write_text("exchange,symbol,timestamp,local_timestamp,id,side,price,amount\n"
-                 "x,ETHUSDT,1000000,1000100,1,buy,10.5,1\n"
-                 "x,ETHUSDT,1000010,1000110,2,sell,-1,1\n"
-                 "x,ETHUSDT,1000020,1000120,3,unknown,10.4,2\n")
+    f.write_text(
+        "exchange,symbol,timestamp,local_timestamp,id,side,price,amount\n"
+        "x,ETHUSDT,1000000,1000100,1,buy,10.5,1\n"
+        "x,ETHUSDT,1000010,1000110,2,sell,-1,1\n"
+        "x,ETHUSDT,1000020,1000120,3,unknown,10.4,2\n"
+    )
     code, out, err = run(monkeypatch, capsys, "data", "convert", f, "-o", tmp_path / "o.parquet", "--json")
     assert code == 0, err
     s = json.loads(out)
@@ -78,14 +95,17 @@ def test_convert_summary_json(tmp_path, monkeypatch, capsys):
 def test_bad_format_option(tmp_path, monkeypatch, capsys):
     f = tmp_path / "t.csv"
     f.write_text("a,b\n1,2\n")
-    code, out, err = run(monkeypatch, capsys, "data", "convert", f, "-o", tmp_path / "o.parquet",
-                         "--format", "nope")
+    code, out, err = run(monkeypatch, capsys, "data", "convert", f, "-o", tmp_path / "o.parquet", "--format", "nope")
     assert code == 2 and "unknown format" in err
 
 
 def test_subprocess_entry_point(tmp_path):
-    r = subprocess.run([sys.executable, "-m", "avmm", "data", "inspect", tmp_path / "missing.parquet"],
-                       capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        [sys.executable, "-m", "avmm", "data", "inspect", tmp_path / "missing.parquet"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode == 2
     assert r.stderr.strip().count("\n") == 0 and "missing.parquet" in r.stderr
     assert "Traceback" not in r.stderr

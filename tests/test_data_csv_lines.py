@@ -17,10 +17,10 @@ import numpy as np
 import pytest
 
 from avmm.data import store
-from avmm.data.readers.binance_archive import read_binance_archive
+from avmm.data.convert import convert
 from avmm.data.csv import csv_batches
 from avmm.data.issues import Counters
-from avmm.data.convert import convert
+from avmm.data.readers.binance_archive import read_binance_archive
 from avmm.data.readers.tardis import read_tardis
 from avmm.errors import UserError
 
@@ -63,7 +63,7 @@ def at(name: str, notes: list[str]) -> list[str]:
     out = []
     for n in notes:
         assert n.startswith(name + ":"), n
-        out.append(name + ":" + n[len(name) + 1:].split(":", 1)[0])
+        out.append(name + ":" + n[len(name) + 1 :].split(":", 1)[0])
     return out
 
 
@@ -161,14 +161,27 @@ def test_csv_batches_first_line_per_batch(tmp_path):
             seen += ids
         rejected = sorted(bad["truncated_line"] + bad["malformed_row"])
         assert seen == [i for i in range(2, len(rows) + 1) if i not in rejected]
-        assert c.issues == {"truncated_line": len(bad["truncated_line"]),
-                            "malformed_row": len(bad["malformed_row"])}
+        assert c.issues == {"truncated_line": len(bad["truncated_line"]), "malformed_row": len(bad["malformed_row"])}
 
 
 # ---------------------------------------------------------------- through convert
 def test_convert_summary_and_store(tmp_path):
-    f = write(tmp_path / "t.csv.gz", [T_HDR, trade(2), short(3), long(4), short(5), trade(6, price="x"),
-                                      trade(7), trade(8, price="0"), long(9), trade(10)], gz=True)
+    f = write(
+        tmp_path / "t.csv.gz",
+        [
+            T_HDR,
+            trade(2),
+            short(3),
+            long(4),
+            short(5),
+            trade(6, price="x"),
+            trade(7),
+            trade(8, price="0"),
+            long(9),
+            trade(10),
+        ],
+        gz=True,
+    )
     s = convert([f], tmp_path / "o.parquet")
     assert s.issues == {"truncated_line": 2, "malformed_row": 2, "non_numeric": 1, "non_positive_price": 1}
     assert at(f.name, s.notes["truncated_line"]) == ["t.csv.gz:3", "t.csv.gz:5"]
@@ -181,8 +194,16 @@ def test_convert_summary_and_store(tmp_path):
 
 def test_error_line_after_rejected_rows(tmp_path, run_cli):
     t = [T0 + i * 1_000_000 for i in range(12)]  # 1 s apart
-    rows = [T_HDR, trade(2, t=t[0]), short(3), long(4), trade(5, t=t[3]), trade(6, t=t[4]),
-            trade(7, t=t[5]), trade(8, t=t[0])]  # line 8 goes back 5 s: beyond the 1 s window
+    rows = [
+        T_HDR,
+        trade(2, t=t[0]),
+        short(3),
+        long(4),
+        trade(5, t=t[3]),
+        trade(6, t=t[4]),
+        trade(7, t=t[5]),
+        trade(8, t=t[0]),
+    ]  # line 8 goes back 5 s: beyond the 1 s window
     f = write(tmp_path / "t.csv", rows)
     with pytest.raises(UserError, match=r"t\.csv:8: local timestamp goes back"):
         convert([f], tmp_path / "o.parquet")
@@ -199,8 +220,14 @@ def _archive_rows(header: bool) -> tuple[list[str], list[int]]:
 
     rows = ["id,price,qty,quote_qty,time,is_buyer_maker,is_best_match"] if header else []
     off = len(rows)
-    body = [row(1 + off), "2,42000.5", row(3 + off, price="x"), row(4 + off) + ",1,2",
-            row(5 + off), row(6 + off, price="-1")]
+    body = [
+        row(1 + off),
+        "2,42000.5",
+        row(3 + off, price="x"),
+        row(4 + off) + ",1,2",
+        row(5 + off),
+        row(6 + off, price="-1"),
+    ]
     body += [row(i + off) for i in range(7, 40)]
     rows += body
     good = [i + off for i in [1, 5] + list(range(7, 40))]
@@ -236,8 +263,9 @@ def test_binance_archive_lines(tmp_path, header, container, block_size):
 def test_lobster_cut_last_line_noted_at_its_line(tmp_path):
     base = tmp_path / "TEST_2012-06-21_34200000_57600000"
     n = 20
-    msg = [f"{34200 + i},{4 if i % 3 == 0 else 1},{1000 + i},10,{1000000 + i * 100},{1 if i % 2 else -1}"
-           for i in range(n)]
+    msg = [
+        f"{34200 + i},{4 if i % 3 == 0 else 1},{1000 + i},10,{1000000 + i * 100},{1 if i % 2 else -1}" for i in range(n)
+    ]
     ob = [f"{1010000 + i * 100},5,{1000000 + i * 100},7" for i in range(n + 1)]
     m = Path(str(base) + "_message_1.csv")
     o = Path(str(base) + "_orderbook_1.csv")

@@ -9,7 +9,6 @@ import io
 import sys
 import threading
 import zipfile
-from pathlib import Path
 
 import pytest
 
@@ -21,8 +20,11 @@ from avmm.errors import UserError
 def make_zip(name: str, rows: int, seed: int) -> bytes:
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
-        lines = [f"{i + 1 + seed * 10**6},{60000 + (i * 7 + seed) % 100 / 10:.1f},0.00{i % 9 + 1},1.0,"
-                 f"{1722470400000 + i * 10},{'true' if (i + seed) % 2 else 'false'},true" for i in range(rows)]
+        lines = [
+            f"{i + 1 + seed * 10**6},{60000 + (i * 7 + seed) % 100 / 10:.1f},0.00{i % 9 + 1},1.0,"
+            f"{1722470400000 + i * 10},{'true' if (i + seed) % 2 else 'false'},true"
+            for i in range(rows)
+        ]
         z.writestr(name.replace(".zip", ".csv"), "\n".join(lines) + "\n")
     return buf.getvalue()
 
@@ -105,8 +107,16 @@ def test_fetch_verify_and_skip(server, tmp_path):
         bodies[day] = make_zip(f"BTCUSDT-trades-{day}.zip", 500, i)
         server.publish("spot", "trades", "BTCUSDT", day, bodies[day])
     seen = []
-    s = F.fetch("spot", "trades", "btcusdt", "2024-08-01", "2024-08-03", tmp_path, base_url=server.url,
-                on_progress=lambda name, n, total: seen.append((name, n, total)))
+    s = F.fetch(
+        "spot",
+        "trades",
+        "btcusdt",
+        "2024-08-01",
+        "2024-08-03",
+        tmp_path,
+        base_url=server.url,
+        on_progress=lambda name, n, total: seen.append((name, n, total)),
+    )
     assert sorted(s.downloaded) == [f"BTCUSDT-trades-{d}.zip" for d in bodies]
     for d, b in bodies.items():
         assert (tmp_path / f"BTCUSDT-trades-{d}.zip").read_bytes() == b
@@ -196,10 +206,42 @@ def test_fetch_cli(server, tmp_path, monkeypatch, capsys):
             code = e.code or 0
         return code, capsys.readouterr()
 
-    code, out = run("data", "fetch", "--market", "um", "--kind", "trades", "--symbol", "ETHUSDT",
-                    "--from", "2024-08-01", "--to", "2024-08-01", "-o", tmp_path, "--base-url", server.url)
+    code, out = run(
+        "data",
+        "fetch",
+        "--market",
+        "um",
+        "--kind",
+        "trades",
+        "--symbol",
+        "ETHUSDT",
+        "--from",
+        "2024-08-01",
+        "--to",
+        "2024-08-01",
+        "-o",
+        tmp_path,
+        "--base-url",
+        server.url,
+    )
     assert code == 0 and "downloaded 1 file" in out.out
-    code, out = run("data", "fetch", "--market", "um", "--kind", "trades", "--symbol", "ETHUSDT",
-                    "--from", "2024-08-01", "--to", "2024-08-02", "-o", tmp_path, "--base-url", server.url)
+    code, out = run(
+        "data",
+        "fetch",
+        "--market",
+        "um",
+        "--kind",
+        "trades",
+        "--symbol",
+        "ETHUSDT",
+        "--from",
+        "2024-08-01",
+        "--to",
+        "2024-08-02",
+        "-o",
+        tmp_path,
+        "--base-url",
+        server.url,
+    )
     assert code == 2 and len(out.err.strip().splitlines()) == 1 and "checksum" in out.err
     assert "1 already present" in out.out

@@ -16,7 +16,8 @@ def _big_trades_csv(path, rows: int, bad_row: int) -> None:
     lts[bad_row] = ts[bad_row] - 100_000_000  # 100 s back: beyond the reorder window
     px = 9000.0 + (i % 50) * 0.5
     body = "\n".join(
-        f"binance-futures,BTCUSDT,{a},{b},{c},buy,{d},0.01" for a, b, c, d in zip(ts.tolist(), lts.tolist(), i.tolist(), px.tolist())
+        f"binance-futures,BTCUSDT,{a},{b},{c},buy,{d},0.01"
+        for a, b, c, d in zip(ts.tolist(), lts.tolist(), i.tolist(), px.tolist())
     )
     path.write_text("exchange,symbol,timestamp,local_timestamp,id,side,price,amount\n" + body + "\n")
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 
 from avmm.data import store
+from avmm.data.convert import convert
 from avmm.data.issues import Counters
 from avmm.data.ordering import reorder
-from avmm.data.convert import convert
 from avmm.events import CLEAR, DEPTH, EVENT_DTYPE, F_REORDERED, QUOTE, SNAPSHOT, TRADE
 
 
@@ -28,8 +28,10 @@ def test_lobster_nan_or_negative_time_is_counted_not_dropped(tmp_path):
     )
     s = convert([d], tmp_path / "o.parquet")
     assert s.issues == {"bad_timestamp": 2}
-    assert s.notes["bad_timestamp"] == ["X_2012-06-21_34200000_57600000_message_1.csv:3",
-                                        "X_2012-06-21_34200000_57600000_message_1.csv:4"]
+    assert s.notes["bad_timestamp"] == [
+        "X_2012-06-21_34200000_57600000_message_1.csv:3",
+        "X_2012-06-21_34200000_57600000_message_1.csv:4",
+    ]
     ev = store.read_events(tmp_path / "o.parquet")
     assert (ev["kind"] == TRADE).sum() == 1 and ev[ev["kind"] == TRADE]["qty"][0] == 7
 
@@ -44,14 +46,16 @@ def _rows(spec):
 
 def test_reorder_keeps_book_rows_in_source_order():
     ms = 1_000_000
-    ev = _rows([
-        (CLEAR, 1000 * ms, 0.0, 100),
-        (SNAPSHOT, 1000 * ms, 100.0, 100),
-        (DEPTH, 1200 * ms, 100.0, 103),  # diff 103 received at 1.200 s
-        (DEPTH, 1199 * ms, 99.0, 110),  # diff 110 stamped 1 ms earlier (clock jitter): stays after 103
-        (TRADE, 1199 * ms + 500_000, 99.5, 7),  # a late trade is moved back, as before
-        (QUOTE, 1201 * ms, 99.0, 0),
-    ])
+    ev = _rows(
+        [
+            (CLEAR, 1000 * ms, 0.0, 100),
+            (SNAPSHOT, 1000 * ms, 100.0, 100),
+            (DEPTH, 1200 * ms, 100.0, 103),  # diff 103 received at 1.200 s
+            (DEPTH, 1199 * ms, 99.0, 110),  # diff 110 stamped 1 ms earlier (clock jitter): stays after 103
+            (TRADE, 1199 * ms + 500_000, 99.5, 7),  # a late trade is moved back, as before
+            (QUOTE, 1201 * ms, 99.0, 0),
+        ]
+    )
     c = Counters()
     out = np.concatenate(list(reorder([(ev, np.arange(2, 8), "cap.txt")], 1000 * ms, c)))
     assert out["seq"].tolist() == [100, 100, 7, 103, 110, 0]

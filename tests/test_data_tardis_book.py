@@ -16,12 +16,21 @@ import numpy as np
 import pytest
 
 from avmm.data import store
-from avmm.data.readers import tardis
-from avmm.data.issues import Counters
 from avmm.data.convert import convert, detect_format
+from avmm.data.issues import Counters
+from avmm.data.readers import tardis
 from avmm.errors import UserError
 from avmm.events import (
-    BUY, CLEAR, DEPTH, EVENT_DTYPE, F_DERIVED, F_EXCH_TS, F_LAST_IN_BATCH, QUOTE, SELL, SNAPSHOT,
+    BUY,
+    CLEAR,
+    DEPTH,
+    EVENT_DTYPE,
+    F_DERIVED,
+    F_EXCH_TS,
+    F_LAST_IN_BATCH,
+    QUOTE,
+    SELL,
+    SNAPSHOT,
 )
 
 X = F_EXCH_TS
@@ -45,7 +54,8 @@ def l2(ts_us: int, lt_us: int, snap: bool, side: str, price, amount) -> str:
 
 def snap_hdr(n: int) -> str:
     return "exchange,symbol,timestamp,local_timestamp," + ",".join(
-        f"asks[{i}].price,asks[{i}].amount,bids[{i}].price,bids[{i}].amount" for i in range(n))
+        f"asks[{i}].price,asks[{i}].amount,bids[{i}].price,bids[{i}].amount" for i in range(n)
+    )
 
 
 def snap_row(ts_us: int, lt_us: int, n: int, asks: list, bids: list) -> str:
@@ -60,9 +70,21 @@ def snap_row(ts_us: int, lt_us: int, n: int, asks: list, bids: list) -> str:
 
 def table(ev: np.ndarray) -> list[tuple]:
     """(kind, side, px, qty, px2, qty2, level, flags, exch_ts, local_ts) per row."""
-    return [(int(r["kind"]), int(r["side"]), float(r["px"]), float(r["qty"]), float(r["px2"]),
-             float(r["qty2"]), int(r["level"]), int(r["flags"]), int(r["exch_ts"]), int(r["local_ts"]))
-            for r in ev]
+    return [
+        (
+            int(r["kind"]),
+            int(r["side"]),
+            float(r["px"]),
+            float(r["qty"]),
+            float(r["px2"]),
+            float(r["qty2"]),
+            int(r["level"]),
+            int(r["flags"]),
+            int(r["exch_ts"]),
+            int(r["local_ts"]),
+        )
+        for r in ev
+    ]
 
 
 def read(path: Path, **kw) -> tuple[np.ndarray, np.ndarray, Counters]:
@@ -121,17 +143,21 @@ INC_EXPECTED = [
 # test_data_book.py): after the first snapshot; after L1 (100.5 removed: the best ask moves to
 # 100.6); not after L2 (100.7 is behind the best); after the second snapshot; not after L4 (no bid)
 INC_STORE = (
-    INC_EXPECTED[:5] + [(QUOTE, 0, 100.0, 3.0, 100.5, 1.0, -1, XD, T0 * US, L0 * US)]
-    + INC_EXPECTED[5:7] + [(QUOTE, 0, 100.1, 0.5, 100.6, 2.0, -1, XD, (T0 + 1_000) * US, L1 * US)]
-    + INC_EXPECTED[7:11] + [(QUOTE, 0, 100.2, 1.0, 100.4, 1.0, -1, XD, (T0 + 60_000_000) * US, L3 * US)]
+    INC_EXPECTED[:5]
+    + [(QUOTE, 0, 100.0, 3.0, 100.5, 1.0, -1, XD, T0 * US, L0 * US)]
+    + INC_EXPECTED[5:7]
+    + [(QUOTE, 0, 100.1, 0.5, 100.6, 2.0, -1, XD, (T0 + 1_000) * US, L1 * US)]
+    + INC_EXPECTED[7:11]
+    + [(QUOTE, 0, 100.2, 1.0, 100.4, 1.0, -1, XD, (T0 + 60_000_000) * US, L3 * US)]
     + INC_EXPECTED[11:]
 )
 
 
 @pytest.mark.parametrize("gz", [False, True])
 def test_incremental_rows_exact(tmp_path, gz):
-    f = write(tmp_path / ("binance-futures_incremental_book_L2_2020-02-22_BTCUSDT.csv" + (".gz" if gz else "")),
-              INC, gz=gz)
+    f = write(
+        tmp_path / ("binance-futures_incremental_book_L2_2020-02-22_BTCUSDT.csv" + (".gz" if gz else "")), INC, gz=gz
+    )
     assert tardis.detect_kind(f) == "incremental_book_L2" and detect_format(f) == "tardis"
     ev, lines, c = read(f)
     assert table(ev) == INC_EXPECTED
@@ -151,19 +177,24 @@ def test_incremental_snapshot_runs_and_batches(tmp_path):
     """Two snapshots back to back (different local times) each get a CLEAR; a diff sharing the
     snapshot's local time ends its own batch; rows sharing a local time form one batch."""
     a, b, c_ = T0 + 10, T0 + 20, T0 + 30
-    f = write(tmp_path / "l2.csv", [
-        L2_HDR,
-        l2(T0, a, True, "bid", "10.0", "1"),
-        l2(T0, a, True, "ask", "10.5", "1"),
-        l2(T0 + 5, b, True, "bid", "10.1", "2"),  # a new snapshot: new local time
-        l2(T0 + 5, b, True, "ask", "10.4", "2"),
-        l2(T0 + 5, b, False, "bid", "10.2", "3"),  # diff at the snapshot's local time
-        l2(T0 + 6, c_, False, "bid", "10.2", "0"),
-        l2(T0 + 6, c_, False, "ask", "10.3", "1"),
-    ])
+    f = write(
+        tmp_path / "l2.csv",
+        [
+            L2_HDR,
+            l2(T0, a, True, "bid", "10.0", "1"),
+            l2(T0, a, True, "ask", "10.5", "1"),
+            l2(T0 + 5, b, True, "bid", "10.1", "2"),  # a new snapshot: new local time
+            l2(T0 + 5, b, True, "ask", "10.4", "2"),
+            l2(T0 + 5, b, False, "bid", "10.2", "3"),  # diff at the snapshot's local time
+            l2(T0 + 6, c_, False, "bid", "10.2", "0"),
+            l2(T0 + 6, c_, False, "ask", "10.3", "1"),
+        ],
+    )
     ev, _, cnt = read(f)
-    got = [(int(r["kind"]), int(r["side"]), float(r["px"]), float(r["qty"]), int(r["flags"]), int(r["local_ts"]))
-           for r in ev]
+    got = [
+        (int(r["kind"]), int(r["side"]), float(r["px"]), float(r["qty"]), int(r["flags"]), int(r["local_ts"]))
+        for r in ev
+    ]
     assert got == [
         (CLEAR, 0, 0.0, 0.0, X, a * US),
         (SNAPSHOT, BUY, 10.0, 1.0, X, a * US),
@@ -187,8 +218,16 @@ def test_incremental_chunking_does_not_change_rows(tmp_path):
         snap = m in (0, 13, 14, 30)
         for i in range(1 + m % 4):
             side = "bid" if (m + i) % 2 else "ask"
-            rows.append(l2(t, t + 50, snap, side, f"{100 + (i + 1) * (1 if side == 'ask' else -1) * 0.1:.1f}",
-                           "0" if (m + i) % 5 == 0 and not snap else f"{i + 1}.5"))
+            rows.append(
+                l2(
+                    t,
+                    t + 50,
+                    snap,
+                    side,
+                    f"{100 + (i + 1) * (1 if side == 'ask' else -1) * 0.1:.1f}",
+                    "0" if (m + i) % 5 == 0 and not snap else f"{i + 1}.5",
+                )
+            )
     f = write(tmp_path / "l2.csv", rows)
     ref, ref_lines, ref_c = read(f)
     assert np.count_nonzero(ref["kind"] == CLEAR) == 4
@@ -201,23 +240,34 @@ def test_incremental_chunking_does_not_change_rows(tmp_path):
 @pytest.mark.parametrize("gz", [False, True])
 def test_incremental_bad_rows_counted_and_skipped(tmp_path, gz):
     a, b = T0 + 100, T0 + 200
-    f = write(tmp_path / ("l2.csv.gz" if gz else "l2.csv"), [
-        L2_HDR,
-        l2(T0, a, True, "bid", "100.0", "3"),  # 2
-        l2(T0, a, True, "bid", "abc", "3"),  # 3 non-numeric price (inside the snapshot run)
-        l2(T0, a, True, "ask", "100.5", "1"),  # 4
-        l2(T0 + 50, b, False, "bid", "NaN", "1"),  # 5 NaN price
-        l2(T0 + 50, b, False, "bid", "99.9", "-2"),  # 6 negative amount
-        l2(T0 + 50, b, False, "ask", "100.6", "nan"),  # 7 NaN amount
-        l2(T0 + 50, b, False, "ask", "0", "1"),  # 8 zero price
-        l2(T0 + 50, b, False, "buy", "100.7", "1"),  # 9 unknown book side
-        l2(T0 + 50, b, False, "ask", "100.6", ""),  # 10 empty amount
-        f"binance-futures,BTCUSDT,x,{b},false,ask,100.6,1",  # 11 bad timestamp
-        l2(T0 + 50, b, False, "ask", "100.6", "2"),  # 12 good
-    ], gz=gz)
+    f = write(
+        tmp_path / ("l2.csv.gz" if gz else "l2.csv"),
+        [
+            L2_HDR,
+            l2(T0, a, True, "bid", "100.0", "3"),  # 2
+            l2(T0, a, True, "bid", "abc", "3"),  # 3 non-numeric price (inside the snapshot run)
+            l2(T0, a, True, "ask", "100.5", "1"),  # 4
+            l2(T0 + 50, b, False, "bid", "NaN", "1"),  # 5 NaN price
+            l2(T0 + 50, b, False, "bid", "99.9", "-2"),  # 6 negative amount
+            l2(T0 + 50, b, False, "ask", "100.6", "nan"),  # 7 NaN amount
+            l2(T0 + 50, b, False, "ask", "0", "1"),  # 8 zero price
+            l2(T0 + 50, b, False, "buy", "100.7", "1"),  # 9 unknown book side
+            l2(T0 + 50, b, False, "ask", "100.6", ""),  # 10 empty amount
+            f"binance-futures,BTCUSDT,x,{b},false,ask,100.6,1",  # 11 bad timestamp
+            l2(T0 + 50, b, False, "ask", "100.6", "2"),  # 12 good
+        ],
+        gz=gz,
+    )
     ev, lines, c = read(f)
-    assert c.issues == {"non_numeric": 2, "non_finite_price": 1, "non_positive_size": 1, "non_finite_size": 1,
-                        "non_positive_price": 1, "malformed_row": 1, "bad_timestamp": 1}
+    assert c.issues == {
+        "non_numeric": 2,
+        "non_finite_price": 1,
+        "non_positive_size": 1,
+        "non_finite_size": 1,
+        "non_positive_price": 1,
+        "malformed_row": 1,
+        "bad_timestamp": 1,
+    }
     assert c.notes["non_numeric"] == ["l2.csv" + (".gz" if gz else "") + ":3", f.name + ":10"]
     assert c.notes["non_finite_price"] == [f"{f.name}:5"] and c.notes["non_positive_size"] == [f"{f.name}:6"]
     assert c.notes["non_finite_size"] == [f"{f.name}:7"] and c.notes["non_positive_price"] == [f"{f.name}:8"]
@@ -255,7 +305,14 @@ def test_incremental_cli_convert_auto_and_inspect(tmp_path, run_cli):
     r = run_cli("data", "inspect", str(out), "--json")
     assert r.returncode == 0, r.stderr
     i = json.loads(r.stdout)
-    assert (i["depth_updates"], i["snapshots"], i["clears"], i["quotes"], i["trades"], i["events"]) == (4, 6, 2, 3, 0, 15)
+    assert (i["depth_updates"], i["snapshots"], i["clears"], i["quotes"], i["trades"], i["events"]) == (
+        4,
+        6,
+        2,
+        3,
+        0,
+        15,
+    )
     assert i["symbol"] == "BTCUSDT" and i["source"] == "tardis"
     assert i["start_ns"] == L0 * US and i["end_ns"] == L4 * US
     assert i["exch_clock"]["rows"] == 15 and i["counters"] == {"derived_quote": 3}
@@ -274,7 +331,9 @@ def snap_expected(ts_us, lt_us, asks, bids):
     k = rows[-1]
     rows[-1] = k[:7] + (XL,) + k[8:]
     if asks and bids:
-        rows.append((QUOTE, 0, float(bids[0][0]), float(bids[0][1]), float(asks[0][0]), float(asks[0][1]), -1, X, e, lt))
+        rows.append(
+            (QUOTE, 0, float(bids[0][0]), float(bids[0][1]), float(asks[0][0]), float(asks[0][1]), -1, X, e, lt)
+        )
     return rows
 
 
@@ -284,11 +343,15 @@ B2 = ([("100.4", "0.5"), ("100.5", "1.5"), ("100.6", "2.5")], [("100.1", "7")])
 
 @pytest.mark.parametrize("gz", [False, True])
 def test_book_snapshot_25_rows_exact(tmp_path, gz):
-    f = write(tmp_path / ("binance-futures_book_snapshot_25_2020-02-22_BTCUSDT.csv" + (".gz" if gz else "")), [
-        snap_hdr(25),
-        snap_row(T0, T0 + 100, 25, *B1),
-        snap_row(T0 + 100_000, T0 + 100_150, 25, *B2),
-    ], gz=gz)
+    f = write(
+        tmp_path / ("binance-futures_book_snapshot_25_2020-02-22_BTCUSDT.csv" + (".gz" if gz else "")),
+        [
+            snap_hdr(25),
+            snap_row(T0, T0 + 100, 25, *B1),
+            snap_row(T0 + 100_000, T0 + 100_150, 25, *B2),
+        ],
+        gz=gz,
+    )
     assert tardis.detect_kind(f) == "book_snapshot" and detect_format(f) == "tardis"
     ev, lines, c = read(f)
     exp = snap_expected(T0, T0 + 100, *B1) + snap_expected(T0 + 100_000, T0 + 100_150, *B2)
@@ -305,11 +368,14 @@ def test_book_snapshot_5_all_levels_and_one_sided(tmp_path):
     """book_snapshot_5: every level given; a one-sided book gives no QUOTE row."""
     asks = [(f"{100.5 + i / 10:.1f}", str(i + 1)) for i in range(5)]
     bids = [(f"{100.0 - i / 10:.1f}", str(i + 2)) for i in range(5)]
-    f = write(tmp_path / "binance-futures_book_snapshot_5_2020-02-22_BTCUSDT.csv", [
-        snap_hdr(5),
-        snap_row(T0, T0 + 7, 5, asks, bids),
-        snap_row(T0 + 9, T0 + 17, 5, [], bids[:2]),  # asks side empty
-    ])
+    f = write(
+        tmp_path / "binance-futures_book_snapshot_5_2020-02-22_BTCUSDT.csv",
+        [
+            snap_hdr(5),
+            snap_row(T0, T0 + 7, 5, asks, bids),
+            snap_row(T0 + 9, T0 + 17, 5, [], bids[:2]),  # asks side empty
+        ],
+    )
     ev, _, c = read(f)
     assert table(ev) == snap_expected(T0, T0 + 7, asks, bids) + snap_expected(T0 + 9, T0 + 17, [], bids[:2])
     assert c.issues == {}
@@ -320,25 +386,40 @@ def test_book_snapshot_5_all_levels_and_one_sided(tmp_path):
 def test_book_snapshot_bad_rows_counted_and_skipped(tmp_path, gz):
     n = 3
     good = ([("100.5", "1"), ("100.6", "3")], [("100.0", "2"), ("99.9", "4")])
-    f = write(tmp_path / ("s.csv.gz" if gz else "s.csv"), [
-        snap_hdr(n),
-        snap_row(T0, T0 + 1, n, *good),  # 2 good
-        snap_row(T0, T0 + 2, n, [("abc", "1")], good[1]),  # 3 non-numeric price
-        snap_row(T0, T0 + 3, n, good[0], [("100.0", "2"), ("99.9", "-4")]),  # 4 negative amount
-        snap_row(T0, T0 + 4, n, [("100.5", "1"), ("NaN", "3")], good[1]),  # 5 NaN price
-        snap_row(T0, T0 + 5, n, [("100.5", "1"), ("100.6", "nan")], good[1]),  # 6 NaN amount
-        snap_row(T0, T0 + 6, n, [("100.5", "1"), ("100.6", "")], good[1]),  # 7 half-empty level
-        snap_row(T0, T0 + 7, n, [("100.5", "1"), ("0", "3")], good[1]),  # 8 zero price
-        snap_row(T0, T0 + 8, n, [("99.5", "1")], [("100.0", "2")]),  # 9 crossed: quote skipped
-        snap_row(T0, T0 + 9, n, *good),  # 10 good
-    ], gz=gz)
+    f = write(
+        tmp_path / ("s.csv.gz" if gz else "s.csv"),
+        [
+            snap_hdr(n),
+            snap_row(T0, T0 + 1, n, *good),  # 2 good
+            snap_row(T0, T0 + 2, n, [("abc", "1")], good[1]),  # 3 non-numeric price
+            snap_row(T0, T0 + 3, n, good[0], [("100.0", "2"), ("99.9", "-4")]),  # 4 negative amount
+            snap_row(T0, T0 + 4, n, [("100.5", "1"), ("NaN", "3")], good[1]),  # 5 NaN price
+            snap_row(T0, T0 + 5, n, [("100.5", "1"), ("100.6", "nan")], good[1]),  # 6 NaN amount
+            snap_row(T0, T0 + 6, n, [("100.5", "1"), ("100.6", "")], good[1]),  # 7 half-empty level
+            snap_row(T0, T0 + 7, n, [("100.5", "1"), ("0", "3")], good[1]),  # 8 zero price
+            snap_row(T0, T0 + 8, n, [("99.5", "1")], [("100.0", "2")]),  # 9 crossed: quote skipped
+            snap_row(T0, T0 + 9, n, *good),  # 10 good
+        ],
+        gz=gz,
+    )
     ev, lines, c = read(f)
     name = f.name
-    assert c.issues == {"non_numeric": 2, "non_positive_size": 1, "non_finite_price": 1, "non_finite_size": 1,
-                        "non_positive_price": 1, "crossed_book": 1}
-    assert c.notes == {"non_numeric": [f"{name}:3", f"{name}:7"], "non_positive_size": [f"{name}:4"],
-                       "non_finite_price": [f"{name}:5"], "non_finite_size": [f"{name}:6"],
-                       "non_positive_price": [f"{name}:8"], "crossed_book": [f"{name}:9"]}
+    assert c.issues == {
+        "non_numeric": 2,
+        "non_positive_size": 1,
+        "non_finite_price": 1,
+        "non_finite_size": 1,
+        "non_positive_price": 1,
+        "crossed_book": 1,
+    }
+    assert c.notes == {
+        "non_numeric": [f"{name}:3", f"{name}:7"],
+        "non_positive_size": [f"{name}:4"],
+        "non_finite_price": [f"{name}:5"],
+        "non_finite_size": [f"{name}:6"],
+        "non_positive_price": [f"{name}:8"],
+        "crossed_book": [f"{name}:9"],
+    }
     crossed = snap_expected(T0, T0 + 8, [("99.5", "1")], [("100.0", "2")])[:-1]  # levels kept, no QUOTE
     assert table(ev) == snap_expected(T0, T0 + 1, *good) + crossed + snap_expected(T0, T0 + 9, *good)
     assert sorted(set(lines.tolist())) == [2, 9, 10]
@@ -348,8 +429,10 @@ def test_book_snapshot_bad_rows_counted_and_skipped(tmp_path, gz):
 
 
 def test_book_snapshot_cli_convert_auto_and_inspect(tmp_path, run_cli):
-    f = write(tmp_path / "binance-futures_book_snapshot_25_2020-02-22_BTCUSDT.csv", [
-        snap_hdr(25), snap_row(T0, T0 + 100, 25, *B1), snap_row(T0 + 100_000, T0 + 100_150, 25, *B2)])
+    f = write(
+        tmp_path / "binance-futures_book_snapshot_25_2020-02-22_BTCUSDT.csv",
+        [snap_hdr(25), snap_row(T0, T0 + 100, 25, *B1), snap_row(T0 + 100_000, T0 + 100_150, 25, *B2)],
+    )
     out = tmp_path / "o.parquet"
     r = run_cli("data", "convert", "--format", "auto", str(f), "-o", str(out), "--json", "--no-progress")
     assert r.returncode == 0, r.stderr
@@ -365,14 +448,31 @@ def test_book_snapshot_cli_convert_auto_and_inspect(tmp_path, run_cli):
 # ---------------------------------------------------------------- unusable files
 UNUSABLE = {
     # incremental_book_L2 without its side column
-    "nosides.csv": (["exchange,symbol,timestamp,local_timestamp,is_snapshot,price,amount",
-                     "binance-futures,BTCUSDT,1,2,true,100,1"], ["nosides.csv:1:", "side"]),
+    "nosides.csv": (
+        [
+            "exchange,symbol,timestamp,local_timestamp,is_snapshot,price,amount",
+            "binance-futures,BTCUSDT,1,2,true,100,1",
+        ],
+        ["nosides.csv:1:", "side"],
+    ),
     # book snapshot header with asks but no bids
-    "nobids.csv": (["exchange,symbol,timestamp,local_timestamp,asks[0].price,asks[0].amount",
-                    f"binance-futures,BTCUSDT,{T0},{T0 + 1},100,1"], ["nobids.csv:1:", "bids[0]"]),
+    "nobids.csv": (
+        [
+            "exchange,symbol,timestamp,local_timestamp,asks[0].price,asks[0].amount",
+            f"binance-futures,BTCUSDT,{T0},{T0 + 1},100,1",
+        ],
+        ["nobids.csv:1:", "bids[0]"],
+    ),
     # every row bad (gzip): counted, then refused -- no empty store is written
-    "garbage.csv.gz": ([L2_HDR, l2(T0, T0 + 1, True, "bid", "abc", "1"), l2(T0, T0 + 1, True, "side?", "100", "1"),
-                        l2(T0, T0 + 1, False, "ask", "100", "-1")], ["garbage.csv.gz:2:", "no usable row"]),
+    "garbage.csv.gz": (
+        [
+            L2_HDR,
+            l2(T0, T0 + 1, True, "bid", "abc", "1"),
+            l2(T0, T0 + 1, True, "side?", "100", "1"),
+            l2(T0, T0 + 1, False, "ask", "100", "-1"),
+        ],
+        ["garbage.csv.gz:2:", "no usable row"],
+    ),
 }
 
 
@@ -386,8 +486,14 @@ def test_unusable_file_exit_2_one_line(tmp_path, run_cli, name):
 
 
 def test_all_bad_snapshot_rows_is_a_user_error(tmp_path):
-    f = write(tmp_path / "s.csv", [snap_hdr(2), f"binance-futures,BTCUSDT,{T0},{T0 + 1},x,1,100,1,,,,",
-                                   f"binance-futures,BTCUSDT,{T0},{T0 + 2},101,-1,100,1,,,,"])
+    f = write(
+        tmp_path / "s.csv",
+        [
+            snap_hdr(2),
+            f"binance-futures,BTCUSDT,{T0},{T0 + 1},x,1,100,1,,,,",
+            f"binance-futures,BTCUSDT,{T0},{T0 + 2},101,-1,100,1,,,,",
+        ],
+    )
     with pytest.raises(UserError, match=r"s\.csv:2: no usable row .*non_numeric, non_positive_size"):
         convert([f], tmp_path / "o.parquet")
     # a header-only file is empty, not unusable

@@ -13,12 +13,16 @@ NS = 1_000_000_000
 
 
 def engine(**est) -> Engine:
-    return Engine(Config.model_validate({
-        "model": {"sigma": "auto", "k": "auto", "A": "auto"},
-        "quoting": {"tick": 0.01},
-        "estimators": est,
-        "logging": {"sample_rate": 0.0},
-    }))
+    return Engine(
+        Config.model_validate(
+            {
+                "model": {"sigma": "auto", "k": "auto", "A": "auto"},
+                "quoting": {"tick": 0.01},
+                "estimators": est,
+                "logging": {"sample_rate": 0.0},
+            }
+        )
+    )
 
 
 def test_volatility_matches_batch_with_irregular_and_zero_gaps():
@@ -67,8 +71,14 @@ def test_intensity_matches_batch_fit():
     mid = 100.0
     t, side, depth = _trade_stream()
     window_s, nb, nbins, bin_ticks = 600.0, 60, 20, 1.0
-    e = engine(intensity_window_s=window_s, intensity_buckets=nb, intensity_bins=nbins,
-               intensity_bin_ticks=bin_ticks, intensity_fit_s=1e6, intensity_min_trades=10)
+    e = engine(
+        intensity_window_s=window_s,
+        intensity_buckets=nb,
+        intensity_bins=nbins,
+        intensity_bin_ticks=bin_ticks,
+        intensity_fit_s=1e6,
+        intensity_min_trades=10,
+    )
     t0 = 1000 * NS
     e.on_quote(t0, mid - 0.005, 1.0, mid + 0.005, 1.0)
     ts = (t0 + t * NS).astype(np.int64)
@@ -78,6 +88,7 @@ def test_intensity_matches_batch_fit():
     now = int(ts[-1])
     e.on_timer(now + 1)  # not yet due
     from avmm.core.estimators import intensity_fit  # noqa: F401  (the fit below goes through the timer)
+
     e.params["int_fit_ns"] = 1
     e.on_timer(now)
     # batch: trades inside the window at bucket granularity
@@ -102,7 +113,7 @@ def test_intensity_matches_batch_fit():
     A_a, k_a = fit(ha)
     A_p, k_p = fit(0.5 * (hb + ha))
     tot = e.state["int_tot"][0]
-    assert np.array_equal(tot[:nbins], hb) and np.array_equal(tot[MAX_INT_BINS:MAX_INT_BINS + nbins], ha)
+    assert np.array_equal(tot[:nbins], hb) and np.array_equal(tot[MAX_INT_BINS : MAX_INT_BINS + nbins], ha)
     got_A, got_k = e.state["int_A"][0], e.state["int_k"][0]
     assert got_A == pytest.approx([A_b, A_a, A_p], rel=1e-9)
     assert got_k == pytest.approx([k_b, k_a, k_p], rel=1e-9)

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from avmm.config import Config, to_params
+from avmm.config import Config
 from avmm.core.engine import Engine
 from avmm.core.model import as_depths
 
@@ -84,7 +84,9 @@ def test_levels_spacing_in_ticks_and_fraction():
     b = [p for p, _ in lad["bids"]]
     a = [p for p, _ in lad["asks"]]
     assert np.allclose(np.diff(b), -0.02) and np.allclose(np.diff(a), 0.02)
-    e = make_engine(quoting={"levels": 3, "spacing_ticks": 0.0, "spacing_frac": 1.0, "tick": 0.0001, "post_only": False})
+    e = make_engine(
+        quoting={"levels": 3, "spacing_ticks": 0.0, "spacing_frac": 1.0, "tick": 0.0001, "post_only": False}
+    )
     lad = quote(e)
     half = 0.5 * (e.value("bid_depth") + e.value("ask_depth"))
     assert lad["bids"][0][0] - lad["bids"][1][0] == pytest.approx(half, abs=2e-4)
@@ -127,7 +129,16 @@ def test_not_quotable_without_parameters():
 def test_properties(mid, q_lots, gamma, sigma, k, tau, levels, spread_ticks, model):
     tick = 0.01
     e = make_engine(
-        model={"kind": model, "gamma": gamma, "sigma": sigma, "k": k, "A": 2.0, "tau_s": tau, "horizon_s": max(tau, 1e-3), "horizon_cycle": False},
+        model={
+            "kind": model,
+            "gamma": gamma,
+            "sigma": sigma,
+            "k": k,
+            "A": 2.0,
+            "tau_s": tau,
+            "horizon_s": max(tau, 1e-3),
+            "horizon_cycle": False,
+        },
         quoting={"levels": levels, "size": 0.1, "spacing_ticks": 1.0},
         risk={"max_position": 1.0},
     )
@@ -154,12 +165,27 @@ def test_properties(mid, q_lots, gamma, sigma, k, tau, levels, spread_ticks, mod
 
 
 @settings(max_examples=100, deadline=None)
-@given(gamma=st.floats(1e-3, 2.0), sigma=st.floats(1e-2, 3.0), tau=st.floats(1e-3, 10.0),
-       model=st.sampled_from(["as", "as-rolling", "glft"]))
+@given(
+    gamma=st.floats(1e-3, 2.0),
+    sigma=st.floats(1e-2, 3.0),
+    tau=st.floats(1e-3, 10.0),
+    model=st.sampled_from(["as", "as-rolling", "glft"]),
+)
 def test_reservation_price_decreases_in_q(gamma, sigma, tau, model):
-    e = make_engine(model={"kind": model, "gamma": gamma, "sigma": sigma, "k": 5.0, "A": 2.0, "tau_s": tau,
-                           "horizon_s": tau, "horizon_cycle": False},
-                    quoting={"post_only": False}, risk={"max_position": 1e9})
+    e = make_engine(
+        model={
+            "kind": model,
+            "gamma": gamma,
+            "sigma": sigma,
+            "k": 5.0,
+            "A": 2.0,
+            "tau_s": tau,
+            "horizon_s": tau,
+            "horizon_cycle": False,
+        },
+        quoting={"post_only": False},
+        risk={"max_position": 1e9},
+    )
     prev = math.inf
     for q in np.linspace(-20, 20, 9):
         quote(e, pos=q * 0.001)

@@ -88,4 +88,6 @@ def test_glft_order_size_delta():
 
 def test_model_dispatch():
     assert model_depths(MODEL_AS, 1.0, 0.1, 2.0, 140.0, 1.5, 0.5, 1.0, 0.1) == as_depths(1.0, 0.1, 2.0, 1.5, 0.5)
-    assert model_depths(MODEL_GLFT, 1.0, 0.1, 2.0, 140.0, 1.5, 0.5, 1.0, 0.1) == glft_depths(1.0, 0.1, 2.0, 140.0, 1.5, 1.0, 0.1)
+    assert model_depths(MODEL_GLFT, 1.0, 0.1, 2.0, 140.0, 1.5, 0.5, 1.0, 0.1) == glft_depths(
+        1.0, 0.1, 2.0, 140.0, 1.5, 1.0, 0.1
+    )

@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from avmm.errors import UserError
+from avmm.cli.replicate import app
 from avmm.core.model import as_depths, as_spread
+from avmm.errors import UserError
 from avmm.replicate.as2008 import (
     ROW_KEYS,
     STRATEGY_INVENTORY,
@@ -21,7 +22,6 @@ from avmm.replicate.as2008 import (
     run_as2008,
     simulate,
 )
-from avmm.cli.replicate import app
 
 P = AS2008Params()
 N = P.n_steps
@@ -29,8 +29,7 @@ N = P.n_steps
 
 def _sim(mid_up, u_bid, u_ask, strategy=STRATEGY_INVENTORY, gamma=0.1, sym_spread=0.0):
     path = np.empty((mid_up.shape[1] + 1, 4))
-    out = simulate(mid_up, u_bid, u_ask, strategy, P.s0, P.T, P.sigma, P.dt, P.A, P.k, gamma,
-                   P.q0, sym_spread, path)
+    out = simulate(mid_up, u_bid, u_ask, strategy, P.s0, P.T, P.sigma, P.dt, P.A, P.k, gamma, P.q0, sym_spread, path)
     return (*out, path)
 
 
@@ -109,8 +108,7 @@ def test_symmetric_fill_frequency_matches_lambda_dt():
     p = P.A * math.exp(-P.k * spread / 2) * P.dt
     paths = 400
     up, u_bid, u_ask = draw(paths, N, seed=3)
-    cash, q, mid, nb, na, mean_spread, path = _sim(up, u_bid, u_ask, STRATEGY_SYMMETRIC,
-                                                   sym_spread=spread)
+    cash, q, mid, nb, na, mean_spread, path = _sim(up, u_bid, u_ask, STRATEGY_SYMMETRIC, sym_spread=spread)
     trials = paths * N
     se = math.sqrt(p * (1 - p) / trials)
     assert abs(nb.sum() / trials - p) < 5 * se
@@ -165,8 +163,17 @@ def test_paper_gamma_0_1_qualitative_facts():
 
 @pytest.mark.parametrize(
     "overrides",
-    [dict(paths=0), dict(paths=-3), dict(gammas=(0.0,)), dict(gammas=(0.1, -1.0)),
-     dict(gammas=(float("nan"),)), dict(gammas=()), dict(dt=0.003), dict(k=0.0), dict(seed=-1)],
+    [
+        dict(paths=0),
+        dict(paths=-3),
+        dict(gammas=(0.0,)),
+        dict(gammas=(0.1, -1.0)),
+        dict(gammas=(float("nan"),)),
+        dict(gammas=()),
+        dict(dt=0.003),
+        dict(k=0.0),
+        dict(seed=-1),
+    ],
 )
 def test_bad_input_is_a_user_error(overrides):
     with pytest.raises(UserError):
@@ -175,14 +182,34 @@ def test_bad_input_is_a_user_error(overrides):
 
 def test_cli_writes_json_and_plot(tmp_path):
     jp, pp = tmp_path / "as.json", tmp_path / "as.png"
-    res = CliRunner().invoke(app, ["as2008", "--paths", "50", "--gamma", "0.1", "--gamma", "1",
-                                   "--seed", "5", "--json", str(jp), "--plot", str(pp)])
+    res = CliRunner().invoke(
+        app,
+        [
+            "as2008",
+            "--paths",
+            "50",
+            "--gamma",
+            "0.1",
+            "--gamma",
+            "1",
+            "--seed",
+            "5",
+            "--json",
+            str(jp),
+            "--plot",
+            str(pp),
+        ],
+    )
     assert res.exit_code == 0, res.output
     assert "inventory" in res.output and "symmetric" in res.output
     doc = json.loads(jp.read_text())
     assert doc["parameters"]["paths"] == 50 and doc["parameters"]["gammas"] == [0.1, 1.0]
     assert [(r["gamma"], r["strategy"]) for r in doc["rows"]] == [
-        (0.1, "inventory"), (0.1, "symmetric"), (1.0, "inventory"), (1.0, "symmetric")]
+        (0.1, "inventory"),
+        (0.1, "symmetric"),
+        (1.0, "inventory"),
+        (1.0, "symmetric"),
+    ]
     assert all(tuple(r) == ROW_KEYS for r in doc["rows"])
     assert doc["rows"] == run_as2008(paths=50, seed=5, gammas=(0.1, 1.0)).rows
     assert pp.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -191,8 +218,12 @@ def test_cli_writes_json_and_plot(tmp_path):
 def test_cli_bad_arguments_exit_2(tmp_path, monkeypatch, capsys):
     from avmm import cli
 
-    for argv in (["--paths", "0"], ["--gamma", "0"], ["--json", str(tmp_path / "no" / "x.json")],
-                 ["--plot", str(tmp_path)]):
+    for argv in (
+        ["--paths", "0"],
+        ["--gamma", "0"],
+        ["--json", str(tmp_path / "no" / "x.json")],
+        ["--plot", str(tmp_path)],
+    ):
         monkeypatch.setattr("sys.argv", ["avmm", "replicate", "as2008", *argv])
         with pytest.raises(SystemExit) as e:
             cli.main()

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from avmm.errors import UserError
-from avmm.core.model import glft_depths
 from avmm.cli.replicate import app
+from avmm.core.model import glft_depths
+from avmm.errors import UserError
 from avmm.replicate.glft import (
     ROW_KEYS,
     GLFTParams,
@@ -142,13 +142,23 @@ def test_rows_shape_symmetry_and_approximation():
     assert np.nanmax(np.abs(r.bid_exact - r.bid_approx)[inner]) < 0.02
     assert np.nanmax(np.abs(r.ask_exact - r.ask_approx)[inner]) < 0.02
     assert r.max_abs_diff == pytest.approx(
-        np.nanmax(np.abs(np.r_[r.bid_exact - r.bid_approx, r.ask_exact - r.ask_approx])))
+        np.nanmax(np.abs(np.r_[r.bid_exact - r.bid_approx, r.ask_exact - r.ask_approx]))
+    )
 
 
 @pytest.mark.parametrize(
     "overrides",
-    [dict(Q=0), dict(Q=-1), dict(Q=2.5), dict(gamma=0.0), dict(gamma=-0.01), dict(k=0.0),
-     dict(A=float("nan")), dict(T=-1.0), dict(sigma=float("inf"))],
+    [
+        dict(Q=0),
+        dict(Q=-1),
+        dict(Q=2.5),
+        dict(gamma=0.0),
+        dict(gamma=-0.01),
+        dict(k=0.0),
+        dict(A=float("nan")),
+        dict(T=-1.0),
+        dict(sigma=float("inf")),
+    ],
 )
 def test_bad_input_is_a_user_error(overrides):
     with pytest.raises(UserError):

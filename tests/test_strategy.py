@@ -16,12 +16,16 @@ T0 = 1_700_000_000 * NS
 def engine(**quoting) -> Engine:
     q = {"tick": 0.01, "lot": 0.001, "levels": 1, "size": 0.01, "refresh_s": 2.0, "mid_tolerance": 0.001}
     q.update(quoting)
-    return Engine(Config.model_validate({
-        "model": {"kind": "as-rolling", "gamma": 0.1, "sigma": 0.05, "k": 50.0, "A": 1.0, "tau_s": 60.0},
-        "quoting": q,
-        "risk": {"max_position": 1.0},
-        "logging": {"sample_rate": 0.0},
-    }))
+    return Engine(
+        Config.model_validate(
+            {
+                "model": {"kind": "as-rolling", "gamma": 0.1, "sigma": 0.05, "k": 50.0, "A": 1.0, "tau_s": 60.0},
+                "quoting": q,
+                "risk": {"max_position": 1.0},
+                "logging": {"sample_rate": 0.0},
+            }
+        )
+    )
 
 
 def ack_all(e: Engine, n: int):

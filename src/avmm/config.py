@@ -16,9 +16,17 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from avmm.backtest.config import BacktestConfig
-from avmm.errors import UserError
 from avmm.core.model import MODEL_NAMES
-from avmm.core.state import FAIR_MICRO, FAIR_MID, MAX_INT_BINS, MAX_INT_BUCKETS, MAX_LEVELS, MAX_VWAP_BUCKETS, PARAMS_DTYPE
+from avmm.core.state import (
+    FAIR_MICRO,
+    FAIR_MID,
+    MAX_INT_BINS,
+    MAX_INT_BUCKETS,
+    MAX_LEVELS,
+    MAX_VWAP_BUCKETS,
+    PARAMS_DTYPE,
+)
+from avmm.errors import UserError
 
 _STRICT = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
@@ -57,7 +65,9 @@ class QuotingConfig(BaseModel):
     spacing_frac: float = Field(0.5, ge=0, le=100, description="level spacing as a fraction of the half spread")
     size: float = Field(0.01, gt=0, description="size per level (base units) when sizes is not given")
     sizes: list[float] | None = Field(None, description="per-level sizes, best level first")
-    size_eta: float = Field(0.0, ge=0, le=1e6, description="inventory shaping: size * exp(-eta*|q|) on the side growing |q|")
+    size_eta: float = Field(
+        0.0, ge=0, le=1e6, description="inventory shaping: size * exp(-eta*|q|) on the side growing |q|"
+    )
     min_spread: float = Field(0.0, ge=0, description="minimum total spread, price")
     max_spread: float = Field(0.0, ge=0, description="maximum total spread, price (0: none)")
     post_only: bool = True

@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-import numpy as np
 from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic

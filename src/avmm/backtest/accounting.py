@@ -4,14 +4,12 @@ and unrealized PnL, the markouts of every fill, and the equity / inventory sampl
 
 from __future__ import annotations
 
-
 import math
 
 from numba import njit
 
-from avmm.jit import NJIT, NJIT_INLINE  # noqa: F401  (NJIT_INLINE: inlined into the loop, no call)
-
 from avmm.backtest.state import INF_NS, MO_MASK, NH
+from avmm.jit import NJIT, NJIT_INLINE  # noqa: F401  (NJIT_INLINE: inlined into the loop, no call)
 
 
 @njit(**NJIT_INLINE)
@@ -20,7 +18,6 @@ def equity(bp, bs, mid):
     if bp.inverse != 0:
         return bs.cash - bs.pos * bp.csize / mid
     return bs.cash + bs.pos * mid * bp.csize
-
 
 
 @njit(**NJIT_INLINE)
@@ -151,12 +148,10 @@ def flush_markouts(bs, ring, fout):
     return bs.mo_n - k
 
 
-
 @njit(**NJIT_INLINE)
 def floor_lot(q, lot):
     n = math.floor(q / lot + 1e-9)
     return n * lot
-
 
 
 @njit(**NJIT)

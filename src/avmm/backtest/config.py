@@ -16,18 +16,24 @@ _STRICT = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=Fal
 class BacktestConfig(BaseModel):
     model_config = _STRICT
     # latency
-    feed_latency_ms: float = Field(0.0, ge=0, le=1e6, description="extra feed latency added to every event's local time")
+    feed_latency_ms: float = Field(
+        0.0, ge=0, le=1e6, description="extra feed latency added to every event's local time"
+    )
     entry_latency_ms: float = Field(1.0, ge=0, le=1e6, description="order: local send -> exchange")
     response_latency_ms: float = Field(1.0, ge=0, le=1e6, description="exchange response -> local")
     latency_model: Literal["constant", "normal", "lognormal", "recorded"] = "constant"
-    latency_jitter: float = Field(0.2, ge=0, le=100, description="normal: std as a fraction of the mean; lognormal: sigma of log")
+    latency_jitter: float = Field(
+        0.2, ge=0, le=100, description="normal: std as a fraction of the mean; lognormal: sigma of log"
+    )
     latency_file: str | None = Field(None, description="recorded: .npy (n,2) or CSV entry_ns,response_ns (cycled)")
     latency_seed: int = Field(0, ge=0)
     # exchange
     maker_fee: float = Field(0.0002, ge=-0.01, le=0.05, description="fraction of notional, negative = rebate")
     taker_fee: float = Field(0.0005, ge=-0.01, le=0.05)
     contract: Literal["linear", "inverse"] = "linear"
-    contract_size: float = Field(1.0, gt=0, le=1e12, description="linear: multiplier; inverse: quote value of one contract")
+    contract_size: float = Field(
+        1.0, gt=0, le=1e12, description="linear: multiplier; inverse: quote value of one contract"
+    )
     queue_model: Literal["risk-averse", "prob-power", "prob-log"] = "prob-power"
     queue_power: float = Field(2.0, gt=0, le=100, description="prob-power exponent n: P(ahead) = a^n / (a^n + b^n)")
     l1_unknown_queue: Literal["front", "fraction"] = "fraction"

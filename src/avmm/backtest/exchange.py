@@ -44,9 +44,8 @@ def fill_order(bp, bs, xo, k, lat, rs, ring, fout, t, px, q, maker):
     emit_fill_record(bp, bs, ring, fout, t, od.oid, od.side, maker, px, q, fee)
 
 
-
 @njit(**NJIT_INLINE)
-def on_quote_x(bp, bs, xo, keys, vals, lat, rs, ring, fout, t, bid, bid_qty, ask, ask_qty):
+def on_quote_x(bp, bs, xo, keys, vals, lat, rs, ring, fout, t, bid, bid_qty, ask, ask_qty):  # noqa: C901  (compiled kernel)
     if not (bid > 0.0 and ask > 0.0 and bid < ask and bid_qty >= 0.0 and ask_qty >= 0.0):
         return
     if math.isinf(ask) or math.isinf(bid_qty) or math.isinf(ask_qty):
@@ -97,7 +96,7 @@ def on_quote_x(bp, bs, xo, keys, vals, lat, rs, ring, fout, t, bid, bid_qty, ask
 
 
 @njit(**NJIT_INLINE)
-def on_trade_x(bp, bs, xo, keys, vals, lat, rs, ring, fout, t, px, qty, aggr):
+def on_trade_x(bp, bs, xo, keys, vals, lat, rs, ring, fout, t, px, qty, aggr):  # noqa: C901  (compiled kernel)
     if not (px > 0.0 and qty > 0.0) or math.isinf(px) or math.isinf(qty):
         return
     if aggr == 0:
@@ -162,8 +161,6 @@ def on_clear_x(bs, xo, keys):
         xo[k].last_qty = math.nan
 
 
-
-
 @njit(**NJIT_INLINE)
 def find_x(bs, xo, oid):
     for k in range(bs.x_hwm):
@@ -190,7 +187,7 @@ def crosses(bs, side, px):
 
 
 @njit(**NJIT_INLINE)
-def on_request_x(bp, bs, xo, keys, vals, lat, rs, ring, fout, m):
+def on_request_x(bp, bs, xo, keys, vals, lat, rs, ring, fout, m):  # noqa: C901  (compiled kernel)
     t = m.ts
     kind = m.kind
     if kind == RQ_CANCEL:

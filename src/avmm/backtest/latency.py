@@ -5,13 +5,10 @@ to the venue and responses back, each stamped with its arrival time.
 
 from __future__ import annotations
 
-
-
 from numba import njit
 
-from avmm.jit import NJIT, NJIT_INLINE  # noqa: F401  (NJIT_INLINE: inlined into the loop, no call)
-
 from avmm.backtest.state import QCAP, QMASK
+from avmm.jit import NJIT, NJIT_INLINE  # noqa: F401  (NJIT_INLINE: inlined into the loop, no call)
 
 
 @njit(**NJIT_INLINE)

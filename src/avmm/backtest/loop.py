@@ -29,9 +29,22 @@ from numba import carray, njit
 from avmm.backtest.accounting import advance_markouts, flush_markouts, take_sample
 from avmm.backtest.exchange import on_clear_x, on_depth_x, on_quote_x, on_request_x, on_trade_x
 from avmm.backtest.latency import lat_draw, push_msg
-from avmm.backtest.state import FILL_DTYPE, INF_NS, MAX_X, MSG_DTYPE, QMASK, RQ_AMEND, RQ_CANCEL, RQ_PLACE, RS_ACK, RS_CANCELED, RS_FILL, RS_REJECT, SAMPLE_DTYPE, XORDER_DTYPE
-from avmm.events import CLEAR, DEPTH, QUOTE, SNAPSHOT, TRADE
-from avmm.jit import NJIT, NJIT_INLINE, voidptr
+from avmm.backtest.state import (
+    FILL_DTYPE,
+    INF_NS,
+    MAX_X,
+    MSG_DTYPE,
+    QMASK,
+    RQ_AMEND,
+    RQ_CANCEL,
+    RQ_PLACE,
+    RS_ACK,
+    RS_CANCELED,
+    RS_FILL,
+    RS_REJECT,
+    SAMPLE_DTYPE,
+    XORDER_DTYPE,
+)
 from avmm.core.state import ACT_AMEND, ACT_CANCEL, ACT_PLACE, ACTION_DTYPE, ORDER_DTYPE
 from avmm.core.strategy import (
     on_ack_rec,
@@ -42,6 +55,8 @@ from avmm.core.strategy import (
     on_timer_rec,
     on_trade_rec,
 )
+from avmm.events import CLEAR, DEPTH, QUOTE, SNAPSHOT, TRADE
+from avmm.jit import NJIT, NJIT_INLINE, voidptr
 
 ST_NEED = 0
 ST_FULL = 1
@@ -85,8 +100,32 @@ def send_actions(bs, a, n, lat, rq, t):
 
 
 @njit(**NJIT)
-def run_chunk(params, state, o_, a_, bparams, bstate, xo_, keys_, vals_, lat_, rq_, rs_, ring_, fout_, sout_,
-              exch_ts, local_ts, px, qty, px2, qty2, kind, side, final):
+def run_chunk(  # noqa: C901  (compiled event loop)
+    params,
+    state,
+    o_,
+    a_,
+    bparams,
+    bstate,
+    xo_,
+    keys_,
+    vals_,
+    lat_,
+    rq_,
+    rs_,
+    ring_,
+    fout_,
+    sout_,
+    exch_ts,
+    local_ts,
+    px,
+    qty,
+    px2,
+    qty2,
+    kind,
+    side,
+    final,
+):
     p = params[0]
     s = state[0]
     bp = bparams[0]

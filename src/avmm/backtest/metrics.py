@@ -95,8 +95,17 @@ def ratios(pnl: np.ndarray, capital: float, interval_s: float) -> tuple[float | 
     return (_f(sharpe) if sharpe is not None else None), (_f(sortino) if sortino is not None else None)
 
 
-def summarize(bs: np.record, samples: np.ndarray, fs: FillStats, *, capital: float, interval_s: float,
-              inverse: bool, csize: float, wall_s: float) -> dict:
+def summarize(
+    bs: np.record,
+    samples: np.ndarray,
+    fs: FillStats,
+    *,
+    capital: float,
+    interval_s: float,
+    inverse: bool,
+    csize: float,
+    wall_s: float,
+) -> dict:
     b = bs
     mid = float(b["mid"])
     pos = float(b["pos"])
@@ -106,7 +115,9 @@ def summarize(bs: np.record, samples: np.ndarray, fs: FillStats, *, capital: flo
     else:
         pnl_net = float(b["cash"])
     if pos != 0.0 and np.isfinite(mid):
-        unreal = pos * csize * (float(b["avg_inv"]) - 1.0 / mid) if inverse else pos * (mid - float(b["avg_px"])) * csize
+        unreal = (
+            pos * csize * (float(b["avg_inv"]) - 1.0 / mid) if inverse else pos * (mid - float(b["avg_px"])) * csize
+        )
     else:
         unreal = 0.0
     pnl = samples["pnl"] if samples.size else np.zeros(0)

@@ -15,16 +15,13 @@ Visible sizes per price live in small caches keyed by tick index (``new_cache``)
 
 from __future__ import annotations
 
-
 import math
 
 import numpy as np
 from numba import njit
 
-from avmm.jit import NJIT, NJIT_INLINE  # noqa: F401  (NJIT_INLINE: inlined into the loop, no call)
-
 from avmm.backtest.state import NCACHE
-
+from avmm.jit import NJIT, NJIT_INLINE  # noqa: F401  (NJIT_INLINE: inlined into the loop, no call)
 
 # queue models
 QM_RISK_AVERSE = 0
@@ -51,7 +48,6 @@ def cache_put(keys, vals, row, key, v):
     j = key & (NCACHE - 1)
     keys[row, j] = key
     vals[row, j] = v
-
 
 
 @njit(**NJIT_INLINE)

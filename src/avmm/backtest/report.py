@@ -49,8 +49,10 @@ def write_report(res, path: Path) -> None:
 def _title(res) -> str:
     s = res.summary
     sym = res.meta.get("symbol", "")
-    return (f"avmm backtest {sym}: net PnL {s['pnl_net']:.4g} {s['currency']}, fills {s['fills']:,}, "
-            f"Sharpe {s['sharpe'] if s['sharpe'] is None else round(s['sharpe'], 2)}, max DD {s['max_drawdown']:.4g}")
+    return (
+        f"avmm backtest {sym}: net PnL {s['pnl_net']:.4g} {s['currency']}, fills {s['fills']:,}, "
+        f"Sharpe {s['sharpe'] if s['sharpe'] is None else round(s['sharpe'], 2)}, max DD {s['max_drawdown']:.4g}"
+    )
 
 
 def _html(res, path: Path) -> None:
@@ -60,25 +62,60 @@ def _html(res, path: Path) -> None:
     smp = _thin(res.samples, HTML_POINTS)
     t = _dt(smp["ts"])
     fig = make_subplots(
-        rows=4, cols=1, shared_xaxes=False, vertical_spacing=0.06,
+        rows=4,
+        cols=1,
+        shared_xaxes=False,
+        vertical_spacing=0.06,
         row_heights=[0.3, 0.18, 0.34, 0.18],
         specs=[[{"secondary_y": True}], [{}], [{}], [{}]],
-        subplot_titles=("PnL (net and gross of fees) and mid", "inventory", "quotes against the book, fills",
-                        "markout after fills (bp, volume-weighted)"),
+        subplot_titles=(
+            "PnL (net and gross of fees) and mid",
+            "inventory",
+            "quotes against the book, fills",
+            "markout after fills (bp, volume-weighted)",
+        ),
     )
     fig.add_trace(go.Scattergl(x=t, y=smp["pnl"], name="net PnL", line=dict(color="#1f77b4")), row=1, col=1)
-    fig.add_trace(go.Scattergl(x=t, y=smp["pnl"] + smp["fees"], name="gross PnL", line=dict(color="#2ca02c", dash="dot")), row=1, col=1)
-    fig.add_trace(go.Scattergl(x=t, y=smp["mid"], name="mid", line=dict(color="#999", width=1)), row=1, col=1, secondary_y=True)
-    fig.add_trace(go.Scattergl(x=t, y=smp["pos"], name="position", line=dict(color="#9467bd", shape="hv")), row=2, col=1)
-    fig.add_trace(go.Scattergl(x=t, y=smp["bid"], name="market bid", line=dict(color="#aec7e8", shape="hv")), row=3, col=1)
-    fig.add_trace(go.Scattergl(x=t, y=smp["ask"], name="market ask", line=dict(color="#ffbb78", shape="hv")), row=3, col=1)
-    fig.add_trace(go.Scattergl(x=t, y=smp["our_bid"], name="our bid", mode="lines", line=dict(color="#1f77b4", shape="hv")), row=3, col=1)
-    fig.add_trace(go.Scattergl(x=t, y=smp["our_ask"], name="our ask", mode="lines", line=dict(color="#d62728", shape="hv")), row=3, col=1)
+    fig.add_trace(
+        go.Scattergl(x=t, y=smp["pnl"] + smp["fees"], name="gross PnL", line=dict(color="#2ca02c", dash="dot")),
+        row=1,
+        col=1,
+    )
+    fig.add_trace(
+        go.Scattergl(x=t, y=smp["mid"], name="mid", line=dict(color="#999", width=1)), row=1, col=1, secondary_y=True
+    )
+    fig.add_trace(
+        go.Scattergl(x=t, y=smp["pos"], name="position", line=dict(color="#9467bd", shape="hv")), row=2, col=1
+    )
+    fig.add_trace(
+        go.Scattergl(x=t, y=smp["bid"], name="market bid", line=dict(color="#aec7e8", shape="hv")), row=3, col=1
+    )
+    fig.add_trace(
+        go.Scattergl(x=t, y=smp["ask"], name="market ask", line=dict(color="#ffbb78", shape="hv")), row=3, col=1
+    )
+    fig.add_trace(
+        go.Scattergl(x=t, y=smp["our_bid"], name="our bid", mode="lines", line=dict(color="#1f77b4", shape="hv")),
+        row=3,
+        col=1,
+    )
+    fig.add_trace(
+        go.Scattergl(x=t, y=smp["our_ask"], name="our ask", mode="lines", line=dict(color="#d62728", shape="hv")),
+        row=3,
+        col=1,
+    )
     f = _thin(res.fills, MAX_FILL_MARKERS)
-    for side, name, sym, col in ((1, "buy fills", "triangle-up", "#2ca02c"), (-1, "sell fills", "triangle-down", "#d62728")):
+    for side, name, sym, col in (
+        (1, "buy fills", "triangle-up", "#2ca02c"),
+        (-1, "sell fills", "triangle-down", "#d62728"),
+    ):
         m = f[f["side"] == side]
-        fig.add_trace(go.Scattergl(x=_dt(m["ts"]), y=m["px"], name=name, mode="markers",
-                                   marker=dict(symbol=sym, color=col, size=7)), row=3, col=1)
+        fig.add_trace(
+            go.Scattergl(
+                x=_dt(m["ts"]), y=m["px"], name=name, mode="markers", marker=dict(symbol=sym, color=col, size=7)
+            ),
+            row=3,
+            col=1,
+        )
     xs, ys = _markout_curve(res)
     fig.add_trace(go.Scatter(x=xs, y=ys, name="markout", mode="lines+markers", line=dict(color="#333")), row=4, col=1)
     fig.update_xaxes(matches="x", row=2, col=1)
@@ -135,7 +172,15 @@ def _png(res, path: Path) -> None:
         f = res.fills[(res.fills["ts"] >= w["ts"][0]) & (res.fills["ts"] <= w["ts"][-1])]
         for side, mk, col in ((1, "^", "#2ca02c"), (-1, "v", "#d62728")):
             m = f[f["side"] == side]
-            a.scatter(_dt(m["ts"]), m["px"], marker=mk, color=col, s=30, zorder=3, label="buy fills" if side > 0 else "sell fills")
+            a.scatter(
+                _dt(m["ts"]),
+                m["px"],
+                marker=mk,
+                color=col,
+                s=30,
+                zorder=3,
+                label="buy fills" if side > 0 else "sell fills",
+            )
     a.legend(loc="upper left", ncol=3, fontsize=8)
     a.set_title(f"quotes against the book, fills ({len(w)} samples at {res.summary['equity_interval_s']:g} s)")
     xs, ys = _markout_curve(res)

@@ -18,20 +18,32 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from avmm.backtest.queue import QUEUE_MODELS
-from avmm.backtest.state import BT_PARAMS_DTYPE, FILL_DTYPE, MARKOUT_NS, MAX_X, MO_CAP, MSG_DTYPE, QCAP, SAMPLE_DTYPE, XORDER_DTYPE, new_bt_state, new_cache
 from avmm.backtest.loop import ST_DONE, ST_FULL, ST_NEED, run_chunk
 from avmm.backtest.metrics import FillStats, summarize
+from avmm.backtest.queue import QUEUE_MODELS
+from avmm.backtest.state import (
+    BT_PARAMS_DTYPE,
+    FILL_DTYPE,
+    MARKOUT_NS,
+    MAX_X,
+    MO_CAP,
+    MSG_DTYPE,
+    QCAP,
+    SAMPLE_DTYPE,
+    XORDER_DTYPE,
+    new_bt_state,
+    new_cache,
+)
 from avmm.config import Config, dump_toml, to_params
+from avmm.core.state import CoreMemory
 from avmm.errors import UserError
 from avmm.events import EVENT_DTYPE
-from avmm.core.state import CoreMemory
 
 COLS = ("exch_ts", "local_ts", "px", "qty", "px2", "qty2", "kind", "side")
 COL_DTYPES = (np.int64, np.int64, np.float64, np.float64, np.float64, np.float64, np.uint8, np.int8)
@@ -90,8 +102,9 @@ def latency_table(cfg: Config) -> np.ndarray:
             if path.suffix == ".npy":
                 arr = np.load(path)
             else:
-                arr = np.loadtxt(path, delimiter=",", ndmin=2, comments="#",
-                                 skiprows=1 if not path.read_text()[:1].isdigit() else 0)
+                arr = np.loadtxt(
+                    path, delimiter=",", ndmin=2, comments="#", skiprows=1 if not path.read_text()[:1].isdigit() else 0
+                )
         except (OSError, ValueError) as ex:
             raise UserError(f"backtest.latency_file {str(path)!r}: cannot read latencies ({ex})") from None
         arr = np.asarray(arr)
@@ -186,8 +199,25 @@ class Backtester:
         c = self.cols
         while True:
             t0 = time.perf_counter()
-            st = run_chunk(m.params, m.state, m.orders, m.actions, self.bp, self.bs, self.xo, self.keys,
-                           self.vals, self.lat, self.rq, self.rs, self.ring, self.fout, self.sout, *c, final)
+            st = run_chunk(
+                m.params,
+                m.state,
+                m.orders,
+                m.actions,
+                self.bp,
+                self.bs,
+                self.xo,
+                self.keys,
+                self.vals,
+                self.lat,
+                self.rq,
+                self.rs,
+                self.ring,
+                self.fout,
+                self.sout,
+                *c,
+                final,
+            )
             self.wall += time.perf_counter() - t0
             self._drain()
             if st != ST_FULL:
@@ -227,8 +257,16 @@ class Backtester:
         if capital <= 0 and math.isfinite(fm):
             mp = self.cfg.risk.max_position * b.contract_size
             capital = mp / fm if inverse else mp * fm
-        summary = summarize(bs, samples, self.fills, capital=capital, interval_s=b.equity_interval_s,
-                            inverse=inverse, csize=b.contract_size, wall_s=self.wall)
+        summary = summarize(
+            bs,
+            samples,
+            self.fills,
+            capital=capital,
+            interval_s=b.equity_interval_s,
+            inverse=inverse,
+            csize=b.contract_size,
+            wall_s=self.wall,
+        )
         st = self.mem.state[0]
         summary["bad_quotes"] = int(st["n_bad_quotes"])  # NaN / non-positive / crossed: ignored
         summary["bad_trades"] = int(st["n_bad_trades"])
@@ -306,8 +344,9 @@ def _read_columns(path: Path, chunk_events: int):
         del table
 
 
-def run_backtest(data, cfg: Config | None = None, progress: Callable[[int, int | None], None] | None = None,
-                 meta: dict | None = None) -> BacktestResult:
+def run_backtest(
+    data, cfg: Config | None = None, progress: Callable[[int, int | None], None] | None = None, meta: dict | None = None
+) -> BacktestResult:
     """Run one backtest over ``data`` (see the module docstring). ``progress(rows_done, total)`` is
     called after each chunk."""
     cfg = cfg if cfg is not None else Config()

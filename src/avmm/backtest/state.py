@@ -8,16 +8,11 @@ loop hands back to Python), and the sizes of every ring. Nothing is allocated pe
 
 from __future__ import annotations
 
-
-
 import numpy as np
 
 from avmm.jit import NJIT, NJIT_INLINE  # noqa: F401  (NJIT_INLINE: inlined into the loop, no call)
 
-
-
 INF_NS = np.int64(1) << np.int64(62)
-
 
 
 # message kinds: requests (strategy -> exchange) and responses (exchange -> strategy)

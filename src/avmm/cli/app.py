@@ -66,10 +66,28 @@ def quote_cmd(
     from avmm.core.quote import quote_once
 
     out = quote_once(
-        model=model, mid=mid, q=q, gamma=gamma, sigma=sigma, k=k, A=A, tau=tau, delta=delta, xi=xi,
-        tick=tick, lot=lot, levels=levels, size=size, spacing_ticks=spacing_ticks, spacing_frac=spacing_frac,
-        size_eta=size_eta, min_spread=min_spread, max_spread=max_spread, max_position=max_position,
-        best_bid=best_bid, best_ask=best_ask,
+        model=model,
+        mid=mid,
+        q=q,
+        gamma=gamma,
+        sigma=sigma,
+        k=k,
+        A=A,
+        tau=tau,
+        delta=delta,
+        xi=xi,
+        tick=tick,
+        lot=lot,
+        levels=levels,
+        size=size,
+        spacing_ticks=spacing_ticks,
+        spacing_frac=spacing_frac,
+        size_eta=size_eta,
+        min_spread=min_spread,
+        max_spread=max_spread,
+        max_position=max_position,
+        best_bid=best_bid,
+        best_ask=best_ask,
     )
     print(json.dumps(out))
 
@@ -93,7 +111,9 @@ def config_check(
 def bench_cmd(
     events: int = typer.Option(200_000, "--events", help="market-data events to replay"),
     seed: int = typer.Option(1, "--seed"),
-    requote: str = typer.Option("always", "--requote", help="always: every event runs the full cycle; triggers: the configured triggers"),
+    requote: str = typer.Option(
+        "always", "--requote", help="always: every event runs the full cycle; triggers: the configured triggers"
+    ),
     json_out: str = typer.Option(None, "--json", help="write the figures as JSON"),
     profile: str = typer.Option(None, "--profile", help="write a cProfile report of the cycle pass"),
 ) -> None:

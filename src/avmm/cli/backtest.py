@@ -34,8 +34,14 @@ class _Progress:
             from rich.console import Console
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
-            self.bar = Progress("backtest", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                                console=Console(stderr=True), transient=True)
+            self.bar = Progress(
+                "backtest",
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeRemainingColumn(),
+                console=Console(stderr=True),
+                transient=True,
+            )
             self.bar.start()
             self.task = self.bar.add_task("backtest", total=total)
         self.bar.update(self.task, completed=done)
@@ -74,30 +80,52 @@ def summary_rows(s: dict) -> list[tuple[str, str]]:
         (f"Sortino (annualised, {iv:g} s samples)", _fmt(s["sortino"])),
         ("max drawdown", f"{_fmt(s['max_drawdown'])} {cur}"),
         ("return / max drawdown", _fmt(s["return_over_max_dd"])),
-        ("fills (maker / taker)", f"{_fmt(s['fills'], 'int')} ({_fmt(s['maker_fills'], 'int')} / {_fmt(s['taker_fills'], 'int')})"),
+        (
+            "fills (maker / taker)",
+            f"{_fmt(s['fills'], 'int')} ({_fmt(s['maker_fills'], 'int')} / {_fmt(s['taker_fills'], 'int')})",
+        ),
         ("maker volume (notional)", _fmt(s["maker_volume"])),
-        ("orders / cancels / amends", f"{_fmt(s['orders'], 'int')} / {_fmt(s['cancels'], 'int')} / {_fmt(s['amends'], 'int')}"),
+        (
+            "orders / cancels / amends",
+            f"{_fmt(s['orders'], 'int')} / {_fmt(s['cancels'], 'int')} / {_fmt(s['amends'], 'int')}",
+        ),
         ("rejects post-only / risk", f"{_fmt(s['rejects_post_only'], 'int')} / {_fmt(s['rejects_risk'], 'int')}"),
         ("fill ratio (filled / sent qty)", _fmt(s["fill_ratio"], "pct")),
         ("avg spread captured", _fmt(s["spread_captured_bps"], "bps")),
-        ("markout 1 s / 10 s / 60 s", " / ".join(_fmt(s[k], "bps") for k in ("markout_1s", "markout_10s", "markout_60s"))),
+        (
+            "markout 1 s / 10 s / 60 s",
+            " / ".join(_fmt(s[k], "bps") for k in ("markout_1s", "markout_10s", "markout_60s")),
+        ),
         ("inventory mean / std (time-weighted)", f"{_fmt(s['inventory_mean'])} / {_fmt(s['inventory_std'])}"),
         ("max |position|", _fmt(s["max_abs_position"])),
-        ("events (quotes / trades / depth)", f"{_fmt(s['events'], 'int')} ({_fmt(s['quotes'], 'int')} / {_fmt(s['trades'], 'int')} / {_fmt(s['depth_rows'], 'int')})"),
-        ("bad rows ignored (quotes / trades / depth / exch. stamps)",
-         " / ".join(_fmt(s[k], "int") for k in ("bad_quotes", "bad_trades", "bad_depth_rows", "bad_exch_ts"))),
+        (
+            "events (quotes / trades / depth)",
+            f"{_fmt(s['events'], 'int')} ({_fmt(s['quotes'], 'int')} / {_fmt(s['trades'], 'int')} / {_fmt(s['depth_rows'], 'int')})",
+        ),
+        (
+            "bad rows ignored (quotes / trades / depth / exch. stamps)",
+            " / ".join(_fmt(s[k], "int") for k in ("bad_quotes", "bad_trades", "bad_depth_rows", "bad_exch_ts")),
+        ),
         ("session length", f"{s['session_s']:,.1f} s"),
         ("events/s (wall, excl. compile)", f"{_fmt(s['events_per_s'], 'int')}  ({s['wall_s']:.3f} s)"),
     ]
 
 
 def backtest_command(
-    data: list[Path] = typer.Argument(None, help="event stores (Parquet, 'avmm data convert'), run back to back; default: the built-in synthetic session", show_default=False),
+    data: list[Path] = typer.Argument(
+        None,
+        help="event stores (Parquet, 'avmm data convert'), run back to back; default: the built-in synthetic session",
+        show_default=False,
+    ),
     config: Path = typer.Option(None, "--config", "-c", help="config TOML"),
     json_out: Path = typer.Option(None, "--json", help="write the summary figures and the config used as JSON"),
-    report: Path = typer.Option(None, "--report", help="write charts: .html (plotly, interactive) or .png (matplotlib)"),
+    report: Path = typer.Option(
+        None, "--report", help="write charts: .html (plotly, interactive) or .png (matplotlib)"
+    ),
     set_: list[str] = typer.Option(None, "--set", help="override a config value, e.g. backtest.entry_latency_ms=5"),
-    progress: bool = typer.Option(True, "--progress/--no-progress", help="progress bar on a terminal for runs over 2 s"),
+    progress: bool = typer.Option(
+        True, "--progress/--no-progress", help="progress bar on a terminal for runs over 2 s"
+    ),
 ) -> None:
     """Backtest the strategy on event data: exchange simulator + the strategy core in one compiled loop."""
     from avmm.config import load_config

@@ -51,8 +51,9 @@ def convert(
     out: Path = typer.Option(..., "-o", "--out", help="output event store (.parquet)"),
     fmt: str = typer.Option("auto", "--format", help="auto|binance-ws|binance-archive|tardis|lobster"),
     symbol: str = typer.Option(None, "--symbol", help="symbol to keep (default: the first seen)"),
-    reorder_window_ms: float = typer.Option(1000.0, "--reorder-window-ms",
-                                            help="out-of-order local timestamps within this window are reordered"),
+    reorder_window_ms: float = typer.Option(
+        1000.0, "--reorder-window-ms", help="out-of-order local timestamps within this window are reordered"
+    ),
     as_json: bool = typer.Option(False, "--json", help="print the summary as JSON"),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
 ) -> None:
@@ -62,8 +63,7 @@ def convert(
 
     total = total_bytes(sources)
     with _bar(total, "converting", progress and total > (8 << 20)) as adv:
-        s = do_convert(sources, out, fmt=fmt, symbol=symbol, progress=adv,
-                       reorder_window_ms=reorder_window_ms)
+        s = do_convert(sources, out, fmt=fmt, symbol=symbol, progress=adv, reorder_window_ms=reorder_window_ms)
     if as_json:
         print(json.dumps(s.to_dict(), indent=2))
     else:
@@ -110,8 +110,18 @@ def synth(
         raise UserError("--events must be > 0")
     t = time.perf_counter()
     try:
-        n = write_synth(out, events, seed, mid=mid, tick=tick, lot=lot, sigma=sigma,
-                        quote_rate=quote_rate, trade_rate=trade_rate, k=k)
+        n = write_synth(
+            out,
+            events,
+            seed,
+            mid=mid,
+            tick=tick,
+            lot=lot,
+            sigma=sigma,
+            quote_rate=quote_rate,
+            trade_rate=trade_rate,
+            k=k,
+        )
     except ValueError as e:
         raise UserError(str(e)) from None
     dt = time.perf_counter() - t
@@ -126,8 +136,9 @@ def fetch(
     date_from: str = typer.Option(..., "--from", help="first day, YYYY-MM-DD"),
     date_to: str = typer.Option(..., "--to", help="last day, YYYY-MM-DD (inclusive)"),
     out: Path = typer.Option(..., "-o", "--out", help="download folder"),
-    base_url: str = typer.Option(None, "--base-url", envvar="AVMM_BINANCE_DATA_URL",
-                                 help="archive server (default https://data.binance.vision)"),
+    base_url: str = typer.Option(
+        None, "--base-url", envvar="AVMM_BINANCE_DATA_URL", help="archive server (default https://data.binance.vision)"
+    ),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
 ) -> None:
     """Download Binance daily archives, verify each .CHECKSUM, resume partial downloads."""
@@ -139,8 +150,9 @@ def fetch(
         from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 
         tasks: dict[str, int] = {}
-        with Progress("{task.description}", BarColumn(), DownloadColumn(), TransferSpeedColumn(),
-                      console=Console(stderr=True)) as p:
+        with Progress(
+            "{task.description}", BarColumn(), DownloadColumn(), TransferSpeedColumn(), console=Console(stderr=True)
+        ) as p:
 
             def on_progress(name: str, n: int, total: int | None) -> None:
                 if name not in tasks:

@@ -8,7 +8,6 @@ import math
 import os
 import time
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.console import Console
@@ -18,15 +17,14 @@ from avmm.errors import UserError
 
 app = typer.Typer(
     name="replicate",
-    help="Reproduce the papers: Avellaneda-Stoikov (2008) and "
-    "Gueant-Lehalle-Fernandez-Tapia (2013).",
+    help="Reproduce the papers: Avellaneda-Stoikov (2008) and Gueant-Lehalle-Fernandez-Tapia (2013).",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
 )
 
 
-def check_output_path(path: Optional[Path], what: str) -> None:
+def check_output_path(path: Path | None, what: str) -> None:
     """UserError unless ``path`` (if given) can be written: not a directory, parent exists and is
     writable, and an existing file is writable."""
     if path is None:
@@ -52,7 +50,7 @@ def _write_json(path: Path, obj) -> None:
         raise UserError(f"cannot write {str(path)!r}: {e.strerror or e}") from None
 
 
-def _fmt(x: Optional[float], digits: int = 2) -> str:
+def _fmt(x: float | None, digits: int = 2) -> str:
     return "-" if x is None or not math.isfinite(x) else f"{x:.{digits}f}"
 
 
@@ -60,14 +58,14 @@ def _fmt(x: Optional[float], digits: int = 2) -> str:
 def as2008_cmd(
     paths: int = typer.Option(1000, "--paths", help="Monte Carlo paths per run (>= 1)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the random numbers (shared by all runs)."),
-    gamma: Optional[list[float]] = typer.Option(
+    gamma: list[float] | None = typer.Option(
         None, "--gamma", help="Risk aversion (repeatable); default 0.1, 0.01, 1 as in the paper."
     ),
-    json_path: Optional[Path] = typer.Option(None, "--json", help="Write the rows as JSON."),
-    plot_path: Optional[Path] = typer.Option(None, "--plot", help="Write the figures as PNG."),
+    json_path: Path | None = typer.Option(None, "--json", help="Write the rows as JSON."),
+    plot_path: Path | None = typer.Option(None, "--plot", help="Write the figures as PNG."),
 ) -> None:
     """Avellaneda & Stoikov (2008) section 3.3: inventory vs symmetric strategy (Monte Carlo)."""
-    from avmm.replicate.as2008 import AS2008Params, PAPER_TABLE, run_as2008
+    from avmm.replicate.as2008 import PAPER_TABLE, AS2008Params, run_as2008
 
     check_output_path(json_path, "--json")
     check_output_path(plot_path, "--plot")
@@ -80,24 +78,37 @@ def as2008_cmd(
 
     table = Table(
         title=f"Avellaneda-Stoikov (2008) simulation: s0={p.s0:g} T={p.T:g} sigma={p.sigma:g} "
-              f"dt={p.dt:g} A={p.A:g} k={p.k:g}, {p.paths} paths, seed {p.seed}",
+        f"dt={p.dt:g} A={p.A:g} k={p.k:g}, {p.paths} paths, seed {p.seed}",
     )
-    for col in ("gamma", "strategy", "spread", "profit mean", "profit std", "final q mean",
-                "final q std"):
+    for col in ("gamma", "strategy", "spread", "profit mean", "profit std", "final q mean", "final q std"):
         table.add_column(col, justify="left" if col == "strategy" else "right")
     for row in result.rows:
-        table.add_row(f"{row['gamma']:g}", row["strategy"], _fmt(row["spread"]),
-                      _fmt(row["profit_mean"]), _fmt(row["profit_std"]),
-                      _fmt(row["q_final_mean"]), _fmt(row["q_final_std"]))
+        table.add_row(
+            f"{row['gamma']:g}",
+            row["strategy"],
+            _fmt(row["spread"]),
+            _fmt(row["profit_mean"]),
+            _fmt(row["profit_std"]),
+            _fmt(row["q_final_mean"]),
+            _fmt(row["q_final_std"]),
+        )
         ref = PAPER_TABLE.get((row["gamma"], row["strategy"]))
         if ref is not None:
-            table.add_row("", "  (paper)", _fmt(ref["spread"]), _fmt(ref["profit_mean"]),
-                          _fmt(ref["profit_std"]), _fmt(ref["q_final_mean"]),
-                          _fmt(ref["q_final_std"]), style="dim")
+            table.add_row(
+                "",
+                "  (paper)",
+                _fmt(ref["spread"]),
+                _fmt(ref["profit_mean"]),
+                _fmt(ref["profit_std"]),
+                _fmt(ref["q_final_mean"]),
+                _fmt(ref["q_final_std"]),
+                style="dim",
+            )
     console = Console()
     console.print(table)
-    console.print(f"{len(result.runs)} runs x {p.paths} paths x {p.n_steps} steps in "
-                  f"{elapsed * 1e3:.0f} ms (after compilation)")
+    console.print(
+        f"{len(result.runs)} runs x {p.paths} paths x {p.n_steps} steps in {elapsed * 1e3:.0f} ms (after compilation)"
+    )
 
     if json_path is not None:
         _write_json(json_path, result.to_json())
@@ -112,8 +123,8 @@ def as2008_cmd(
 @app.command("glft")
 def glft_cmd(
     q_max: int = typer.Option(30, "--q-max", "-Q", help="Inventory limit Q (>= 1)."),
-    json_path: Optional[Path] = typer.Option(None, "--json", help="Write the rows as JSON."),
-    plot_path: Optional[Path] = typer.Option(None, "--plot", help="Write the figure as PNG."),
+    json_path: Path | None = typer.Option(None, "--json", help="Write the rows as JSON."),
+    plot_path: Path | None = typer.Option(None, "--plot", help="Write the figure as PNG."),
 ) -> None:
     """Gueant-Lehalle-Fernandez-Tapia (2013): exact ODE quotes vs the engine's closed form."""
     from avmm.replicate.glft import run_glft
@@ -125,13 +136,18 @@ def glft_cmd(
 
     table = Table(
         title=f"GLFT (2013) optimal depths at t=0, ticks: sigma={p.sigma:g} A={p.A:g} k={p.k:g} "
-              f"gamma={p.gamma:g} T={p.T:g} Q={p.Q}",
+        f"gamma={p.gamma:g} T={p.T:g} Q={p.Q}",
     )
     for col in ("q", "bid exact", "bid approx", "ask exact", "ask approx"):
         table.add_column(col, justify="right")
     for row in result.rows:
-        table.add_row(str(row["q"]), _fmt(row["bid_exact"], 4), _fmt(row["bid_approx"], 4),
-                      _fmt(row["ask_exact"], 4), _fmt(row["ask_approx"], 4))
+        table.add_row(
+            str(row["q"]),
+            _fmt(row["bid_exact"], 4),
+            _fmt(row["bid_approx"], 4),
+            _fmt(row["ask_exact"], 4),
+            _fmt(row["ask_approx"], 4),
+        )
     console = Console()
     console.print(table)
     console.print(f"max |exact - approx| = {result.max_abs_diff:.4f} ticks")

@@ -13,10 +13,10 @@ from functools import partial
 
 import numpy as np
 
-from avmm.core import entry as core
 from avmm.config import Config, to_params
-from avmm.jit import bind
+from avmm.core import entry as core
 from avmm.core.state import ACTION_NAMES, LOG_CAP, CoreMemory
+from avmm.jit import bind
 
 
 class Engine:
@@ -30,8 +30,21 @@ class Engine:
     """
 
     __slots__ = (
-        "cfg", "mem", "params", "state", "orders", "actions", "_log_read",
-        "on_quote", "on_trade", "on_fill", "on_ack", "on_reject", "on_canceled", "on_timer", "targets",
+        "cfg",
+        "mem",
+        "params",
+        "state",
+        "orders",
+        "actions",
+        "_log_read",
+        "on_quote",
+        "on_trade",
+        "on_fill",
+        "on_ack",
+        "on_reject",
+        "on_canceled",
+        "on_timer",
+        "targets",
     )
 
     def __init__(self, cfg: Config | None = None, params: np.ndarray | None = None):

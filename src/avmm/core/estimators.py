@@ -25,8 +25,8 @@ import math
 
 from numba import njit
 
-from avmm.jit import NJIT, NJIT_INLINE
 from avmm.core.state import MAX_INT_BINS
+from avmm.jit import NJIT, NJIT_INLINE
 
 LN2 = math.log(2.0)
 

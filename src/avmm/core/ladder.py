@@ -23,9 +23,9 @@ import numpy as np
 from numba import njit
 
 from avmm.core.estimators import vol_sigma
-from avmm.jit import NJIT
 from avmm.core.model import MODEL_AS, model_depths
 from avmm.core.state import FAIR_MICRO
+from avmm.jit import NJIT
 
 _EPS_TICKS = 1e-7
 
@@ -88,7 +88,7 @@ def _clear(s):
 
 
 @njit(**NJIT)
-def compute_targets(p, s, ts_ns):
+def compute_targets(p, s, ts_ns):  # noqa: C901  (compiled kernel)
     """Fill the target ladder for time ``ts_ns``. Returns 1 if quotable, else 0 (empty ladder)."""
     if s.has_book == 0:
         return _clear(s)

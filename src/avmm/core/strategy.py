@@ -32,7 +32,6 @@ import numpy as np
 from numba import njit
 
 from avmm.core.estimators import intensity_fit, intensity_on_trade, micro_price, vol_update, vwap_on_trade
-from avmm.jit import NJIT, NJIT_INLINE, clock_ns
 from avmm.core.ladder import compute_targets
 from avmm.core.state import (
     ACT_AMEND,
@@ -55,6 +54,7 @@ from avmm.core.state import (
     OS_PENDING_CANCEL,
     OS_PENDING_NEW,
 )
+from avmm.jit import NJIT, NJIT_INLINE, clock_ns
 
 _XS_MUL = np.uint64(2685821657736338717)
 _U12 = np.uint64(12)
@@ -127,7 +127,7 @@ def _free_slot(s, o):
 
 
 @njit(**NJIT)
-def diff_orders(p, s, o, a, ts_ns):
+def diff_orders(p, s, o, a, ts_ns):  # noqa: C901  (compiled kernel)
     """Write the minimal actions turning the live orders into the target ladder. Returns count.
 
     Per side: (1) an order within ``price_tol_ticks`` of an unmatched target and within
@@ -145,7 +145,9 @@ def diff_orders(p, s, o, a, ts_ns):
         # 1. keep
         for i in range(s.o_hwm):
             od = o[i]
-            if od.side != side or (od.status != OS_LIVE and od.status != OS_PENDING_NEW and od.status != OS_PENDING_AMEND):
+            if od.side != side or (
+                od.status != OS_LIVE and od.status != OS_PENDING_NEW and od.status != OS_PENDING_AMEND
+            ):
                 continue
             od.level = -1
             for lvl in range(nt):

@@ -74,10 +74,10 @@ def _transpose_into(src: np.ndarray, dst: np.ndarray) -> None:
     """``dst[...] = src.T`` for 2-D int64 arrays, in cache-sized blocks along the long axis."""
     if src.shape[0] >= src.shape[1]:  # (n, 8) -> (8, n)
         for s in range(0, src.shape[0], _BLOCK):
-            dst[:, s:s + _BLOCK] = src[s:s + _BLOCK].T
+            dst[:, s : s + _BLOCK] = src[s : s + _BLOCK].T
     else:  # (8, n) -> (n, 8)
         for s in range(0, src.shape[1], _BLOCK):
-            dst[s:s + _BLOCK] = src[:, s:s + _BLOCK].T
+            dst[s : s + _BLOCK] = src[:, s : s + _BLOCK].T
 
 
 def pack(n: int, **cols) -> np.ndarray:
@@ -111,13 +111,13 @@ def unpack(parts: list[np.ndarray]) -> list[np.ndarray]:
     for p in parts:
         if len(p):
             a = np.ascontiguousarray(p).view(np.int64).reshape(len(p), 8)
-            _transpose_into(a, buf[:, off:off + len(p)])
+            _transpose_into(a, buf[:, off : off + len(p)])
             off += len(p)
     out = [buf[j].view(EVENT_DTYPE[name]) for j, name in enumerate(_WIDE)]
     tail = buf[7]
     for name in _TAIL:
         off, dt = EVENT_DTYPE.fields[name][1] - 56, EVENT_DTYPE[name]
-        b = tail.view(np.uint8).reshape(n, 8)[:, off:off + dt.itemsize]
+        b = tail.view(np.uint8).reshape(n, 8)[:, off : off + dt.itemsize]
         out.append(np.ascontiguousarray(b).view(dt).reshape(n))
     return out
 

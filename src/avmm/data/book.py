@@ -177,7 +177,7 @@ def _refill(hpx, hq, tg, tq, sti, stf, s):
 
 
 @njit(**NJIT_INLINE)  # per-row helper: inlined into ``_run``
-def _apply(hpx, hq, hh, tg, tq, sti, stf, s, px, bits, q):
+def _apply(hpx, hq, hh, tg, tq, sti, stf, s, px, bits, q):  # noqa: C901  (compiled kernel)
     """Set the size of level ``px`` on side ``s`` (0 removes it). Returns ``_GROW`` (nothing done)
     when a new level would take the table past half full."""
     h = _hash(bits)
@@ -370,8 +370,7 @@ class Book:
         st[I_PEND] = -1
         cols = (ev["kind"], ev["side"], ev["local_ts"], ev["px"], ev["px"].view(np.int64), ev["qty"])
         start = 0
-        while _run(*cols, start, self.hpx, self.hq, self.hh, self.tg, self.tq, st, self.stf,
-                   qpos, qval, xpos) == _GROW:
+        while _run(*cols, start, self.hpx, self.hq, self.hh, self.tg, self.tq, st, self.stf, qpos, qval, xpos) == _GROW:
             self._grow()
             start = int(st[I_POS])
         return qpos[: st[I_QN]], qval[: st[I_QN]], xpos[: st[I_XN]]
@@ -426,8 +425,14 @@ def _with_quotes(bk: Book, ev: np.ndarray, lines: np.ndarray, path: str, c: Coun
     w = EVENT_DTYPE.itemsize // 8
     out = np.empty(n + m, dtype=EVENT_DTYPE)
     out_lines = np.empty(n + m, dtype=np.int64)
-    _interleave(np.ascontiguousarray(ev).view(np.int64).reshape(n, w), np.ascontiguousarray(lines, dtype=np.int64),
-                q.view(np.int64).reshape(m, w), qpos, out.view(np.int64).reshape(n + m, w), out_lines)
+    _interleave(
+        np.ascontiguousarray(ev).view(np.int64).reshape(n, w),
+        np.ascontiguousarray(lines, dtype=np.int64),
+        q.view(np.int64).reshape(m, w),
+        qpos,
+        out.view(np.int64).reshape(n + m, w),
+        out_lines,
+    )
     return out, out_lines
 
 

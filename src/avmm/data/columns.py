@@ -8,11 +8,8 @@ rows and count them by kind.
 
 from __future__ import annotations
 
-
-
 import numpy as np
 import pyarrow as pa
-
 
 from avmm.data.issues import Counters
 

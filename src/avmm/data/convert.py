@@ -20,10 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
-from avmm.data.readers import binance_archive, binance_ws, lobster, tardis
 from avmm.data.files import file_size, prefetch
-from avmm.data.issues import Counters, ISSUE_HELP, ProgressFn
+from avmm.data.issues import ISSUE_HELP, Counters, ProgressFn
 from avmm.data.ordering import merge_sorted, reorder
+from avmm.data.readers import binance_archive, binance_ws, lobster, tardis
 from avmm.data.store import write_events
 from avmm.errors import UserError
 from avmm.events import DEPTH, KIND_NAMES, QUOTE

@@ -4,7 +4,6 @@ the parser rejects (counted, never dropped silently).
 
 from __future__ import annotations
 
-
 import zipfile
 import zlib
 from collections import deque
@@ -13,10 +12,9 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from avmm.errors import UserError
-
 from avmm.data.files import ReadGate, SalvageGzip, open_raw, open_text_lines
 from avmm.data.issues import Counters, ProgressFn
+from avmm.errors import UserError
 
 
 def read_first_line(path: Path) -> bytes:

@@ -202,11 +202,13 @@ def fetch(
             os.replace(part, dest)
             (s.resumed if resumed else s.downloaded).append(name)
     if s.bad_checksum:
-        raise FetchError(s, f"{len(s.bad_checksum)} file(s) failed checksum verification and were deleted: "
-                            + ", ".join(s.bad_checksum))
+        raise FetchError(
+            s,
+            f"{len(s.bad_checksum)} file(s) failed checksum verification and were deleted: "
+            + ", ".join(s.bad_checksum),
+        )
     if s.missing and not (s.downloaded or s.resumed or s.skipped):
-        raise FetchError(s, f"no {market} {kind} archive published for {symbol} "
-                            f"{date_from}..{date_to} at {base}")
+        raise FetchError(s, f"no {market} {kind} archive published for {symbol} {date_from}..{date_to} at {base}")
     return s
 
 

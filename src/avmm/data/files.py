@@ -5,7 +5,6 @@ reader on a worker thread while the consumer replays its counter updates in pull
 
 from __future__ import annotations
 
-
 import gzip
 import io
 import zlib
@@ -14,10 +13,8 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from avmm.errors import UserError
-
 from avmm.data.issues import Counters, ProgressFn, _Recorder, _replay
-
+from avmm.errors import UserError
 
 _END = object()
 

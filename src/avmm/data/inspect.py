@@ -159,7 +159,7 @@ def format_report(r: dict) -> list[str]:
     def ts(ns):
         if ns is None:
             return "-"
-        return dt.datetime.fromtimestamp(ns / 1e9, dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + "Z"
+        return dt.datetime.fromtimestamp(ns / 1e9, dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + "Z"
 
     lines = [
         f"{r['file']}  symbol {r['symbol']}  source {r['source']}",

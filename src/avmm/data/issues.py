@@ -7,15 +7,11 @@ summary and the store's metadata report the counts.
 
 from __future__ import annotations
 
-
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-
-
-
 
 ProgressFn = Callable[[int], None]  # called with the number of source bytes consumed since last call
 

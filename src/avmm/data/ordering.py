@@ -9,17 +9,15 @@ such streams (e.g. a quotes file and a trades file) into one.
 
 from __future__ import annotations
 
-
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
 
 from avmm.data import _fast
+from avmm.data.issues import Counters
 from avmm.errors import UserError
 from avmm.events import DEPTH, EVENT_DTYPE, F_REORDERED, QUOTE
-
-from avmm.data.issues import Counters
 
 
 def reorder(
@@ -148,8 +146,6 @@ def dedupe_quotes(ev: np.ndarray, prev: np.ndarray | None) -> np.ndarray:
     if prev is None:
         same[0] = False
     return same & (ev["kind"] == QUOTE)
-
-
 
 
 class RecentIds:

@@ -27,7 +27,7 @@ import pyarrow.parquet as pq
 
 from avmm.data import _fast
 from avmm.errors import UserError
-from avmm.events import ARROW_SCHEMA, CLEAR, EVENT_DTYPE, QUOTE, TRADE, DEPTH, SNAPSHOT
+from avmm.events import ARROW_SCHEMA, DEPTH, EVENT_DTYPE, QUOTE, SNAPSHOT, TRADE
 
 SCHEMA_VERSION = 1
 META_KEY = b"avmm"

@@ -78,8 +78,18 @@ def generate(
     start_ns: int | None = None,
 ) -> Iterator[np.ndarray]:
     """Yield ``EVENT_DTYPE`` chunks (at most ``chunk`` rows) of a synthetic session."""
-    p = _params(mid=mid, tick=tick, lot=lot, sigma=sigma, quote_rate=quote_rate,
-                trade_rate=trade_rate, k=k, size=size, trade_size=trade_size, start_ns=start_ns)
+    p = _params(
+        mid=mid,
+        tick=tick,
+        lot=lot,
+        sigma=sigma,
+        quote_rate=quote_rate,
+        trade_rate=trade_rate,
+        k=k,
+        size=size,
+        trade_size=trade_size,
+        start_ns=start_ns,
+    )
     events = int(events)
     if events < 0:
         raise ValueError("synth: events must be >= 0")

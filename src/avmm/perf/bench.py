@@ -36,8 +36,7 @@ from numba import carray, njit
 
 from avmm.config import Config
 from avmm.core.engine import Engine
-from avmm.errors import UserError
-from avmm.jit import NJIT, bind, voidptr
+from avmm.core.entry import views
 from avmm.core.state import (
     ACT_CANCEL,
     MK_DIFF,
@@ -48,8 +47,9 @@ from avmm.core.state import (
     MK_START,
     OS_LIVE,
 )
-from avmm.core.entry import views
 from avmm.core.strategy import on_ack_rec, on_canceled_rec
+from avmm.errors import UserError
+from avmm.jit import NJIT, bind, voidptr
 
 STAGES = ("market_update", "estimator_update", "quote_computation", "order_diff", "fill_processing")
 PCTS = (50.0, 90.0, 99.0, 99.9)
@@ -76,8 +76,15 @@ def bench_stream(n: int, seed: int = 1, tick: float = 0.01, trade_frac: float = 
     tpx = np.where(side > 0, ask + depth_ticks * tick, bid - depth_ticks * tick)
     tqty = rng.exponential(0.02, n) + 0.001
     return dict(
-        is_trade=is_trade, ts=ts, bid=bid, ask=ask, bid_qty=bq, ask_qty=aq,
-        trade_px=np.where(is_trade, tpx, 0.0), trade_qty=tqty, trade_side=side.astype(np.int64),
+        is_trade=is_trade,
+        ts=ts,
+        bid=bid,
+        ask=ask,
+        bid_qty=bq,
+        ask_qty=aq,
+        trade_px=np.where(is_trade, tpx, 0.0),
+        trade_qty=tqty,
+        trade_side=side.astype(np.int64),
     )
 
 
@@ -88,7 +95,12 @@ def bench_config(requote: str = "always") -> Config:
             "model": {"kind": "as-rolling", "gamma": 0.1, "tau_s": 60.0},
             "quoting": {"tick": 0.01, "lot": 0.001, "levels": 2, "size": 0.01, "requote_always": requote == "always"},
             "risk": {"max_position": 1.0},
-            "estimators": {"vol_min_obs": 20, "intensity_fit_s": 1.0, "intensity_min_trades": 20, "intensity_window_s": 60.0},
+            "estimators": {
+                "vol_min_obs": 20,
+                "intensity_fit_s": 1.0,
+                "intensity_min_trades": 20,
+                "intensity_window_s": 60.0,
+            },
         }
     )
 
@@ -174,7 +186,14 @@ def _pcts(x: np.ndarray) -> dict:
     if x.size == 0:
         return {"p50": None, "p90": None, "p99": None, "p999": None, "max": None, "n": 0}
     v = np.percentile(x, PCTS)
-    return {"p50": float(v[0]), "p90": float(v[1]), "p99": float(v[2]), "p999": float(v[3]), "max": float(x.max()), "n": int(x.size)}
+    return {
+        "p50": float(v[0]),
+        "p90": float(v[1]),
+        "p99": float(v[2]),
+        "p999": float(v[3]),
+        "max": float(x.max()),
+        "n": int(x.size),
+    }
 
 
 def reference_as_quote(mid: float, q: float, gamma: float, sigma: float, k: float, tau_s: float):
@@ -257,8 +276,9 @@ def _traced(fn) -> tuple[int, int, int]:
     return after - before, peak - before, allocs
 
 
-def run_bench(events: int = 200_000, seed: int = 1, requote: str = "always", profile: str | None = None,
-              progress=None) -> BenchResult:
+def run_bench(
+    events: int = 200_000, seed: int = 1, requote: str = "always", profile: str | None = None, progress=None
+) -> BenchResult:
     if events < 1000:
         raise UserError(f"--events {events}: must be at least 1000")
     if requote not in ("always", "triggers"):
@@ -417,8 +437,13 @@ def run_and_report(events: int, seed: int, requote: str, json_out: str | None, p
         if path and not Path(path).resolve().parent.is_dir():
             raise UserError(f"{flag} {path}: directory does not exist")
     with console.status("benchmarking") as status:
-        r = run_bench(events=events, seed=seed, requote=requote, profile=profile,
-                      progress=lambda msg: status.update(f"benchmarking: {msg}"))
+        r = run_bench(
+            events=events,
+            seed=seed,
+            requote=requote,
+            profile=profile,
+            progress=lambda msg: status.update(f"benchmarking: {msg}"),
+        )
     render(r)
     if json_out:
         Path(json_out).write_text(json.dumps(r.to_json(), indent=2) + "\n")

@@ -38,24 +38,28 @@ from dataclasses import asdict, dataclass, field, replace
 import numpy as np
 from numba import njit
 
+from avmm.core.model import as_depths, as_reservation_price, as_spread
 from avmm.errors import UserError
 from avmm.jit import NJIT
-from avmm.core.model import as_depths, as_reservation_price, as_spread
 
 STRATEGY_INVENTORY = 0
 STRATEGY_SYMMETRIC = 1
 STRATEGY_NAMES = ("inventory", "symmetric")
 
 ROW_KEYS = (
-    "gamma", "strategy", "spread", "profit_mean", "profit_std", "q_final_mean", "q_final_std",
+    "gamma",
+    "strategy",
+    "spread",
+    "profit_mean",
+    "profit_std",
+    "q_final_mean",
+    "q_final_std",
 )
 
 # The paper's Table 1 (gamma = 0.1), for comparison in the CLI output.
 PAPER_TABLE = {
-    (0.1, "inventory"): dict(spread=1.29, profit_mean=62.94, profit_std=5.89, q_final_mean=0.10,
-                             q_final_std=2.80),
-    (0.1, "symmetric"): dict(spread=1.29, profit_mean=67.21, profit_std=13.43,
-                             q_final_mean=-0.018, q_final_std=8.66),
+    (0.1, "inventory"): dict(spread=1.29, profit_mean=62.94, profit_std=5.89, q_final_mean=0.10, q_final_std=2.80),
+    (0.1, "symmetric"): dict(spread=1.29, profit_mean=67.21, profit_std=13.43, q_final_mean=-0.018, q_final_std=8.66),
 }
 
 
@@ -119,8 +123,7 @@ def fill_probability(depth, A, k, dt):
 
 
 @njit(**NJIT)
-def simulate(mid_up, u_bid, u_ask, strategy, s0, T, sigma, dt, A, k, gamma, q0, sym_spread,
-             path_out):
+def simulate(mid_up, u_bid, u_ask, strategy, s0, T, sigma, dt, A, k, gamma, q0, sym_spread, path_out):
     """Run one strategy over all paths with the given random draws.
 
     ``mid_up``: bool[paths, n] (True: the mid moves up after step i); ``u_bid``/``u_ask``:
@@ -262,15 +265,13 @@ class AS2008Result:
     def to_json(self) -> dict:
         """``{"paper": ..., "parameters": {...}, "rows": [...]}`` -- rows keyed as ROW_KEYS."""
         return {
-            "paper": "Avellaneda & Stoikov (2008), High-frequency trading in a limit order book, "
-                     "section 3.3",
+            "paper": "Avellaneda & Stoikov (2008), High-frequency trading in a limit order book, section 3.3",
             "parameters": self.params.to_dict(),
             "rows": self.rows,
         }
 
 
-def run_strategy(params: AS2008Params, gamma: float, strategy: str, draws, sym_spread: float = 0.0
-                 ) -> StrategyRun:
+def run_strategy(params: AS2008Params, gamma: float, strategy: str, draws, sym_spread: float = 0.0) -> StrategyRun:
     """Run one strategy on the given draws (see :func:`draw`)."""
     mid_up, u_bid, u_ask = draws
     sid = STRATEGY_NAMES.index(strategy)
@@ -278,9 +279,20 @@ def run_strategy(params: AS2008Params, gamma: float, strategy: str, draws, sym_s
         raise UserError(f"the symmetric strategy needs a spread > 0, got {sym_spread!r}")
     path = np.empty((mid_up.shape[1] + 1, 4))
     cash, q, mid, nb, na, spread = simulate(
-        mid_up, u_bid, u_ask, sid, float(params.s0), float(params.T), float(params.sigma),
-        float(params.dt), float(params.A), float(params.k), float(gamma), float(params.q0),
-        float(sym_spread), path,
+        mid_up,
+        u_bid,
+        u_ask,
+        sid,
+        float(params.s0),
+        float(params.T),
+        float(params.sigma),
+        float(params.dt),
+        float(params.A),
+        float(params.k),
+        float(gamma),
+        float(params.q0),
+        float(sym_spread),
+        path,
     )
     return StrategyRun(float(gamma), strategy, float(spread), cash, q, mid, nb, na, path)
 

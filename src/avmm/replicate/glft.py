@@ -41,9 +41,9 @@ from dataclasses import asdict, dataclass, replace
 import numpy as np
 from numba import njit
 
+from avmm.core.model import glft_depths, log1p_over
 from avmm.errors import UserError
 from avmm.jit import NJIT
-from avmm.core.model import glft_depths, log1p_over
 
 ROW_KEYS = ("q", "bid_exact", "ask_exact", "bid_approx", "ask_approx")
 
@@ -188,8 +188,7 @@ def glft_log_v(params: GLFTParams, tau: float, method: str = "auto") -> np.ndarr
     return log_v_uniformized(params.alpha, params.eta, int(params.Q), float(tau))
 
 
-def glft_exact_depths(params: GLFTParams, t: float = 0.0, method: str = "auto"
-                      ) -> tuple[np.ndarray, np.ndarray]:
+def glft_exact_depths(params: GLFTParams, t: float = 0.0, method: str = "auto") -> tuple[np.ndarray, np.ndarray]:
     """Exact optimal (bid_depth, ask_depth) at time t (0 <= t <= T) for q = -Q .. Q; NaN where the
     side is not quoted (bid at q = Q, ask at q = -Q). ``method``: see :func:`glft_log_v`."""
     params.validate()
@@ -210,8 +209,7 @@ def glft_approx_depths(params: GLFTParams) -> tuple[np.ndarray, np.ndarray]:
     q = -Q .. Q, with the same NaN at the inventory limits as the exact quotes."""
     Q = int(params.Q)
     qs = range(-Q, Q + 1)
-    pairs = [glft_depths(float(q), params.gamma, params.sigma, params.A, params.k, 1.0,
-                         params.gamma) for q in qs]
+    pairs = [glft_depths(float(q), params.gamma, params.sigma, params.A, params.k, 1.0, params.gamma) for q in qs]
     bid = np.array([b for b, _ in pairs])
     ask = np.array([a for _, a in pairs])
     bid[-1] = np.nan
@@ -234,10 +232,8 @@ class GLFTResult:
             return None if not math.isfinite(x) else float(x)
 
         return [
-            dict(q=int(q), bid_exact=num(be), ask_exact=num(ae), bid_approx=num(ba),
-                 ask_approx=num(aa))
-            for q, be, ae, ba, aa in zip(self.q, self.bid_exact, self.ask_exact, self.bid_approx,
-                                         self.ask_approx)
+            dict(q=int(q), bid_exact=num(be), ask_exact=num(ae), bid_approx=num(ba), ask_approx=num(aa))
+            for q, be, ae, ba, aa in zip(self.q, self.bid_exact, self.ask_exact, self.bid_approx, self.ask_approx)
         ]
 
     @property
@@ -280,14 +276,16 @@ def plot_glft(result: GLFTResult, path: str) -> None:
         (result.bid_exact, dict(color="tab:green", marker="o", ms=3, lw=0), "bid, exact (ODE)"),
         (result.bid_approx, dict(color="tab:green", lw=1.2), "bid, closed-form approximation"),
         (result.ask_exact, dict(color="tab:red", marker="o", ms=3, lw=0), "ask, exact (ODE)"),
-        (result.ask_approx, dict(color="tab:red", lw=1.2, ls="--"),
-         "ask, closed-form approximation"),
+        (result.ask_approx, dict(color="tab:red", lw=1.2, ls="--"), "ask, closed-form approximation"),
     ):
         ok = np.isfinite(y)
         ax.plot(q[ok], y[ok], label=label, **style)
     p = result.params
-    ax.set_title(f"GLFT optimal quotes at t = 0 (sigma={p.sigma:g}, A={p.A:g}, k={p.k:g}, "
-                 f"gamma={p.gamma:g}, T={p.T:g}, Q={p.Q})", fontsize=9)
+    ax.set_title(
+        f"GLFT optimal quotes at t = 0 (sigma={p.sigma:g}, A={p.A:g}, k={p.k:g}, "
+        f"gamma={p.gamma:g}, T={p.T:g}, Q={p.Q})",
+        fontsize=9,
+    )
     ax.set_xlabel("inventory q (lots)")
     ax.set_ylabel("depth from the mid (ticks)")
     ax.axhline(0.0, color="grey", lw=0.5)

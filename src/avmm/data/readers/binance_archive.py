@@ -27,24 +27,38 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from avmm.data.columns import check_price, check_quotes, check_size, to_float, to_int
-
 from avmm.data.csv import csv_batches
-
 from avmm.data.issues import Counters, ProgressFn
-
 from avmm.data.ordering import RecentIds
 from avmm.errors import UserError
 from avmm.events import BUY, EVENT_DTYPE, F_EXCH_TS, QUOTE, SELL, TRADE
 
 KINDS = ("trades", "aggTrades", "bookTicker")
-_NAME = re.compile(r"^(?P<symbol>[A-Z0-9]+)-(?P<kind>trades|aggTrades|bookTicker)-(?P<date>\d{4}-\d{2}(-\d{2})?)\.(zip|csv)$")
+_NAME = re.compile(
+    r"^(?P<symbol>[A-Z0-9]+)-(?P<kind>trades|aggTrades|bookTicker)-(?P<date>\d{4}-\d{2}(-\d{2})?)\.(zip|csv)$"
+)
 
 COLS = {
     "trades": ["id", "price", "qty", "quote_qty", "time", "is_buyer_maker", "is_best_match"],
-    "aggTrades": ["agg_trade_id", "price", "quantity", "first_trade_id", "last_trade_id",
-                  "transact_time", "is_buyer_maker", "is_best_match"],
-    "bookTicker": ["update_id", "best_bid_price", "best_bid_qty", "best_ask_price", "best_ask_qty",
-                   "transaction_time", "event_time"],
+    "aggTrades": [
+        "agg_trade_id",
+        "price",
+        "quantity",
+        "first_trade_id",
+        "last_trade_id",
+        "transact_time",
+        "is_buyer_maker",
+        "is_best_match",
+    ],
+    "bookTicker": [
+        "update_id",
+        "best_bid_price",
+        "best_bid_qty",
+        "best_ask_price",
+        "best_ask_qty",
+        "transaction_time",
+        "event_time",
+    ],
 }
 
 
@@ -114,10 +128,10 @@ def read_binance_archive(
 
 def _batches(path, c, names, include, header, stream, block_size):
     if stream is None:
-        return csv_batches(path, c, include=include, column_names=names, skip_header=header,
-                           block_size=block_size)
-    return csv_batches(path, c, include=include, column_names=names, skip_header=header,
-                       block_size=block_size, stream=stream)
+        return csv_batches(path, c, include=include, column_names=names, skip_header=header, block_size=block_size)
+    return csv_batches(
+        path, c, include=include, column_names=names, skip_header=header, block_size=block_size, stream=stream
+    )
 
 
 def _trades(path, c, names, header, stream, block_size, kind):

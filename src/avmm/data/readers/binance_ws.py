@@ -63,13 +63,9 @@ import msgspec
 import numpy as np
 
 from avmm.data.columns import check_price, check_quotes, check_size
-
 from avmm.data.files import SalvageGzip, is_gzip
-
 from avmm.data.issues import Counters, ProgressFn
 from avmm.errors import UserError
-from avmm.venues.binance import depth_sync as ds
-from avmm.venues.binance.messages import DECODERS, AggTrade, Depth, Levels, Snapshot, Trade
 from avmm.events import (
     BUY,
     CLEAR,
@@ -83,6 +79,8 @@ from avmm.events import (
     SNAPSHOT,
     TRADE,
 )
+from avmm.venues.binance import depth_sync as ds
+from avmm.venues.binance.messages import DECODERS, AggTrade, Depth, Levels, Snapshot, Trade
 
 MS = 1_000_000
 MAX_PENDING = 10_000  # buffered depth diffs while waiting for a snapshot
@@ -106,7 +104,7 @@ def _line_market(line: bytes) -> bool | None:
     sp = line.find(b" ")
     if sp <= 0 or not line[:sp].isdigit():
         return None
-    body = line[sp + 1:]
+    body = line[sp + 1 :]
     head = body[:72]
     try:
         if b'"stream"' in head:
@@ -418,7 +416,7 @@ def _read_file(path: Path, st: _State, c: Counters, progress, chunk_rows: int):
                 bad_lines += 1
                 first_bad = first_bad or ln
                 continue
-            body = line[sp + 1:]
+            body = line[sp + 1 :]
             head = body[:72]
             try:
                 if b'"stream"' in head:
@@ -433,8 +431,7 @@ def _read_file(path: Path, st: _State, c: Counters, progress, chunk_rows: int):
                             continue
                         st.last_bt = m.u
                         if m.T or m.E:
-                            rows.one((m.T or m.E) * MS, local, m.u, m.b, m.B, m.a, m.A, QUOTE, 0,
-                                     F_EXCH_TS, -1, ln)
+                            rows.one((m.T or m.E) * MS, local, m.u, m.b, m.B, m.a, m.A, QUOTE, 0, F_EXCH_TS, -1, ln)
                         else:
                             rows.one(local, local, m.u, m.b, m.B, m.a, m.A, QUOTE, 0, 0, -1, ln)
                     elif b"@aggTrade" in head:
@@ -455,8 +452,9 @@ def _read_file(path: Path, st: _State, c: Counters, progress, chunk_rows: int):
                             if st.agg_lo < 0:
                                 st.agg_lo = m.f
                             st.agg_hi = max(st.agg_hi, m.l)
-                        rows.one(m.T * MS, local, m.a, m.p, m.q, 0.0, 0.0, TRADE,
-                                 SELL if m.m else BUY, F_EXCH_TS, -1, ln)
+                        rows.one(
+                            m.T * MS, local, m.a, m.p, m.q, 0.0, 0.0, TRADE, SELL if m.m else BUY, F_EXCH_TS, -1, ln
+                        )
                     elif b"@trade" in head:
                         m = dec_tr.decode(body).data
                         um = _trade_market(m)
@@ -472,8 +470,9 @@ def _read_file(path: Path, st: _State, c: Counters, progress, chunk_rows: int):
                         if st.agg_lo <= m.t <= st.agg_hi:  # stored already, in an aggTrade
                             c.add("duplicate", 1, f"{name}:{ln}")
                             continue
-                        rows.one(m.T * MS, local, m.t, m.p, m.q, 0.0, 0.0, TRADE,
-                                 SELL if m.m else BUY, F_EXCH_TS, -1, ln)
+                        rows.one(
+                            m.T * MS, local, m.t, m.p, m.q, 0.0, 0.0, TRADE, SELL if m.m else BUY, F_EXCH_TS, -1, ln
+                        )
                     elif b"@depth" in head:
                         if b'"lastUpdateId"' in body[:200]:
                             env = dec_snap_env.decode(body)
@@ -553,8 +552,9 @@ def _emit_diff(m: Depth, local: int, ln: int, st: _State, rows: _Rows) -> None:
     st.book_n += 1
 
 
-def _outcome(m: Depth, out: int, last_u: int, local: int, ln: int, st: _State, rows: _Rows, c: Counters,
-             name: str) -> None:
+def _outcome(
+    m: Depth, out: int, last_u: int, local: int, ln: int, st: _State, rows: _Rows, c: Counters, name: str
+) -> None:
     """Write or count diff ``m`` by its ``DepthSync`` outcome (``last_u``: before the diff)."""
     if out == ds.APPLY:
         _emit_diff(m, local, ln, st, rows)

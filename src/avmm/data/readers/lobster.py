@@ -30,18 +30,17 @@ from pathlib import Path
 import numpy as np
 
 from avmm.data.columns import check_price, check_quotes, check_size, to_float, to_int
-
 from avmm.data.csv import csv_batches, read_first_line
-
 from avmm.data.files import is_gzip
-
 from avmm.data.issues import Counters, ProgressFn
 from avmm.errors import UserError
 from avmm.events import EVENT_DTYPE, F_EXCH_TS, QUOTE, TRADE
 
 MSG_COLS = ["Time", "Type", "OrderId", "Size", "Price", "Direction"]
 OB_COLS = ["AskPrice1", "AskSize1", "BidPrice1", "BidSize1"]
-_NAME = re.compile(r"^(?P<ticker>[^_]+)_(?P<date>\d{4}-\d{2}-\d{2})_(?P<a>\d+)_(?P<b>\d+)_(?P<what>message|orderbook)_(?P<lvl>\d+)")
+_NAME = re.compile(
+    r"^(?P<ticker>[^_]+)_(?P<date>\d{4}-\d{2}-\d{2})_(?P<a>\d+)_(?P<b>\d+)_(?P<what>message|orderbook)_(?P<lvl>\d+)"
+)
 DUMMY = 9_999_999_999
 
 
@@ -89,7 +88,10 @@ def midnight_ns(date: str) -> int:
         t = dt.datetime(d.year, d.month, d.day, tzinfo=tz)
         return int(t.timestamp()) * 1_000_000_000
     edt = 3 <= d.month <= 10
-    return int(dt.datetime(d.year, d.month, d.day, tzinfo=dt.timezone(dt.timedelta(hours=-4 if edt else -5))).timestamp()) * 1_000_000_000
+    return (
+        int(dt.datetime(d.year, d.month, d.day, tzinfo=dt.timezone(dt.timedelta(hours=-4 if edt else -5))).timestamp())
+        * 1_000_000_000
+    )
 
 
 def _has_header(path: Path) -> bool:
@@ -125,16 +127,26 @@ def _msg_chunks(path: Path, c: Counters, progress) -> Iterator[tuple[dict, int]]
     hdr = _has_header(path)
     n = _ncols(path)
     names = MSG_COLS + [f"extra{i}" for i in range(max(0, n - len(MSG_COLS)))]
-    for batch, first in csv_batches(path, c, include=MSG_COLS, column_names=names, skip_header=hdr,
-                                    progress=progress):
+    for batch, first in csv_batches(path, c, include=MSG_COLS, column_names=names, skip_header=hdr, progress=progress):
         t, b0 = to_float(batch.column("Time"))
         typ, b1 = to_int(batch.column("Type"))
         oid, b2 = to_int(batch.column("OrderId"))
         size, b3 = to_float(batch.column("Size"))
         price, b4 = to_float(batch.column("Price"))
         d, b5 = to_int(batch.column("Direction"))
-        yield dict(t=t, typ=typ, oid=oid, size=size, price=price, d=d, bad=b0 | b1 | b2 | b3 | b4 | b5,
-                   line=np.arange(first, first + batch.num_rows, dtype=np.int64)), batch.num_rows
+        yield (
+            dict(
+                t=t,
+                typ=typ,
+                oid=oid,
+                size=size,
+                price=price,
+                d=d,
+                bad=b0 | b1 | b2 | b3 | b4 | b5,
+                line=np.arange(first, first + batch.num_rows, dtype=np.int64),
+            ),
+            batch.num_rows,
+        )
 
 
 def _ob_chunks(path: Path, c: Counters, progress) -> Iterator[tuple[dict, int]]:
@@ -143,14 +155,22 @@ def _ob_chunks(path: Path, c: Counters, progress) -> Iterator[tuple[dict, int]]:
     if n < 4 or n % 4:
         raise UserError(f"{path}:1: a LOBSTER orderbook file has 4 x level columns, found {n}")
     names = OB_COLS + [f"c{i}" for i in range(n - 4)]
-    for batch, first in csv_batches(path, c, include=OB_COLS, column_names=names, skip_header=hdr,
-                                    progress=progress):
+    for batch, first in csv_batches(path, c, include=OB_COLS, column_names=names, skip_header=hdr, progress=progress):
         ap, b0 = to_float(batch.column("AskPrice1"))
         asz, b1 = to_float(batch.column("AskSize1"))
         bp, b2 = to_float(batch.column("BidPrice1"))
         bsz, b3 = to_float(batch.column("BidSize1"))
-        yield dict(ap=ap, asz=asz, bp=bp, bsz=bsz, bad=b0 | b1 | b2 | b3,
-                   line=np.arange(first, first + batch.num_rows, dtype=np.int64)), batch.num_rows
+        yield (
+            dict(
+                ap=ap,
+                asz=asz,
+                bp=bp,
+                bsz=bsz,
+                bad=b0 | b1 | b2 | b3,
+                line=np.arange(first, first + batch.num_rows, dtype=np.int64),
+            ),
+            batch.num_rows,
+        )
 
 
 class _Aligned:
@@ -272,8 +292,9 @@ def read_lobster(
         extra_o += len(O.take(O.avail())["line"])
     _check_pairing(msg_path, ob_path, cm, co, n_msg + extra_m, n_ob + extra_o, c)
     if extra_m or extra_o:
-        c.add("unpaired_row", extra_m + extra_o,
-              f"{(msg_path if extra_m else ob_path).name}:{n_msg + 2}: no partner row")
+        c.add(
+            "unpaired_row", extra_m + extra_o, f"{(msg_path if extra_m else ob_path).name}:{n_msg + 2}: no partner row"
+        )
 
 
 def _check_pairing(msg_path, ob_path, cm: Counters, co: Counters, rows_m: int, rows_o: int, c: Counters):
@@ -313,8 +334,10 @@ def _find_line(path: Path, cc: Counters) -> int:
     opener = gzip.open if is_gzip(path) else open
     with opener(path, "rb") as f:
         for i, line in enumerate(f, 1):
-            if line.rstrip(b"\r\n").startswith(text) and len(line.rstrip(b"\r\n")) == len(text) or (
-                len(text) == 60 and line.startswith(text)
+            if (
+                line.rstrip(b"\r\n").startswith(text)
+                and len(line.rstrip(b"\r\n")) == len(text)
+                or (len(text) == 60 and line.startswith(text))
             ):
                 return i
     return 0

@@ -113,8 +113,10 @@ def read_tardis(
         used += len(ev)
         yield ev, lines, p
     if used == 0 and t.keys:  # rows, but not one usable (rows of another symbol do not count)
-        raise UserError(f"{path}:{t.first or 2}: no usable row in this tardis.dev {kind} file "
-                        f"(skipped: {', '.join(sorted(t.keys))})")
+        raise UserError(
+            f"{path}:{t.first or 2}: no usable row in this tardis.dev {kind} file "
+            f"(skipped: {', '.join(sorted(t.keys))})"
+        )
 
 
 class _Tally(Counters):
@@ -235,12 +237,31 @@ def _trades(path, c, sym, progress, block_size):
         if bad.any():
             keep = ~bad
             exch, local, ids, px, qty, side, lines = (
-                exch[keep], local[keep], ids[keep], px[keep], qty[keep], side[keep], lines[keep])
+                exch[keep],
+                local[keep],
+                ids[keep],
+                px[keep],
+                qty[keep],
+                side[keep],
+                lines[keep],
+            )
         m = len(lines)
         if m == 0:
             continue
-        ev = _fast.pack(m, exch_ts=exch, local_ts=local, seq=ids, px=px, qty=qty, px2=0.0, qty2=0.0,
-                        kind=TRADE, side=side, flags=F_EXCH_TS, level=-1)
+        ev = _fast.pack(
+            m,
+            exch_ts=exch,
+            local_ts=local,
+            seq=ids,
+            px=px,
+            qty=qty,
+            px2=0.0,
+            qty2=0.0,
+            kind=TRADE,
+            side=side,
+            flags=F_EXCH_TS,
+            level=-1,
+        )
         yield ev, lines, str(path)
 
 
@@ -399,10 +420,10 @@ def _snapshots(path, c, sym, progress, block_size):
         blk["kind"][:, 1:-1] = SNAPSHOT
         blk["px"][:, 1:-1] = P[rows]
         blk["qty"][:, 1:-1] = Q[rows]
-        blk["side"][:, 1:1 + nlev] = BUY
-        blk["side"][:, 1 + nlev:-1] = SELL
-        blk["level"][:, 1:1 + nlev] = np.arange(nlev)
-        blk["level"][:, 1 + nlev:-1] = np.arange(nlev)
+        blk["side"][:, 1 : 1 + nlev] = BUY
+        blk["side"][:, 1 + nlev : -1] = SELL
+        blk["level"][:, 1 : 1 + nlev] = np.arange(nlev)
+        blk["level"][:, 1 + nlev : -1] = np.arange(nlev)
         # quote from the top level
         blk["kind"][:, -1] = QUOTE
         blk["px"][:, -1] = P[rows, 0]

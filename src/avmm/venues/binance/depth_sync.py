@@ -48,10 +48,10 @@ def bracket(diff: Diff, last_update_id: int) -> int:
     if diff.pu != -1:  # USD-M
         if diff.u < lid:
             return -1
-        return 0 if diff.U <= lid else 1
+        return 0 if lid >= diff.U else 1
     if diff.u <= lid:
         return -1
-    return 0 if diff.U <= lid + 1 else 1
+    return 0 if lid + 1 >= diff.U else 1
 
 
 class DepthSync:
@@ -105,7 +105,7 @@ class DepthSync:
             return APPLY
         if diff.u <= self.last_u:
             return DUPLICATE
-        if not ((diff.pu == self.last_u) if um else (diff.U == self.last_u + 1)):
+        if not ((diff.pu == self.last_u) if um else (self.last_u + 1 == diff.U)):
             return self._gap(diff, ctx)
         self.last_u = diff.u
         return APPLY

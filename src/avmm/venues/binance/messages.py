@@ -18,6 +18,7 @@ import msgspec
 
 Levels = list[tuple[float, float]]
 
+
 class BookTicker(msgspec.Struct):
     u: int
     b: float
