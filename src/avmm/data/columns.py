@@ -8,64 +8,77 @@ rows and count them by kind.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, TypeAlias
+
 import numpy as np
 import pyarrow as pa
 
 from avmm.data.issues import Counters
 
+Column: TypeAlias = "pa.ChunkedArray | pa.Array"
 
-def to_float(col: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, np.ndarray]:
-    """String column -> (float64 values, non-numeric mask). Fast path: one Arrow cast."""
+
+def _to_numeric(
+    col: Column, arrow_type: pa.DataType, parse: Callable[[Any], Any], native: Callable[[pa.DataType], bool]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Column -> (values of ``arrow_type``, non-numeric mask).
+
+    A column of a ``native`` type is cast (nulls: 0, marked bad); a string column without nulls
+    is cast in one go; else each value is ``parse``d, a ``TypeError`` / ``ValueError`` marking
+    it bad (value 0).
+    """
     if isinstance(col, pa.ChunkedArray):
         col = col.combine_chunks() if col.num_chunks != 1 else col.chunk(0)
-    if pa.types.is_floating(col.type) or pa.types.is_integer(col.type):
+    if native(col.type):
         bad = np.asarray(col.is_null(), dtype=bool)
-        return col.cast(pa.float64()).fill_null(0.0).to_numpy(zero_copy_only=False), bad
+        return col.cast(arrow_type).fill_null(parse(0)).to_numpy(zero_copy_only=False), bad
     try:
         if col.null_count == 0:
-            return col.cast(pa.float64()).to_numpy(zero_copy_only=False), np.zeros(len(col), bool)
+            return col.cast(arrow_type).to_numpy(zero_copy_only=False), np.zeros(len(col), bool)
     except pa.ArrowInvalid:
         pass
-    out = np.zeros(len(col), dtype=np.float64)
+    out = np.zeros(len(col), dtype=arrow_type.to_pandas_dtype())
     bad = np.zeros(len(col), dtype=bool)
     for i, s in enumerate(col.to_pylist()):
         try:
-            out[i] = float(s)
+            out[i] = parse(s)
         except (TypeError, ValueError):
             bad[i] = True
     return out, bad
 
 
-def to_int(col: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, np.ndarray]:
-    """String column -> (int64 values, non-numeric mask)."""
-    if isinstance(col, pa.ChunkedArray):
-        col = col.combine_chunks() if col.num_chunks != 1 else col.chunk(0)
-    if pa.types.is_integer(col.type):
-        bad = np.asarray(col.is_null(), dtype=bool)
-        return col.cast(pa.int64()).fill_null(0).to_numpy(zero_copy_only=False), bad
+def _is_number_type(t: pa.DataType) -> bool:
+    return bool(pa.types.is_floating(t) or pa.types.is_integer(t))
+
+
+def _is_integer_type(t: pa.DataType) -> bool:
+    return bool(pa.types.is_integer(t))
+
+
+def _parse_int(s: Any) -> int:
+    """``int(s)``, or a whole number written as a float (``"1.582e15"`` style) within int64."""
     try:
-        if col.null_count == 0:
-            return col.cast(pa.int64()).to_numpy(zero_copy_only=False), np.zeros(len(col), bool)
-    except pa.ArrowInvalid:
-        pass
-    out = np.zeros(len(col), dtype=np.int64)
-    bad = np.zeros(len(col), dtype=bool)
-    for i, s in enumerate(col.to_pylist()):
-        try:
-            out[i] = int(s)
-        except (TypeError, ValueError):
-            try:  # "1.582e15" style
-                f = float(s)
-                if np.isfinite(f) and abs(f) < 9.2e18:
-                    out[i] = int(f)
-                else:
-                    bad[i] = True
-            except (TypeError, ValueError):
-                bad[i] = True
-    return out, bad
+        return int(s)
+    except (TypeError, ValueError):
+        f = float(s)
+        if np.isfinite(f) and abs(f) < 9.2e18:
+            return int(f)
+        raise ValueError(f"not an int64: {s!r}") from None
 
 
-def check_price(px: np.ndarray, c: Counters, path, lines) -> np.ndarray:
+def to_float(col: Column) -> tuple[np.ndarray, np.ndarray]:
+    """String column -> (float64 values, non-numeric mask). Fast path: one Arrow cast."""
+    return _to_numeric(col, pa.float64(), float, _is_number_type)
+
+
+def to_int(col: Column) -> tuple[np.ndarray, np.ndarray]:
+    """String column -> (int64 values, non-numeric mask)."""
+    return _to_numeric(col, pa.int64(), _parse_int, _is_integer_type)
+
+
+def check_price(px: np.ndarray, c: Counters, path: Path | str, lines: np.ndarray | None) -> np.ndarray:
     """Mask of bad prices (counted)."""
     nf = ~np.isfinite(px)
     npos = ~nf & (px <= 0)
@@ -74,7 +87,10 @@ def check_price(px: np.ndarray, c: Counters, path, lines) -> np.ndarray:
     return nf | npos
 
 
-def check_size(qty: np.ndarray, c: Counters, path, lines, allow_zero: bool = False) -> np.ndarray:
+def check_size(
+    qty: np.ndarray, c: Counters, path: Path | str, lines: np.ndarray | None, allow_zero: bool = False
+) -> np.ndarray:
+    """Mask of bad sizes (counted): not finite, or not positive (negative when ``allow_zero``)."""
     nf = ~np.isfinite(qty)
     npos = ~nf & ((qty < 0) if allow_zero else (qty <= 0))
     c.add_mask("non_finite_size", nf, path, lines)
@@ -82,8 +98,11 @@ def check_size(qty: np.ndarray, c: Counters, path, lines, allow_zero: bool = Fal
     return nf | npos
 
 
-def check_quotes(ev: np.ndarray, c: Counters, path, lines) -> np.ndarray:
-    """Validate QUOTE rows in ``ev`` (bid px/qty, ask px2/qty2). Returns the bad mask."""
+def check_quotes(
+    ev: np.ndarray | Mapping[str, np.ndarray], c: Counters, path: Path | str, lines: np.ndarray | None
+) -> np.ndarray:
+    """Validate QUOTE rows in ``ev`` (bid px/qty, ask px2/qty2; an event array or a dict of those
+    columns). Returns the bad mask."""
     bad = check_price(ev["px"], c, path, lines)
     bad |= check_price(ev["px2"], c, path, lines)
     bad |= check_size(ev["qty"], c, path, lines)
@@ -95,7 +114,8 @@ def check_quotes(ev: np.ndarray, c: Counters, path, lines) -> np.ndarray:
     return bad | crossed
 
 
-def check_timestamps(ts: np.ndarray, c: Counters, path, lines) -> np.ndarray:
+def check_timestamps(ts: np.ndarray, c: Counters, path: Path | str, lines: np.ndarray | None) -> np.ndarray:
+    """Mask of zero or negative timestamps (counted ``bad_timestamp``)."""
     bad = ts <= 0
     c.add_mask("bad_timestamp", bad, path, lines)
     return bad
