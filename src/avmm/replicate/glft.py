@@ -37,6 +37,8 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any, TypedDict
 
 import numpy as np
 from numba import njit
@@ -44,8 +46,23 @@ from numba import njit
 from avmm.core.model import glft_depths, log1p_over
 from avmm.errors import UserError
 from avmm.jit import NJIT
+from avmm.replicate._checks import require_int, require_nonnegative, require_positive
+from avmm.replicate.plotting import pyplot, save_png
+
+PAPER = "Gueant, Lehalle & Fernandez-Tapia (2013), Dealing with the inventory risk"
+PLOT_FEATURE = "avmm replicate glft --plot"  # named in the error when matplotlib is missing
 
 ROW_KEYS = ("q", "bid_exact", "ask_exact", "bid_approx", "ask_approx")
+
+
+class GLFTRow(TypedDict):
+    """One row of the results (keys in the order of ROW_KEYS); None where a side is not quoted."""
+
+    q: int
+    bid_exact: float | None
+    ask_exact: float | None
+    bid_approx: float | None
+    ask_approx: float | None
 
 
 @dataclass(frozen=True)
@@ -61,27 +78,24 @@ class GLFTParams:
     Q: int = 30
 
     def validate(self) -> None:
-        for name in ("A", "k", "gamma"):
-            v = getattr(self, name)
-            if not (math.isfinite(v) and v > 0.0):
-                raise UserError(f"{name} must be a finite number > 0, got {v!r}")
-        for name in ("sigma", "T"):
-            v = getattr(self, name)
-            if not (math.isfinite(v) and v >= 0.0):
-                raise UserError(f"{name} must be a finite number >= 0, got {v!r}")
-        if isinstance(self.Q, bool) or int(self.Q) != self.Q or self.Q < 1:
-            raise UserError(f"the inventory limit Q must be an integer >= 1, got {self.Q!r}")
+        """Raise :class:`UserError` on a parameter the ODE solution cannot use."""
+        require_positive(self, "A", "k", "gamma")
+        require_nonnegative(self, "sigma", "T")
+        require_int(self.Q, "the inventory limit Q", 1)
 
     @property
     def alpha(self) -> float:
+        """``(k / 2) * gamma * sigma^2``: the diagonal of M is ``alpha * q^2``."""
         return 0.5 * self.k * self.gamma * self.sigma * self.sigma
 
     @property
     def eta(self) -> float:
+        """``A * (1 + gamma / k) ** (-(1 + k / gamma))``: the off-diagonal of M is ``-eta``."""
         y = self.gamma / self.k
         return self.A * math.exp(-(1.0 + 1.0 / y) * math.log1p(y))
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
+        """The parameters, plus ``alpha``, ``eta`` and the time ``t = 0`` of the quotes."""
         d = asdict(self)
         d.update(alpha=self.alpha, eta=self.eta, t=0.0)
         return d
@@ -217,8 +231,15 @@ def glft_approx_depths(params: GLFTParams) -> tuple[np.ndarray, np.ndarray]:
     return bid, ask
 
 
+def _num(x: float) -> float | None:
+    """JSON value of a depth: None for NaN (a side that is not quoted)."""
+    return None if not math.isfinite(x) else float(x)
+
+
 @dataclass
 class GLFTResult:
+    """Exact and approximate depths at t = 0 for q = -Q .. Q (NaN where a side is not quoted)."""
+
     params: GLFTParams
     q: np.ndarray
     bid_exact: np.ndarray
@@ -227,13 +248,13 @@ class GLFTResult:
     ask_approx: np.ndarray
 
     @property
-    def rows(self) -> list[dict]:
-        def num(x):
-            return None if not math.isfinite(x) else float(x)
-
+    def rows(self) -> list[GLFTRow]:
+        """One row per q, keyed as ROW_KEYS."""
         return [
-            dict(q=int(q), bid_exact=num(be), ask_exact=num(ae), bid_approx=num(ba), ask_approx=num(aa))
-            for q, be, ae, ba, aa in zip(self.q, self.bid_exact, self.ask_exact, self.bid_approx, self.ask_approx)
+            GLFTRow(q=int(q), bid_exact=_num(be), ask_exact=_num(ae), bid_approx=_num(ba), ask_approx=_num(aa))
+            for q, be, ae, ba, aa in zip(
+                self.q, self.bid_exact, self.ask_exact, self.bid_approx, self.ask_approx, strict=True
+            )
         ]
 
     @property
@@ -242,19 +263,38 @@ class GLFTResult:
         d = np.concatenate([self.bid_exact - self.bid_approx, self.ask_exact - self.ask_approx])
         return float(np.nanmax(np.abs(d)))
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         """``{"paper": ..., "parameters": {...}, "max_abs_diff": x, "rows": [...]}``; rows keyed as
         ROW_KEYS, null where a side is not quoted."""
         return {
-            "paper": "Gueant, Lehalle & Fernandez-Tapia (2013), Dealing with the inventory risk",
+            "paper": PAPER,
             "parameters": self.params.to_dict(),
             "max_abs_diff": self.max_abs_diff,
             "rows": self.rows,
         }
 
 
-def run_glft(params: GLFTParams | None = None, **overrides) -> GLFTResult:
-    """Exact quotes at t = 0 and the engine's approximation, for q = -Q .. Q."""
+def run_glft(params: GLFTParams | None = None, **overrides: Any) -> GLFTResult:
+    """Exact quotes at t = 0 and the engine's approximation, for q = -Q .. Q.
+
+    Parameters
+    ----------
+    params : GLFTParams, optional
+        The model; default ``GLFTParams()``, the paper's illustration (section 6) with Q = 30.
+    **overrides
+        Fields of :class:`GLFTParams` to replace, e.g. ``run_glft(Q=10)``.
+
+    Returns
+    -------
+    GLFTResult
+        The parameters used, ``q = -Q .. Q`` and the exact (ODE, :func:`glft_exact_depths`) and
+        approximate (closed form, :func:`glft_approx_depths`) bid and ask depths in ticks.
+
+    Raises
+    ------
+    UserError
+        A parameter the model cannot use (see :meth:`GLFTParams.validate`).
+    """
     params = replace(params if params is not None else GLFTParams(), **overrides)
     params.validate()
     bid_e, ask_e = glft_exact_depths(params, 0.0)
@@ -263,21 +303,21 @@ def run_glft(params: GLFTParams | None = None, **overrides) -> GLFTResult:
     return GLFTResult(params, q, bid_e, ask_e, bid_a, ask_a)
 
 
-def plot_glft(result: GLFTResult, path: str) -> None:
-    """PNG: exact and approximate bid and ask depths against q (unquoted sides omitted)."""
-    import matplotlib
+def plot_glft(result: GLFTResult, path: str | Path) -> None:
+    """PNG: exact and approximate bid and ask depths against q (unquoted sides omitted).
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    Needs matplotlib (the ``report`` extra); without it, a :class:`UserError` naming the install.
+    """
+    plt = pyplot(PLOT_FEATURE)
     fig, ax = plt.subplots(figsize=(8, 5))
     q = result.q
-    for y, style, label in (
+    curves: tuple[tuple[np.ndarray, dict[str, Any], str], ...] = (
         (result.bid_exact, dict(color="tab:green", marker="o", ms=3, lw=0), "bid, exact (ODE)"),
         (result.bid_approx, dict(color="tab:green", lw=1.2), "bid, closed-form approximation"),
         (result.ask_exact, dict(color="tab:red", marker="o", ms=3, lw=0), "ask, exact (ODE)"),
         (result.ask_approx, dict(color="tab:red", lw=1.2, ls="--"), "ask, closed-form approximation"),
-    ):
+    )
+    for y, style, label in curves:
         ok = np.isfinite(y)
         ax.plot(q[ok], y[ok], label=label, **style)
     p = result.params
@@ -290,6 +330,4 @@ def plot_glft(result: GLFTResult, path: str) -> None:
     ax.set_ylabel("depth from the mid (ticks)")
     ax.axhline(0.0, color="grey", lw=0.5)
     ax.legend(loc="best", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_png(fig, path)
