@@ -56,8 +56,9 @@ at that line number.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any, BinaryIO
 
 import msgspec
 import numpy as np
@@ -80,7 +81,19 @@ from avmm.events import (
     TRADE,
 )
 from avmm.venues.binance import depth_sync as ds
-from avmm.venues.binance.messages import DECODERS, AggTrade, Depth, Levels, Snapshot, Trade
+from avmm.venues.binance.messages import (
+    DECODERS,
+    AggTrade,
+    Depth,
+    EnvAggTrade,
+    EnvBookTicker,
+    EnvDepth,
+    EnvSnapshot,
+    EnvTrade,
+    Levels,
+    Snapshot,
+    Trade,
+)
 
 MS = 1_000_000
 MAX_PENDING = 10_000  # buffered depth diffs while waiting for a snapshot
@@ -99,40 +112,56 @@ def _agg_market(m: AggTrade) -> bool | None:
     return SPOT if m.M is not None else None
 
 
+def _stream_kind(body: bytes) -> str | None:
+    """Which message the JSON ``body`` of a capture line holds, by its head: a key of ``DECODERS``
+    (``bt``, ``agg``, ``tr``, ``snap_env``, ``depth``, ``snap``), None when none."""
+    head = body[:72]
+    if b'"stream"' in head:
+        if b"@bookTicker" in head:
+            return "bt"
+        if b"@aggTrade" in head:
+            return "agg"
+        if b"@trade" in head:
+            return "tr"
+        if b"@depth" in head:
+            return "snap_env" if b'"lastUpdateId"' in body[:200] else "depth"
+        return None
+    if b'"lastUpdateId"' in head:
+        return "snap"
+    return None
+
+
+# the market a decoded message shows (SPOT / USDM; None: it shows none), by stream kind
+_MARKET_OF: dict[str, Callable[[Any], bool | None]] = {
+    "bt": lambda env: env.data.T != 0,
+    "agg": lambda env: _agg_market(env.data),
+    "tr": lambda env: _trade_market(env.data),
+    "snap_env": lambda env: env.data.T != 0,
+    "depth": lambda env: env.data.pu != -1,
+    "snap": lambda s: s.T != 0,
+}
+
+
 def _line_market(line: bytes) -> bool | None:
     """The market a capture line shows (None: it shows none, or is not readable)."""
     sp = line.find(b" ")
     if sp <= 0 or not line[:sp].isdigit():
         return None
     body = line[sp + 1 :]
-    head = body[:72]
+    kind = _stream_kind(body)
+    if kind is None:
+        return None
     try:
-        if b'"stream"' in head:
-            if b"@bookTicker" in head:
-                return DECODERS["bt"].decode(body).data.T != 0
-            if b"@aggTrade" in head:
-                return _agg_market(DECODERS["agg"].decode(body).data)
-            if b"@trade" in head:
-                return _trade_market(DECODERS["tr"].decode(body).data)
-            if b"@depth" in head:
-                if b'"lastUpdateId"' in body[:200]:
-                    return DECODERS["snap_env"].decode(body).data.T != 0
-                return DECODERS["depth"].decode(body).data.pu != -1
-        elif b'"lastUpdateId"' in head:
-            return DECODERS["snap"].decode(body).T != 0
+        return _MARKET_OF[kind](DECODERS[kind].decode(body))
     except msgspec.MsgspecError:
         return None
-    return None
 
 
 def _head(path: Path, n: int) -> bytes:
     """The first ``n`` bytes of the (possibly gzip) file, or what precedes damage to it."""
     if is_gzip(path):
-        f = SalvageGzip(path, chunk=1 << 14)
-        try:
-            return f.read(n)
-        finally:
-            f.close()
+        with SalvageGzip(path, chunk=1 << 14) as g:
+            return g.read(n)
     with open(path, "rb") as f:
         return f.read(n)
 
@@ -177,13 +206,29 @@ class _Rows:
 
     COLS = ("exch", "local", "seq", "px", "qty", "px2", "qty2", "kind", "side", "flags", "level", "line")
     __slots__ = COLS + ("serial",)
+    exch: list[int]
+    local: list[int]
+    seq: list[int]
+    px: list[float]
+    qty: list[float]
+    px2: list[float]
+    qty2: list[float]
+    kind: list[int]
+    side: list[int]
+    flags: list[int]
+    level: list[int]
+    line: list[int]
+    serial: int
 
-    def __init__(self):
+    def __init__(self) -> None:
+        self._reset()
+
+    def _reset(self) -> None:
         for s in self.COLS:
             setattr(self, s, [])
         self.serial = next(_serial)
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self.local)
 
     def insert(self, pos: int, other: _Rows) -> None:
@@ -191,7 +236,21 @@ class _Rows:
         for s in self.COLS:
             getattr(self, s)[pos:pos] = getattr(other, s)
 
-    def one(self, exch, local, seq, px, qty, px2, qty2, kind, side, flags, level, line):
+    def one(
+        self,
+        exch: int,
+        local: int,
+        seq: int,
+        px: float,
+        qty: float,
+        px2: float,
+        qty2: float,
+        kind: int,
+        side: int,
+        flags: int,
+        level: int,
+        line: int,
+    ) -> None:
         self.exch.append(exch)
         self.local.append(local)
         self.seq.append(seq)
@@ -205,7 +264,9 @@ class _Rows:
         self.level.append(level)
         self.line.append(line)
 
-    def levels(self, exch, local, seq, lv: Levels, kind, side, flags, line, with_level: bool):
+    def levels(
+        self, exch: int, local: int, seq: int, lv: Levels, kind: int, side: int, flags: int, line: int, with_level: bool
+    ) -> None:
         n = len(lv)
         if n == 0:
             return
@@ -237,11 +298,11 @@ class _Rows:
         ev["flags"] = np.array(self.flags, dtype=np.uint16)
         ev["level"] = np.array(self.level, dtype=np.int32)
         lines = np.array(self.line, dtype=np.int64)
-        self.__init__()
+        self._reset()
         return ev, lines
 
 
-def _validate(ev: np.ndarray, lines: np.ndarray, c: Counters, path: Path):
+def _validate(ev: np.ndarray, lines: np.ndarray, c: Counters, path: Path) -> tuple[np.ndarray, np.ndarray]:
     """Drop unusable rows (counted) and set F_LAST_IN_BATCH on the last kept row of each
     depth/snapshot message (rows of one message share a line number)."""
     kind = ev["kind"]
@@ -288,7 +349,7 @@ class _Held(msgspec.Struct):
 class _State:
     """Sequence state shared across the files of one capture."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.sync = ds.DepthSync(MAX_PENDING)  # buffered diffs carry their line number
         self.held: list[_Held] = []  # bare snapshots not yet attributed to the symbol
         self.book_n = 0  # book-changing messages written so far (diffs, snapshots, gaps)
@@ -354,21 +415,19 @@ def _blocks(path: Path, c: Counters, progress: ProgressFn | None) -> Iterator[tu
     yielded even without a trailing newline. Gzip damage ends the file: every complete line before
     it is yielded, the damage is counted ``corrupt_gzip`` at the line it cuts, that line
     ``truncated_line``."""
-    gz = is_gzip(path)
-    # small compressed pieces: data damage loses at most the piece the decoder fails in
-    f = SalvageGzip(path, chunk=1 << 16) if gz else open(path, "rb")
     rest = b""
     lineno = 1
     pos = 0
-    try:
+    f: SalvageGzip | BinaryIO  # gzip in small compressed pieces: damage loses at most the piece it is in
+    with SalvageGzip(path, chunk=1 << 16) if is_gzip(path) else open(path, "rb") as f:
         while True:
             block = f.read(1 << 22)
             if progress is not None:
-                now = f.raw_pos if gz else f.tell()
+                now = f.raw_pos if isinstance(f, SalvageGzip) else f.tell()
                 progress(now - pos)
                 pos = now
             if not block:
-                err = f.error if gz else None
+                err = f.error if isinstance(f, SalvageGzip) else None
                 if err is not None:
                     if lineno == 1 and not rest:
                         raise UserError(f"{path}:1: corrupt gzip file ({err})")
@@ -384,149 +443,163 @@ def _blocks(path: Path, c: Counters, progress: ProgressFn | None) -> Iterator[tu
             if lines:
                 yield lines, lineno
                 lineno += len(lines)
-    finally:
-        f.close()
 
 
-def _read_file(path: Path, st: _State, c: Counters, progress, chunk_rows: int):
-    rows = _Rows()
-    dec_bt, dec_tr, dec_agg = DECODERS["bt"], DECODERS["tr"], DECODERS["agg"]
-    dec_depth, dec_snap, dec_snap_env = DECODERS["depth"], DECODERS["snap"], DECODERS["snap_env"]
-    name = path.name
-    fum: bool | None = None  # the market this file has shown (SPOT / USDM), None: not yet
-    used = 0
-    bad_lines = 0
-    first_bad: int | None = None
-    total_lines = 0
+def _local_ts(line: bytes, sp: int) -> int:
+    """The local timestamp before the first space ``sp`` of a line (-1: none or not a number)."""
+    try:
+        return int(line[:sp]) if sp > 0 else -1
+    except ValueError:
+        return -1
+
+
+class _FileReader:
+    """The lines of one capture file: each decoded by its stream kind, checked against the file's
+    market, and handed to the handler of its stream, which writes its rows or counts it."""
+
+    def __init__(self, path: Path, st: _State, c: Counters) -> None:
+        self.path = path
+        self.name = path.name
+        self.st = st
+        self.c = c
+        self.rows = _Rows()
+        self.fum: bool | None = None  # the market this file has shown (SPOT / USDM), None: not yet
+        self.used = 0  # lines written (or buffered)
+        self.bad_lines = 0  # lines that are not capture messages (unknown, undecodable)
+        self.first_bad: int | None = None
+        # stream kind -> handler(message, local_ts, line number) -> written (False: skipped, counted)
+        self.handlers: dict[str, Callable[[Any, int, int], bool]] = {
+            "bt": self.book_ticker,
+            "agg": self.agg_trade,
+            "tr": self.trade,
+            "snap_env": self.snapshot,
+            "depth": self.depth,
+            "snap": self.bare_snapshot,
+        }
+
+    def take(self) -> tuple[np.ndarray, np.ndarray, str]:
+        """The rows read so far, validated, as a reader chunk."""
+        ev, lns = _validate(*self.rows.take(), self.c, self.path)
+        return ev, lns, str(self.path)
+
+    def line(self, line: bytes, ln: int, last_block_line: int) -> bool:
+        """Read line ``ln``; True when it was used (its rows written, or its diff buffered)."""
+        if not line.strip():
+            return False
+        sp = line.find(b" ")
+        local = _local_ts(line, sp)
+        if local <= 0:
+            self._bad("truncated_line" if sp < 0 and ln == last_block_line else "bad_timestamp", ln)
+            return False
+        body = line[sp + 1 :]
+        kind = _stream_kind(body)
+        if kind is None:
+            self._bad("unknown_message", ln)
+            return False
+        try:
+            msg = DECODERS[kind].decode(body)
+        except msgspec.ValidationError as e:
+            self._bad("non_numeric", ln, f": {e}")
+            return False
+        except msgspec.DecodeError as e:
+            if ln == last_block_line and not line.endswith(b"}"):
+                self._bad("truncated_line", ln)
+            else:
+                self._bad("bad_json", ln, f": {e}")
+            return False
+        um = _MARKET_OF[kind](msg)
+        if um is not None and um is not self.fum:
+            self.fum = _check_market(self.st, um, self.fum, self.path, ln)
+        used = self.handlers[kind](msg, local, ln)
+        self.used += used
+        return used
+
+    def _bad(self, key: str, ln: int, detail: str = "") -> None:
+        """Count line ``ln``, which is not a usable capture message."""
+        self.c.add(key, 1, f"{self.name}:{ln}{detail}")
+        self.bad_lines += 1
+        self.first_bad = self.first_bad or ln
+
+    def _skip(self, key: str, ln: int) -> bool:
+        """Count message ``ln`` as skipped (``key``); False (not written)."""
+        self.c.add(key, 1, f"{self.name}:{ln}")
+        return False
+
+    def _trade_row(self, m: Trade | AggTrade, seq: int, local: int, ln: int) -> bool:
+        self.rows.one(m.T * MS, local, seq, m.p, m.q, 0.0, 0.0, TRADE, SELL if m.m else BUY, F_EXCH_TS, -1, ln)
+        return True
+
+    def book_ticker(self, env: EnvBookTicker, local: int, ln: int) -> bool:
+        m, st = env.data, self.st
+        if not _sym_ok(st, m.s, self.c, self.name, ln):
+            return False
+        if m.u <= st.last_bt:
+            return self._skip("duplicate", ln)
+        st.last_bt = m.u
+        if m.T or m.E:
+            self.rows.one((m.T or m.E) * MS, local, m.u, m.b, m.B, m.a, m.A, QUOTE, 0, F_EXCH_TS, -1, ln)
+        else:
+            self.rows.one(local, local, m.u, m.b, m.B, m.a, m.A, QUOTE, 0, 0, -1, ln)
+        return True
+
+    def agg_trade(self, env: EnvAggTrade, local: int, ln: int) -> bool:
+        m, st = env.data, self.st
+        if not _sym_ok(st, m.s, self.c, self.name, ln):
+            return False
+        if st.saw_trade:  # the @trade messages carry these executions
+            return self._skip("agg_trade_skipped", ln)
+        if m.a <= st.last_agg:
+            return self._skip("duplicate", ln)
+        st.last_agg = m.a
+        if 0 <= m.f <= m.l:
+            if st.agg_lo < 0:
+                st.agg_lo = m.f
+            st.agg_hi = max(st.agg_hi, m.l)
+        return self._trade_row(m, m.a, local, ln)
+
+    def trade(self, env: EnvTrade, local: int, ln: int) -> bool:
+        m, st = env.data, self.st
+        if not _sym_ok(st, m.s, self.c, self.name, ln):
+            return False
+        st.saw_trade = True
+        if m.t <= st.last_trade:
+            return self._skip("duplicate", ln)
+        st.last_trade = m.t
+        if st.agg_lo <= m.t <= st.agg_hi:  # stored already, in an aggTrade
+            return self._skip("duplicate", ln)
+        return self._trade_row(m, m.t, local, ln)
+
+    def snapshot(self, env: EnvSnapshot, local: int, ln: int) -> bool:
+        if not _sym_ok(self.st, env.stream.split("@", 1)[0], self.c, self.name, ln):
+            return False
+        _on_snapshot(env.data, local, ln, self.st, self.rows, self.c, self.name)
+        return True
+
+    def depth(self, env: EnvDepth, local: int, ln: int) -> bool:
+        m = env.data
+        if not _sym_ok(self.st, m.s, self.c, self.name, ln):
+            return False
+        _on_diff(m, local, ln, self.st, self.rows, self.c, self.name)
+        return True
+
+    def bare_snapshot(self, s: Snapshot, local: int, ln: int) -> bool:
+        _on_bare_snapshot(s, local, ln, self.st, self.rows, self.c, self.name)
+        return True
+
+
+def _read_file(
+    path: Path, st: _State, c: Counters, progress: ProgressFn | None, chunk_rows: int
+) -> Iterator[tuple[np.ndarray, np.ndarray, str]]:
+    fr = _FileReader(path, st, c)
     for lines, lineno in _blocks(path, c, progress):
         last_block_line = lineno + len(lines) - 1
         for i, line in enumerate(lines):
-            ln = lineno + i
-            total_lines += 1
-            if not line.strip():
-                continue
-            sp = line.find(b" ")
-            try:
-                local = int(line[:sp]) if sp > 0 else -1
-            except ValueError:
-                local = -1
-            if local <= 0:
-                key = "truncated_line" if sp < 0 and ln == last_block_line else "bad_timestamp"
-                c.add(key, 1, f"{name}:{ln}")
-                bad_lines += 1
-                first_bad = first_bad or ln
-                continue
-            body = line[sp + 1 :]
-            head = body[:72]
-            try:
-                if b'"stream"' in head:
-                    if b"@bookTicker" in head:
-                        m = dec_bt.decode(body).data
-                        if (m.T != 0) is not fum:
-                            fum = _check_market(st, m.T != 0, fum, path, ln)
-                        if not _sym_ok(st, m.s, c, name, ln):
-                            continue
-                        if m.u <= st.last_bt:
-                            c.add("duplicate", 1, f"{name}:{ln}")
-                            continue
-                        st.last_bt = m.u
-                        if m.T or m.E:
-                            rows.one((m.T or m.E) * MS, local, m.u, m.b, m.B, m.a, m.A, QUOTE, 0, F_EXCH_TS, -1, ln)
-                        else:
-                            rows.one(local, local, m.u, m.b, m.B, m.a, m.A, QUOTE, 0, 0, -1, ln)
-                    elif b"@aggTrade" in head:
-                        m = dec_agg.decode(body).data
-                        um = _agg_market(m)
-                        if um is not None and um is not fum:
-                            fum = _check_market(st, um, fum, path, ln)
-                        if not _sym_ok(st, m.s, c, name, ln):
-                            continue
-                        if st.saw_trade:  # the @trade messages carry these executions
-                            c.add("agg_trade_skipped", 1, f"{name}:{ln}")
-                            continue
-                        if m.a <= st.last_agg:
-                            c.add("duplicate", 1, f"{name}:{ln}")
-                            continue
-                        st.last_agg = m.a
-                        if 0 <= m.f <= m.l:
-                            if st.agg_lo < 0:
-                                st.agg_lo = m.f
-                            st.agg_hi = max(st.agg_hi, m.l)
-                        rows.one(
-                            m.T * MS, local, m.a, m.p, m.q, 0.0, 0.0, TRADE, SELL if m.m else BUY, F_EXCH_TS, -1, ln
-                        )
-                    elif b"@trade" in head:
-                        m = dec_tr.decode(body).data
-                        um = _trade_market(m)
-                        if um is not None and um is not fum:
-                            fum = _check_market(st, um, fum, path, ln)
-                        if not _sym_ok(st, m.s, c, name, ln):
-                            continue
-                        st.saw_trade = True
-                        if m.t <= st.last_trade:
-                            c.add("duplicate", 1, f"{name}:{ln}")
-                            continue
-                        st.last_trade = m.t
-                        if st.agg_lo <= m.t <= st.agg_hi:  # stored already, in an aggTrade
-                            c.add("duplicate", 1, f"{name}:{ln}")
-                            continue
-                        rows.one(
-                            m.T * MS, local, m.t, m.p, m.q, 0.0, 0.0, TRADE, SELL if m.m else BUY, F_EXCH_TS, -1, ln
-                        )
-                    elif b"@depth" in head:
-                        if b'"lastUpdateId"' in body[:200]:
-                            env = dec_snap_env.decode(body)
-                            s = env.data
-                            if (s.T != 0) is not fum:
-                                fum = _check_market(st, s.T != 0, fum, path, ln)
-                            if not _sym_ok(st, env.stream.split("@", 1)[0], c, name, ln):
-                                continue
-                            _on_snapshot(s, local, ln, st, rows, c, name)
-                        else:
-                            m = dec_depth.decode(body).data
-                            if (m.pu != -1) is not fum:
-                                fum = _check_market(st, m.pu != -1, fum, path, ln)
-                            if not _sym_ok(st, m.s, c, name, ln):
-                                continue
-                            _on_diff(m, local, ln, st, rows, c, name)
-                    else:
-                        c.add("unknown_message", 1, f"{name}:{ln}")
-                        bad_lines += 1
-                        first_bad = first_bad or ln
-                        continue
-                elif b'"lastUpdateId"' in head:
-                    s = dec_snap.decode(body)
-                    if (s.T != 0) is not fum:
-                        fum = _check_market(st, s.T != 0, fum, path, ln)
-                    _on_bare_snapshot(s, local, ln, st, rows, c, name)
-                else:
-                    c.add("unknown_message", 1, f"{name}:{ln}")
-                    bad_lines += 1
-                    first_bad = first_bad or ln
-                    continue
-            except msgspec.ValidationError as e:
-                c.add("non_numeric", 1, f"{name}:{ln}: {e}")
-                bad_lines += 1
-                first_bad = first_bad or ln
-                continue
-            except msgspec.DecodeError as e:
-                if ln == last_block_line and not line.endswith(b"}"):
-                    c.add("truncated_line", 1, f"{name}:{ln}")
-                else:
-                    c.add("bad_json", 1, f"{name}:{ln}: {e}")
-                bad_lines += 1
-                first_bad = first_bad or ln
-                continue
-            used += 1
-            if len(rows) >= chunk_rows:
-                ev, lns = _validate(*rows.take(), c, path)
-                yield ev, lns, str(path)
-        # end of block
-    if len(rows):
-        ev, lns = _validate(*rows.take(), c, path)
-        yield ev, lns, str(path)
-    if used == 0 and bad_lines > 0:
-        raise UserError(f"{path}:{first_bad}: not a Binance websocket capture (no usable line)")
+            if fr.line(line, lineno + i, last_block_line) and len(fr.rows) >= chunk_rows:
+                yield fr.take()
+    if len(fr.rows):
+        yield fr.take()
+    if fr.used == 0 and fr.bad_lines > 0:
+        raise UserError(f"{path}:{fr.first_bad}: not a Binance websocket capture (no usable line)")
 
 
 def _sym_ok(st: _State, s: str, c: Counters, name: str, ln: int) -> bool:
@@ -566,7 +639,7 @@ def _outcome(
         c.add("seq_gap", 1, f"{name}:{ln}: U={m.U} u={m.u} pu={m.pu} after u={last_u}")
         rows.one(local, local, m.u, 0.0, 0.0, 0.0, 0.0, CLEAR, 0, F_SEQ_GAP, -1, ln)
         st.book_n += 1
-    elif out == ds.EVICTED:
+    elif out == ds.EVICTED and st.sync.evicted is not None:
         _, l0 = st.sync.evicted
         c.add("depth_unsynced", 1, f"{name}:{l0}")
 
@@ -622,10 +695,11 @@ def _check_held(m: Depth, local: int, ln: int, st: _State, rows: _Rows, c: Count
         if r < 0:
             keep.append(h)
             continue
+        drop: _Held | None = h
         if r == 0:
-            h, conf = conf, h  # the latest bracketed one wins
-        if h is not None:
-            c.add("other_symbol", 1, f"{h.name}:{h.ln}")
+            drop, conf = conf, h  # the latest bracketed one wins
+        if drop is not None:
+            c.add("other_symbol", 1, f"{drop.name}:{drop.ln}")
     st.held = keep
     if conf is None:
         return

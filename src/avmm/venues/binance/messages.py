@@ -14,9 +14,12 @@ as floats (``strict=False``). ``Env*`` are the combined-stream envelopes ``{"str
 
 from __future__ import annotations
 
+from typing import Any, TypeVar
+
 import msgspec
 
 Levels = list[tuple[float, float]]
+_T = TypeVar("_T")
 
 
 class BookTicker(msgspec.Struct):
@@ -93,14 +96,23 @@ class EnvSnapshot(msgspec.Struct):
     stream: str = ""
 
 
-DECODERS = {
-    name: msgspec.json.Decoder(t, strict=False)
-    for name, t in (
-        ("bt", EnvBookTicker),
-        ("tr", EnvTrade),
-        ("agg", EnvAggTrade),
-        ("depth", EnvDepth),
-        ("snap_env", EnvSnapshot),
-        ("snap", Snapshot),
-    )
+def _decoder(t: type[_T]) -> msgspec.json.Decoder[_T]:
+    return msgspec.json.Decoder(t, strict=False)
+
+
+DECODE_BOOK_TICKER = _decoder(EnvBookTicker)
+DECODE_TRADE = _decoder(EnvTrade)
+DECODE_AGG_TRADE = _decoder(EnvAggTrade)
+DECODE_DEPTH = _decoder(EnvDepth)
+DECODE_SNAPSHOT_ENV = _decoder(EnvSnapshot)
+DECODE_SNAPSHOT = _decoder(Snapshot)
+
+# by stream kind (``data.readers.binance_ws``)
+DECODERS: dict[str, msgspec.json.Decoder[Any]] = {
+    "bt": DECODE_BOOK_TICKER,
+    "tr": DECODE_TRADE,
+    "agg": DECODE_AGG_TRADE,
+    "depth": DECODE_DEPTH,
+    "snap_env": DECODE_SNAPSHOT_ENV,
+    "snap": DECODE_SNAPSHOT,
 }
