@@ -6,14 +6,19 @@ from __future__ import annotations
 import json
 import math
 import os
-import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from avmm.errors import UserError
+
+if TYPE_CHECKING:
+    from avmm.replicate.as2008 import AS2008Result
+    from avmm.replicate.glft import GLFTResult
 
 app = typer.Typer(
     name="replicate",
@@ -41,7 +46,7 @@ def check_output_path(path: Path | None, what: str) -> None:
         raise UserError(f"{what} path {str(p)!r}: directory {str(parent)!r} is not writable")
 
 
-def _write_json(path: Path, obj) -> None:
+def _write_json(path: Path, obj: dict[str, Any]) -> None:
     try:
         with open(path, "w") as f:
             json.dump(obj, f, indent=2, allow_nan=False)
@@ -50,32 +55,58 @@ def _write_json(path: Path, obj) -> None:
         raise UserError(f"cannot write {str(path)!r}: {e.strerror or e}") from None
 
 
+def _check_outputs(json_path: Path | None, plot_path: Path | None, plot_feature: str) -> None:
+    """Before any work: both output paths writable, and matplotlib importable if --plot is given."""
+    check_output_path(json_path, "--json")
+    check_output_path(plot_path, "--plot")
+    if plot_path is not None:
+        from avmm.replicate.plotting import require_matplotlib
+
+        require_matplotlib(plot_feature)
+
+
+class _Result(Protocol):
+    def to_json(self) -> dict[str, Any]: ...
+
+
+R = TypeVar("R", bound=_Result)
+
+
+def _write_outputs(
+    console: Console,
+    result: R,
+    json_path: Path | None,
+    plot_path: Path | None,
+    plot: Callable[[R, Path], None],
+) -> None:
+    """The tail of every replicate command: ``--json`` (``result.to_json()``), then ``--plot``."""
+    if json_path is not None:
+        _write_json(json_path, result.to_json())
+        console.print(f"wrote {json_path}")
+    if plot_path is not None:
+        plot(result, plot_path)
+        console.print(f"wrote {plot_path}")
+
+
 def _fmt(x: float | None, digits: int = 2) -> str:
+    """A table cell: ``digits`` decimals, ``-`` for a missing or non-finite value."""
     return "-" if x is None or not math.isfinite(x) else f"{x:.{digits}f}"
 
 
-@app.command("as2008")
-def as2008_cmd(
-    paths: int = typer.Option(1000, "--paths", help="Monte Carlo paths per run (>= 1)."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the random numbers (shared by all runs)."),
-    gamma: list[float] | None = typer.Option(
-        None, "--gamma", help="Risk aversion (repeatable); default 0.1, 0.01, 1 as in the paper."
-    ),
-    json_path: Path | None = typer.Option(None, "--json", help="Write the rows as JSON."),
-    plot_path: Path | None = typer.Option(None, "--plot", help="Write the figures as PNG."),
-) -> None:
-    """Avellaneda & Stoikov (2008) section 3.3: inventory vs symmetric strategy (Monte Carlo)."""
-    from avmm.replicate.as2008 import PAPER_TABLE, AS2008Params, run_as2008
+_AS2008_STATS: tuple[Literal["spread", "profit_mean", "profit_std", "q_final_mean", "q_final_std"], ...] = (
+    "spread",
+    "profit_mean",
+    "profit_std",
+    "q_final_mean",
+    "q_final_std",
+)
 
-    check_output_path(json_path, "--json")
-    check_output_path(plot_path, "--plot")
-    gammas = tuple(gamma) if gamma else AS2008Params().gammas
-    run_as2008(paths=1, seed=seed, gammas=gammas[:1])  # validate + load/compile the kernels
-    t0 = time.perf_counter()
-    result = run_as2008(paths=paths, seed=seed, gammas=gammas)
-    elapsed = time.perf_counter() - t0
+
+def _as2008_table(result: AS2008Result) -> Table:
+    """The rows, each followed by the paper's Table 1 figures where the paper has them."""
+    from avmm.replicate.as2008 import PAPER_TABLE
+
     p = result.params
-
     table = Table(
         title=f"Avellaneda-Stoikov (2008) simulation: s0={p.s0:g} T={p.T:g} sigma={p.sigma:g} "
         f"dt={p.dt:g} A={p.A:g} k={p.k:g}, {p.paths} paths, seed {p.seed}",
@@ -83,57 +114,16 @@ def as2008_cmd(
     for col in ("gamma", "strategy", "spread", "profit mean", "profit std", "final q mean", "final q std"):
         table.add_column(col, justify="left" if col == "strategy" else "right")
     for row in result.rows:
-        table.add_row(
-            f"{row['gamma']:g}",
-            row["strategy"],
-            _fmt(row["spread"]),
-            _fmt(row["profit_mean"]),
-            _fmt(row["profit_std"]),
-            _fmt(row["q_final_mean"]),
-            _fmt(row["q_final_std"]),
-        )
+        table.add_row(f"{row['gamma']:g}", row["strategy"], *(_fmt(row[k]) for k in _AS2008_STATS))
         ref = PAPER_TABLE.get((row["gamma"], row["strategy"]))
         if ref is not None:
-            table.add_row(
-                "",
-                "  (paper)",
-                _fmt(ref["spread"]),
-                _fmt(ref["profit_mean"]),
-                _fmt(ref["profit_std"]),
-                _fmt(ref["q_final_mean"]),
-                _fmt(ref["q_final_std"]),
-                style="dim",
-            )
-    console = Console()
-    console.print(table)
-    console.print(
-        f"{len(result.runs)} runs x {p.paths} paths x {p.n_steps} steps in {elapsed * 1e3:.0f} ms (after compilation)"
-    )
-
-    if json_path is not None:
-        _write_json(json_path, result.to_json())
-        console.print(f"wrote {json_path}")
-    if plot_path is not None:
-        from avmm.replicate.as2008 import plot_as2008
-
-        plot_as2008(result, str(plot_path))
-        console.print(f"wrote {plot_path}")
+            table.add_row("", "  (paper)", *(_fmt(ref[k]) for k in _AS2008_STATS), style="dim")
+    return table
 
 
-@app.command("glft")
-def glft_cmd(
-    q_max: int = typer.Option(30, "--q-max", "-Q", help="Inventory limit Q (>= 1)."),
-    json_path: Path | None = typer.Option(None, "--json", help="Write the rows as JSON."),
-    plot_path: Path | None = typer.Option(None, "--plot", help="Write the figure as PNG."),
-) -> None:
-    """Gueant-Lehalle-Fernandez-Tapia (2013): exact ODE quotes vs the engine's closed form."""
-    from avmm.replicate.glft import run_glft
-
-    check_output_path(json_path, "--json")
-    check_output_path(plot_path, "--plot")
-    result = run_glft(Q=q_max)
+def _glft_table(result: GLFTResult) -> Table:
+    """Exact and approximate depths per inventory q."""
     p = result.params
-
     table = Table(
         title=f"GLFT (2013) optimal depths at t=0, ticks: sigma={p.sigma:g} A={p.A:g} k={p.k:g} "
         f"gamma={p.gamma:g} T={p.T:g} Q={p.Q}",
@@ -148,15 +138,49 @@ def glft_cmd(
             _fmt(row["ask_exact"], 4),
             _fmt(row["ask_approx"], 4),
         )
+    return table
+
+
+@app.command("as2008")
+def as2008_cmd(
+    paths: int = typer.Option(1000, "--paths", help="Monte Carlo paths per run (>= 1)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the random numbers (shared by all runs)."),
+    gamma: list[float] | None = typer.Option(
+        None, "--gamma", help="Risk aversion (repeatable); default 0.1, 0.01, 1 as in the paper."
+    ),
+    json_path: Path | None = typer.Option(None, "--json", help="Write the rows as JSON."),
+    plot_path: Path | None = typer.Option(None, "--plot", help="Write the figures as PNG."),
+) -> None:
+    """Avellaneda & Stoikov (2008) section 3.3: inventory vs symmetric strategy (Monte Carlo)."""
+    from avmm.replicate import as2008
+
+    _check_outputs(json_path, plot_path, as2008.PLOT_FEATURE)
+    overrides: dict[str, Any] = {"gammas": tuple(gamma)} if gamma else {}  # else the paper's
+    result = as2008.run_as2008(paths=paths, seed=seed, **overrides)
+
+    p = result.params
     console = Console()
-    console.print(table)
+    console.print(_as2008_table(result))
+    console.print(
+        f"{len(result.runs)} runs x {p.paths} paths x {p.n_steps} steps in {result.elapsed_s * 1e3:.0f} ms "
+        "(after compilation)"
+    )
+    _write_outputs(console, result, json_path, plot_path, as2008.plot_as2008)
+
+
+@app.command("glft")
+def glft_cmd(
+    q_max: int = typer.Option(30, "--q-max", "-Q", help="Inventory limit Q (>= 1)."),
+    json_path: Path | None = typer.Option(None, "--json", help="Write the rows as JSON."),
+    plot_path: Path | None = typer.Option(None, "--plot", help="Write the figure as PNG."),
+) -> None:
+    """Gueant-Lehalle-Fernandez-Tapia (2013): exact ODE quotes vs the engine's closed form."""
+    from avmm.replicate import glft
+
+    _check_outputs(json_path, plot_path, glft.PLOT_FEATURE)
+    result = glft.run_glft(Q=q_max)
+
+    console = Console()
+    console.print(_glft_table(result))
     console.print(f"max |exact - approx| = {result.max_abs_diff:.4f} ticks")
-
-    if json_path is not None:
-        _write_json(json_path, result.to_json())
-        console.print(f"wrote {json_path}")
-    if plot_path is not None:
-        from avmm.replicate.glft import plot_glft
-
-        plot_glft(result, str(plot_path))
-        console.print(f"wrote {plot_path}")
+    _write_outputs(console, result, json_path, plot_path, glft.plot_glft)
