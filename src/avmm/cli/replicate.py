@@ -8,7 +8,7 @@ import math
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import typer
 from rich.console import Console
@@ -93,18 +93,9 @@ def _fmt(x: float | None, digits: int = 2) -> str:
     return "-" if x is None or not math.isfinite(x) else f"{x:.{digits}f}"
 
 
-_AS2008_STATS: tuple[Literal["spread", "profit_mean", "profit_std", "q_final_mean", "q_final_std"], ...] = (
-    "spread",
-    "profit_mean",
-    "profit_std",
-    "q_final_mean",
-    "q_final_std",
-)
-
-
 def _as2008_table(result: AS2008Result) -> Table:
     """The rows, each followed by the paper's Table 1 figures where the paper has them."""
-    from avmm.replicate.as2008 import PAPER_TABLE
+    from avmm.replicate.as2008 import PAPER_TABLE, STAT_KEYS
 
     p = result.params
     table = Table(
@@ -114,10 +105,10 @@ def _as2008_table(result: AS2008Result) -> Table:
     for col in ("gamma", "strategy", "spread", "profit mean", "profit std", "final q mean", "final q std"):
         table.add_column(col, justify="left" if col == "strategy" else "right")
     for row in result.rows:
-        table.add_row(f"{row['gamma']:g}", row["strategy"], *(_fmt(row[k]) for k in _AS2008_STATS))
+        table.add_row(f"{row['gamma']:g}", row["strategy"], *(_fmt(row[k]) for k in STAT_KEYS))
         ref = PAPER_TABLE.get((row["gamma"], row["strategy"]))
         if ref is not None:
-            table.add_row("", "  (paper)", *(_fmt(ref[k]) for k in _AS2008_STATS), style="dim")
+            table.add_row("", "  (paper)", *(_fmt(ref[k]) for k in STAT_KEYS), style="dim")
     return table
 
 

@@ -4,33 +4,32 @@ the parameter and the value it got."""
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from numbers import Integral, Real
 
 from avmm.errors import UserError
 
 
-def require_finite(params: object, *names: str) -> None:
-    """Every attribute ``names`` of ``params`` is a finite number."""
+def _require(params: object, names: tuple[str, ...], test: Callable[[float], bool], must: str) -> None:
     for name in names:
         v = getattr(params, name)
-        if not math.isfinite(v):
-            raise UserError(f"{name} must be finite, got {v!r}")
+        if not (math.isfinite(v) and test(v)):
+            raise UserError(f"{name} must be {must}, got {v!r}")
+
+
+def require_finite(params: object, *names: str) -> None:
+    """Every attribute ``names`` of ``params`` is a finite number."""
+    _require(params, names, lambda v: True, "finite")
 
 
 def require_positive(params: object, *names: str) -> None:
     """Every attribute ``names`` of ``params`` is a finite number > 0."""
-    for name in names:
-        v = getattr(params, name)
-        if not (math.isfinite(v) and v > 0.0):
-            raise UserError(f"{name} must be a finite number > 0, got {v!r}")
+    _require(params, names, lambda v: v > 0.0, "a finite number > 0")
 
 
 def require_nonnegative(params: object, *names: str) -> None:
     """Every attribute ``names`` of ``params`` is a finite number >= 0."""
-    for name in names:
-        v = getattr(params, name)
-        if not (math.isfinite(v) and v >= 0.0):
-            raise UserError(f"{name} must be a finite number >= 0, got {v!r}")
+    _require(params, names, lambda v: v >= 0.0, "a finite number >= 0")
 
 
 def require_int(value: object, what: str, minimum: int) -> None:

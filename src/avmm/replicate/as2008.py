@@ -36,7 +36,7 @@ import math
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, TypedDict
+from typing import Any, Literal, TypedDict, get_args
 
 import numpy as np
 from numba import njit
@@ -54,15 +54,10 @@ STRATEGY_INVENTORY = 0
 STRATEGY_SYMMETRIC = 1
 STRATEGY_NAMES = ("inventory", "symmetric")
 
-ROW_KEYS = (
-    "gamma",
-    "strategy",
-    "spread",
-    "profit_mean",
-    "profit_std",
-    "q_final_mean",
-    "q_final_std",
-)
+# the statistics of a row (after its gamma and strategy), typed for keyed access to an AS2008Row
+StatKey = Literal["spread", "profit_mean", "profit_std", "q_final_mean", "q_final_std"]
+STAT_KEYS: tuple[StatKey, ...] = get_args(StatKey)
+ROW_KEYS = ("gamma", "strategy", *STAT_KEYS)
 
 
 class AS2008Row(TypedDict):
