@@ -240,8 +240,7 @@ class StrategyRun:
     @property
     def profit(self) -> np.ndarray:
         """Per-path profit: final cash plus the final inventory marked at the final mid."""
-        profit: np.ndarray = self.cash + self.q_final * self.mid_final
-        return profit
+        return self.cash + self.q_final * self.mid_final
 
     def row(self) -> AS2008Row:
         """Mean spread and the mean and (population) std of profit and final inventory."""
