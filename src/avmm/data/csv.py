@@ -4,11 +4,15 @@ the parser rejects (counted, never dropped silently).
 
 from __future__ import annotations
 
+import gzip
 import zipfile
 import zlib
 from collections import deque
 from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import pyarrow as pa
 
@@ -21,9 +25,65 @@ def read_first_line(path: Path) -> bytes:
     """First line of a (possibly gzip) file, without the newline ('' if unreadable/empty)."""
     try:
         with open_text_lines(path) as f:
-            return f.readline(1 << 16).rstrip(b"\r\n")
+            return _first_line(f)
     except (OSError, EOFError, zlib.error):
         return b""
+
+
+def _first_line(f: IO[bytes]) -> bytes:
+    return f.readline(1 << 16).rstrip(b"\r\n")
+
+
+def header_names(first: bytes) -> list[str]:
+    """The column names of a header line (unquoted, stripped)."""
+    return [h.strip().strip('"') for h in first.decode("utf-8", "replace").split(",")]
+
+
+@dataclass
+class CsvSource:
+    """A CSV file opened by ``open_csv``: its first line (a header or the first row) and the stream
+    ``csv_batches`` reads."""
+
+    path: Path
+    first: bytes  # without the newline; b"" when empty or unreadable
+    stream: pa.NativeFile | None  # a zip archive's CSV member; None: ``csv_batches`` opens ``path``
+
+
+@contextmanager
+def open_csv(path: Path) -> Iterator[CsvSource]:
+    """Open the CSV file ``path`` -- plain, gzip, or (``.zip``) the first CSV member of a zip
+    archive -- and read its first line. The zip member is closed when the block ends.
+
+    Raises
+    ------
+    UserError
+        A file that cannot be opened; a zip archive that is corrupt or holds no CSV file.
+    """
+    path = Path(path)
+    if path.suffix != ".zip":
+        try:
+            with open_text_lines(path) as f:
+                first = _first_line(f)
+        except (gzip.BadGzipFile, EOFError, zlib.error):
+            first = b""  # (``csv_batches`` reports the damage)
+        except OSError as e:
+            raise UserError(f"{path}: cannot open: {e}") from None
+        yield CsvSource(path, first, None)
+        return
+    try:
+        zf = zipfile.ZipFile(path)
+        members = [n for n in zf.namelist() if n.endswith(".csv")]
+        if not members:
+            raise UserError(f"{path}: zip archive without a CSV file")
+        with zf.open(members[0]) as f:
+            first = _first_line(f)
+        fh = zf.open(members[0])
+    except (zipfile.BadZipFile, OSError, EOFError) as e:
+        raise UserError(f"{path}: corrupt zip archive ({e})") from None
+    try:
+        yield CsvSource(path, first, pa.PythonFile(fh, mode="r"))
+    finally:
+        fh.close()
 
 
 def csv_batches(

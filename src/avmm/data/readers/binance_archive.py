@@ -18,7 +18,6 @@ thing to a receive time). A repeated id / update id is a duplicate.
 from __future__ import annotations
 
 import re
-import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,7 +26,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from avmm.data.columns import check_price, check_quotes, check_size, to_float, to_int
-from avmm.data.csv import csv_batches
+from avmm.data.csv import CsvSource, csv_batches, open_csv
 from avmm.data.issues import Counters, ProgressFn
 from avmm.data.ordering import RecentIds
 from avmm.errors import UserError
@@ -62,7 +61,7 @@ COLS = {
 }
 
 
-def parse_name(path: Path) -> dict | None:
+def parse_name(path: Path) -> dict[str, str] | None:
     m = _NAME.match(Path(path).name)
     return m.groupdict() if m else None
 
@@ -74,10 +73,6 @@ def looks_like(path: Path) -> bool:
 def to_ns(t: np.ndarray) -> np.ndarray:
     """ms / µs / ns epoch timestamps -> ns (by magnitude)."""
     return np.where(t < 10**14, t * 1_000_000, np.where(t < 10**17, t * 1000, t))
-
-
-def _first_line(f) -> bytes:
-    return f.readline(1 << 16).rstrip(b"\r\n")
 
 
 def read_binance_archive(
@@ -94,55 +89,38 @@ def read_binance_archive(
     if symbol and symbol.upper() != info["symbol"]:
         raise UserError(f"{path}: file is for {info['symbol']}, not {symbol.upper()}")
     kind = info["kind"]
-    if path.suffix == ".zip":
-        try:
-            zf = zipfile.ZipFile(path)
-            members = [n for n in zf.namelist() if n.endswith(".csv")]
-            if not members:
-                raise UserError(f"{path}: zip archive without a CSV file")
-            with zf.open(members[0]) as f:
-                first = _first_line(f)
-            fh = zf.open(members[0])
-        except (zipfile.BadZipFile, OSError, EOFError) as e:
-            raise UserError(f"{path}: corrupt zip archive ({e})") from None
-        stream = pa.PythonFile(fh, mode="r")
-    else:
-        with open(path, "rb") as f:
-            first = _first_line(f)
-        stream = None
-        fh = None
-    ncols = first.count(b",") + 1
-    header = not first[:1].isdigit()
-    names = COLS[kind][:ncols] + [f"x{i}" for i in range(max(0, ncols - len(COLS[kind])))]
-    try:
+    with open_csv(path) as src:
+        ncols = src.first.count(b",") + 1
+        names = COLS[kind][:ncols] + [f"x{i}" for i in range(max(0, ncols - len(COLS[kind])))]
         if kind == "bookTicker":
-            yield from _book_ticker(path, c, names, header, stream, block_size)
+            yield from _book_ticker(src, c, names, block_size)
         else:
-            yield from _trades(path, c, names, header, stream, block_size, kind)
-    finally:
-        if fh is not None:
-            fh.close()
+            yield from _trades(src, c, names, block_size, kind)
     if progress is not None:
         progress(path.stat().st_size)
 
 
-def _batches(path, c, names, include, header, stream, block_size):
-    if stream is None:
-        return csv_batches(path, c, include=include, column_names=names, skip_header=header, block_size=block_size)
+def _batches(
+    src: CsvSource, c: Counters, names: list[str], include: list[str], block_size: int
+) -> Iterator[tuple[pa.RecordBatch, int]]:
+    """Batches of the columns ``include``; ``names``: all columns (a header row, if any, is skipped)."""
+    header = not src.first[:1].isdigit()
     return csv_batches(
-        path, c, include=include, column_names=names, skip_header=header, block_size=block_size, stream=stream
+        src.path, c, include=include, column_names=names, skip_header=header, block_size=block_size, stream=src.stream
     )
 
 
-def _trades(path, c, names, header, stream, block_size, kind):
-    name = path.name
+def _trades(
+    src: CsvSource, c: Counters, names: list[str], block_size: int, kind: str
+) -> Iterator[tuple[np.ndarray, np.ndarray, str]]:
+    path, name = src.path, src.path.name
     if len(names) < 6:
         raise UserError(f"{path}:1: {kind} archive needs at least 6 columns, found {len(names)}")
     idc, pxc, qc = names[0], names[1], names[2]
     tc = "time" if kind == "trades" else "transact_time"
     mc = "is_buyer_maker"
     recent = RecentIds()
-    for batch, first in _batches(path, c, names, [idc, pxc, qc, tc, mc], header, stream, block_size):
+    for batch, first in _batches(src, c, names, [idc, pxc, qc, tc, mc], block_size):
         n = batch.num_rows
         lines = np.arange(first, first + n, dtype=np.int64)
         ids, b0 = to_int(batch.column(idc))
@@ -182,12 +160,14 @@ def _trades(path, c, names, header, stream, block_size, kind):
         yield ev, lines[keep], str(path)
 
 
-def _book_ticker(path, c, names, header, stream, block_size):
-    name = path.name
+def _book_ticker(
+    src: CsvSource, c: Counters, names: list[str], block_size: int
+) -> Iterator[tuple[np.ndarray, np.ndarray, str]]:
+    path, name = src.path, src.path.name
     if len(names) < 7:
         raise UserError(f"{path}:1: bookTicker archive needs 7 columns, found {len(names)}")
     recent = RecentIds()
-    for batch, first in _batches(path, c, names, names[:7], header, stream, block_size):
+    for batch, first in _batches(src, c, names, names[:7], block_size):
         n = batch.num_rows
         lines = np.arange(first, first + n, dtype=np.int64)
         uid, b0 = to_int(batch.column(names[0]))

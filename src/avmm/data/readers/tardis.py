@@ -19,8 +19,9 @@ A file with data rows of which not one is usable is a ``UserError`` (``FILE:LINE
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -28,7 +29,7 @@ import pyarrow.compute as pc
 
 from avmm.data import _fast
 from avmm.data.columns import check_price, check_quotes, check_size, to_float, to_int
-from avmm.data.csv import csv_batches, read_first_line
+from avmm.data.csv import CsvSource, csv_batches, header_names, open_csv, read_first_line
 from avmm.data.issues import Counters, ProgressFn
 from avmm.data.ordering import RecentIds
 from avmm.errors import UserError
@@ -50,8 +51,12 @@ US = 1000
 
 def detect_kind(path: Path) -> str | None:
     """``quotes`` / ``trades`` / ``incremental_book_L2`` / ``book_snapshot`` or None."""
-    head = read_first_line(path).decode("utf-8", "replace").split(",")
-    cols = {h.strip().strip('"') for h in head}
+    return _kind(read_first_line(path))
+
+
+def _kind(first: bytes) -> str | None:
+    """The kind of tardis.dev CSV whose header line is ``first`` (see ``detect_kind``)."""
+    cols = set(header_names(first))
     if not {"exchange", "symbol", "timestamp", "local_timestamp"} <= cols:
         return None
     if "is_snapshot" in cols:
@@ -69,7 +74,7 @@ class _Sym:
     def __init__(self, symbol: str | None):
         self.symbol = symbol.upper() if symbol else None
 
-    def mask(self, col: pa.Array, c: Counters, name: str) -> np.ndarray | None:
+    def mask(self, col: pa.Array | pa.ChunkedArray, c: Counters, name: str) -> np.ndarray | None:
         """Rows of another symbol (counted); None when all rows match."""
         if self.symbol is None:
             first = col[0].as_py()
@@ -80,13 +85,40 @@ class _Sym:
             return other
         return None
 
+    def exclude(self, batch: pa.RecordBatch, c: Counters, name: str, bad: np.ndarray) -> None:
+        """Mark the rows of another symbol in ``bad`` (counted)."""
+        other = self.mask(batch.column("symbol"), c, name)
+        if other is not None:
+            bad |= other
 
-def _times(batch, c, name, lines):
+
+def _times(
+    batch: pa.RecordBatch, first: int, c: Counters, name: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``(lines, exch_ts, local_ts, bad)`` of a batch whose first row is line ``first``: the line
+    numbers, both clocks in ns, and the rows with a bad timestamp (counted)."""
+    lines = _lines(first, batch.num_rows)
     exch, b1 = to_int(batch.column("timestamp"))
     local, b2 = to_int(batch.column("local_timestamp"))
     bad = b1 | b2 | (exch <= 0) | (local <= 0)
     c.add_mask("bad_timestamp", bad, name, lines)
-    return exch * US, local * US, bad
+    return lines, exch * US, local * US, bad
+
+
+def _floats(
+    batch: pa.RecordBatch, cols: Sequence[str], bad: np.ndarray, c: Counters, name: str, lines: np.ndarray
+) -> list[np.ndarray]:
+    """The float columns ``cols`` of a batch. A row with a value that is not a number is counted
+    ``non_numeric`` (unless already ``bad``) and marked in ``bad``."""
+    out = []
+    nn = np.zeros(batch.num_rows, dtype=bool)
+    for col in cols:
+        v, b = to_float(batch.column(col))
+        out.append(v)
+        nn |= b
+    c.add_mask("non_numeric", nn & ~bad, name, lines)
+    bad |= nn
+    return out
 
 
 def read_tardis(
@@ -98,20 +130,15 @@ def read_tardis(
 ) -> Iterator[tuple[np.ndarray, np.ndarray, str]]:
     """Yield ``(events, lines, path)`` chunks in file order."""
     path = Path(path)
-    kind = detect_kind(path)
-    if kind is None:
-        raise UserError(f"{path}:1: not a tardis.dev CSV (header {read_first_line(path)[:80]!r})")
-    fn = {
-        "quotes": _quotes,
-        "trades": _trades,
-        "incremental_book_L2": _incremental,
-        "book_snapshot": _snapshots,
-    }[kind]
     t = _Tally(c)
     used = 0
-    for ev, lines, p in fn(path, t, _Sym(symbol), progress, block_size):
-        used += len(ev)
-        yield ev, lines, p
+    with open_csv(path) as src:
+        kind = _kind(src.first)
+        if kind is None:
+            raise UserError(f"{path}:1: not a tardis.dev CSV (header {src.first[:80]!r})")
+        for ev, lines, p in _READERS[kind](src, t, _Sym(symbol), progress, block_size):
+            used += len(ev)
+            yield ev, lines, p
     if used == 0 and t.keys:  # rows, but not one usable (rows of another symbol do not count)
         raise UserError(
             f"{path}:{t.first or 2}: no usable row in this tardis.dev {kind} file "
@@ -133,7 +160,7 @@ class _Tally(Counters):
         if n > 0 and key != "other_symbol":
             self.keys.add(key)
 
-    def add_mask(self, key: str, bad: np.ndarray, path, lines) -> None:
+    def add_mask(self, key: str, bad: np.ndarray, path: Path | str, lines: np.ndarray | None) -> None:
         self.inner.add_mask(key, bad, path, lines)
         if key != "other_symbol" and np.any(bad):
             self.keys.add(key)
@@ -149,26 +176,25 @@ def _lines(first: int, n: int) -> np.ndarray:
 _QUOTE_FIELDS = (("px", "bid_price"), ("qty", "bid_amount"), ("px2", "ask_price"), ("qty2", "ask_amount"))
 
 
-def _quotes(path, c, sym, progress, block_size):
+def _batches(
+    src: CsvSource, c: Counters, cols: list[str], progress: ProgressFn | None, block_size: int
+) -> Iterator[tuple[pa.RecordBatch, int]]:
+    return csv_batches(src.path, c, include=cols, progress=progress, block_size=block_size, stream=src.stream)
+
+
+def _quotes(
+    src: CsvSource, c: Counters, sym: _Sym, progress: ProgressFn | None, block_size: int
+) -> Iterator[tuple[np.ndarray, np.ndarray, str]]:
     # Works on whole columns; the event array is packed once from the rows that survive.
-    name = path.name
+    path, name = src.path, src.path.name
     cols = ["symbol", "timestamp", "local_timestamp", "ask_amount", "ask_price", "bid_price", "bid_amount"]
     prev = None  # the last row yielded (column name -> value), for duplicates across chunks
-    for batch, first in csv_batches(path, c, include=cols, progress=progress, block_size=block_size):
-        n = batch.num_rows
-        lines = _lines(first, n)
-        exch, local, bad = _times(batch, c, name, lines)
+    for batch, first in _batches(src, c, cols, progress, block_size):
+        lines, exch, local, bad = _times(batch, first, c, name)
         f = {"exch_ts": exch, "local_ts": local}
-        nn = np.zeros(n, dtype=bool)
-        for field, col in _QUOTE_FIELDS:
-            v, b = to_float(batch.column(col))
-            f[field] = v
-            nn |= b
-        c.add_mask("non_numeric", nn & ~bad, name, lines)
-        bad |= nn
-        other = sym.mask(batch.column("symbol"), c, name)
-        if other is not None:
-            bad |= other
+        values = _floats(batch, [col for _, col in _QUOTE_FIELDS], bad, c, name, lines)
+        f.update((field, v) for (field, _), v in zip(_QUOTE_FIELDS, values, strict=True))
+        sym.exclude(batch, c, name, bad)
         if not bad.any():
             bad = check_quotes(f, c, name, lines)
         else:
@@ -191,7 +217,7 @@ def _quotes(path, c, sym, progress, block_size):
             yield ev, lines, str(path)
 
 
-def _dup_quotes(f: dict, prev: dict | None) -> np.ndarray | None:
+def _dup_quotes(f: dict[str, np.ndarray], prev: dict[str, Any] | None) -> np.ndarray | None:
     """Mask of rows identical (both clocks and all values) to the row before, None if there are
     none (``ordering.dedupe_quotes`` on columns)."""
     n = len(f["local_ts"])
@@ -205,26 +231,21 @@ def _dup_quotes(f: dict, prev: dict | None) -> np.ndarray | None:
     return same if same.any() else None
 
 
-def _trades(path, c, sym, progress, block_size):
-    name = path.name
+def _trades(
+    src: CsvSource, c: Counters, sym: _Sym, progress: ProgressFn | None, block_size: int
+) -> Iterator[tuple[np.ndarray, np.ndarray, str]]:
+    path, name = src.path, src.path.name
     cols = ["symbol", "timestamp", "local_timestamp", "id", "side", "price", "amount"]
     recent = RecentIds()
-    for batch, first in csv_batches(path, c, include=cols, progress=progress, block_size=block_size):
-        n = batch.num_rows
-        lines = _lines(first, n)
-        exch, local, bad = _times(batch, c, name, lines)
-        px, b1 = to_float(batch.column("price"))
-        qty, b2 = to_float(batch.column("amount"))
-        c.add_mask("non_numeric", (b1 | b2) & ~bad, name, lines)
-        bad |= b1 | b2
+    for batch, first in _batches(src, c, cols, progress, block_size):
+        lines, exch, local, bad = _times(batch, first, c, name)
+        px, qty = _floats(batch, ("price", "amount"), bad, c, name, lines)
         ids, _ = to_int(batch.column("id"))  # non-numeric ids are allowed: seq 0, no dedupe
         sides = batch.column("side")
         buy = np.asarray(pc.equal(sides, "buy").fill_null(False))
         sell = np.asarray(pc.equal(sides, "sell").fill_null(False))
         side = np.where(buy, BUY, np.where(sell, SELL, 0)).astype(np.int8)
-        other = sym.mask(batch.column("symbol"), c, name)
-        if other is not None:
-            bad |= other
+        sym.exclude(batch, c, name, bad)
         if not bad.any():
             bad = check_price(px, c, name, lines) | check_size(qty, c, name, lines)
         else:
@@ -265,13 +286,15 @@ def _trades(path, c, sym, progress, block_size):
         yield ev, lines, str(path)
 
 
-def _incremental(path, c, sym, progress, block_size):
-    name = path.name
+def _incremental(
+    src: CsvSource, c: Counters, sym: _Sym, progress: ProgressFn | None, block_size: int
+) -> Iterator[tuple[np.ndarray, np.ndarray, str]]:
+    path, name = src.path, src.path.name
     cols = ["symbol", "timestamp", "local_timestamp", "is_snapshot", "side", "price", "amount"]
     carry = None  # rows of the last (possibly incomplete) batch, kept for the next chunk
     prev_snap_ts = None  # local_ts of the last snapshot row emitted, and whether last row was snapshot
     prev_was_snap = False
-    batches = csv_batches(path, c, include=cols, progress=progress, block_size=block_size)
+    batches = _batches(src, c, cols, progress, block_size)
     done = False
     while not done:
         try:
@@ -280,22 +303,15 @@ def _incremental(path, c, sym, progress, block_size):
             done = True
             batch = None
         if batch is not None:
-            n = batch.num_rows
-            lines = _lines(first, n)
-            exch, local, bad = _times(batch, c, name, lines)
-            px, b1 = to_float(batch.column("price"))
-            qty, b2 = to_float(batch.column("amount"))
-            c.add_mask("non_numeric", (b1 | b2) & ~bad, name, lines)
-            bad |= b1 | b2
+            lines, exch, local, bad = _times(batch, first, c, name)
+            px, qty = _floats(batch, ("price", "amount"), bad, c, name, lines)
             snap = np.asarray(pc.equal(pc.utf8_lower(batch.column("is_snapshot")), "true").fill_null(False))
             sides = batch.column("side")
             bid = np.asarray(pc.equal(sides, "bid").fill_null(False))
             ask = np.asarray(pc.equal(sides, "ask").fill_null(False))
             c.add_mask("malformed_row", ~(bid | ask) & ~bad, name, lines)
             bad |= ~(bid | ask)
-            other = sym.mask(batch.column("symbol"), c, name)
-            if other is not None:
-                bad |= other
+            sym.exclude(batch, c, name, bad)
             ok = ~bad
             bad[ok] |= check_price(px[ok], c, name, lines[ok]) | check_size(
                 qty[ok], c, name, lines[ok], allow_zero=True
@@ -360,9 +376,11 @@ def _incremental(path, c, sym, progress, block_size):
         yield ev, lines, str(path)
 
 
-def _snapshots(path, c, sym, progress, block_size):
-    name = path.name
-    head = [h.strip().strip('"') for h in read_first_line(path).decode("utf-8", "replace").split(",")]
+def _snapshots(
+    src: CsvSource, c: Counters, sym: _Sym, progress: ProgressFn | None, block_size: int
+) -> Iterator[tuple[np.ndarray, np.ndarray, str]]:
+    path, name = src.path, src.path.name
+    head = header_names(src.first)
     nlev = 0
     while f"asks[{nlev}].price" in head and f"bids[{nlev}].price" in head:
         nlev += 1
@@ -375,13 +393,10 @@ def _snapshots(path, c, sym, progress, block_size):
         lvl_cols += [f"asks[{i}].price", f"asks[{i}].amount"]
     cols = ["symbol", "timestamp", "local_timestamp"] + lvl_cols
     width = 2 * nlev + 2  # CLEAR, 2*nlev levels, QUOTE
-    for batch, first in csv_batches(path, c, include=cols, progress=progress, block_size=block_size):
+    for batch, first in _batches(src, c, cols, progress, block_size):
         n = batch.num_rows
-        lines = _lines(first, n)
-        exch, local, bad = _times(batch, c, name, lines)
-        other = sym.mask(batch.column("symbol"), c, name)
-        if other is not None:
-            bad |= other
+        lines, exch, local, bad = _times(batch, first, c, name)
+        sym.exclude(batch, c, name, bad)
         P = np.zeros((n, 2 * nlev))
         Q = np.zeros((n, 2 * nlev))
         valid = np.zeros((n, 2 * nlev), dtype=bool)  # level given (both cells numeric)
@@ -445,3 +460,13 @@ def _snapshots(path, c, sym, progress, block_size):
         ev = blk[keep]
         ln = np.repeat(lines[rows], keep.sum(axis=1))
         yield ev, ln, str(path)
+
+
+# the reader of each kind of file: (source, counters, symbol filter, progress, block size) -> chunks
+_Kind = Callable[[CsvSource, Counters, _Sym, ProgressFn | None, int], Iterator[tuple[np.ndarray, np.ndarray, str]]]
+_READERS: dict[str, _Kind] = {
+    "quotes": _quotes,
+    "trades": _trades,
+    "incremental_book_L2": _incremental,
+    "book_snapshot": _snapshots,
+}
