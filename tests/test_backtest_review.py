@@ -10,7 +10,8 @@ import pytest
 from avmm.backtest import exchange as X
 from avmm.backtest import state as BS
 from avmm.backtest.runner import Backtester, bt_params, run_backtest
-from avmm.config import load_config, to_params
+from avmm.config import load_config
+from avmm.core.config import to_params
 from avmm.data.synth import generate
 from avmm.events import CLEAR, DEPTH, SNAPSHOT, empty
 from test_backtest import MS, T0, Q, T, cfg, stream
@@ -63,7 +64,7 @@ def test_our_orders_at_one_price_share_the_trade():
     c = load_config(
         None, ["quoting.tick=0.01", "quoting.lot=1.0", 'backtest.queue_model="risk-averse"', "risk.max_position=10.0"]
     )
-    bp = bt_params(c, to_params(c))
+    bp = bt_params(c, c.backtest, to_params(c))
     bs = BS.new_bt_state()
     xo = np.zeros(BS.MAX_X, BS.XORDER_DTYPE)
     keys, vals = BS.new_cache()

@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from avmm.config import Config, dump_toml, load_config, to_params
+from avmm.config import Config, dump_toml, load_config
+from avmm.core.config import to_params
 from avmm.errors import UserError
 
 

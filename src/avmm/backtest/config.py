@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, Field, model_validator
 
-_STRICT = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
+from avmm.core.config import STRICT
 
 
 class BacktestConfig(BaseModel):
-    model_config = _STRICT
+    model_config = STRICT
     # latency
     feed_latency_ms: float = Field(
         0.0, ge=0, le=1e6, description="extra feed latency added to every event's local time"

@@ -5,9 +5,14 @@ to the venue and responses back, each stamped with its arrival time.
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import numpy as np
 from numba import njit
 
+from avmm.backtest.config import BacktestConfig
 from avmm.backtest.state import QCAP, QMASK
+from avmm.errors import UserError
 from avmm.jit import NJIT, NJIT_INLINE  # noqa: F401  (NJIT_INLINE: inlined into the loop, no call)
 
 
@@ -44,3 +49,33 @@ def respond(bs, lat, rs, t, kind, oid, side, px, qty, fee):
     if tail == bs.rs_tail:
         bs.n_overflow += 1
     bs.rs_tail = tail
+
+
+def latency_table(b: BacktestConfig) -> np.ndarray:
+    """(n, 2) int64 ns: entry and response latencies, used cyclically (deterministic)."""
+    e, r = b.entry_latency_ms * 1e6, b.response_latency_ms * 1e6
+    if b.latency_model == "constant":
+        return np.array([[round(e), round(r)]], dtype=np.int64)
+    if b.latency_model == "recorded":
+        path = Path(b.latency_file)
+        try:
+            if path.suffix == ".npy":
+                arr = np.load(path)
+            else:
+                arr = np.loadtxt(
+                    path, delimiter=",", ndmin=2, comments="#", skiprows=1 if not path.read_text()[:1].isdigit() else 0
+                )
+        except (OSError, ValueError) as ex:
+            raise UserError(f"backtest.latency_file {str(path)!r}: cannot read latencies ({ex})") from None
+        arr = np.asarray(arr)
+        if arr.ndim != 2 or arr.shape[1] != 2 or arr.shape[0] == 0 or not np.isfinite(arr).all() or (arr < 0).any():
+            raise UserError(f"backtest.latency_file {str(path)!r}: expected rows of entry_ns,response_ns >= 0")
+        return np.ascontiguousarray(np.round(arr).astype(np.int64))
+    rng = np.random.default_rng(b.latency_seed)
+    n = 1 << 16
+    if b.latency_model == "normal":
+        z = rng.standard_normal((n, 2))
+        lat = np.array([e, r]) * (1.0 + b.latency_jitter * z)
+    else:  # lognormal, median = the configured latency
+        lat = np.array([e, r]) * np.exp(b.latency_jitter * rng.standard_normal((n, 2)))
+    return np.round(np.maximum(lat, 0.0)).astype(np.int64)

@@ -2,10 +2,10 @@
 
 Public API:
 
-* ``run_backtest(data, cfg, progress=None) -> BacktestResult`` -- ``data`` is a path to an event
+* ``run_backtest(data, cfg, backtest, progress=None) -> BacktestResult`` -- ``data`` is a path to an event
   store, a list of paths (run back to back as one session), an ``EVENT_DTYPE`` array, or an
   iterable of ``EventColumns`` / ``EVENT_DTYPE`` chunks;
-* ``Backtester(cfg)`` -- the same, one chunk at a time: ``feed(columns)``, then ``finish()``;
+* ``Backtester(cfg, backtest)`` -- the same, one chunk at a time: ``feed(columns)``, then ``finish()``;
 * ``adapt_config(cfg, meta)`` -- tick / lot from the store's metadata unless set in the config.
 
 Memory is bounded by the chunk size: one chunk of columns (plus the few rows the strategy still
@@ -21,9 +21,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, TypeVar
 
 import numpy as np
 
+from avmm.backtest.config import BacktestConfig
+from avmm.backtest.latency import latency_table
 from avmm.backtest.loop import ST_DONE, ST_FULL, ST_NEED, run_chunk
 from avmm.backtest.metrics import FillStats, summarize
 from avmm.backtest.queue import QUEUE_MODELS
@@ -40,10 +43,12 @@ from avmm.backtest.state import (
     new_bt_state,
     new_cache,
 )
-from avmm.config import Config, dump_toml, to_params
+from avmm.core.config import StrategyConfig, to_params
 from avmm.core.state import CoreMemory
 from avmm.errors import UserError
 from avmm.events import EVENT_DTYPE
+
+S = TypeVar("S", bound=StrategyConfig)
 
 COLS = ("exch_ts", "local_ts", "px", "qty", "px2", "qty2", "kind", "side")
 COL_DTYPES = (np.int64, np.int64, np.float64, np.float64, np.float64, np.float64, np.uint8, np.int8)
@@ -56,18 +61,23 @@ class BacktestResult:
     summary: dict
     samples: np.ndarray  # SAMPLE_DTYPE
     fills: np.ndarray  # FILL_DTYPE (the first 200,000)
-    config: Config
+    config: StrategyConfig  # the strategy as run: instrument sizes adapted to the data (``adapt_config``)
+    backtest: BacktestConfig
     meta: dict = field(default_factory=dict)
 
+    def config_dict(self) -> dict:
+        """The sections as run, as one JSON-ready dict (the config file's layout)."""
+        return {**self.config.model_dump(mode="json"), "backtest": self.backtest.model_dump(mode="json")}
+
     def to_json(self) -> dict:
+        """The summary figures, the config used (``config``) and the data's metadata (``data``)."""
         out = dict(self.summary)
-        out["config"] = self.config.model_dump(mode="json")
-        out["config_toml"] = dump_toml(self.config)
+        out["config"] = self.config_dict()
         out["data"] = self.meta
         return out
 
 
-def adapt_config(cfg: Config, meta: dict) -> Config:
+def adapt_config(cfg: S, meta: dict) -> S:
     """Instrument sizes from the store's metadata where the config does not set them: tick and
     lot; a quote size below the lot becomes one lot, and a position limit below 10 quote sizes
     becomes 10 (so a default config quotes e.g. whole shares on an equity)."""
@@ -86,43 +96,11 @@ def adapt_config(cfg: Config, meta: dict) -> Config:
             data["risk"]["max_position"] = max(data["risk"]["max_position"], 10 * lot_v)
     if data == cfg.model_dump():
         return cfg
-    out = Config.model_validate(data)
-    return out
+    return type(cfg).model_validate(data)
 
 
-def latency_table(cfg: Config) -> np.ndarray:
-    """(n, 2) int64 ns: entry and response latencies, used cyclically (deterministic)."""
-    b = cfg.backtest
-    e, r = b.entry_latency_ms * 1e6, b.response_latency_ms * 1e6
-    if b.latency_model == "constant":
-        return np.array([[round(e), round(r)]], dtype=np.int64)
-    if b.latency_model == "recorded":
-        path = Path(b.latency_file)
-        try:
-            if path.suffix == ".npy":
-                arr = np.load(path)
-            else:
-                arr = np.loadtxt(
-                    path, delimiter=",", ndmin=2, comments="#", skiprows=1 if not path.read_text()[:1].isdigit() else 0
-                )
-        except (OSError, ValueError) as ex:
-            raise UserError(f"backtest.latency_file {str(path)!r}: cannot read latencies ({ex})") from None
-        arr = np.asarray(arr)
-        if arr.ndim != 2 or arr.shape[1] != 2 or arr.shape[0] == 0 or not np.isfinite(arr).all() or (arr < 0).any():
-            raise UserError(f"backtest.latency_file {str(path)!r}: expected rows of entry_ns,response_ns >= 0")
-        return np.ascontiguousarray(np.round(arr).astype(np.int64))
-    rng = np.random.default_rng(b.latency_seed)
-    n = 1 << 16
-    if b.latency_model == "normal":
-        z = rng.standard_normal((n, 2))
-        lat = np.array([e, r]) * (1.0 + b.latency_jitter * z)
-    else:  # lognormal, median = the configured latency
-        lat = np.array([e, r]) * np.exp(b.latency_jitter * rng.standard_normal((n, 2)))
-    return np.round(np.maximum(lat, 0.0)).astype(np.int64)
-
-
-def bt_params(cfg: Config, p: np.ndarray) -> np.ndarray:
-    b = cfg.backtest
+def bt_params(cfg: StrategyConfig, b: BacktestConfig, p: np.ndarray) -> np.ndarray:
+    """The exchange model's params record (``BT_PARAMS_DTYPE``) for the strategy's params ``p``."""
     bp = np.zeros(1, dtype=BT_PARAMS_DTYPE)
     bp["tick"] = cfg.quoting.tick
     bp["lot"] = cfg.quoting.lot
@@ -159,20 +137,35 @@ def as_columns(chunk) -> tuple[np.ndarray, ...]:
     return tuple(_readonly(np.ascontiguousarray(getattr(chunk, c), dtype=d)) for c, d in zip(COLS, COL_DTYPES))
 
 
+def _backtest_section(cfg: StrategyConfig, backtest: BacktestConfig | None) -> BacktestConfig:
+    """``backtest``, else the ``[backtest]`` section of a whole-file config, else the defaults."""
+    if backtest is not None:
+        return backtest
+    section = getattr(cfg, "backtest", None)
+    return section if isinstance(section, BacktestConfig) else BacktestConfig()
+
+
 class Backtester:
     """One backtest: ``feed`` column chunks in order, then ``finish()`` for the result."""
 
-    def __init__(self, cfg: Config, meta: dict | None = None, keep_fills: int = 200_000):
+    def __init__(
+        self,
+        cfg: StrategyConfig,
+        backtest: BacktestConfig | None = None,
+        meta: dict | None = None,
+        keep_fills: int = 200_000,
+    ):
         self.cfg = cfg
+        self.bt = _backtest_section(cfg, backtest)
         self.meta = meta or {}
         self.params = to_params(cfg)
         self.params["log_rate"] = 0.0  # the core's sampled log is for the live runtime; nobody reads it here
         self.mem = CoreMemory(self.params, int(self.params["seed"][0]))
-        self.bp = bt_params(cfg, self.params)
+        self.bp = bt_params(cfg, self.bt, self.params)
         self.bs = new_bt_state()
         self.xo = np.zeros(MAX_X, dtype=XORDER_DTYPE)
         self.keys, self.vals = new_cache()
-        self.lat = latency_table(cfg)
+        self.lat = latency_table(self.bt)
         self.rq = np.zeros(QCAP, dtype=MSG_DTYPE)
         self.rs = np.zeros(QCAP, dtype=MSG_DTYPE)
         self.ring = np.zeros(MO_CAP, dtype=FILL_DTYPE)
@@ -248,7 +241,7 @@ class Backtester:
         st = self._run(1)
         assert st == ST_DONE
         self.done = True
-        b = self.cfg.backtest
+        b = self.bt
         bs = self.bs[0]
         samples = np.concatenate(self.samples) if self.samples else np.zeros(0, dtype=SAMPLE_DTYPE)
         inverse = b.contract == "inverse"
@@ -270,7 +263,7 @@ class Backtester:
         st = self.mem.state[0]
         summary["bad_quotes"] = int(st["n_bad_quotes"])  # NaN / non-positive / crossed: ignored
         summary["bad_trades"] = int(st["n_bad_trades"])
-        return BacktestResult(summary, samples, self.fills.fills(), self.cfg, self.meta)
+        return BacktestResult(summary, samples, self.fills.fills(), self.cfg, self.bt, self.meta)
 
 
 def _chunks_of(data, chunk_events: int):
@@ -345,15 +338,41 @@ def _read_columns(path: Path, chunk_events: int):
 
 
 def run_backtest(
-    data, cfg: Config | None = None, progress: Callable[[int, int | None], None] | None = None, meta: dict | None = None
+    data: Any,
+    cfg: StrategyConfig | None = None,
+    backtest: BacktestConfig | None = None,
+    progress: Callable[[int, int | None], None] | None = None,
+    meta: dict | None = None,
 ) -> BacktestResult:
-    """Run one backtest over ``data`` (see the module docstring). ``progress(rows_done, total)`` is
-    called after each chunk."""
-    cfg = cfg if cfg is not None else Config()
-    chunks, meta0, total = _chunks_of(data, cfg.backtest.chunk_events)
+    """Run one backtest of the strategy core over ``data``.
+
+    Parameters
+    ----------
+    data : path, list of paths, ndarray or iterable of chunks
+        An event store (``avmm data convert``), several stores run back to back as one session,
+        an ``EVENT_DTYPE`` array, or an iterable of ``EventColumns`` / ``EVENT_DTYPE`` chunks in
+        local-time order.
+    cfg : StrategyConfig, optional
+        The strategy's sections (default: the defaults). A whole ``avmm.config.Config`` may be
+        given: its ``[backtest]`` section is then used unless ``backtest`` is given.
+    backtest : BacktestConfig, optional
+        The exchange model (latency, fees, queue model, ...).
+    progress : callable, optional
+        ``progress(rows_done, rows_total_or_None)``, called after each chunk.
+    meta : dict, optional
+        Metadata to add to the store's (``tick_size`` / ``lot_size`` set the instrument).
+
+    Returns
+    -------
+    BacktestResult
+        The summary figures, equity samples, fills and the config as run.
+    """
+    cfg = cfg if cfg is not None else StrategyConfig()
+    backtest = _backtest_section(cfg, backtest)
+    chunks, meta0, total = _chunks_of(data, backtest.chunk_events)
     meta = {**meta0, **(meta or {})}
     cfg = adapt_config(cfg, meta)
-    bt = Backtester(cfg, meta)
+    bt = Backtester(cfg, backtest, meta)
     done = 0
     for ch in chunks:
         bt.feed(ch)
@@ -368,4 +387,4 @@ def warm_up() -> None:
     from avmm.data.synth import generate
 
     ev = next(generate(2000, 1))
-    run_backtest(ev, Config())
+    run_backtest(ev, StrategyConfig())

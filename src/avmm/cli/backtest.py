@@ -6,10 +6,14 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from avmm.errors import UserError
+
+if TYPE_CHECKING:
+    from avmm.backtest.runner import BacktestResult
 
 REPORT_SUFFIXES = (".html", ".htm", ".png")
 
@@ -151,7 +155,7 @@ def backtest_command(
     _warm_up_with_notice()
     bar = _Progress(progress)
     try:
-        res = run_backtest(sources, cfg, progress=bar)
+        res = run_backtest(sources, cfg, cfg.backtest, progress=bar)
     finally:
         bar.close()
     s = res.summary
@@ -171,7 +175,7 @@ def backtest_command(
     Console(width=max(100, Console().width)).print(table)
 
     if json_out is not None:
-        json_out.write_text(json.dumps(res.to_json(), indent=2, default=_json_default) + "\n")
+        json_out.write_text(json.dumps(_json_doc(res), indent=2, default=_json_default) + "\n")
     if report is not None:
         from avmm.backtest.report import write_report
 
@@ -208,3 +212,14 @@ def _json_default(o):
         return json_default(o)
     except TypeError:
         return str(o)
+
+
+def _json_doc(res: BacktestResult) -> dict[str, Any]:
+    """``--json``: the result's figures, the config as run (a dict and TOML text) and the data."""
+    from avmm.config import Config, dump_toml
+
+    out = res.to_json()
+    data = out.pop("data")
+    out["config_toml"] = dump_toml(Config.model_validate(out["config"]))
+    out["data"] = data
+    return out

@@ -13,8 +13,8 @@ from functools import partial
 
 import numpy as np
 
-from avmm.config import Config, to_params
 from avmm.core import entry as core
+from avmm.core.config import StrategyConfig, to_params
 from avmm.core.state import ACTION_NAMES, LOG_CAP, CoreMemory
 from avmm.jit import bind
 
@@ -47,8 +47,8 @@ class Engine:
         "targets",
     )
 
-    def __init__(self, cfg: Config | None = None, params: np.ndarray | None = None):
-        self.cfg = cfg if cfg is not None else Config()
+    def __init__(self, cfg: StrategyConfig | None = None, params: np.ndarray | None = None) -> None:
+        self.cfg = cfg if cfg is not None else StrategyConfig()
         params = params if params is not None else to_params(self.cfg)
         self.mem = CoreMemory(params, int(params["seed"][0]))
         self.params, self.state = self.mem.params, self.mem.state

@@ -1,94 +1,53 @@
-"""One quote from the command line: ``avmm quote`` runs the engine's own ``compute_targets``.
+"""One quote from fixed inputs: the engine's own ``compute_targets`` on a given mid and inventory.
 
-Inventory ``q`` is given in model units (q_unit = 1). Without ``tick`` prices are not rounded and
-without ``lot`` sizes are not rounded; without a best bid/ask there is no post-only clamp.
+Used by ``avmm quote`` and by users checking what the core would quote. Inventory ``q`` is in model
+units (``model.q_unit``).
 """
 
 from __future__ import annotations
 
-import math
+from typing import Any
 
-from avmm.config import Config, validate
+from avmm.core.config import StrategyConfig
 from avmm.core.engine import Engine
-from avmm.errors import UserError
 
 
-def quote_once(
-    *,
-    model: str,
+def one_quote(
+    cfg: StrategyConfig,
     mid: float,
-    q: float,
-    gamma: float,
-    sigma: float,
-    k: float,
-    A: float | None = None,
-    tau: float = 1.0,
-    delta: float = 1.0,
-    xi: float | None = None,
-    tick: float | None = None,
-    lot: float | None = None,
-    levels: int = 1,
-    size: float = 1.0,
-    spacing_ticks: float = 0.0,
-    spacing_frac: float = 0.5,
-    size_eta: float = 0.0,
-    min_spread: float = 0.0,
-    max_spread: float = 0.0,
-    max_position: float | None = None,
+    q: float = 0.0,
     best_bid: float | None = None,
     best_ask: float | None = None,
-    fair: str = "mid",
-) -> dict:
-    for name, v in (("mid", mid), ("q", q)):
-        if not math.isfinite(v):
-            raise UserError(f"--{name} {v}: must be a finite number")
-    if mid <= 0:
-        raise UserError(f"--mid {mid}: must be > 0")
-    if model == "glft" and A is None:
-        raise UserError("--A: required for --model glft")
-    if spacing_ticks > 0 and tick is None:
-        raise UserError("--spacing-ticks: needs --tick")
-    if (best_bid is None) != (best_ask is None):
-        raise UserError("--best-bid and --best-ask go together")
-    if best_bid is not None and not (0 < best_bid < best_ask):
-        raise UserError(f"--best-bid {best_bid} / --best-ask {best_ask}: need 0 < bid < ask")
-    cfg: Config = validate(
-        {
-            "model": {
-                "kind": model,
-                "gamma": gamma,
-                "sigma": sigma,
-                "k": k,
-                "A": A if A is not None else "auto",
-                "tau_s": tau,
-                "horizon_s": tau,
-                "horizon_cycle": False,
-                "delta": delta,
-                "xi": xi,
-                "q_unit": 1.0,
-            },
-            "quoting": {
-                "tick": tick or 1.0,
-                "lot": lot or 1.0,
-                "levels": levels,
-                "size": size,
-                "spacing_ticks": spacing_ticks,
-                "spacing_frac": spacing_frac,
-                "size_eta": size_eta,
-                "min_spread": min_spread,
-                "max_spread": max_spread,
-                "post_only": best_bid is not None,
-                "fair_price": fair,
-            },
-            "risk": {"max_position": max_position if max_position is not None else 1e300},
-        },
-        where="quote",
-    )
+    round_prices: bool = True,
+    round_sizes: bool = True,
+) -> dict[str, Any]:
+    """The quote the core computes for ``cfg`` at ``mid`` with inventory ``q``.
+
+    Parameters
+    ----------
+    cfg : StrategyConfig
+        The strategy; ``model.sigma``, ``model.k`` (and ``model.A`` for GLFT) must be fixed numbers.
+    mid : float
+        The mid price.
+    q : float
+        The inventory in model units.
+    best_bid, best_ask : float, optional
+        The market's best prices (the post-only clamp uses them); default: the mid.
+    round_prices, round_sizes : bool
+        Round prices to ``quoting.tick`` / sizes to ``quoting.lot`` (off: exact model prices).
+
+    Returns
+    -------
+    dict
+        ``reservation_price``, ``bid_depth`` / ``ask_depth`` (from the mid, before rounding),
+        ``spread``, the best ``bid`` / ``ask`` (None when a side is not quoted) and ``levels``
+        (``{"bids": [[px, qty], ...], "asks": [...]}``).
+    """
     eng = Engine(cfg)
     p = eng.params
-    if tick is None:
+    if not round_prices:
         p["tick"], p["inv_tick"] = 0.0, 0.0
-    if lot is None:
+    if not round_sizes:
         p["lot"], p["inv_lot"] = 0.0, 0.0
     s = eng.state
     s["has_book"] = 1
@@ -102,7 +61,7 @@ def quote_once(
     st = s[0]
     lad = eng.ladder()
     return {
-        "model": model,
+        "model": cfg.model.kind,
         "mid": mid,
         "q": q,
         "reservation_price": float(st["res_px"]),

@@ -34,7 +34,7 @@ from functools import partial
 import numpy as np
 from numba import carray, njit
 
-from avmm.config import Config
+from avmm.core.config import StrategyConfig
 from avmm.core.engine import Engine
 from avmm.core.entry import views
 from avmm.core.state import (
@@ -88,9 +88,9 @@ def bench_stream(n: int, seed: int = 1, tick: float = 0.01, trade_frac: float = 
     )
 
 
-def bench_config(requote: str = "always") -> Config:
+def bench_config(requote: str = "always") -> StrategyConfig:
     """The engine config the bench runs: estimators on (sigma, A, k 'auto'), two levels a side."""
-    return Config.model_validate(
+    return StrategyConfig.model_validate(
         {
             "model": {"kind": "as-rolling", "gamma": 0.1, "tau_s": 60.0},
             "quoting": {"tick": 0.01, "lot": 0.001, "levels": 2, "size": 0.01, "requote_always": requote == "always"},
@@ -392,59 +392,3 @@ def run_bench(
 
 
 # --- presentation ---------------------------------------------------------------------------------
-
-
-def _fmt(v) -> str:
-    return "-" if v is None else f"{v:,.0f}"
-
-
-def render(r: BenchResult, console=None) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    console = console or Console()
-    t = Table(title=f"avmm bench: {r.events:,} events ({r.quote_events:,} quotes), requote={r.requote}, ns")
-    for col in ("stage", "p50", "p90", "p99", "p99.9", "max", "n"):
-        t.add_column(col, justify="right" if col != "stage" else "left")
-
-    def row(name, d):
-        t.add_row(name, *(_fmt(d[k]) for k in ("p50", "p90", "p99", "p999", "max")), f"{d['n']:,}")
-
-    for name in STAGES:
-        row(name.replace("_", " "), r.stages[name])
-    row("[bold]tick-to-quote cycle[/bold]", r.cycle_ns)
-    row("reference (plain Python)", r.reference_ns)
-    console.print(t)
-    console.print(
-        f"cycles/s: [bold]{r.cycles_per_s:,.0f}[/bold]   cycle p50 / reference p50: {r.ratio_p50:.2f}   "
-        f"fills: {r.fills:,}   actions: {r.actions:,}"
-    )
-    console.print(
-        f"allocation per cycle (steady state): {r.alloc_bytes_per_cycle:.4f} bytes retained (tracemalloc), "
-        f"{r.nrt_allocs_per_cycle:.4f} compiled-code allocations; transient peak {r.alloc_transient_peak_bytes:,} bytes; "
-        f"peak RSS {r.peak_rss_bytes / 2**20:,.0f} MiB"
-    )
-
-
-def run_and_report(events: int, seed: int, requote: str, json_out: str | None, profile: str | None) -> BenchResult:
-    import json
-    from pathlib import Path
-
-    from rich.console import Console
-
-    console = Console(stderr=True)
-    for path, flag in ((json_out, "--json"), (profile, "--profile")):
-        if path and not Path(path).resolve().parent.is_dir():
-            raise UserError(f"{flag} {path}: directory does not exist")
-    with console.status("benchmarking") as status:
-        r = run_bench(
-            events=events,
-            seed=seed,
-            requote=requote,
-            profile=profile,
-            progress=lambda msg: status.update(f"benchmarking: {msg}"),
-        )
-    render(r)
-    if json_out:
-        Path(json_out).write_text(json.dumps(r.to_json(), indent=2) + "\n")
-    return r

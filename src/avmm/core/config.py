@@ -1,0 +1,195 @@
+"""The strategy's config sections and the params record the compiled core reads.
+
+Sections ``[model]``, ``[quoting]``, ``[risk]``, ``[estimators]``, ``[logging]``, composed into
+``StrategyConfig``: what ``Engine`` and every runtime (backtest, sweep, paper, live) receive.
+The whole TOML file (these sections plus each runtime's own) is composed in ``avmm.config``.
+Units are in the key names (``_s`` seconds, ``_ticks`` ticks); prices in quote currency, sizes in
+base units. ``to_params`` turns a validated config into the ``PARAMS_DTYPE`` record.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from avmm.core.model import MODEL_NAMES
+from avmm.core.state import (
+    FAIR_MICRO,
+    FAIR_MID,
+    MAX_INT_BINS,
+    MAX_INT_BUCKETS,
+    MAX_LEVELS,
+    MAX_VWAP_BUCKETS,
+    PARAMS_DTYPE,
+)
+from avmm.errors import UserError, describe_validation
+
+STRICT = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
+
+
+class ModelConfig(BaseModel):
+    model_config = STRICT
+    kind: Literal["as", "as-rolling", "glft"] = "as-rolling"
+    gamma: float = Field(0.1, gt=0, le=1e6, description="risk aversion, 1/(price*q unit)")
+    sigma: float | Literal["auto"] = Field("auto", description="price/sqrt(s), or 'auto' (estimator)")
+    A: float | Literal["auto"] = Field("auto", description="1/s, or 'auto' (estimator)")
+    k: float | Literal["auto"] = Field("auto", description="1/price, or 'auto' (estimator)")
+    tau_s: float = Field(60.0, ge=0, le=1e9, description="rolling horizon (as-rolling)")
+    horizon_s: float = Field(3600.0, gt=0, le=1e9, description="finite horizon T (as)")
+    horizon_cycle: bool = True
+    delta: float = Field(1.0, gt=0, le=1e9, description="GLFT order size in q units")
+    xi: float | None = Field(None, ge=0, le=1e6, description="GLFT xi; default gamma")
+    q_unit: float | None = Field(None, gt=0, description="position counted as q = 1; default the lot")
+
+    @model_validator(mode="after")
+    def _positive_fixed(self):
+        for key in ("sigma", "A", "k"):
+            v = getattr(self, key)
+            if v != "auto" and not (isinstance(v, float) and math.isfinite(v) and v > 0):
+                raise ValueError(f"{key}: must be a positive number or 'auto'")
+        if self.kind == "glft" and self.k != "auto" and self.A == "auto":
+            raise ValueError("A: glft with a fixed k needs a fixed A too (or k = 'auto')")
+        return self
+
+
+class QuotingConfig(BaseModel):
+    model_config = STRICT
+    tick: float = Field(0.01, gt=0, le=1e9, description="price increment")
+    lot: float = Field(0.001, gt=0, le=1e12, description="size increment")
+    levels: int = Field(1, ge=1, le=MAX_LEVELS)
+    spacing_ticks: float = Field(1.0, ge=0, le=1e9, description="level spacing in ticks (0: use spacing_frac)")
+    spacing_frac: float = Field(0.5, ge=0, le=100, description="level spacing as a fraction of the half spread")
+    size: float = Field(0.01, gt=0, description="size per level (base units) when sizes is not given")
+    sizes: list[float] | None = Field(None, description="per-level sizes, best level first")
+    size_eta: float = Field(
+        0.0, ge=0, le=1e6, description="inventory shaping: size * exp(-eta*|q|) on the side growing |q|"
+    )
+    min_spread: float = Field(0.0, ge=0, description="minimum total spread, price")
+    max_spread: float = Field(0.0, ge=0, description="maximum total spread, price (0: none)")
+    post_only: bool = True
+    fair_price: Literal["mid", "micro"] = "mid"
+    amend: bool = False
+    refresh_s: float = Field(2.0, gt=0, le=86400)
+    mid_tolerance: float = Field(0.001, ge=0, le=1, description="requote when the mid moves this fraction")
+    price_tolerance_ticks: float = Field(0.0, ge=0, le=1e6, description="keep an order this close to its target")
+    size_tolerance: float = Field(0.25, ge=0, le=1, description="keep an order whose size is this close (fraction)")
+    requote_always: bool = False
+
+    @model_validator(mode="after")
+    def _sizes(self):
+        if self.sizes is not None:
+            if len(self.sizes) < self.levels:
+                raise ValueError(f"sizes: needs {self.levels} values (one per level), got {len(self.sizes)}")
+            if any(not (math.isfinite(x) and x > 0) for x in self.sizes):
+                raise ValueError("sizes: every size must be > 0")
+        if self.max_spread and self.max_spread < self.min_spread:
+            raise ValueError("max_spread: must be >= min_spread (or 0 for none)")
+        return self
+
+
+class RiskConfig(BaseModel):
+    model_config = STRICT
+    max_position: float = Field(1.0, gt=0, description="|position| limit, base units")
+
+
+class EstimatorsConfig(BaseModel):
+    model_config = STRICT
+    vol_halflife_s: float = Field(60.0, gt=0, le=1e7)
+    vol_min_obs: int = Field(20, ge=1, le=10**9, description="mid changes before sigma is used")
+    intensity_window_s: float = Field(600.0, gt=0, le=1e7)
+    intensity_buckets: int = Field(60, ge=1, le=MAX_INT_BUCKETS)
+    intensity_bin_ticks: float = Field(1.0, gt=0, le=1e9)
+    intensity_bins: int = Field(20, ge=2, le=MAX_INT_BINS)
+    intensity_fit_s: float = Field(5.0, gt=0, le=1e7)
+    intensity_per_side: bool = False
+    intensity_min_trades: int = Field(20, ge=1)
+    vwap_window_s: float = Field(60.0, gt=0, le=1e7)
+    vwap_buckets: int = Field(60, ge=1, le=MAX_VWAP_BUCKETS)
+
+
+class LoggingConfig(BaseModel):
+    model_config = STRICT
+    sample_rate: float = Field(0.01, ge=0, le=1, description="fraction of events logged")
+    seed: int = Field(0, ge=0)
+
+
+class StrategyConfig(BaseModel):
+    """The strategy's sections: everything the compiled core needs, and nothing of a runtime."""
+
+    model_config = STRICT
+    model: ModelConfig = ModelConfig()
+    quoting: QuotingConfig = QuotingConfig()
+    risk: RiskConfig = RiskConfig()
+    estimators: EstimatorsConfig = EstimatorsConfig()
+    logging: LoggingConfig = LoggingConfig()
+
+
+def validate_strategy(data: dict[str, Any], where: str = "config") -> StrategyConfig:
+    """``data`` (the strategy's sections) validated, or a one-line ``UserError`` naming the key."""
+    try:
+        return StrategyConfig.model_validate(data)
+    except ValidationError as e:
+        raise UserError(f"{where}: {describe_validation(e.errors())}") from None
+
+
+def _inverse_if_integer(step: float) -> float:
+    inv = 1.0 / step
+    r = round(inv)
+    return float(r) if r >= 1 and abs(inv - r) < 1e-9 * inv else 0.0
+
+
+def to_params(cfg: StrategyConfig) -> np.ndarray:
+    """The params record (``PARAMS_DTYPE``, length 1) for the compiled core."""
+    m, qc, r, e, lg = cfg.model, cfg.quoting, cfg.risk, cfg.estimators, cfg.logging
+    p = np.zeros(1, dtype=PARAMS_DTYPE)
+    p["model"] = MODEL_NAMES[m.kind]
+    p["gamma"] = m.gamma
+    p["sigma"] = math.nan if m.sigma == "auto" else m.sigma
+    p["A"] = math.nan if m.A == "auto" else m.A
+    p["k"] = math.nan if m.k == "auto" else m.k
+    p["tau_s"] = m.tau_s
+    p["horizon_s"] = m.horizon_s
+    p["horizon_cycle"] = int(m.horizon_cycle)
+    p["delta"] = m.delta
+    p["xi"] = m.gamma if m.xi is None else m.xi
+    p["q_unit"] = qc.lot if m.q_unit is None else m.q_unit
+    p["tick"] = qc.tick
+    p["inv_tick"] = _inverse_if_integer(qc.tick)
+    p["lot"] = qc.lot
+    p["inv_lot"] = _inverse_if_integer(qc.lot)
+    p["levels"] = qc.levels
+    p["spacing_ticks"] = qc.spacing_ticks
+    p["spacing_frac"] = qc.spacing_frac
+    sizes = qc.sizes if qc.sizes is not None else [qc.size] * qc.levels
+    p["sizes"][0, : len(sizes[:MAX_LEVELS])] = sizes[:MAX_LEVELS]
+    p["size_eta"] = qc.size_eta
+    p["min_spread"] = qc.min_spread
+    p["max_spread"] = qc.max_spread
+    p["post_only"] = int(qc.post_only)
+    p["fair"] = FAIR_MICRO if qc.fair_price == "micro" else FAIR_MID
+    p["amend"] = int(qc.amend)
+    p["refresh_ns"] = int(qc.refresh_s * 1e9)
+    p["mid_tol"] = qc.mid_tolerance
+    p["price_tol_ticks"] = qc.price_tolerance_ticks
+    p["size_tol"] = qc.size_tolerance
+    p["requote_always"] = int(qc.requote_always)
+    p["max_position"] = r.max_position
+    p["vol_halflife_s"] = e.vol_halflife_s
+    p["vol_min_obs"] = e.vol_min_obs
+    p["int_window_ns"] = int(e.intensity_window_s * 1e9)
+    p["int_buckets"] = e.intensity_buckets
+    p["int_bucket_ns"] = max(1, int(e.intensity_window_s * 1e9) // e.intensity_buckets)
+    p["int_bin"] = e.intensity_bin_ticks * qc.tick
+    p["int_nbins"] = e.intensity_bins
+    p["int_fit_ns"] = int(e.intensity_fit_s * 1e9)
+    p["int_per_side"] = int(e.intensity_per_side)
+    p["int_min_trades"] = e.intensity_min_trades
+    p["vwap_window_ns"] = int(e.vwap_window_s * 1e9)
+    p["vwap_buckets"] = e.vwap_buckets
+    p["vwap_bucket_ns"] = max(1, int(e.vwap_window_s * 1e9) // e.vwap_buckets)
+    p["log_rate"] = lg.sample_rate
+    p["seed"] = lg.seed
+    return p
