@@ -24,12 +24,12 @@ from __future__ import annotations
 import datetime as dt
 import gzip
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
 
-from avmm.data.columns import check_price, check_quotes, check_size, to_float, to_int
+from avmm.data.columns import Column, check_price, check_quotes, check_size, to_float, to_int
 from avmm.data.csv import csv_batches, read_first_line
 from avmm.data.files import is_gzip
 from avmm.data.issues import Counters, ProgressFn
@@ -44,7 +44,7 @@ _NAME = re.compile(
 DUMMY = 9_999_999_999
 
 
-def parse_name(path: Path) -> dict | None:
+def parse_name(path: Path) -> dict[str, str] | None:
     m = _NAME.match(Path(path).name)
     return m.groupdict() if m else None
 
@@ -123,62 +123,64 @@ def _last_line(path: Path) -> bytes:
     return tail.rsplit(b"\n", 1)[-1]
 
 
-def _msg_chunks(path: Path, c: Counters, progress) -> Iterator[tuple[dict, int]]:
+Chunk = dict[str, np.ndarray]  # named columns of a run of rows, with ``bad`` and ``line``
+_Column = Callable[[Column], tuple[np.ndarray, np.ndarray]]
+
+# chunk key -> (CSV column, conversion), for each file of a pair
+MSG_FIELDS: dict[str, tuple[str, _Column]] = {
+    "t": ("Time", to_float),
+    "typ": ("Type", to_int),
+    "oid": ("OrderId", to_int),
+    "size": ("Size", to_float),
+    "price": ("Price", to_float),
+    "d": ("Direction", to_int),
+}
+OB_FIELDS: dict[str, tuple[str, _Column]] = {
+    "ap": ("AskPrice1", to_float),
+    "asz": ("AskSize1", to_float),
+    "bp": ("BidPrice1", to_float),
+    "bsz": ("BidSize1", to_float),
+}
+
+
+def _chunks(
+    path: Path, c: Counters, progress: ProgressFn | None, fields: dict[str, tuple[str, _Column]], names: list[str]
+) -> Iterator[tuple[Chunk, int]]:
+    """``(chunk, rows)`` per CSV batch: the ``fields`` as numbers, ``bad`` (a field is not a number)
+    and ``line`` (line numbers); ``names`` are all the file's columns."""
+    include = [col for col, _ in fields.values()]
     hdr = _has_header(path)
+    for batch, first in csv_batches(path, c, include=include, column_names=names, skip_header=hdr, progress=progress):
+        chunk: Chunk = {}
+        bad = np.zeros(batch.num_rows, dtype=bool)
+        for key, (col, conv) in fields.items():
+            chunk[key], b = conv(batch.column(col))
+            bad |= b
+        chunk["bad"] = bad
+        chunk["line"] = np.arange(first, first + batch.num_rows, dtype=np.int64)
+        yield chunk, batch.num_rows
+
+
+def _msg_chunks(path: Path, c: Counters, progress: ProgressFn | None) -> Iterator[tuple[Chunk, int]]:
     n = _ncols(path)
     names = MSG_COLS + [f"extra{i}" for i in range(max(0, n - len(MSG_COLS)))]
-    for batch, first in csv_batches(path, c, include=MSG_COLS, column_names=names, skip_header=hdr, progress=progress):
-        t, b0 = to_float(batch.column("Time"))
-        typ, b1 = to_int(batch.column("Type"))
-        oid, b2 = to_int(batch.column("OrderId"))
-        size, b3 = to_float(batch.column("Size"))
-        price, b4 = to_float(batch.column("Price"))
-        d, b5 = to_int(batch.column("Direction"))
-        yield (
-            dict(
-                t=t,
-                typ=typ,
-                oid=oid,
-                size=size,
-                price=price,
-                d=d,
-                bad=b0 | b1 | b2 | b3 | b4 | b5,
-                line=np.arange(first, first + batch.num_rows, dtype=np.int64),
-            ),
-            batch.num_rows,
-        )
+    yield from _chunks(path, c, progress, MSG_FIELDS, names)
 
 
-def _ob_chunks(path: Path, c: Counters, progress) -> Iterator[tuple[dict, int]]:
-    hdr = _has_header(path)
+def _ob_chunks(path: Path, c: Counters, progress: ProgressFn | None) -> Iterator[tuple[Chunk, int]]:
     n = _ncols(path)
     if n < 4 or n % 4:
         raise UserError(f"{path}:1: a LOBSTER orderbook file has 4 x level columns, found {n}")
     names = OB_COLS + [f"c{i}" for i in range(n - 4)]
-    for batch, first in csv_batches(path, c, include=OB_COLS, column_names=names, skip_header=hdr, progress=progress):
-        ap, b0 = to_float(batch.column("AskPrice1"))
-        asz, b1 = to_float(batch.column("AskSize1"))
-        bp, b2 = to_float(batch.column("BidPrice1"))
-        bsz, b3 = to_float(batch.column("BidSize1"))
-        yield (
-            dict(
-                ap=ap,
-                asz=asz,
-                bp=bp,
-                bsz=bsz,
-                bad=b0 | b1 | b2 | b3,
-                line=np.arange(first, first + batch.num_rows, dtype=np.int64),
-            ),
-            batch.num_rows,
-        )
+    yield from _chunks(path, c, progress, OB_FIELDS, names)
 
 
 class _Aligned:
     """Pull rows from a chunk stream ``n`` at a time."""
 
-    def __init__(self, it):
+    def __init__(self, it: Iterator[tuple[Chunk, int]]) -> None:
         self.it = it
-        self.buf: dict | None = None
+        self.buf: Chunk | None = None
         self.done = False
 
     def avail(self) -> int:
@@ -189,9 +191,10 @@ class _Aligned:
                 self.done = True
         return 0 if self.buf is None else len(self.buf["line"])
 
-    def take(self, n: int) -> dict:
-        out = {k: v[:n] for k, v in self.buf.items()}
-        self.buf = {k: v[n:] for k, v in self.buf.items()}
+    def take(self, n: int) -> Chunk:
+        buf = self.buf or {}  # (``avail()`` came first: a chunk)
+        out = {k: v[:n] for k, v in buf.items()}
+        self.buf = {k: v[n:] for k, v in buf.items()}
         return out
 
 
@@ -290,17 +293,17 @@ def read_lobster(
         extra_m += len(M.take(M.avail())["line"])
     while O.avail():
         extra_o += len(O.take(O.avail())["line"])
-    _check_pairing(msg_path, ob_path, cm, co, n_msg + extra_m, n_ob + extra_o, c)
+    _check_pairing(msg_path, ob_path, cm, co, c)
     if extra_m or extra_o:
         c.add(
             "unpaired_row", extra_m + extra_o, f"{(msg_path if extra_m else ob_path).name}:{n_msg + 2}: no partner row"
         )
 
 
-def _check_pairing(msg_path, ob_path, cm: Counters, co: Counters, rows_m: int, rows_o: int, c: Counters):
+def _check_pairing(msg_path: Path, ob_path: Path, cm: Counters, co: Counters, c: Counters) -> None:
     """Merge the per-file CSV counters; a skipped row that is not the last line misaligns the
     two files: that is not recoverable."""
-    for path, cc, rows in ((msg_path, cm, rows_m), (ob_path, co, rows_o)):
+    for path, cc in ((msg_path, cm), (ob_path, co)):
         skipped = cc.issues.get("truncated_line", 0) + cc.issues.get("malformed_row", 0)
         if skipped:
             ok = skipped == 1
