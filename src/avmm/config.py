@@ -34,7 +34,7 @@ def validate(data: dict[str, Any], where: str = "config") -> Config:
     try:
         return Config.model_validate(data)
     except ValidationError as e:
-        raise UserError(f"{where}: {describe_validation(e.errors())}") from None
+        raise UserError(f"{where}: {describe_validation(list(map(dict, e.errors())))}") from None
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:

@@ -85,7 +85,7 @@ ARROW_SCHEMA = pa.schema(
     ]
 )
 
-assert [f.name for f in ARROW_SCHEMA] == list(EVENT_DTYPE.names)
+assert [f.name for f in ARROW_SCHEMA] == list(EVENT_DTYPE.names or ())
 
 
 def empty(n: int) -> np.ndarray:

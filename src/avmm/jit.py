@@ -10,16 +10,18 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-NJIT = dict(cache=True, nogil=True, fastmath=False, error_model="numpy")
+NJIT: dict[str, Any] = dict(cache=True, nogil=True, fastmath=False, error_model="numpy")
 # hot-path helpers: inlined into their callers at numba IR level (no call; numba passes every array
 # as ~7 scalars, so a call with a few arrays costs more than a small body)
-NJIT_INLINE = dict(NJIT, inline="always")
+NJIT_INLINE: dict[str, Any] = dict(NJIT, inline="always")
 
-_clock_gettime = types.ExternalFunction("clock_gettime", types.int32(types.int32, types.voidptr))
+_clock_gettime: Any = types.ExternalFunction("clock_gettime", types.int32(types.int32, types.voidptr))
 _CLOCK_MONOTONIC = 1
 
 
@@ -45,7 +47,7 @@ def bind(dispatcher, *example_args):
 
 
 @intrinsic
-def voidptr(typingctx, addr):
+def _voidptr(typingctx, addr):
     """An integer address as a ``void*`` (for ``numba.carray`` views over memory we own)."""
     sig = types.voidptr(addr)
 
@@ -53,3 +55,7 @@ def voidptr(typingctx, addr):
         return builder.inttoptr(args[0], cgutils.voidptr_t)
 
     return sig, codegen
+
+
+# called as ``voidptr(addr)`` from compiled code (numba supplies the typing context)
+voidptr: Any = _voidptr

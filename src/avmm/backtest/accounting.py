@@ -159,9 +159,12 @@ def our_best(bs, xo, side):
     best = math.nan
     for k in range(bs.x_hwm):
         od = xo[k]
-        if od.live != 0 and od.side == side:
-            if math.isnan(best) or (side > 0 and od.px > best) or (side < 0 and od.px < best):
-                best = od.px
+        if (
+            od.live != 0
+            and od.side == side
+            and (math.isnan(best) or (side > 0 and od.px > best) or (side < 0 and od.px < best))
+        ):
+            best = od.px
     return best
 
 

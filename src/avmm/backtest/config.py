@@ -46,7 +46,7 @@ class BacktestConfig(BaseModel):
     chunk_events: int = Field(1_000_000, ge=1000, le=100_000_000)
 
     @model_validator(mode="after")
-    def _recorded(self):
+    def _recorded(self) -> BacktestConfig:
         if self.latency_model == "recorded" and not self.latency_file:
             raise ValueError("latency_file: latency_model = 'recorded' needs a latency_file")
         return self

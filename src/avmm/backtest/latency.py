@@ -57,7 +57,7 @@ def latency_table(b: BacktestConfig) -> np.ndarray:
     if b.latency_model == "constant":
         return np.array([[round(e), round(r)]], dtype=np.int64)
     if b.latency_model == "recorded":
-        path = Path(b.latency_file)
+        path = Path(b.latency_file or "")
         try:
             if path.suffix == ".npy":
                 arr = np.load(path)

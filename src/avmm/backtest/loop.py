@@ -214,7 +214,7 @@ def run_chunk(  # noqa: C901  (compiled event loop)
                 on_quote_x(bp, bs, xo, keys, vals, lat, rs, ring, fout, t, px[ie], qty[ie], px2[ie], qty2[ie])
             elif k == TRADE:
                 on_trade_x(bp, bs, xo, keys, vals, lat, rs, ring, fout, t, px[ie], qty[ie], side[ie])
-            elif k == DEPTH or k == SNAPSHOT:
+            elif k == DEPTH or k == SNAPSHOT:  # noqa: SIM109  (two integer compares in the compiled loop)
                 on_depth_x(bp, bs, xo, keys, vals, side[ie], px[ie], qty[ie])
             elif k == CLEAR:
                 on_clear_x(bs, xo, keys)

@@ -71,7 +71,7 @@ class FillStats:
             return np.where(self.mo_den > 0, self.mo_num / self.mo_den * 1e4, np.nan)
 
 
-def _f(x) -> float | None:
+def _f(x: float) -> float | None:
     x = float(x)
     return x if math.isfinite(x) else None
 
@@ -169,7 +169,7 @@ def summarize(
         "markout_1s": _f(mo[list(MARKOUT_S).index(1.0)]),
         "markout_10s": _f(mo[list(MARKOUT_S).index(10.0)]),
         "markout_60s": _f(mo[list(MARKOUT_S).index(60.0)]),
-        "markout_curve_bps": {f"{h:g}": _f(v) for h, v in zip(MARKOUT_S, mo)},
+        "markout_curve_bps": {f"{h:g}": _f(v) for h, v in zip(MARKOUT_S, mo, strict=True)},
         "position": pos,
         "inventory_mean": tw_mean,
         "inventory_std": math.sqrt(tw_var) if tw_var > 0 else 0.0,

@@ -9,10 +9,15 @@ bp after fills, by horizon; 0 = spread captured at the fill).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from avmm.backtest.state import MARKOUT_S
+from avmm.errors import missing_extra
+
+if TYPE_CHECKING:
+    from avmm.backtest.runner import BacktestResult
 
 MAX_POINTS = 200_000  # PNG
 HTML_POINTS = 20_000  # per trace in the HTML (keeps the file a few MB)
@@ -27,7 +32,7 @@ def _thin(a: np.ndarray, n: int) -> np.ndarray:
     return a[::step]
 
 
-def _markout_curve(res) -> tuple[list[str], list[float]]:
+def _markout_curve(res: BacktestResult) -> tuple[list[str], list[float]]:
     s = res.summary
     xs = ["fill"] + [f"{h:g} s" for h in MARKOUT_S]
     ys = [s.get("spread_captured_bps")] + [s["markout_curve_bps"].get(f"{h:g}") for h in MARKOUT_S]
@@ -38,7 +43,19 @@ def _dt(ns: np.ndarray) -> np.ndarray:
     return ns.astype("datetime64[ns]")
 
 
-def write_report(res, path: Path) -> None:
+def require_charts(path: Path) -> None:
+    """Raise a one-line ``UserError`` naming the install when the library that draws ``path``
+    (plotly for ``.html``, matplotlib for ``.png``) is missing: checked before a run, not after."""
+    import importlib
+
+    module = "matplotlib" if path.suffix.lower() == ".png" else "plotly"
+    try:
+        importlib.import_module(module)
+    except ImportError:
+        raise missing_extra("avmm backtest --report", "report", module) from None
+
+
+def write_report(res: BacktestResult, path: Path) -> None:
     path = Path(path)
     if path.suffix.lower() == ".png":
         _png(res, path)
@@ -46,7 +63,7 @@ def write_report(res, path: Path) -> None:
         _html(res, path)
 
 
-def _title(res) -> str:
+def _title(res: BacktestResult) -> str:
     s = res.summary
     sym = res.meta.get("symbol", "")
     return (
@@ -55,7 +72,7 @@ def _title(res) -> str:
     )
 
 
-def _html(res, path: Path) -> None:
+def _html(res: BacktestResult, path: Path) -> None:
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
@@ -141,7 +158,7 @@ def _busiest_window(samples: np.ndarray, fills: np.ndarray, width: int) -> slice
     return slice(start, start + width)
 
 
-def _png(res, path: Path) -> None:
+def _png(res: BacktestResult, path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -127,14 +127,16 @@ def _readonly(a: np.ndarray) -> np.ndarray:
     return v
 
 
-def as_columns(chunk) -> tuple[np.ndarray, ...]:
+def as_columns(chunk: Any) -> tuple[np.ndarray, ...]:
     """The loop's eight columns, contiguous, in the loop's dtypes (no copy when they already are)
     and read-only: the loop is compiled for one signature, the one Parquet's zero-copy columns
     have, whatever the chunk came from (numba types read-only arrays apart, so a writable chunk
     would compile, or load from the cache, a second copy of the loop in the middle of a run)."""
     if isinstance(chunk, np.ndarray) and chunk.dtype.names:
-        return tuple(_readonly(np.ascontiguousarray(chunk[c], dtype=d)) for c, d in zip(COLS, COL_DTYPES))
-    return tuple(_readonly(np.ascontiguousarray(getattr(chunk, c), dtype=d)) for c, d in zip(COLS, COL_DTYPES))
+        return tuple(_readonly(np.ascontiguousarray(chunk[c], dtype=d)) for c, d in zip(COLS, COL_DTYPES, strict=True))
+    return tuple(
+        _readonly(np.ascontiguousarray(getattr(chunk, c), dtype=d)) for c, d in zip(COLS, COL_DTYPES, strict=True)
+    )
 
 
 def _backtest_section(cfg: StrategyConfig, backtest: BacktestConfig | None) -> BacktestConfig:
@@ -146,7 +148,20 @@ def _backtest_section(cfg: StrategyConfig, backtest: BacktestConfig | None) -> B
 
 
 class Backtester:
-    """One backtest: ``feed`` column chunks in order, then ``finish()`` for the result."""
+    """One backtest, one chunk at a time: ``feed`` chunks in local-time order, then ``finish()``.
+
+    Parameters
+    ----------
+    cfg : StrategyConfig
+        The strategy (instrument sizes as they should be run; see ``adapt_config``).
+    backtest : BacktestConfig, optional
+        The exchange model; default: the ``[backtest]`` section of a whole-file ``Config``, else
+        the defaults.
+    meta : dict, optional
+        The data's metadata, echoed in the result.
+    keep_fills : int
+        How many fills the result keeps for the report (the summary aggregates every fill).
+    """
 
     def __init__(
         self,
@@ -173,7 +188,7 @@ class Backtester:
         self.sout = np.zeros(SOUT_CAP, dtype=SAMPLE_DTYPE)
         self.fills = FillStats(keep_fills)
         self.samples: list[np.ndarray] = []
-        self.cols: tuple | None = None
+        self.cols: tuple[np.ndarray, ...] | None = None
         self.wall = 0.0
         self.done = False
 
@@ -190,6 +205,7 @@ class Backtester:
     def _run(self, final: int) -> int:
         m = self.mem
         c = self.cols
+        assert c is not None
         while True:
             t0 = time.perf_counter()
             st = run_chunk(
@@ -216,7 +232,7 @@ class Backtester:
             if st != ST_FULL:
                 return st
 
-    def feed(self, chunk) -> None:
+    def feed(self, chunk: Any) -> None:
         """Process one chunk (``EventColumns`` or an ``EVENT_DTYPE`` array); rows must continue the
         previous chunk in local-time order."""
         new = as_columns(chunk)
@@ -227,7 +243,9 @@ class Backtester:
             lo = min(int(self.bs["il"][0]), int(self.bs["ie"][0]))
             n = self.cols[0].shape[0]
             if lo < n:
-                self.cols = tuple(_readonly(np.concatenate((old[lo:], nw))) for old, nw in zip(self.cols, new))
+                self.cols = tuple(
+                    _readonly(np.concatenate((old[lo:], nw))) for old, nw in zip(self.cols, new, strict=True)
+                )
             else:
                 self.cols = new
             self.bs["ie"] -= lo
@@ -266,7 +284,7 @@ class Backtester:
         return BacktestResult(summary, samples, self.fills.fills(), self.cfg, self.bt, self.meta)
 
 
-def _chunks_of(data, chunk_events: int):
+def _chunks_of(data: Any, chunk_events: int) -> tuple[Iterator[Any], dict, int | None]:
     """(iterator of chunks, meta, total rows or None) for the accepted ``data`` forms."""
     from avmm.data import store
 
@@ -286,7 +304,7 @@ def _chunks_of(data, chunk_events: int):
             meta["files"] = [str(x) for x in paths]
         total = sum(int(m.get("rows", 0)) for m in metas)
 
-        def gen():
+        def gen() -> Iterator[_Cols]:
             for pth in paths:
                 yield from _read_columns(pth, chunk_events)
 
@@ -299,15 +317,15 @@ class _Cols:
 
     __slots__ = COLS
 
-    def __init__(self, arrays):
-        for name, arr in zip(COLS, arrays):
+    def __init__(self, arrays: list[np.ndarray]) -> None:
+        for name, arr in zip(COLS, arrays, strict=True):
             setattr(self, name, arr)
 
-    def __getitem__(self, i):
+    def __getitem__(self, i: int) -> np.ndarray:
         return getattr(self, COLS[i])
 
 
-def _read_columns(path: Path, chunk_events: int):
+def _read_columns(path: Path, chunk_events: int) -> Iterator[_Cols]:
     """Stream only the eight columns the loop uses, one row group at a time, with buffered reads
     (not a memory map, whose touched pages would count in the resident set): memory is one row
     group plus one chunk, whatever the file size."""

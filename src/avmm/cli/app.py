@@ -9,6 +9,7 @@ from __future__ import annotations
 import gc
 import os
 import sys
+from typing import Any
 
 import typer
 
@@ -35,13 +36,13 @@ app.add_typer(data_app, name="data")
 app.add_typer(replicate_app, name="replicate")
 
 
-def _click_exceptions():
+def _click_exceptions() -> Any:
     """typer >= 0.20 vendors click as typer._click; older versions use click itself."""
     try:
-        from typer._click import exceptions
+        from typer._click import exceptions as cx
     except ImportError:  # pragma: no cover - depends on the installed typer
-        from click import exceptions
-    return exceptions
+        from click import exceptions as cx  # type: ignore[no-redef]
+    return cx
 
 
 def main() -> None:
@@ -55,7 +56,7 @@ def main() -> None:
     sys.exit(code)
 
 
-def _run(cx, exits, aborts) -> int:
+def _run(cx: Any, exits: tuple[type[BaseException], ...], aborts: tuple[type[BaseException], ...]) -> int:
     """Run the app; returns the exit code (one line on stderr for an error)."""
     try:
         app(standalone_mode=False)
@@ -72,7 +73,7 @@ def _run(cx, exits, aborts) -> int:
         print(f"avmm: error: {' '.join(e.format_message().split())}", file=sys.stderr)
         return e.exit_code
     except exits as e:
-        return e.exit_code
+        return int(getattr(e, "exit_code", 0))
     except aborts:
         print("avmm: aborted", file=sys.stderr)
         return 130

@@ -26,8 +26,8 @@ class _Progress:
         self.enabled = enabled and sys.stderr.isatty()
         self.after_s = after_s
         self.t0 = time.perf_counter()
-        self.bar = None
-        self.task = None
+        self.bar: Any = None
+        self.task: Any = None
 
     def __call__(self, done: int, total: int | None) -> None:
         if not self.enabled:
@@ -55,7 +55,7 @@ class _Progress:
             self.bar.stop()
 
 
-def _fmt(v, kind: str = "num") -> str:
+def _fmt(v: Any, kind: str = "num") -> str:
     if v is None:
         return "n/a"
     if kind == "int":
@@ -104,7 +104,8 @@ def summary_rows(s: dict) -> list[tuple[str, str]]:
         ("max |position|", _fmt(s["max_abs_position"])),
         (
             "events (quotes / trades / depth)",
-            f"{_fmt(s['events'], 'int')} ({_fmt(s['quotes'], 'int')} / {_fmt(s['trades'], 'int')} / {_fmt(s['depth_rows'], 'int')})",
+            f"{_fmt(s['events'], 'int')} "
+            f"({' / '.join(_fmt(s[k], 'int') for k in ('quotes', 'trades', 'depth_rows'))})",
         ),
         (
             "bad rows ignored (quotes / trades / depth / exch. stamps)",
@@ -137,6 +138,10 @@ def backtest_command(
     cfg = load_config(config, set_ or [])
     if report is not None and report.suffix.lower() not in REPORT_SUFFIXES:
         raise UserError(f"--report {report}: expected a .html or .png file")
+    if report is not None:
+        from avmm.backtest.report import require_charts
+
+        require_charts(report)
     for out in (json_out, report):
         if out is not None and not out.parent.exists():
             raise UserError(f"{out}: directory {out.parent} does not exist")
@@ -204,7 +209,7 @@ def _warm_up_with_notice() -> None:
         t.cancel()
 
 
-def _json_default(o):
+def _json_default(o: Any) -> Any:
     """The store's JSON conversions; any other object is written as its ``str``."""
     from avmm.data.store import json_default
 

@@ -74,6 +74,7 @@ def render(r: BenchResult, console: Any = None) -> None:
     )
     console.print(
         f"allocation per cycle (steady state): {r.alloc_bytes_per_cycle:.4f} bytes retained (tracemalloc), "
-        f"{r.nrt_allocs_per_cycle:.4f} compiled-code allocations; transient peak {r.alloc_transient_peak_bytes:,} bytes; "
+        f"{r.nrt_allocs_per_cycle:.4f} compiled-code allocations; "
+        f"transient peak {r.alloc_transient_peak_bytes:,} bytes; "
         f"peak RSS {r.peak_rss_bytes / 2**20:,.0f} MiB"
     )

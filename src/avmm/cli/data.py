@@ -6,6 +6,7 @@ import json
 import sys
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -24,7 +25,7 @@ def _err(msg: str) -> None:
 
 
 @contextmanager
-def _bar(total: int, label: str, show: bool):
+def _bar(total: int, label: str, show: bool) -> Any:
     """A rich progress bar on stderr (only on a terminal); yields an ``advance(n)`` callable."""
     if not show or not sys.stderr.isatty():
         yield None
@@ -149,7 +150,7 @@ def fetch(
         from rich.console import Console
         from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 
-        tasks: dict[str, int] = {}
+        tasks: dict[str, Any] = {}
         with Progress(
             "{task.description}", BarColumn(), DownloadColumn(), TransferSpeedColumn(), console=Console(stderr=True)
         ) as p:

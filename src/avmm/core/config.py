@@ -45,7 +45,7 @@ class ModelConfig(BaseModel):
     q_unit: float | None = Field(None, gt=0, description="position counted as q = 1; default the lot")
 
     @model_validator(mode="after")
-    def _positive_fixed(self):
+    def _positive_fixed(self) -> ModelConfig:
         for key in ("sigma", "A", "k"):
             v = getattr(self, key)
             if v != "auto" and not (isinstance(v, float) and math.isfinite(v) and v > 0):
@@ -79,7 +79,7 @@ class QuotingConfig(BaseModel):
     requote_always: bool = False
 
     @model_validator(mode="after")
-    def _sizes(self):
+    def _sizes(self) -> QuotingConfig:
         if self.sizes is not None:
             if len(self.sizes) < self.levels:
                 raise ValueError(f"sizes: needs {self.levels} values (one per level), got {len(self.sizes)}")
@@ -132,7 +132,7 @@ def validate_strategy(data: dict[str, Any], where: str = "config") -> StrategyCo
     try:
         return StrategyConfig.model_validate(data)
     except ValidationError as e:
-        raise UserError(f"{where}: {describe_validation(e.errors())}") from None
+        raise UserError(f"{where}: {describe_validation(list(map(dict, e.errors())))}") from None
 
 
 def _inverse_if_integer(step: float) -> float:

@@ -10,6 +10,7 @@ return the number of actions written to ``engine.actions``.
 from __future__ import annotations
 
 from functools import partial
+from typing import Any
 
 import numpy as np
 
@@ -20,7 +21,17 @@ from avmm.jit import bind
 
 
 class Engine:
-    """Call signatures (all times int64 ns, prices/sizes float, sides +1 bid/buy, -1 ask/sell):
+    """The strategy core driven from Python: the live and paper runtimes, ``avmm bench``, ``avmm quote``.
+
+    Parameters
+    ----------
+    cfg : StrategyConfig, optional
+        The strategy (default: the defaults); validated, so the core never sees a bad value.
+    params : ndarray, optional
+        A ready ``PARAMS_DTYPE`` record (default: ``to_params(cfg)``).
+
+    Handlers (all times int64 ns, prices/sizes float, sides +1 bid/buy, -1 ask/sell) return the
+    number of actions written to ``engine.actions`` (``ACTION_DTYPE``: place / cancel / amend):
 
     * ``on_quote(ts_ns, bid, bid_qty, ask, ask_qty) -> n_actions``
     * ``on_trade(ts_ns, px, qty, aggressor_side) -> n_actions``
@@ -69,7 +80,7 @@ class Engine:
         del scratch_mem
 
     # --- inspection (not the hot path) ------------------------------------------------------------
-    def value(self, name: str):
+    def value(self, name: str) -> Any:
         return self.state[name][0]
 
     def action_list(self, n: int) -> list[dict]:

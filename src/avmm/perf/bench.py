@@ -130,9 +130,9 @@ def _venue_match(addr, fill_addr, px, qty, side):
         od = o[i]
         if od.status != OS_LIVE or od.side != -side:
             continue
-        if (side > 0 and px >= od.px) or (side < 0 and px <= od.px):
-            if best < 0 or (side > 0 and od.px < o[best].px) or (side < 0 and od.px > o[best].px):
-                best = i
+        crosses = (side > 0 and px >= od.px) or (side < 0 and px <= od.px)
+        if crosses and (best < 0 or (side > 0 and od.px < o[best].px) or (side < 0 and od.px > o[best].px)):
+            best = i
     if best < 0:
         return 0
     fill[0] = o[best].oid
@@ -259,7 +259,7 @@ def _traced(fn) -> tuple[int, int, int]:
     """Run ``fn`` under tracemalloc and numba's allocation counters.
 
     Returns (bytes retained, transient peak bytes, numba runtime allocations)."""
-    from numba.core.runtime import _nrt_python as nrt
+    from numba.core.runtime import _nrt_python as nrt  # type: ignore[attr-defined]
 
     nrt_was = nrt.memsys_stats_enabled()
     nrt.memsys_enable_stats()
@@ -340,7 +340,7 @@ def run_bench(
             run = _lists({k: v[warm : warm + n_run] for k, v in st.items()})
             eng4 = fresh()
             _replay(eng4, head, None, None, [])
-            grown.append((n_run,) + _traced(lambda: _replay(eng4, run, None, None, [])))
+            grown.append((n_run, *_traced(lambda e=eng4, r=run: _replay(e, r, None, None, []))))
         (n1, b1, p1, a1), (n2, b2, p2, a2) = grown
         alloc_per_cycle = (b2 - b1) / (n2 - n1)
         nrt_per_cycle = (a2 - a1) / (n2 - n1)
@@ -364,7 +364,7 @@ def run_bench(
     if prof:
         buf = io.StringIO()
         pstats.Stats(prof, stream=buf).sort_stats("cumulative").print_stats(40)
-        with open(profile, "w") as fh:
+        with open(str(profile), "w") as fh:
             fh.write(buf.getvalue())
 
     cyc_p = _pcts(cycle)
