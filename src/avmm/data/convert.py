@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -158,36 +159,29 @@ def carries_quotes(ff: str, f: Path) -> bool:
         return tardis.detect_kind(f) in ("quotes", "book_snapshot")
     if ff == "binance-archive":
         info = binance_archive.parse_name(f)
-        return bool(info) and info["kind"] == "bookTicker"
+        return info is not None and info["kind"] == "bookTicker"
     return False
 
 
-def _tardis_stream(f: Path, symbol: str | None, window: int, derive: bool = True):
+StreamFactory = Callable[[Counters, ProgressFn | None], Iterator[np.ndarray]]
+
+
+def _tardis_stream(f: Path, symbol: str | None, window: int, derive: bool = True) -> StreamFactory:
     def make(c: Counters, progress: ProgressFn | None) -> Iterator[np.ndarray]:
         return _stream(tardis.read_tardis(f, c, symbol, progress), f, window, c, derive)
 
     return make
 
 
-def convert(
-    sources: list[Path],
-    out: Path,
-    fmt: str = "auto",
-    symbol: str | None = None,
-    progress: Callable[[int, int], ProgressFn] | ProgressFn | None = None,
-    reorder_window_ms: float = DEFAULT_REORDER_WINDOW_MS,
-) -> ConvertSummary:
-    """Convert ``sources`` to the event store ``out``.
-
-    ``progress``: called with the number of input bytes consumed since the last call (the total,
-    ``summary.bytes_in``, is known up front from the file sizes: see ``total_bytes``).
-    """
+def _inputs(
+    sources: list[Path], out: Path, fmt: str, reorder_window_ms: float
+) -> tuple[list[Path], dict[str, list[Path]]]:
+    """The input files, and the same by format, after checking the arguments."""
     if fmt not in FORMATS:
         raise UserError(f"unknown format {fmt!r} (one of {', '.join(FORMATS)})")
     if not (reorder_window_ms >= 0):
         raise UserError("--reorder-window-ms must be >= 0")
     files = _expand([Path(s) for s in sources])
-    out = Path(out)
     if any(f.resolve() == out.resolve() for f in files):
         raise UserError(f"{out}: output would overwrite an input")
     by_fmt: dict[str, list[Path]] = {}
@@ -196,7 +190,14 @@ def convert(
         if ff is None:
             raise UserError(f"{f}:1: cannot detect the format (use --format)")
         by_fmt.setdefault(ff, []).append(f)
+    return files, by_fmt
 
+
+def _streams(
+    by_fmt: dict[str, list[Path]], c: Counters, symbol: str | None, progress: ProgressFn | None, window: int
+) -> tuple[list[Iterator[np.ndarray]], list[str]]:
+    """One sorted stream per source (a Binance capture: all its files), and the symbols that the
+    file names tell."""
     # Quotes are derived from a depth book only when no source of this convert carries quotes of its
     # own: a tardis quotes file converted with its incremental_book_L2 file gives one quote stream.
     quoting = [f for ff, fs in by_fmt.items() for f in fs if carries_quotes(ff, f)]
@@ -204,8 +205,6 @@ def convert(
     def derive(f: Path) -> bool:
         return not any(g != f for g in quoting)
 
-    c = Counters()
-    window = int(reorder_window_ms * 1e6)
     streams: list[Iterator[np.ndarray]] = []
     symbols: list[str] = []
     for ff, fs in by_fmt.items():
@@ -222,10 +221,59 @@ def convert(
                 streams.append(_stream(binance_archive.read_binance_archive(f, c, symbol, progress), f, window, c))
         elif ff == "lobster":
             for msg, ob in lobster.pair_files(fs):
-                symbols.append(lobster.parse_name(msg)["ticker"])
+                info = lobster.parse_name(msg)
+                if info:  # (always: ``pair_files`` checked the names)
+                    symbols.append(info["ticker"])
                 streams.append(_stream(lobster.read_lobster(msg, ob, c, progress), msg, window, c))
+    return streams, symbols
+
+
+def convert(
+    sources: list[Path],
+    out: Path,
+    fmt: str = "auto",
+    symbol: str | None = None,
+    progress: ProgressFn | None = None,
+    reorder_window_ms: float = DEFAULT_REORDER_WINDOW_MS,
+) -> ConvertSummary:
+    """Convert ``sources`` to the event store ``out``.
+
+    Parameters
+    ----------
+    sources : list of Path
+        Input files, or folders (their files of a recognised format, by name order).
+    out : Path
+        The event store to write (``.parquet``); written to a temporary file and renamed.
+    fmt : str
+        ``"auto"`` (detect each file's format) or one of ``binance-ws``, ``binance-archive``,
+        ``tardis``, ``lobster`` for all files.
+    symbol : str or None
+        The symbol to keep (rows of other symbols are counted ``other_symbol``); None: the first
+        one seen.
+    progress : callable or None
+        Called with the number of input bytes consumed since the last call (the total,
+        ``summary.bytes_in``, is known up front from the file sizes: see ``total_bytes``).
+    reorder_window_ms : float
+        Rows whose local timestamp goes back by up to this much are moved into order (counted
+        ``reordered``); further back is an error.
+
+    Returns
+    -------
+    ConvertSummary
+        Rows written, counts by kind, skipped / repaired records by kind with examples, timing;
+        ``meta`` is the metadata stored with the events.
+
+    Raises
+    ------
+    UserError
+        Bad arguments, a missing or unrecognised input, or an input that cannot be converted.
+    """
+    out = Path(out)
+    files, by_fmt = _inputs(sources, out, fmt, reorder_window_ms)
+    c = Counters()
+    streams, symbols = _streams(by_fmt, c, symbol, progress, int(reorder_window_ms * 1e6))
     kinds = np.zeros(256, dtype=np.int64)
-    meta: dict = {
+    meta: dict[str, Any] = {
         "symbol": symbol.upper() if symbol else None,
         "source": "+".join(by_fmt),
         "sources": [f.name for f in files],
@@ -300,9 +348,9 @@ def _symbol_of(by_fmt: dict[str, list[Path]], symbols: list[str]) -> str | None:
                     with open_text_lines(f) as fh:
                         for _ in range(50):
                             line = fh.readline()
-                            m = re.search(rb'"s":"([A-Za-z0-9]+)"', line)
-                            if m:
-                                return m.group(1).decode().upper()
+                            mb = re.search(rb'"s":"([A-Za-z0-9]+)"', line)
+                            if mb:
+                                return mb.group(1).decode().upper()
                 except (OSError, EOFError):
                     pass
     return None

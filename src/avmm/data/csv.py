@@ -9,16 +9,21 @@ import zipfile
 import zlib
 from collections import deque
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 import pyarrow as pa
 
 from avmm.data.files import ReadGate, SalvageGzip, open_raw, open_text_lines
 from avmm.data.issues import Counters, ProgressFn
 from avmm.errors import UserError
+
+if TYPE_CHECKING:
+    import pyarrow.csv as pacsv
+
+_Rejected = tuple[int | None, int, int, str | None]  # (row number, fields, fields expected, text)
 
 
 def read_first_line(path: Path) -> bytes:
@@ -119,9 +124,9 @@ def csv_batches(
     else:
         raw = None
     header_lines = 0 if (column_names and not skip_header) else 1
-    rejected: deque = deque()  # rows the parser rejected, counted by ``_csv_loop`` (see there)
+    rejected: deque[_Rejected] = deque()  # rows the parser rejected, counted by ``_LineNumbers``
 
-    def on_invalid(row) -> str:
+    def on_invalid(row: pacsv.InvalidRow) -> str:
         # May run on an Arrow thread, and blocks ahead of the batch being consumed: only queue.
         rejected.append((row.number, row.actual_columns, row.expected_columns, row.text))
         return "skip"
@@ -153,35 +158,39 @@ def csv_batches(
             msg = salvage.error
         raise UserError(f"{path}:1: cannot read as CSV ({msg})") from None
     try:
-        yield from _csv_loop(reader, c, path, name, header_lines, progress, raw, salvage, gate, rejected)
+        yield from _csv_loop(reader, c, path, name, header_lines, progress, raw, gate, rejected)
     finally:
         # Wind Arrow's background reader down before anything else happens: left blocked in (or
         # re-entering) ``ReadGate.read`` it would call into Python during interpreter shutdown,
         # which aborts the process (e.g. after a UserError ends the convert early).
         if gate is not None:
             gate.stop()
-        try:
+        with suppress(OSError, pa.ArrowException):
             reader.close()
-        except (OSError, pa.ArrowException):
-            pass
     stream.close()
 
 
-def _csv_loop(reader, c, path, name, header_lines, progress, raw, salvage, gate, rejected):
-    """Batches of ``reader`` with the line number of their first row (see ``csv_batches``).
+class _LineNumbers:
+    """The file line of each row of a CSV reader's batches, past the rows the parser rejected.
 
     ``rejected`` receives ``(row_number, actual_columns, expected_columns, text)`` from the parser's
     invalid-row handler; ``row_number`` is the 1-based line in the file (header included). They
     are counted here, on the consumer's thread, and a batch is cut into slices of consecutive
     lines at every rejected row inside it.
     """
-    pos = 0
-    line = header_lines + 1  # line of the next row not yet yielded nor rejected
-    skip: deque[int] = deque()  # lines of rejected rows not yet passed, ascending
 
-    def take_rejected() -> None:
-        while rejected:
-            num, got, want, text = rejected.popleft()
+    def __init__(self, c: Counters, name: str, header_lines: int, rejected: deque[_Rejected]) -> None:
+        self.c = c
+        self.name = name
+        self.rejected = rejected
+        self.line = header_lines + 1  # line of the next row not yet yielded nor rejected
+        self.skip: deque[int] = deque()  # lines of rejected rows not yet passed, ascending
+
+    def take_rejected(self) -> None:
+        """Count the rows rejected so far."""
+        c, name = self.c, self.name
+        while self.rejected:
+            num, got, want, text = self.rejected.popleft()
             key = "truncated_line" if got < want else "malformed_row"
             txt = (text or "")[:60]
             if num is None:  # not known (threaded parsing): count it, but it cannot be placed
@@ -189,14 +198,55 @@ def _csv_loop(reader, c, path, name, header_lines, progress, raw, salvage, gate,
                 continue
             # (lobster._check_pairing / _find_line read the "N fields: 'text'" end of this note)
             c.add(key, 1, f"{name}:{int(num)}: {got} fields: {txt!r}")
-            skip.append(int(num))
+            self.skip.append(int(num))
 
-    def pass_rejected() -> None:
-        nonlocal line
-        while skip and skip[0] <= line:
-            if skip.popleft() == line:
-                line += 1
+    def pass_rejected(self) -> None:
+        """Move ``line`` past the rejected rows at it."""
+        while self.skip and self.skip[0] <= self.line:
+            if self.skip.popleft() == self.line:
+                self.line += 1
 
+    def settle(self) -> None:
+        self.take_rejected()
+        self.pass_rejected()
+
+    def slices(self, batch: pa.RecordBatch) -> Iterator[tuple[pa.RecordBatch, int]]:
+        """``batch`` in slices of consecutive lines, with the line of their first row."""
+        n, off = batch.num_rows, 0
+        while off < n:
+            self.pass_rejected()
+            k = n - off if not self.skip else min(n - off, self.skip[0] - self.line)
+            yield (batch if k == n else batch.slice(off, k)), self.line
+            off += k
+            self.line += k
+        self.pass_rejected()
+
+
+def _advance(progress: ProgressFn, raw: SalvageGzip | pa.NativeFile, pos: int) -> int:
+    """Report the bytes of ``raw`` read since ``pos``; returns the new position."""
+    try:
+        now = raw.raw_pos if isinstance(raw, SalvageGzip) else raw.tell()
+        progress(now - pos)
+        return now
+    except (OSError, pa.ArrowException):
+        return pos
+
+
+def _csv_loop(
+    reader: pacsv.CSVStreamingReader,
+    c: Counters,
+    path: Path | str,
+    name: str,
+    header_lines: int,
+    progress: ProgressFn | None,
+    raw: SalvageGzip | pa.NativeFile | None,
+    gate: ReadGate | None,
+    rejected: deque[_Rejected],
+) -> Iterator[tuple[pa.RecordBatch, int]]:
+    """Batches of ``reader`` with the line number of their first row (see ``csv_batches`` and
+    ``_LineNumbers``)."""
+    ln = _LineNumbers(c, name, header_lines, rejected)
+    pos = 0
     while True:
         try:
             batch = reader.read_next_batch()
@@ -205,33 +255,18 @@ def _csv_loop(reader, c, path, name, header_lines, progress, raw, salvage, gate,
         except StopIteration:
             break
         except pa.ArrowInvalid as e:
-            take_rejected()
-            pass_rejected()
+            ln.settle()
             msg = str(e).split("\n")[0]
-            raise UserError(f"{path}:{line}: unreadable CSV ({msg})") from None
+            raise UserError(f"{path}:{ln.line}: unreadable CSV ({msg})") from None
         except (OSError, EOFError, zlib.error, zipfile.BadZipFile) as e:
-            take_rejected()
-            pass_rejected()
-            c.add("corrupt_gzip", 1, f"{name}:~{line}: {e}; rest of file skipped")
-            skip.clear()
+            ln.settle()
+            c.add("corrupt_gzip", 1, f"{name}:~{ln.line}: {e}; rest of file skipped")
+            ln.skip.clear()
             break
-        take_rejected()  # every rejected row up to the end of ``batch`` has been reported by now
+        ln.take_rejected()  # every rejected row up to the end of ``batch`` has been reported by now
         if progress is not None and raw is not None:
-            try:
-                now = raw.raw_pos if salvage is not None else raw.tell()
-                progress(now - pos)
-                pos = now
-            except (OSError, pa.ArrowException):
-                pass
-        n, off = batch.num_rows, 0
-        while off < n:
-            pass_rejected()
-            k = n - off if not skip else min(n - off, skip[0] - line)
-            yield (batch if k == n else batch.slice(off, k)), line
-            off += k
-            line += k
-        pass_rejected()
-    take_rejected()
-    pass_rejected()
-    if salvage is not None and salvage.error:
-        c.add("corrupt_gzip", 1, f"{name}:~{line}: {salvage.error}; rest of file skipped")
+            pos = _advance(progress, raw, pos)
+        yield from ln.slices(batch)
+    ln.settle()
+    if isinstance(raw, SalvageGzip) and raw.error:
+        c.add("corrupt_gzip", 1, f"{name}:~{ln.line}: {raw.error}; rest of file skipped")
