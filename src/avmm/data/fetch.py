@@ -26,10 +26,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING
 
-import httpx
+from avmm.errors import UserError, missing_extra
 
-from avmm.errors import UserError
+if TYPE_CHECKING:
+    import httpx
 
 DEFAULT_BASE_URL = "https://data.binance.vision"
 MARKETS = {"spot": "spot", "um": "futures/um"}
@@ -62,6 +65,15 @@ class FetchSummary:
         return out
 
 
+def _httpx() -> ModuleType:
+    """The ``httpx`` module (the optional extra ``avmm[fetch]``); a one-line error without it."""
+    try:
+        import httpx
+    except ImportError:
+        raise missing_extra("avmm data fetch", "fetch", "httpx") from None
+    return httpx
+
+
 def archive_url(base: str, market: str, kind: str, symbol: str, day: dt.date) -> str:
     return f"{base.rstrip('/')}/data/{MARKETS[market]}/daily/{kind}/{symbol}/{symbol}-{kind}-{day.isoformat()}.zip"
 
@@ -91,6 +103,7 @@ def sha256_file(path: Path) -> str:
 
 
 def _get_checksum(cl: httpx.Client, url: str) -> str | None:
+    httpx = _httpx()
     for attempt in range(RETRIES):
         try:
             r = cl.get(url)
@@ -114,6 +127,7 @@ def _get_checksum(cl: httpx.Client, url: str) -> str | None:
 
 def _download(cl: httpx.Client, url: str, part: Path, on_progress: OnProgress | None) -> tuple[int, bool]:
     """Download (resuming) into ``part``; returns (bytes transferred, resumed?)."""
+    httpx = _httpx()
     name = part.name[: -len(".part")]
     for attempt in range(RETRIES):
         have = part.stat().st_size if part.exists() else 0
@@ -150,6 +164,45 @@ def _download(cl: httpx.Client, url: str, part: Path, on_progress: OnProgress | 
     return 0, False
 
 
+def _check_args(market: str, kind: str, symbol: str, base_url: str | None) -> tuple[str, str]:
+    """``(SYMBOL, base URL)`` after checking the arguments."""
+    if market not in MARKETS:
+        raise UserError(f"unknown market {market!r} (spot or um)")
+    if kind not in KINDS:
+        raise UserError(f"unknown kind {kind!r} ({', '.join(KINDS)})")
+    symbol = symbol.upper()
+    if not re.fullmatch(r"[A-Z0-9]{2,30}", symbol):
+        raise UserError(f"bad symbol {symbol!r}")
+    base = base_url or os.environ.get("AVMM_BINANCE_DATA_URL") or DEFAULT_BASE_URL
+    if not re.match(r"https?://", base):
+        raise UserError(f"bad base URL {base!r} (http:// or https://)")
+    return symbol, base
+
+
+def _fetch_day(cl: httpx.Client, url: str, out_dir: Path, s: FetchSummary, on_progress: OnProgress | None) -> None:
+    """Fetch one day's archive ``url`` into ``out_dir`` (see the module docstring); noted in ``s``."""
+    name = url.rsplit("/", 1)[1]
+    dest = out_dir / name
+    part = out_dir / (name + ".part")
+    want = _get_checksum(cl, url + ".CHECKSUM")
+    if want is None:
+        s.missing.append(name)
+        return
+    if dest.exists():
+        if sha256_file(dest) == want:
+            s.skipped.append(name)
+            return
+        dest.unlink()
+    got, resumed = _download(cl, url, part, on_progress)
+    s.bytes += got
+    if sha256_file(part) != want:
+        part.unlink()
+        s.bad_checksum.append(name)
+        return
+    os.replace(part, dest)
+    (s.resumed if resumed else s.downloaded).append(name)
+
+
 def fetch(
     market: str,
     kind: str,
@@ -161,16 +214,42 @@ def fetch(
     on_progress: OnProgress | None = None,
     timeout: float = 60.0,
 ) -> FetchSummary:
-    if market not in MARKETS:
-        raise UserError(f"unknown market {market!r} (spot or um)")
-    if kind not in KINDS:
-        raise UserError(f"unknown kind {kind!r} ({', '.join(KINDS)})")
-    symbol = symbol.upper()
-    if not re.fullmatch(r"[A-Z0-9]{2,30}", symbol):
-        raise UserError(f"bad symbol {symbol!r}")
-    base = base_url or os.environ.get("AVMM_BINANCE_DATA_URL") or DEFAULT_BASE_URL
-    if not re.match(r"https?://", base):
-        raise UserError(f"bad base URL {base!r} (http:// or https://)")
+    """Download the daily archives of ``symbol`` from ``date_from`` to ``date_to`` into ``out_dir``.
+
+    Parameters
+    ----------
+    market : str
+        ``"spot"`` or ``"um"`` (USD-M futures).
+    kind : str
+        ``"bookTicker"``, ``"aggTrades"`` or ``"trades"``.
+    symbol : str
+        The symbol, e.g. ``"BTCUSDT"`` (case-insensitive).
+    date_from, date_to : str
+        First and last day, ``YYYY-MM-DD`` (inclusive).
+    out_dir : Path
+        Where the archives go (created if missing).
+    base_url : str or None
+        The archive server; None: ``AVMM_BINANCE_DATA_URL`` or ``DEFAULT_BASE_URL``.
+    on_progress : callable or None
+        Called with ``(file name, bytes advanced, total bytes or None)`` while downloading.
+    timeout : float
+        HTTP timeout in seconds.
+
+    Returns
+    -------
+    FetchSummary
+        The files downloaded, resumed, already present and not published, and the bytes
+        transferred.
+
+    Raises
+    ------
+    FetchError
+        Some archive failed its checksum (deleted), or none of the days is published.
+    UserError
+        Bad arguments, a network error, or ``httpx`` (``avmm[fetch]``) not installed.
+    """
+    httpx = _httpx()
+    symbol, base = _check_args(market, kind, symbol, base_url)
     days = _days(date_from, date_to)
     out_dir = Path(out_dir)
     try:
@@ -180,27 +259,7 @@ def fetch(
     s = FetchSummary()
     with httpx.Client(timeout=timeout, follow_redirects=True) as cl:
         for day in days:
-            url = archive_url(base, market, kind, symbol, day)
-            name = url.rsplit("/", 1)[1]
-            dest = out_dir / name
-            part = out_dir / (name + ".part")
-            want = _get_checksum(cl, url + ".CHECKSUM")
-            if want is None:
-                s.missing.append(name)
-                continue
-            if dest.exists():
-                if sha256_file(dest) == want:
-                    s.skipped.append(name)
-                    continue
-                dest.unlink()
-            got, resumed = _download(cl, url, part, on_progress)
-            s.bytes += got
-            if sha256_file(part) != want:
-                part.unlink()
-                s.bad_checksum.append(name)
-                continue
-            os.replace(part, dest)
-            (s.resumed if resumed else s.downloaded).append(name)
+            _fetch_day(cl, archive_url(base, market, kind, symbol, day), out_dir, s, on_progress)
     if s.bad_checksum:
         raise FetchError(
             s,
