@@ -1,1 +1,14 @@
-"""Backtester: the strategy core inside one compiled event loop (see ``loop.py``)."""
+"""The backtester: a simulated venue and the strategy core in one compiled loop.
+
+* ``config``     -- the ``[backtest]`` section: latency, fees, contract, queue model
+* ``state``      -- the venue's record dtypes and ring sizes (allocated once)
+* ``queue``      -- queue position of our resting orders (L1 and L2 models)
+* ``latency``    -- the latency table and the request / response rings
+* ``accounting`` -- fills into position, cash, fees, PnL; markouts; equity samples
+* ``exchange``   -- matching: market data at exchange time, our requests on arrival
+* ``loop``       -- ``run_chunk``: the one compiled loop merging five time-ordered streams
+* ``runner``     -- ``run_backtest`` / ``Backtester``: allocate once, stream chunks, aggregate
+* ``metrics``    -- summary figures (PnL, Sharpe/Sortino, drawdown, markouts, inventory)
+* ``report``     -- charts: HTML (plotly) or PNG (matplotlib), extra ``avmm[report]``
+* ``session``    -- the built-in default session
+"""
