@@ -19,7 +19,7 @@ import json
 import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import pyarrow as pa
@@ -114,7 +114,7 @@ class GridInference:
     """Tick size from quoted / book prices (trade prices only when there are none: trades may
     print between ticks, e.g. mid-point executions); lot size from trade sizes (else quoted)."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.tick_book, self.tick_trade = GridSampler(), GridSampler()
         self.lot_trade, self.lot_book = GridSampler(), GridSampler()
 
@@ -142,25 +142,104 @@ class GridInference:
 
 
 # ---------------------------------------------------------------- write
+_NAMES: tuple[str, ...] = tuple(EVENT_DTYPE.names or ())
+
+
 def _to_table(ev: np.ndarray) -> pa.Table:
-    arrays = [pa.array(np.ascontiguousarray(ev[name])) for name in EVENT_DTYPE.names]
+    arrays = [pa.array(np.ascontiguousarray(ev[name])) for name in _NAMES]
     return pa.Table.from_arrays(arrays, schema=ARROW_SCHEMA)
 
 
-def write_events(path, chunks: Iterable[np.ndarray], meta: dict) -> int:
-    """Write ``EVENT_DTYPE`` chunks (sorted by ``local_ts``) to a Parquet store; returns rows.
+def _check_chunk(ch: np.ndarray, last_ts: int) -> None:
+    """A chunk must be ``EVENT_DTYPE`` rows sorted by ``local_ts``, from ``last_ts`` on."""
+    if ch.dtype != EVENT_DTYPE:
+        raise TypeError(f"write_events: chunk dtype {ch.dtype} is not EVENT_DTYPE")
+    lt = ch["local_ts"]
+    if lt[0] < last_ts or (len(lt) > 1 and np.any(lt[1:] < lt[:-1])):
+        raise ValueError("write_events: chunks are not sorted by local_ts")
 
-    The file is written to ``path + '.tmp'`` and renamed when complete.
+
+class _RowGroups:
+    """Chunks buffered into row groups of about ``ROW_GROUP_ROWS`` rows (or the chunk size, if
+    chunks are larger)."""
+
+    def __init__(self, writer: pq.ParquetWriter) -> None:
+        self.writer = writer
+        self.buf: list[np.ndarray] = []
+        self.nbuf = 0
+
+    def add(self, ch: np.ndarray) -> None:
+        if self.nbuf + len(ch) > ROW_GROUP_ROWS and self.nbuf:
+            self.flush()
+        self.buf.append(ch)
+        self.nbuf += len(ch)
+        if self.nbuf >= ROW_GROUP_ROWS:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.buf:
+            return
+        arrays = [pa.array(a) for a in _fast.unpack(self.buf)]  # one pass, no concatenation
+        self.writer.write_table(pa.Table.from_arrays(arrays, schema=ARROW_SCHEMA), row_group_size=max(self.nbuf, 1))
+        self.buf, self.nbuf = [], 0
+
+
+def _stored_meta(
+    meta: dict[str, Any], grid: GridInference, rows: int, first_ts: int | None, last_ts: int
+) -> dict[str, Any]:
+    """``meta`` completed: symbol, source, tick / lot size (inferred when missing), row count, span."""
+    m = dict(meta)
+    m.setdefault("symbol", None)
+    m.setdefault("source", None)
+    if m.get("tick_size") is None:
+        m["tick_size"] = grid.tick()
+    if m.get("lot_size") is None:
+        m["lot_size"] = grid.lot()
+    m["schema_version"] = SCHEMA_VERSION
+    m["rows"] = rows
+    m["start_ns"] = first_ts
+    m["end_ns"] = last_ts if rows else None
+    return m
+
+
+def write_events(path: Path | str, chunks: Iterable[np.ndarray], meta: dict[str, Any]) -> int:
+    """Write ``EVENT_DTYPE`` chunks (sorted by ``local_ts``) to a Parquet event store.
+
+    The file is written to a temporary file beside ``path`` and renamed when complete, so ``path``
+    is either the complete store or untouched.
+
+    Parameters
+    ----------
+    path : Path or str
+        The store to write (its folder is created if missing).
+    chunks : iterable of numpy.ndarray
+        ``EVENT_DTYPE`` arrays, each sorted by ``local_ts`` and not before the previous one; empty
+        chunks are skipped. May be a generator that fills in ``meta`` as it goes: ``meta`` is
+        read after the last chunk.
+    meta : dict
+        Metadata stored as JSON under the key ``avmm`` (``symbol``, ``source``, ``counters``, ...);
+        ``tick_size`` / ``lot_size`` missing or None are inferred from the data. ``rows``,
+        ``start_ns``, ``end_ns`` and ``schema_version`` are added.
+
+    Returns
+    -------
+    int
+        The number of rows written.
+
+    Raises
+    ------
+    TypeError
+        A chunk is not an ``EVENT_DTYPE`` array.
+    ValueError
+        The chunks are not sorted by ``local_ts``.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     grid = GridInference()
     rows = 0
-    last_ts = np.iinfo(np.int64).min
+    last_ts = int(np.iinfo(np.int64).min)
     first_ts = None
-    buf: list[np.ndarray] = []
-    nbuf = 0
     writer = pq.ParquetWriter(
         str(tmp),
         ARROW_SCHEMA,
@@ -170,61 +249,34 @@ def write_events(path, chunks: Iterable[np.ndarray], meta: dict) -> int:
         data_page_size=1 << 20,
         write_page_checksum=True,  # CRC32 per page, verified on read: a corrupt store is an error
     )
-
-    def flush() -> None:
-        nonlocal buf, nbuf
-        if not buf:
-            return
-        arrays = [pa.array(a) for a in _fast.unpack(buf)]  # one pass, no concatenation
-        writer.write_table(pa.Table.from_arrays(arrays, schema=ARROW_SCHEMA), row_group_size=max(nbuf, 1))
-        buf, nbuf = [], 0
-
+    groups = _RowGroups(writer)
+    closed = False
     try:
         for ch in chunks:
             if len(ch) == 0:
                 continue
-            if ch.dtype != EVENT_DTYPE:
-                raise TypeError(f"write_events: chunk dtype {ch.dtype} is not EVENT_DTYPE")
-            lt = ch["local_ts"]
-            if lt[0] < last_ts or (len(lt) > 1 and np.any(lt[1:] < lt[:-1])):
-                raise ValueError("write_events: chunks are not sorted by local_ts")
+            _check_chunk(ch, last_ts)
             if first_ts is None:
-                first_ts = int(lt[0])
-            last_ts = int(lt[-1])
+                first_ts = int(ch["local_ts"][0])
+            last_ts = int(ch["local_ts"][-1])
             grid.add(ch["kind"], ch["px"], ch["qty"], ch["px2"], ch["qty2"])
             rows += len(ch)
-            # row groups of ~ROW_GROUP_ROWS rows (or the chunk size, if chunks are larger)
-            if nbuf + len(ch) > ROW_GROUP_ROWS and nbuf:
-                flush()
-            buf.append(ch)
-            nbuf += len(ch)
-            if nbuf >= ROW_GROUP_ROWS:
-                flush()
-        flush()
-        m = dict(meta)
-        m.setdefault("symbol", None)
-        m.setdefault("source", None)
-        if m.get("tick_size") is None:
-            m["tick_size"] = grid.tick()
-        if m.get("lot_size") is None:
-            m["lot_size"] = grid.lot()
-        m["schema_version"] = SCHEMA_VERSION
-        m["rows"] = rows
-        m["start_ns"] = first_ts
-        m["end_ns"] = last_ts if rows else None
+            groups.add(ch)
+        groups.flush()
+        m = _stored_meta(meta, grid, rows, first_ts, last_ts)
         writer.add_key_value_metadata({META_KEY: json.dumps(m, default=json_default).encode()})
         writer.close()
-        writer = None
+        closed = True
         os.replace(tmp, path)
     finally:
-        if writer is not None:
+        if not closed:
             writer.close()
         if tmp.exists():
             tmp.unlink()
     return rows
 
 
-def json_default(o):
+def json_default(o: object) -> int | float | str:
     """``json.dumps(default=...)`` for NumPy scalars and paths; anything else is a TypeError."""
     if isinstance(o, np.integer):
         return int(o)
@@ -236,7 +288,7 @@ def json_default(o):
 
 
 # ---------------------------------------------------------------- read
-def _open(path) -> pq.ParquetFile:
+def _open(path: Path | str) -> pq.ParquetFile:
     path = Path(path)
     try:
         pf = pq.ParquetFile(str(path), memory_map=True, page_checksum_verification=True)
@@ -245,13 +297,31 @@ def _open(path) -> pq.ParquetFile:
     except (OSError, pa.ArrowException) as e:
         raise UserError(f"{path}: not a Parquet event store ({e})") from None
     names = pf.schema_arrow.names
-    if names != list(EVENT_DTYPE.names):
+    if names != list(_NAMES):
         raise UserError(f"{path}: not an avmm event store (columns {names})")
     return pf
 
 
-def read_meta(path) -> dict:
-    """The store's metadata dict (symbol, source, tick_size, lot_size, counters, ...)."""
+def read_meta(path: Path | str) -> dict[str, Any]:
+    """The store's metadata.
+
+    Parameters
+    ----------
+    path : Path or str
+        The event store.
+
+    Returns
+    -------
+    dict
+        What ``write_events`` stored: ``symbol``, ``source``, ``tick_size``, ``lot_size``,
+        ``rows``, ``start_ns``, ``end_ns``, ``counters``, ... (``rows`` from the Parquet footer
+        when the metadata is missing).
+
+    Raises
+    ------
+    UserError
+        The file is missing, or not an event store.
+    """
     pf = _open(path)
     kv = pf.schema_arrow.metadata or {}
     raw = kv.get(META_KEY)
@@ -263,8 +333,26 @@ def read_meta(path) -> dict:
     return meta
 
 
-def iter_columns(path, chunk_events: int = 1 << 20) -> Iterator[EventColumns]:
-    """Stream the store as ``EventColumns`` chunks of at most ``chunk_events`` rows."""
+def iter_columns(path: Path | str, chunk_events: int = 1 << 20) -> Iterator[EventColumns]:
+    """Stream the store as column arrays: the fast path for the backtester.
+
+    Parameters
+    ----------
+    path : Path or str
+        The event store.
+    chunk_events : int
+        The most rows per chunk.
+
+    Yields
+    ------
+    EventColumns
+        One contiguous NumPy array per ``EVENT_DTYPE`` field (zero-copy from Arrow where it can).
+
+    Raises
+    ------
+    UserError
+        The file is missing, not an event store, or corrupt (page checksum, damaged data).
+    """
     pf = _open(path)
     batches = pf.iter_batches(batch_size=int(chunk_events), use_threads=True)
     done = 0
@@ -279,7 +367,7 @@ def iter_columns(path, chunk_events: int = 1 << 20) -> Iterator[EventColumns]:
         yield EventColumns(*(_np(batch.column(i)) for i in range(batch.num_columns)))
 
 
-def corrupt_store(path, rows_read: int, err: Exception) -> UserError:
+def corrupt_store(path: Path | str, rows_read: int, err: Exception) -> UserError:
     """The one-line error for a store that fails while being read (bad page checksum, truncated
     or damaged data page)."""
     msg = " ".join(str(err).split())
@@ -293,16 +381,34 @@ def _np(a: pa.Array) -> np.ndarray:
         return np.ascontiguousarray(a.to_numpy(zero_copy_only=False))
 
 
-def iter_events(path, chunk_events: int = 1 << 20) -> Iterator[np.ndarray]:
-    """Stream the store as structured ``EVENT_DTYPE`` chunks of at most ``chunk_events`` rows."""
+def iter_events(path: Path | str, chunk_events: int = 1 << 20) -> Iterator[np.ndarray]:
+    """Stream the store as structured arrays (a convenience: ``iter_columns`` is faster).
+
+    Parameters
+    ----------
+    path : Path or str
+        The event store.
+    chunk_events : int
+        The most rows per chunk.
+
+    Yields
+    ------
+    numpy.ndarray
+        ``EVENT_DTYPE`` rows, in store order (sorted by ``local_ts``).
+
+    Raises
+    ------
+    UserError
+        The file is missing, not an event store, or corrupt.
+    """
     for cols in iter_columns(path, chunk_events):
         ev = np.empty(len(cols.local_ts), dtype=EVENT_DTYPE)
-        for name, arr in zip(EVENT_DTYPE.names, cols):
+        for name, arr in zip(_NAMES, cols, strict=True):  # (``EventColumns`` has exactly these fields)
             ev[name] = arr
         yield ev
 
 
-def read_events(path) -> np.ndarray:
+def read_events(path: Path | str) -> np.ndarray:
     """The whole store as one ``EVENT_DTYPE`` array."""
     parts = list(iter_events(path))
     if not parts:
