@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from avmm.jit import Block, block_layout
+
 MAX_LEVELS = 16  # ladder levels per side
 MAX_ORDERS = 64  # order table slots
 MAX_ACTIONS = 4 * MAX_LEVELS + 8
@@ -227,18 +229,11 @@ ACTION_DTYPE = np.dtype(
 )
 
 
-def _align(n: int, to: int = 64) -> int:
-    return (n + to - 1) // to * to
-
-
 # One contiguous block holds all four arrays (``CoreMemory``): compiled entry points then take a
 # single integer address instead of four array arguments, whose unboxing costs ~100 ns each and an
 # allocation. Offsets are compile-time constants.
-OFF_P = 0
-OFF_S = _align(OFF_P + PARAMS_DTYPE.itemsize)
-OFF_O = _align(OFF_S + STATE_DTYPE.itemsize)
-OFF_A = _align(OFF_O + MAX_ORDERS * ORDER_DTYPE.itemsize)
-CORE_BYTES = _align(OFF_A + MAX_ACTIONS * ACTION_DTYPE.itemsize)
+CORE_PARTS = [(PARAMS_DTYPE, 1), (STATE_DTYPE, 1), (ORDER_DTYPE, MAX_ORDERS), (ACTION_DTYPE, MAX_ACTIONS)]
+(OFF_P, OFF_S, OFF_O, OFF_A), CORE_BYTES = block_layout(CORE_PARTS)
 
 
 def init_state(s: np.ndarray, seed: int = 0) -> np.ndarray:
@@ -266,15 +261,10 @@ class CoreMemory:
 
     __slots__ = ("buf", "address", "params", "state", "orders", "actions")
 
-    def __init__(self, params: np.ndarray, seed: int = 0):
-        raw = np.zeros(CORE_BYTES + 64, dtype=np.uint8)
-        start = (-raw.ctypes.data) % 64
-        self.buf = raw[start : start + CORE_BYTES]
-        self.address = int(self.buf.ctypes.data)
-        self.params = self.buf[OFF_P : OFF_P + PARAMS_DTYPE.itemsize].view(PARAMS_DTYPE)
-        self.state = self.buf[OFF_S : OFF_S + STATE_DTYPE.itemsize].view(STATE_DTYPE)
-        self.orders = self.buf[OFF_O : OFF_O + MAX_ORDERS * ORDER_DTYPE.itemsize].view(ORDER_DTYPE)
-        self.actions = self.buf[OFF_A : OFF_A + MAX_ACTIONS * ACTION_DTYPE.itemsize].view(ACTION_DTYPE)
+    def __init__(self, params: np.ndarray, seed: int = 0) -> None:
+        block = Block(CORE_PARTS)
+        self.buf, self.address = block.buf, block.address
+        self.params, self.state, self.orders, self.actions = block.views
         self.params[:] = params
         init_state(self.state, seed)
 
