@@ -13,11 +13,11 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 from avmm.backtest.config import BacktestConfig
-from avmm.core.config import STRICT, StrategyConfig
-from avmm.errors import UserError, describe_validation
+from avmm.core.config import STRICT, StrategyConfig, checked
+from avmm.errors import UserError
 
 __all__ = ["Config", "dump_toml", "load_config", "parse_override", "validate"]
 
@@ -31,10 +31,7 @@ class Config(StrategyConfig):
 
 def validate(data: dict[str, Any], where: str = "config") -> Config:
     """``data`` (the parsed file) validated, or a one-line ``UserError`` naming the first bad key."""
-    try:
-        return Config.model_validate(data)
-    except ValidationError as e:
-        raise UserError(f"{where}: {describe_validation(list(map(dict, e.errors())))}") from None
+    return checked(Config, data, where)
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:

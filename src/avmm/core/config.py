@@ -10,7 +10,7 @@ base units. ``to_params`` turns a validated config into the ``PARAMS_DTYPE`` rec
 from __future__ import annotations
 
 import math
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -26,6 +26,8 @@ from avmm.core.state import (
     PARAMS_DTYPE,
 )
 from avmm.errors import UserError, describe_validation
+
+M = TypeVar("M", bound=BaseModel)
 
 STRICT = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
@@ -127,12 +129,19 @@ class StrategyConfig(BaseModel):
     logging: LoggingConfig = LoggingConfig()
 
 
-def validate_strategy(data: dict[str, Any], where: str = "config") -> StrategyConfig:
-    """``data`` (the strategy's sections) validated, or a one-line ``UserError`` naming the key."""
+def checked(cls: type[M], data: dict[str, Any], where: str = "config") -> M:
+    """``data`` validated as ``cls`` (a config section or a composition of sections), or a
+    one-line ``UserError`` naming ``where`` and the first bad key. Runtimes that receive a section
+    re-validate it with ``checked(type(section), ...)``."""
     try:
-        return StrategyConfig.model_validate(data)
+        return cls.model_validate(data)
     except ValidationError as e:
         raise UserError(f"{where}: {describe_validation(list(map(dict, e.errors())))}") from None
+
+
+def validate_strategy(data: dict[str, Any], where: str = "config") -> StrategyConfig:
+    """``data`` (the strategy's sections) validated, or a one-line ``UserError`` naming the key."""
+    return checked(StrategyConfig, data, where)
 
 
 def _inverse_if_integer(step: float) -> float:
