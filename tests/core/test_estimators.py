@@ -5,24 +5,21 @@ import math
 import numpy as np
 import pytest
 
-from avmm.config import Config
 from avmm.core.engine import Engine
 from avmm.core.state import MAX_INT_BINS
+from tests.builders import make_engine
 
 NS = 1_000_000_000
+BASE = {
+    "model": {"sigma": "auto", "k": "auto", "A": "auto"},
+    "quoting": {"tick": 0.01},
+    "logging": {"sample_rate": 0.0},
+}
 
 
 def engine(**est) -> Engine:
-    return Engine(
-        Config.model_validate(
-            {
-                "model": {"sigma": "auto", "k": "auto", "A": "auto"},
-                "quoting": {"tick": 0.01},
-                "estimators": est,
-                "logging": {"sample_rate": 0.0},
-            }
-        )
-    )
+    """Every model parameter estimated; ``est``: the [estimators] settings."""
+    return make_engine(BASE, estimators=est)
 
 
 def test_volatility_matches_batch_with_irregular_and_zero_gaps():

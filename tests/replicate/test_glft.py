@@ -1,15 +1,13 @@
-"""`avmm replicate glft`: the ODE solution against direct numerical integration, and the rows."""
+"""The GLFT replication (`avmm.replicate.glft`): the ODE solution against direct numerical integration,
+and the rows."""
 
 from __future__ import annotations
 
-import json
 import math
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
 
-from avmm.cli.replicate import app
 from avmm.core.model import glft_depths
 from avmm.errors import UserError
 from avmm.replicate.glft import (
@@ -170,27 +168,3 @@ def test_time_outside_the_horizon_is_a_user_error():
         glft_exact_depths(P, -1.0)
     with pytest.raises(UserError):
         glft_exact_depths(P, P.T + 1.0)
-
-
-def test_cli_writes_json_and_plot(tmp_path):
-    jp, pp = tmp_path / "glft.json", tmp_path / "glft.png"
-    res = CliRunner().invoke(app, ["glft", "--q-max", "10", "--json", str(jp), "--plot", str(pp)])
-    assert res.exit_code == 0, res.output
-    assert "max |exact - approx|" in res.output
-    doc = json.loads(jp.read_text())
-    assert doc["parameters"]["Q"] == 10 and len(doc["rows"]) == 21
-    assert doc["rows"][0]["ask_exact"] is None and doc["rows"][-1]["bid_exact"] is None
-    assert doc["rows"] == run_glft(Q=10).rows
-    assert pp.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-
-
-def test_cli_bad_arguments_exit_2(tmp_path, monkeypatch, capsys):
-    from avmm import cli
-
-    bad = (["-Q", "0"], ["--json", str(tmp_path / "no" / "x.json")], ["--plot", str(tmp_path)])
-    for argv in bad:
-        monkeypatch.setattr("sys.argv", ["avmm", "replicate", "glft", *argv])
-        with pytest.raises(SystemExit) as e:
-            cli.main()
-        assert e.value.code == 2
-        assert capsys.readouterr().err.startswith("avmm: error: ")

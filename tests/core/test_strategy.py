@@ -5,27 +5,22 @@ import math
 import numpy as np
 import pytest
 
-from avmm.config import Config
 from avmm.core.engine import Engine
 from avmm.core.state import OS_FREE, OS_LIVE, OS_PENDING_CANCEL
+from tests.builders import make_engine
 
 NS = 1_000_000_000
 T0 = 1_700_000_000 * NS
+BASE = {
+    "model": {"kind": "as-rolling", "gamma": 0.1, "sigma": 0.05, "k": 50.0, "A": 1.0, "tau_s": 60.0},
+    "quoting": {"tick": 0.01, "lot": 0.001, "levels": 1, "size": 0.01, "refresh_s": 2.0, "mid_tolerance": 0.001},
+    "risk": {"max_position": 1.0},
+    "logging": {"sample_rate": 0.0},
+}
 
 
 def engine(**quoting) -> Engine:
-    q = {"tick": 0.01, "lot": 0.001, "levels": 1, "size": 0.01, "refresh_s": 2.0, "mid_tolerance": 0.001}
-    q.update(quoting)
-    return Engine(
-        Config.model_validate(
-            {
-                "model": {"kind": "as-rolling", "gamma": 0.1, "sigma": 0.05, "k": 50.0, "A": 1.0, "tau_s": 60.0},
-                "quoting": q,
-                "risk": {"max_position": 1.0},
-                "logging": {"sample_rate": 0.0},
-            }
-        )
-    )
+    return make_engine(BASE, quoting=quoting)
 
 
 def ack_all(e: Engine, n: int):

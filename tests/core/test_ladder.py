@@ -7,20 +7,19 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from avmm.config import Config
 from avmm.core.engine import Engine
 from avmm.core.model import as_depths
+from tests import builders
+
+BASE = {
+    "model": {"kind": "as-rolling", "gamma": 0.1, "sigma": 0.5, "k": 10.0, "A": 1.0, "tau_s": 1.0},
+    "quoting": {"tick": 0.01, "lot": 0.001, "levels": 1, "size": 0.1},
+    "risk": {"max_position": 1.0},
+}
 
 
 def make_engine(**sections) -> Engine:
-    base = {
-        "model": {"kind": "as-rolling", "gamma": 0.1, "sigma": 0.5, "k": 10.0, "A": 1.0, "tau_s": 1.0},
-        "quoting": {"tick": 0.01, "lot": 0.001, "levels": 1, "size": 0.1},
-        "risk": {"max_position": 1.0},
-    }
-    for sec, vals in sections.items():
-        base.setdefault(sec, {}).update(vals)
-    return Engine(Config.model_validate(base))
+    return builders.make_engine(BASE, **sections)
 
 
 def quote(eng: Engine, mid=100.0, pos=0.0, bid=None, ask=None, ts=0):

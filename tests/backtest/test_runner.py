@@ -1,8 +1,7 @@
-"""Backtester properties on random streams (hypothesis) and the real data samples end to end."""
+"""`run_backtest` / `Backtester` (`avmm.backtest.runner`): chunking and determinism, the empty
+session, the inventory limit on random streams (hypothesis), the real data samples end to end."""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,9 +10,39 @@ from hypothesis import strategies as st
 
 from avmm.backtest.runner import run_backtest
 from avmm.config import load_config
+from avmm.data.synth import generate
 from avmm.events import QUOTE, TRADE, empty
+from tests.builders import Q, stream
+from tests.builders import bt_config as cfg
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+def test_chunking_does_not_change_results():
+    ev = np.concatenate(list(generate(30_000, 3, quote_rate=200.0, trade_rate=50.0)))
+    c = load_config(None, ["backtest.chunk_events=1000"])
+    a = run_backtest(ev, c)
+    b = run_backtest(ev, load_config(None, ["backtest.chunk_events=100000"]))
+    assert a.fills.tobytes() == b.fills.tobytes()
+    assert a.samples.tobytes() == b.samples.tobytes()
+    assert a.summary["fills"] > 0
+
+
+def test_same_input_bit_identical_output():
+    ev = np.concatenate(list(generate(40_000, 5, quote_rate=200.0, trade_rate=50.0)))
+    c = load_config(None, ['backtest.latency_model="lognormal"'])
+    a, b = run_backtest(ev, c), run_backtest(ev, c)
+    assert a.fills.tobytes() == b.fills.tobytes()
+    assert a.samples.tobytes() == b.samples.tobytes()
+    skip = {"wall_s", "events_per_s"}
+    assert {k: v for k, v in a.summary.items() if k not in skip} == {
+        k: v for k, v in b.summary.items() if k not in skip
+    }
+
+
+def test_empty_session_and_single_final_sample():
+    assert run_backtest(empty(0), cfg()).summary["session_s"] == 0.0
+    # the last event on the sampling grid (1 s): one sample per grid time, none repeated
+    r = run_backtest(stream(Q(0, 99.99, 5.0, 100.01, 5.0), Q(2000, 99.99, 5.0, 100.01, 5.0)), cfg())
+    assert len(np.unique(r.samples["ts"])) == len(r.samples)
 
 
 def random_stream(seed: int, n: int) -> np.ndarray:
@@ -93,9 +122,9 @@ SAMPLES = {
 
 
 @pytest.mark.parametrize("name", sorted(SAMPLES))
-def test_real_samples_end_to_end(name, tmp_path):
+def test_real_samples_end_to_end(name, tmp_path, shared_data):
     folder, files = SAMPLES[name]
-    src = SHARED / folder
+    src = shared_data / folder
     if not src.is_dir():
         pytest.skip(f"shared data not found at {src}")
     convert = pytest.importorskip("avmm.data.convert")

@@ -1,15 +1,13 @@
-"""`avmm replicate as2008`: simulation mechanics, bookkeeping, reproducibility, paper facts."""
+"""The Avellaneda-Stoikov (2008) replication (`avmm.replicate.as2008`): simulation mechanics, bookkeeping,
+reproducibility, paper facts."""
 
 from __future__ import annotations
 
-import json
 import math
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
 
-from avmm.cli.replicate import app
 from avmm.core.model import as_depths, as_spread
 from avmm.errors import UserError
 from avmm.replicate.as2008 import (
@@ -178,55 +176,3 @@ def test_paper_gamma_0_1_qualitative_facts():
 def test_bad_input_is_a_user_error(overrides):
     with pytest.raises(UserError):
         run_as2008(**overrides)
-
-
-def test_cli_writes_json_and_plot(tmp_path):
-    jp, pp = tmp_path / "as.json", tmp_path / "as.png"
-    res = CliRunner().invoke(
-        app,
-        [
-            "as2008",
-            "--paths",
-            "50",
-            "--gamma",
-            "0.1",
-            "--gamma",
-            "1",
-            "--seed",
-            "5",
-            "--json",
-            str(jp),
-            "--plot",
-            str(pp),
-        ],
-    )
-    assert res.exit_code == 0, res.output
-    assert "inventory" in res.output and "symmetric" in res.output
-    doc = json.loads(jp.read_text())
-    assert doc["parameters"]["paths"] == 50 and doc["parameters"]["gammas"] == [0.1, 1.0]
-    assert [(r["gamma"], r["strategy"]) for r in doc["rows"]] == [
-        (0.1, "inventory"),
-        (0.1, "symmetric"),
-        (1.0, "inventory"),
-        (1.0, "symmetric"),
-    ]
-    assert all(tuple(r) == ROW_KEYS for r in doc["rows"])
-    assert doc["rows"] == run_as2008(paths=50, seed=5, gammas=(0.1, 1.0)).rows
-    assert pp.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-
-
-def test_cli_bad_arguments_exit_2(tmp_path, monkeypatch, capsys):
-    from avmm import cli
-
-    for argv in (
-        ["--paths", "0"],
-        ["--gamma", "0"],
-        ["--json", str(tmp_path / "no" / "x.json")],
-        ["--plot", str(tmp_path)],
-    ):
-        monkeypatch.setattr("sys.argv", ["avmm", "replicate", "as2008", *argv])
-        with pytest.raises(SystemExit) as e:
-            cli.main()
-        assert e.value.code == 2
-        err = capsys.readouterr().err
-        assert err.startswith("avmm: error: ") and err.count("\n") == 1

@@ -1,0 +1,114 @@
+"""Matching at the simulated venue (`avmm.backtest.exchange`): queue position and trades at our
+price, trade-throughs, partial fills, fills while a cancel is in flight, post-only rejects, our
+orders sharing a price, unusable depth rows."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from avmm.backtest import exchange as X
+from avmm.backtest import state as BS
+from avmm.backtest.runner import Backtester, bt_params, run_backtest
+from avmm.config import load_config
+from avmm.core.config import to_params
+from tests.builders import BOOK, MS, D, Q, T, fills_of, stream
+from tests.builders import bt_config as cfg
+
+
+def test_queue_behind_five_fills_after_3_then_2_not_before():
+    # trades of 3 then 2 at our price take the queue in front of us; the next trade fills us
+    base = [BOOK, T(2, 99.99, 3.0, -1), T(3, 99.99, 2.0, -1)]
+    r = run_backtest(stream(*base), cfg())
+    assert r.summary["fills"] == 0
+    r = run_backtest(stream(*base, T(4, 99.99, 1.0, -1)), cfg())
+    assert fills_of(r) == [(4000, 1, 99.99, 1.0)]
+    # 3 then 3: the second trade has 1 left after the queue: it fills us
+    r = run_backtest(stream(BOOK, T(2, 99.99, 3.0, -1), T(3, 99.99, 3.0, -1)), cfg())
+    assert fills_of(r) == [(3000, 1, 99.99, 1.0)]
+
+
+def test_trade_through_fills_at_once():
+    r = run_backtest(stream(BOOK, T(2, 99.98, 0.5, -1)), cfg())
+    assert fills_of(r) == [(2000, 1, 99.99, 1.0)]  # whole order, at our price, despite the queue
+    r = run_backtest(stream(BOOK, T(2, 100.02, 0.5, 1)), cfg())
+    assert fills_of(r) == [(2000, -1, 100.01, 1.0)]
+
+
+def test_fill_while_cancel_in_flight_is_honoured():
+    # at 20 ms the mid jumps: the strategy cancels its 99.99 bid (cancel arrives at 30 ms);
+    # a trade through 99.99 at 25 ms still fills it
+    rows = [BOOK, Q(20, 100.49, 5.0, 100.51, 5.0), T(25, 99.98, 1.0, -1), Q(40, 100.49, 5.0, 100.51, 5.0)]
+    r = run_backtest(stream(*rows), cfg(entry=10.0))
+    assert r.summary["cancels"] >= 1
+    assert (25000, 1, 99.99, 1.0) in fills_of(r)
+    # the same trade after the cancel has arrived fills nothing at 99.99
+    rows = [BOOK, Q(20, 100.49, 5.0, 100.51, 5.0), T(31, 99.98, 1.0, -1), Q(40, 100.49, 5.0, 100.51, 5.0)]
+    r = run_backtest(stream(*rows), cfg(entry=10.0))
+    assert all(f[2] != 99.99 for f in fills_of(r))
+
+
+def test_post_only_reject_seen_after_response_latency():
+    # the book moves at exchange time 0.5 ms; the strategy sees it only at 5 ms, so its 99.99 bid
+    # arrives (1 ms) at a book whose ask is 99.99: rejected, known to the strategy at 2 ms
+    rows = [BOOK, Q(0.5, 99.97, 5.0, 99.99, 5.0, local=5), Q(1.5, 99.97, 5.0, 99.99, 5.0, local=6)]
+    bt = Backtester(cfg())
+    bt.feed(stream(*rows))
+    r = bt.finish()
+    assert r.summary["rejects_post_only"] == 1
+    assert r.summary["fills"] == 0
+    assert bt.mem.state["n_rejects"][0] == 1
+
+
+def test_partial_fills():
+    # our 3-lot bid at 99.99 improves the book (nobody ahead): trades of 1 then 5 fill 1 then 2
+    rows = [Q(0, 99.98, 5.0, 100.02, 5.0), T(2, 99.99, 1.0, -1), T(2.5, 99.99, 5.0, -1)]
+    r = run_backtest(stream(*rows), cfg(size=3.0))
+    assert fills_of(r) == [(2000, 1, 99.99, 1.0), (2500, 1, 99.99, 2.0)]
+
+
+def test_our_orders_at_one_price_share_the_trade():
+    """Queue [5 market][our 1][our 2]: a 6-lot trade takes the market and order 1, leaving order 2
+    at the front; the next 1-lot trade fills it."""
+    from numba import njit
+
+    c = load_config(
+        None, ["quoting.tick=0.01", "quoting.lot=1.0", 'backtest.queue_model="risk-averse"', "risk.max_position=10.0"]
+    )
+    bp = bt_params(c, c.backtest, to_params(c))
+    bs = BS.new_bt_state()
+    xo = np.zeros(BS.MAX_X, BS.XORDER_DTYPE)
+    keys, vals = BS.new_cache()
+    lat = np.array([[MS, MS]], np.int64)
+    rs = np.zeros(BS.QCAP, BS.MSG_DTYPE)
+    rq = np.zeros(4, BS.MSG_DTYPE)
+    ring = np.zeros(BS.MO_CAP, BS.FILL_DTYPE)
+    fout = np.zeros(4096, BS.FILL_DTYPE)
+
+    @njit
+    def drive(bparams, bstate, xo, keys, vals, lat, rs, rq, ring, fout):
+        bp = bparams[0]
+        bs = bstate[0]
+        X.on_quote_x(bp, bs, xo, keys, vals, lat, rs, ring, fout, 0, 99.99, 5.0, 100.01, 5.0)
+        for oid in (1, 2):
+            m = rq[oid]
+            m.ts = 1
+            m.kind = BS.RQ_PLACE
+            m.oid = oid
+            m.side = 1
+            m.px = 99.99
+            m.qty = 1.0
+            X.on_request_x(bp, bs, xo, keys, vals, lat, rs, ring, fout, m)
+        X.on_trade_x(bp, bs, xo, keys, vals, lat, rs, ring, fout, 2, 99.99, 6.0, -1)
+        X.on_trade_x(bp, bs, xo, keys, vals, lat, rs, ring, fout, 3, 99.99, 1.0, -1)
+
+    drive(bp, bs, xo, keys, vals, lat, rs, rq, ring, fout)
+    n = int(bs["mo_n"][0])
+    assert sorted((int(f["ts"]), float(f["qty"])) for f in ring[:n]) == [(2, 1.0), (3, 1.0)]
+
+
+def test_bad_depth_rows_are_counted_and_ignored():
+    base = [D(0, 99.99, 5.0, 1), D(0, 100.01, 5.0, -1), Q(0, 99.99, 5.0, 100.01, 5.0)]
+    bad = [D(1.5, 99.99, -4.0, 1), D(1.5, float("nan"), 1.0, 1), D(1.5, 99.99, float("inf"), 1)]
+    r = run_backtest(stream(*base, *bad, T(3, 99.99, 1.0, -1)), cfg(size=3.0))
+    assert r.summary["bad_depth_rows"] == 3
+    assert sum(q for *_, q in fills_of(r)) <= 1.0  # never more than the trade
