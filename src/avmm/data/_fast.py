@@ -16,21 +16,26 @@ from __future__ import annotations
 
 import bisect
 import sys
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from avmm.events import EVENT_DTYPE
 
 RAW = np.dtype((np.void, EVENT_DTYPE.itemsize))
+_NAMES: tuple[str, ...] = EVENT_DTYPE.names or ()
+_FIELDS: Mapping[str, tuple[Any, ...]] = EVENT_DTYPE.fields or {}
 
 # the packed layout the kernels rely on (checked, with a slow fallback if it ever changes)
 FAST_LAYOUT = (
     sys.byteorder == "little"
     and EVENT_DTYPE.itemsize == 64
-    and [EVENT_DTYPE.fields[n][1] for n in EVENT_DTYPE.names] == [0, 8, 16, 24, 32, 40, 48, 56, 57, 58, 60]
+    and [_FIELDS[n][1] for n in _NAMES] == [0, 8, 16, 24, 32, 40, 48, 56, 57, 58, 60]
 )
-_WIDE = EVENT_DTYPE.names[:7]  # the 8-byte fields, in record order
-_TAIL = EVENT_DTYPE.names[7:]  # kind, side, flags, level
+_WIDE = _NAMES[:7]  # the 8-byte fields, in record order
+_TAIL = _NAMES[7:]  # kind, side, flags, level
 
 
 def raw(ev: np.ndarray) -> np.ndarray:
@@ -39,6 +44,7 @@ def raw(ev: np.ndarray) -> np.ndarray:
 
 
 def cooked(r: np.ndarray) -> np.ndarray:
+    """Opaque records (``raw``) viewed as ``EVENT_DTYPE`` again."""
     return r.view(EVENT_DTYPE)
 
 
@@ -55,10 +61,11 @@ def select(ev: np.ndarray, idx: np.ndarray) -> np.ndarray:
 
 
 def copy(ev: np.ndarray) -> np.ndarray:
+    """``ev.copy()``, as a memory copy."""
     return cooked(raw(ev).copy())
 
 
-def tail_word(kind, side, flags, level):
+def tail_word(kind: ArrayLike, side: ArrayLike, flags: ArrayLike, level: ArrayLike) -> np.ndarray:
     """The packed kind/side/flags/level word (scalars or arrays)."""
     k = np.asarray(kind).astype(np.int64) & 0xFF
     s = np.asarray(side).astype(np.int64) & 0xFF
@@ -80,11 +87,11 @@ def _transpose_into(src: np.ndarray, dst: np.ndarray) -> None:
             dst[s : s + _BLOCK] = src[:, s : s + _BLOCK].T
 
 
-def pack(n: int, **cols) -> np.ndarray:
+def pack(n: int, **cols: ArrayLike) -> np.ndarray:
     """An ``EVENT_DTYPE`` array of ``n`` rows from columns or scalars (every field required)."""
     if not FAST_LAYOUT:
         ev = np.empty(n, dtype=EVENT_DTYPE)
-        for name in EVENT_DTYPE.names:
+        for name in _NAMES:
             ev[name] = cols[name]
         return ev
     buf = np.empty((8, n), dtype=np.int64)
@@ -104,7 +111,7 @@ def unpack(parts: list[np.ndarray]) -> list[np.ndarray]:
     """Contiguous columns (``EVENT_DTYPE.names`` order) of the concatenation of ``parts``."""
     if not FAST_LAYOUT:
         ev = concat(parts) if parts else np.empty(0, dtype=EVENT_DTYPE)
-        return [np.ascontiguousarray(ev[name]) for name in EVENT_DTYPE.names]
+        return [np.ascontiguousarray(ev[name]) for name in _NAMES]
     n = sum(len(p) for p in parts)
     buf = np.empty((8, n), dtype=np.int64)
     off = 0
@@ -116,7 +123,7 @@ def unpack(parts: list[np.ndarray]) -> list[np.ndarray]:
     out = [buf[j].view(EVENT_DTYPE[name]) for j, name in enumerate(_WIDE)]
     tail = buf[7]
     for name in _TAIL:
-        off, dt = EVENT_DTYPE.fields[name][1] - 56, EVENT_DTYPE[name]
+        off, dt = _FIELDS[name][1] - 56, EVENT_DTYPE[name]
         b = tail.view(np.uint8).reshape(n, 8)[:, off : off + dt.itemsize]
         out.append(np.ascontiguousarray(b).view(dt).reshape(n))
     return out

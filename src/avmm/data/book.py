@@ -396,7 +396,7 @@ def _interleave(src, src_lines, q, qpos, out, out_lines):
             j += 1
 
 
-def _with_quotes(bk: Book, ev: np.ndarray, lines: np.ndarray, path: str, c: Counters):
+def _with_quotes(bk: Book, ev: np.ndarray, lines: np.ndarray, path: str, c: Counters) -> tuple[np.ndarray, np.ndarray]:
     """``ev`` with the derived quotes inserted (see ``Book.run``); counted."""
     qpos, qval, xpos = bk.run(ev)
     if len(xpos):

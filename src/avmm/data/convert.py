@@ -328,9 +328,9 @@ def _symbol_of(by_fmt: dict[str, list[Path]], symbols: list[str]) -> str | None:
             from avmm.data.files import open_text_lines
 
             try:
-                with open_text_lines(fs[0]) as f:
-                    f.readline()
-                    row = f.readline().decode("utf-8", "replace").split(",")
+                with open_text_lines(fs[0]) as fh0:
+                    fh0.readline()
+                    row = fh0.readline().decode("utf-8", "replace").split(",")
                 hdr = read_first_line(fs[0]).decode().split(",")
                 return row[hdr.index("symbol")].upper()
             except (OSError, ValueError, IndexError, EOFError):

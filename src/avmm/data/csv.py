@@ -5,6 +5,7 @@ the parser rejects (counted, never dropped silently).
 from __future__ import annotations
 
 import gzip
+import io
 import zipfile
 import zlib
 from collections import deque
@@ -35,7 +36,7 @@ def read_first_line(path: Path) -> bytes:
         return b""
 
 
-def _first_line(f: IO[bytes]) -> bytes:
+def _first_line(f: io.BufferedIOBase | IO[bytes]) -> bytes:
     return f.readline(1 << 16).rstrip(b"\r\n")
 
 

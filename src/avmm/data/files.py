@@ -10,6 +10,7 @@ import io
 import zlib
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 
@@ -40,7 +41,7 @@ def prefetch(
     q: queue.Queue = queue.Queue(maxsize=depth)
     stop = threading.Event()
 
-    def put(item) -> bool:
+    def put(item: tuple[Any, list[tuple], BaseException | None]) -> bool:
         while not stop.is_set():
             try:
                 q.put(item, timeout=0.1)
@@ -91,8 +92,8 @@ class SalvageGzip(io.RawIOBase):
     so a reader can keep it and count the damage instead of losing the whole file.
     """
 
-    def __init__(self, path: Path, chunk: int = 1 << 20):
-        self.f = open(path, "rb")
+    def __init__(self, path: Path, chunk: int = 1 << 20) -> None:
+        self.f = open(path, "rb")  # noqa: SIM115  (the stream owns it: closed by ``close()``)
         self.d = zlib.decompressobj(wbits=31)
         self.buf = b""
         self.chunk = chunk
@@ -133,7 +134,7 @@ class SalvageGzip(io.RawIOBase):
         self.out_pos += len(out)
         return out
 
-    def readinto(self, b) -> int:
+    def readinto(self, b: Any) -> int:  # (a writable buffer)
         data = self.read(len(b))
         b[: len(data)] = data
         return len(data)
@@ -152,7 +153,7 @@ class ReadGate(io.RawIOBase):
     until that cap. ``release()`` (or ``close()``) lifts the gate for good.
     """
 
-    def __init__(self, inner, ahead: int = 3):
+    def __init__(self, inner: io.RawIOBase | pa.NativeFile, ahead: int = 3) -> None:
         import threading
 
         self.inner = inner
@@ -196,7 +197,7 @@ class ReadGate(io.RawIOBase):
             self.reads += 1
         return self.inner.read(n)
 
-    def readinto(self, b) -> int:
+    def readinto(self, b: Any) -> int:  # (a writable buffer)
         data = self.read(len(b))
         b[: len(data)] = data
         return len(data)
@@ -208,7 +209,7 @@ class ReadGate(io.RawIOBase):
         super().close()
 
 
-def open_source(path: Path):
+def open_source(path: Path) -> tuple[pa.NativeFile | SalvageGzip, SalvageGzip | pa.NativeFile]:
     """(stream, raw): ``stream`` decompresses gzip transparently (``SalvageGzip``: stops cleanly at
     a corruption, see its ``error``), ``raw`` reports progress via ``tell()`` / ``raw_pos``."""
     raw = open_raw(path)
@@ -217,7 +218,7 @@ def open_source(path: Path):
     return raw, raw
 
 
-def open_raw(path: Path):
+def open_raw(path: Path) -> SalvageGzip | pa.NativeFile:
     """The file as ``SalvageGzip`` (gzip) or ``pa.OSFile`` (see ``open_source``)."""
     try:
         if is_gzip(path):
@@ -227,7 +228,7 @@ def open_raw(path: Path):
         raise UserError(f"{path}: cannot open: {e}") from None
 
 
-def open_text_lines(path: Path):
+def open_text_lines(path: Path) -> io.BufferedIOBase:
     """Binary file object over the (possibly gzip) file: ``gzip.GzipFile`` or plain file."""
     if is_gzip(path):
         return gzip.open(path, "rb")
@@ -235,4 +236,5 @@ def open_text_lines(path: Path):
 
 
 def file_size(paths: Iterable[Path]) -> int:
+    """Total size of the files, in bytes."""
     return sum(Path(p).stat().st_size for p in paths)

@@ -13,6 +13,8 @@
 from __future__ import annotations
 
 import heapq
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -22,10 +24,12 @@ from avmm.events import CLEAR, DEPTH, F_EXCH_TS, F_REORDERED, F_SEQ_GAP, QUOTE, 
 SAMPLE_CAP = 1_000_000
 
 
-def inspect_store(path, gap_s: float = 1.0, chunk_events: int = 1 << 20) -> dict:
+def inspect_store(path: Path | str, gap_s: float = 1.0, chunk_events: int = 1 << 20) -> dict[str, Any]:
+    """The statistics of the store ``path`` (see the module docstring), in one pass."""
     meta = read_meta(path)
     counts = np.zeros(256, dtype=np.int64)
-    start = end = None
+    start: int | None = None
+    end: int | None = None
     last_ts = None
     grid = GridInference()
     sp_n = 0
@@ -104,7 +108,7 @@ def inspect_store(path, gap_s: float = 1.0, chunk_events: int = 1 << 20) -> dict
         "clears": int(counts[CLEAR]),
         "start_ns": start,
         "end_ns": end,
-        "duration_s": (end - start) / 1e9 if start is not None else 0.0,
+        "duration_s": (end - start) / 1e9 if start is not None and end is not None else 0.0,
         "tick_size": tick,
         "lot_size": grid.lot(),
         "meta_tick_size": meta.get("tick_size"),
@@ -152,11 +156,11 @@ def inspect_store(path, gap_s: float = 1.0, chunk_events: int = 1 << 20) -> dict
     return out
 
 
-def format_report(r: dict) -> list[str]:
+def format_report(r: dict[str, Any]) -> list[str]:
     """Human-readable lines for ``inspect_store``'s result."""
     import datetime as dt
 
-    def ts(ns):
+    def ts(ns: int | None) -> str:
         if ns is None:
             return "-"
         return dt.datetime.fromtimestamp(ns / 1e9, dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + "Z"

@@ -31,7 +31,9 @@ ISSUE_HELP: dict[str, str] = {
     "empty_book_side": "S: quote with one side empty (LOBSTER dummy price)",
     "duplicate": "S: duplicated message (same trade id / update id / identical row)",
     "reordered": "R: row moved back to restore local_ts order (flag F_REORDERED)",
-    "seq_gap": "N: depth sequence gap detected (a CLEAR flagged F_SEQ_GAP is written at the gap; resync at the next snapshot)",
+    "seq_gap": (
+        "N: depth sequence gap detected (a CLEAR flagged F_SEQ_GAP is written at the gap; resync at the next snapshot)"
+    ),
     "depth_unsynced": "S: depth diff dropped while waiting for a snapshot (before the first / after a gap)",
     "depth_stale": "S: depth diff older than the snapshot it follows (normal at sync)",
     "unknown_message": "S: message of a kind the reader does not use",
@@ -39,9 +41,15 @@ ISSUE_HELP: dict[str, str] = {
     "unpaired_row": "S: LOBSTER message row without an orderbook row (or vice versa)",
     "trading_halt": "N: LOBSTER trading halt message (type 7)",
     "bad_timestamp": "S: zero, negative or non-numeric timestamp",
-    "other_symbol": "S: message for another symbol than the one converted (or a bare snapshot that no diff of the symbol brackets)",
-    "agg_trade_skipped": "S: aggTrade message not stored: the capture has @trade messages, which carry the same executions",
-    "derived_quote": "N: QUOTE derived from the depth book after a batch (a file without quotes of its own; flag F_DERIVED)",
+    "other_symbol": (
+        "S: message for another symbol than the one converted (or a bare snapshot that no diff of the symbol brackets)"
+    ),
+    "agg_trade_skipped": (
+        "S: aggTrade message not stored: the capture has @trade messages, which carry the same executions"
+    ),
+    "derived_quote": (
+        "N: QUOTE derived from the depth book after a batch (a file without quotes of its own; flag F_DERIVED)"
+    ),
 }
 
 MAX_NOTES = 5
@@ -80,7 +88,7 @@ class _Recorder(Counters):
     logged, to be replayed into the real counters by the consumer in pull order, so counts and
     notes come out exactly as if the reader had run on the consumer's thread."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         super().__init__()
         self.log: list[tuple] = []
 

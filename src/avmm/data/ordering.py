@@ -91,16 +91,17 @@ def merge_sorted(streams: list[Iterator[np.ndarray]]) -> Iterator[np.ndarray]:
         yield from (ch for ch in streams[0] if len(ch))
         return
     its = [iter(s) for s in streams]
-    bufs: list[np.ndarray | None] = [None] * len(its)
+    empty = np.empty(0, dtype=EVENT_DTYPE)
+    bufs: list[np.ndarray] = [empty] * len(its)  # the rows of each stream not yet merged
     alive = [True] * len(its)
 
     def refill(i: int) -> None:
-        while alive[i] and (bufs[i] is None or len(bufs[i]) == 0):
+        while alive[i] and len(bufs[i]) == 0:
             try:
                 bufs[i] = next(its[i])
             except StopIteration:
                 alive[i] = False
-                bufs[i] = None
+                bufs[i] = empty
 
     for i in range(len(its)):
         refill(i)
@@ -151,7 +152,7 @@ def dedupe_quotes(ev: np.ndarray, prev: np.ndarray | None) -> np.ndarray:
 class RecentIds:
     """Duplicate detection on ids: an id seen earlier in this chunk or in the previous chunk."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.prev = np.empty(0, dtype=np.int64)
 
     def dup(self, ids: np.ndarray, valid: np.ndarray) -> np.ndarray:
@@ -166,9 +167,8 @@ class RecentIds:
             _, first = np.unique(v, return_index=True)
             d = np.ones(len(v), dtype=bool)
             d[first] = False
-        if len(self.prev):
-            if v.min() <= self.prev.max():
-                d |= np.isin(v, self.prev)
+        if len(self.prev) and v.min() <= self.prev.max():
+            d |= np.isin(v, self.prev)
         out[idx] = d
         self.prev = v
         return out

@@ -24,6 +24,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -35,7 +36,7 @@ START_NS = 1_704_067_200_000_000_000  # 2024-01-01T00:00:00Z
 SYNTH_VERSION = 1
 
 
-def _params(**kw) -> dict:
+def _params(**kw: Any) -> dict[str, Any]:
     p = dict(
         mid=100.0,
         tick=0.01,
@@ -113,7 +114,7 @@ def generate(
     log_size = np.log(p["size"] / lot_)
     log_tsize = np.log(p["trade_size"] / lot_)
 
-    def on_grid(n_units: np.ndarray, inv_int, unit) -> np.ndarray:
+    def on_grid(n_units: np.ndarray, inv_int: int | None, unit: float) -> np.ndarray:
         return n_units / inv_int if inv_int else n_units * unit
 
     last_bid = last_ask = None  # the displayed quote (ticks) carried across chunks
@@ -178,7 +179,8 @@ def generate(
         yield ev
 
 
-def synth_meta(events: int, seed: int, **kw) -> dict:
+def synth_meta(events: int, seed: int, **kw: Any) -> dict[str, Any]:
+    """The store metadata of a synthetic session (its parameters and true model values)."""
     p = _params(**{k_: v for k_, v in kw.items() if k_ != "chunk"})
     return {
         "symbol": "SYNTH",
@@ -200,7 +202,7 @@ def synth_meta(events: int, seed: int, **kw) -> dict:
     }
 
 
-def write_synth(path, events: int = DEFAULT_EVENTS, seed: int = DEFAULT_SEED, **kw) -> int:
+def write_synth(path: Path | str, events: int = DEFAULT_EVENTS, seed: int = DEFAULT_SEED, **kw: Any) -> int:
     """Generate a synthetic session straight into a store at ``path``; returns rows written."""
     from avmm.data.store import write_events
 
@@ -209,6 +211,7 @@ def write_synth(path, events: int = DEFAULT_EVENTS, seed: int = DEFAULT_SEED, **
 
 
 def cache_dir() -> Path:
+    """``$AVMM_CACHE``, default ``~/.cache/avmm``."""
     d = os.environ.get("AVMM_CACHE")
     return Path(d) if d else Path.home() / ".cache" / "avmm"
 
