@@ -343,10 +343,11 @@ def iter_columns(path: Path | str, chunk_events: int = 1 << 20) -> Iterator[Even
     chunk_events : int
         The most rows per chunk.
 
-    Yields
-    ------
-    EventColumns
-        One contiguous NumPy array per ``EVENT_DTYPE`` field (zero-copy from Arrow where it can).
+    Returns
+    -------
+    Iterator of EventColumns
+        Chunks of at most ``chunk_events`` rows, in store order: one contiguous NumPy array per
+        ``EVENT_DTYPE`` field (zero-copy from Arrow where it can).
 
     Raises
     ------
@@ -391,10 +392,11 @@ def iter_events(path: Path | str, chunk_events: int = 1 << 20) -> Iterator[np.nd
     chunk_events : int
         The most rows per chunk.
 
-    Yields
-    ------
-    numpy.ndarray
-        ``EVENT_DTYPE`` rows, in store order (sorted by ``local_ts``).
+    Returns
+    -------
+    Iterator of numpy.ndarray
+        ``EVENT_DTYPE`` chunks of at most ``chunk_events`` rows, in store order (sorted by
+        ``local_ts``).
 
     Raises
     ------
