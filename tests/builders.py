@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from avmm.events import DEPTH, QUOTE, TRADE, empty
+from avmm.events import BUY, DEPTH, QUOTE, SELL, TRADE, empty
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"  # the real samples (tests skip without them)
@@ -31,6 +31,22 @@ def event_rows(ev: np.ndarray, *names: str) -> list[tuple]:
 
 def kinds(ev: np.ndarray) -> list[int]:
     return [int(k) for k in ev["kind"]]
+
+
+def check_sample_events(ev: np.ndarray, lo: float, hi: float) -> tuple[np.ndarray, np.ndarray]:
+    """Checks every converted real sample passes (sorted, quotes and trades in ``(lo, hi)``, quotes
+    not crossed, sizes positive, sides known); returns its quotes and trades."""
+    assert len(ev) > 0
+    assert np.all(np.diff(ev["local_ts"]) >= 0), "sorted by local_ts"
+    q = ev[ev["kind"] == QUOTE]
+    t = ev[ev["kind"] == TRADE]
+    assert len(q) > 0 and len(t) > 0
+    assert np.all((q["px"] > lo) & (q["px"] < hi) & (q["px2"] > lo) & (q["px2"] < hi))
+    assert np.all(q["px"] < q["px2"])
+    assert np.all((t["px"] > lo) & (t["px"] < hi) & (t["qty"] > 0))
+    assert set(np.unique(t["side"])) <= {BUY, SELL}
+    assert np.all(ev["exch_ts"] > 0)
+    return q, t
 
 
 # ---------------------------------------------------------------- backtest streams and configs
@@ -118,6 +134,13 @@ def write_lines(path: Path, lines: list[str], newline: str = "\n", end: bool = T
     data = (newline.join(lines) + (newline if end else "")).encode()
     path.write_bytes(gzip.compress(data) if path.name.endswith(".gz") else data)
     return path
+
+
+def write_toml(folder: Path, text: str) -> Path:
+    """A config file ``cfg.toml`` in ``folder``."""
+    p = folder / "cfg.toml"
+    p.write_text(text)
+    return p
 
 
 # ---------------------------------------------------------------- tardis.dev CSV

@@ -59,3 +59,13 @@ def run_main(monkeypatch, capsys):
         return code, out.out, out.err
 
     return run
+
+
+@pytest.fixture
+def archive_server():
+    """A local Binance-style archive server (``tests.archive_server.ArchiveServer``)."""
+    from tests.archive_server import ArchiveServer
+
+    s = ArchiveServer()
+    yield s
+    s.close()

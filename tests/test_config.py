@@ -1,4 +1,5 @@
-"""Configuration: TOML + pydantic; a bad value is one line naming the key and the range, exit 2."""
+"""The config file (`avmm.config`): TOML + pydantic, --set overrides, the strategy's parameters
+(`to_params`); a bad value is a one-line `UserError` naming the key and the range."""
 
 import numpy as np
 import pytest
@@ -6,22 +7,19 @@ import pytest
 from avmm.config import Config, dump_toml, load_config
 from avmm.core.config import to_params
 from avmm.errors import UserError
-
-
-def write(tmp_path, text):
-    p = tmp_path / "cfg.toml"
-    p.write_text(text)
-    return p
+from tests.builders import write_toml
 
 
 def test_defaults_round_trip_through_toml(tmp_path):
     cfg = Config()
-    again = load_config(write(tmp_path, dump_toml(cfg)))
+    again = load_config(write_toml(tmp_path, dump_toml(cfg)))
     assert again == cfg
 
 
 def test_file_and_overrides(tmp_path):
-    p = write(tmp_path, "[model]\nkind = 'glft'\ngamma = 0.5\nA = 2.0\nk = 3.0\nsigma = 0.1\n[quoting]\nlevels = 3\n")
+    p = write_toml(
+        tmp_path, "[model]\nkind = 'glft'\ngamma = 0.5\nA = 2.0\nk = 3.0\nsigma = 0.1\n[quoting]\nlevels = 3\n"
+    )
     cfg = load_config(p, ["quoting.tick=0.5", "risk.max_position=4"])
     assert cfg.model.kind == "glft" and cfg.quoting.levels == 3 and cfg.quoting.tick == 0.5
     params = to_params(cfg)
@@ -45,7 +43,7 @@ def test_file_and_overrides(tmp_path):
 )
 def test_bad_values_name_key_and_range(tmp_path, text, key, hint):
     with pytest.raises(UserError) as ei:
-        load_config(write(tmp_path, text))
+        load_config(write_toml(tmp_path, text))
     msg = str(ei.value)
     assert key in msg and hint in msg and "\n" not in msg
     assert str(tmp_path / "cfg.toml") in msg
@@ -53,24 +51,8 @@ def test_bad_values_name_key_and_range(tmp_path, text, key, hint):
 
 def test_invalid_toml_and_missing_file(tmp_path):
     with pytest.raises(UserError, match="invalid TOML"):
-        load_config(write(tmp_path, "[model\n"))
+        load_config(write_toml(tmp_path, "[model\n"))
     with pytest.raises(UserError, match="not found"):
         load_config(tmp_path / "nope.toml")
     with pytest.raises(UserError, match="section"):
         load_config(None, ["gamma=1"])
-
-
-def test_cli_bad_config_value_is_one_line_exit_2(tmp_path, run_cli):
-    # avmm quote validates through the same config model
-    r = run_cli("quote", "--mid", "100", "--gamma", "0", "--sigma", "1", "--k", "1")
-    assert r.returncode == 2
-    assert r.stderr.strip().count("\n") == 0 and "model.gamma" in r.stderr and "Traceback" not in r.stderr
-
-
-def test_cli_config_check(tmp_path, run_cli):
-    bad = write(tmp_path, "[quoting]\nlevels = 0\n")
-    r = run_cli("config", "check", str(bad))
-    assert r.returncode == 2 and "quoting.levels = 0" in r.stderr and "greater than or equal to 1" in r.stderr
-    assert len(r.stderr.strip().splitlines()) == 1
-    r = run_cli("config", "check", "--set", "model.gamma=0.5")
-    assert r.returncode == 0 and "gamma = 0.5" in r.stdout

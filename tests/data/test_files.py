@@ -1,12 +1,17 @@
-"""A convert that stops early (a user error part-way through a large CSV) exits cleanly: Arrow's
-background reader is wound down before the interpreter shuts down (it used to abort the process
-with "Fatal Python error: PyGILState_Release", exit code 134)."""
+"""Opening sources (`avmm.data.files`): a convert that stops early (a user error part-way through a
+large CSV) exits cleanly -- Arrow's background reader is wound down before the interpreter shuts
+down (it used to abort the process with "Fatal Python error: PyGILState_Release", exit code 134);
+``ReadGate.stop`` ends reads; a truncated gzip stream is salvaged up to the damage."""
 
 from __future__ import annotations
 
+import gzip
+
 import numpy as np
 
+from avmm.data.convert import convert
 from avmm.data.files import ReadGate
+from tests.builders import TRADES_HDR, trade_rows
 
 
 def _big_trades_csv(path, rows: int, bad_row: int) -> None:
@@ -41,3 +46,12 @@ def test_read_gate_stop_ends_reads():
     assert g.read(10) == b"x" * 10
     g.stop()
     assert g.read(10) == b""  # no blocking, no more data once stopped
+
+
+def test_corrupt_gzip_truncated_stream_is_counted(tmp_path):
+    data = gzip.compress(("\n".join([TRADES_HDR] + trade_rows(200_000)) + "\n").encode())
+    f = tmp_path / "t.csv.gz"
+    f.write_bytes(data[: len(data) // 2])
+    s = convert([f], tmp_path / "o.parquet")
+    assert s.issues.get("corrupt_gzip") == 1
+    assert s.rows >= 0  # what could be decoded before the damage is kept

@@ -9,7 +9,6 @@ checks every kept row's line, not only the few noted examples.
 
 from __future__ import annotations
 
-import gzip
 import zipfile
 from pathlib import Path
 
@@ -23,8 +22,8 @@ from avmm.data.issues import Counters
 from avmm.data.readers.binance_archive import read_binance_archive
 from avmm.data.readers.tardis import read_tardis
 from avmm.errors import UserError
+from tests.builders import QUOTES_HDR, TRADES_HDR, quote_rows, write_lines
 
-T_HDR = "exchange,symbol,timestamp,local_timestamp,id,side,price,amount"
 T0 = 1_600_000_000_000_000  # µs
 
 
@@ -40,12 +39,6 @@ def short(line: int) -> str:
 
 def long(line: int) -> str:
     return trade(line) + ",extra"  # 9 of 8 fields
-
-
-def write(path: Path, lines: list[str], gz: bool = False, newline: str = "\n", end: bool = True) -> Path:
-    text = newline.join(lines) + (newline if end else "")
-    path.write_bytes(gzip.compress(text.encode()) if gz else text.encode())
-    return path
 
 
 def read(path: Path, reader=read_tardis, **kw):
@@ -69,7 +62,7 @@ def at(name: str, notes: list[str]) -> list[str]:
 
 # ---------------------------------------------------------------- the reported case
 def test_bad_value_after_rejected_row_has_its_own_line(tmp_path):
-    f = write(tmp_path / "t.csv", [T_HDR, trade(2), short(3), trade(4, price="abc"), trade(5)])
+    f = write_lines(tmp_path / "t.csv", [TRADES_HDR, trade(2), short(3), trade(4, price="abc"), trade(5)])
     ev, lines, c = read(f)
     assert c.issues == {"truncated_line": 1, "non_numeric": 1}
     assert c.notes["non_numeric"] == ["t.csv:4"]  # was t.csv:3
@@ -80,7 +73,7 @@ def test_bad_value_after_rejected_row_has_its_own_line(tmp_path):
 # ---------------------------------------------------------------- every position, every block size
 def _mixed_file() -> tuple[list[str], dict[str, list[int]], list[int]]:
     """Rows with rejected and bad rows everywhere; returns (lines, bad lines by kind, good lines)."""
-    rows = [T_HDR]
+    rows = [TRADES_HDR]
     bad: dict[str, list[int]] = {}
 
     def add(kind: str | None, row: str) -> None:
@@ -121,7 +114,7 @@ def _mixed_file() -> tuple[list[str], dict[str, list[int]], list[int]]:
 def test_lines_exact_after_rejected_rows(tmp_path, gz, block_size):
     rows, bad, good = _mixed_file()
     name = "t.csv.gz" if gz else "t.csv"
-    f = write(tmp_path / name, rows, gz=gz, end=False)
+    f = write_lines(tmp_path / name, rows, end=False)
     ev, lines, c = read(f, block_size=block_size)
     assert c.issues == {k: len(v) for k, v in bad.items()}
     for k, v in bad.items():
@@ -133,7 +126,7 @@ def test_lines_exact_after_rejected_rows(tmp_path, gz, block_size):
 
 def test_crlf_line_endings(tmp_path):
     rows, bad, good = _mixed_file()
-    f = write(tmp_path / "t.csv", rows, newline="\r\n")
+    f = write_lines(tmp_path / "t.csv", rows, newline="\r\n")
     ev, lines, c = read(f, block_size=200)
     assert c.issues == {k: len(v) for k, v in bad.items()}
     assert c.notes["non_numeric"] == [f"t.csv:{i}" for i in bad["non_numeric"]]
@@ -142,7 +135,7 @@ def test_crlf_line_endings(tmp_path):
 
 
 def test_rejected_row_note_keeps_field_count_and_text(tmp_path):
-    f = write(tmp_path / "t.csv", [T_HDR, trade(2), "binance-futures,BTCUSDT,1", trade(4)])
+    f = write_lines(tmp_path / "t.csv", [TRADES_HDR, trade(2), "binance-futures,BTCUSDT,1", trade(4)])
     _, lines, c = read(f)
     assert c.notes["truncated_line"] == ["t.csv:3: 3 fields: 'binance-futures,BTCUSDT,1'"]
     assert lines == [2, 4]
@@ -151,7 +144,7 @@ def test_rejected_row_note_keeps_field_count_and_text(tmp_path):
 def test_csv_batches_first_line_per_batch(tmp_path):
     """The contract itself: row i of a yielded batch is line first + i."""
     rows, bad, good = _mixed_file()
-    f = write(tmp_path / "t.csv", rows, end=False)
+    f = write_lines(tmp_path / "t.csv", rows, end=False)
     for bs in (128, 173, 1 << 22):
         c = Counters()
         seen = []
@@ -166,10 +159,10 @@ def test_csv_batches_first_line_per_batch(tmp_path):
 
 # ---------------------------------------------------------------- through convert
 def test_convert_summary_and_store(tmp_path):
-    f = write(
+    f = write_lines(
         tmp_path / "t.csv.gz",
         [
-            T_HDR,
+            TRADES_HDR,
             trade(2),
             short(3),
             long(4),
@@ -180,7 +173,6 @@ def test_convert_summary_and_store(tmp_path):
             long(9),
             trade(10),
         ],
-        gz=True,
     )
     s = convert([f], tmp_path / "o.parquet")
     assert s.issues == {"truncated_line": 2, "malformed_row": 2, "non_numeric": 1, "non_positive_price": 1}
@@ -195,7 +187,7 @@ def test_convert_summary_and_store(tmp_path):
 def test_error_line_after_rejected_rows(tmp_path, run_cli):
     t = [T0 + i * 1_000_000 for i in range(12)]  # 1 s apart
     rows = [
-        T_HDR,
+        TRADES_HDR,
         trade(2, t=t[0]),
         short(3),
         long(4),
@@ -204,7 +196,7 @@ def test_error_line_after_rejected_rows(tmp_path, run_cli):
         trade(7, t=t[5]),
         trade(8, t=t[0]),
     ]  # line 8 goes back 5 s: beyond the 1 s window
-    f = write(tmp_path / "t.csv", rows)
+    f = write_lines(tmp_path / "t.csv", rows)
     with pytest.raises(UserError, match=r"t\.csv:8: local timestamp goes back"):
         convert([f], tmp_path / "o.parquet")
     r = run_cli("data", "convert", str(f), "-o", str(tmp_path / "o2.parquet"))
@@ -274,3 +266,10 @@ def test_lobster_cut_last_line_noted_at_its_line(tmp_path):
     s = convert([m], tmp_path / "o.parquet")
     assert s.issues == {"truncated_line": 1, "unpaired_row": 1}
     assert at(m.name, s.notes["truncated_line"]) == [f"{m.name}:22"]  # header + 20 rows + the cut one
+
+
+# ---------------------------------------------------------------- a cut last line (tardis)
+def test_truncated_last_line(tmp_path):
+    f = write_lines(tmp_path / "q.csv", [QUOTES_HDR] + quote_rows(10) + ["x,BTCUSDT,1600000000010000,16000"], end=False)
+    s = convert([f], tmp_path / "o.parquet")
+    assert s.issues == {"truncated_line": 1} and s.rows == 10

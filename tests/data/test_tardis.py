@@ -1,15 +1,13 @@
-"""tardis.dev order book files: ``incremental_book_L2`` and ``book_snapshot_N``.
+"""tardis.dev files (`avmm.data.readers.tardis`): ``incremental_book_L2`` and ``book_snapshot_N``.
 
 Small hand-written files in tardis.dev's column layout (plain and gzip), checked row by row: kinds,
 sides, prices, sizes, both clocks (microseconds -> ns), flags, levels; the CLEAR before each
-snapshot; level removals; bad rows counted by kind and skipped; format detection and
-``avmm data convert`` / ``avmm data inspect --json``; unusable files -> one error line, exit 2.
+snapshot; level removals; bad rows counted by kind and skipped; format detection; a file without a
+usable row is a user error. And the real quotes + trades sample, merged.
 """
 
 from __future__ import annotations
 
-import gzip
-import json
 from pathlib import Path
 
 import numpy as np
@@ -32,59 +30,34 @@ from avmm.events import (
     SELL,
     SNAPSHOT,
 )
+from tests.builders import (
+    L0,
+    L1,
+    L2,
+    L2_HDR,
+    L2_SAMPLE,
+    L3,
+    L4,
+    SNAP_B1,
+    SNAP_B2,
+    US,
+    check_sample_events,
+    event_rows,
+    l2_row,
+    snap_hdr,
+    snap_row,
+    write_lines,
+)
+from tests.builders import TARDIS_T0 as T0
 
 X = F_EXCH_TS
 XL = F_EXCH_TS | F_LAST_IN_BATCH
 XD = F_EXCH_TS | F_DERIVED  # a QUOTE derived from the depth book by the converter
-US = 1000  # ns per microsecond
-T0 = 1_582_329_600_000_000  # 2020-02-22 00:00:00 UTC, microseconds
-
-L2_HDR = "exchange,symbol,timestamp,local_timestamp,is_snapshot,side,price,amount"
-
-
-def write(path: Path, lines: list[str], gz: bool = False) -> Path:
-    text = ("\n".join(lines) + "\n").encode()
-    path.write_bytes(gzip.compress(text) if gz else text)
-    return path
-
-
-def l2(ts_us: int, lt_us: int, snap: bool, side: str, price, amount) -> str:
-    return f"binance-futures,BTCUSDT,{ts_us},{lt_us},{'true' if snap else 'false'},{side},{price},{amount}"
-
-
-def snap_hdr(n: int) -> str:
-    return "exchange,symbol,timestamp,local_timestamp," + ",".join(
-        f"asks[{i}].price,asks[{i}].amount,bids[{i}].price,bids[{i}].amount" for i in range(n)
-    )
-
-
-def snap_row(ts_us: int, lt_us: int, n: int, asks: list, bids: list) -> str:
-    """One book_snapshot_N row; levels beyond the given ones are empty cells."""
-    cells = []
-    for i in range(n):
-        a = asks[i] if i < len(asks) else ("", "")
-        b = bids[i] if i < len(bids) else ("", "")
-        cells += [str(a[0]), str(a[1]), str(b[0]), str(b[1])]
-    return f"binance-futures,BTCUSDT,{ts_us},{lt_us}," + ",".join(cells)
 
 
 def table(ev: np.ndarray) -> list[tuple]:
     """(kind, side, px, qty, px2, qty2, level, flags, exch_ts, local_ts) per row."""
-    return [
-        (
-            int(r["kind"]),
-            int(r["side"]),
-            float(r["px"]),
-            float(r["qty"]),
-            float(r["px2"]),
-            float(r["qty2"]),
-            int(r["level"]),
-            int(r["flags"]),
-            int(r["exch_ts"]),
-            int(r["local_ts"]),
-        )
-        for r in ev
-    ]
+    return event_rows(ev, "kind", "side", "px", "qty", "px2", "qty2", "level", "flags", "exch_ts", "local_ts")
 
 
 def read(path: Path, **kw) -> tuple[np.ndarray, np.ndarray, Counters]:
@@ -99,32 +72,9 @@ def read(path: Path, **kw) -> tuple[np.ndarray, np.ndarray, Counters]:
     return np.concatenate(evs), np.concatenate(lns), c
 
 
-def assert_one_line_error(r, *needles: str) -> None:
-    assert r.returncode == 2, (r.stdout, r.stderr)
-    lines = r.stderr.strip().splitlines()
-    assert len(lines) == 1, r.stderr
-    assert "Traceback" not in r.stderr
-    assert lines[0].startswith("avmm: error: "), lines[0]
-    for n in needles:
-        assert n in lines[0], lines[0]
-
-
 # ---------------------------------------------------------------- incremental_book_L2
-# a snapshot, diffs (one removes a level), a later snapshot (reconnect), a diff removing a level
-L0, L1, L2, L3, L4 = (T0 + 100, T0 + 1_100, T0 + 2_100, T0 + 60_000_100, T0 + 60_001_100)
-INC = [
-    L2_HDR,
-    l2(T0, L0, True, "ask", "100.5", "1.0"),  # line 2
-    l2(T0, L0, True, "ask", "100.6", "2.0"),
-    l2(T0, L0, True, "bid", "100.0", "3.0"),
-    l2(T0, L0, True, "bid", "99.9", "4.0"),  # line 5
-    l2(T0 + 1_000, L1, False, "bid", "100.1", "0.5"),  # line 6
-    l2(T0 + 1_000, L1, False, "ask", "100.5", "0"),  # line 7: level removed
-    l2(T0 + 2_000, L2, False, "ask", "100.7", "1.25"),  # line 8
-    l2(T0 + 60_000_000, L3, True, "bid", "100.2", "1"),  # line 9: snapshot again (reconnect)
-    l2(T0 + 60_000_000, L3, True, "ask", "100.4", "1"),  # line 10
-    l2(T0 + 60_001_000, L4, False, "bid", "100.2", "0"),  # line 11: level removed
-]
+
+
 INC_EXPECTED = [
     (CLEAR, 0, 0.0, 0.0, 0.0, 0.0, -1, X, T0 * US, L0 * US),
     (SNAPSHOT, SELL, 100.5, 1.0, 0.0, 0.0, -1, X, T0 * US, L0 * US),
@@ -139,9 +89,8 @@ INC_EXPECTED = [
     (SNAPSHOT, SELL, 100.4, 1.0, 0.0, 0.0, -1, XL, (T0 + 60_000_000) * US, L3 * US),
     (DEPTH, BUY, 100.2, 0.0, 0.0, 0.0, -1, XL, (T0 + 60_001_000) * US, L4 * US),
 ]
-# the store: the converter adds the best bid / ask after each batch that changed it (see
-# test_data_book.py): after the first snapshot; after L1 (100.5 removed: the best ask moves to
-# 100.6); not after L2 (100.7 is behind the best); after the second snapshot; not after L4 (no bid)
+
+
 INC_STORE = (
     INC_EXPECTED[:5]
     + [(QUOTE, 0, 100.0, 3.0, 100.5, 1.0, -1, XD, T0 * US, L0 * US)]
@@ -155,8 +104,8 @@ INC_STORE = (
 
 @pytest.mark.parametrize("gz", [False, True])
 def test_incremental_rows_exact(tmp_path, gz):
-    f = write(
-        tmp_path / ("binance-futures_incremental_book_L2_2020-02-22_BTCUSDT.csv" + (".gz" if gz else "")), INC, gz=gz
+    f = write_lines(
+        tmp_path / ("binance-futures_incremental_book_L2_2020-02-22_BTCUSDT.csv" + (".gz" if gz else "")), L2_SAMPLE
     )
     assert tardis.detect_kind(f) == "incremental_book_L2" and detect_format(f) == "tardis"
     ev, lines, c = read(f)
@@ -177,17 +126,17 @@ def test_incremental_snapshot_runs_and_batches(tmp_path):
     """Two snapshots back to back (different local times) each get a CLEAR; a diff sharing the
     snapshot's local time ends its own batch; rows sharing a local time form one batch."""
     a, b, c_ = T0 + 10, T0 + 20, T0 + 30
-    f = write(
+    f = write_lines(
         tmp_path / "l2.csv",
         [
             L2_HDR,
-            l2(T0, a, True, "bid", "10.0", "1"),
-            l2(T0, a, True, "ask", "10.5", "1"),
-            l2(T0 + 5, b, True, "bid", "10.1", "2"),  # a new snapshot: new local time
-            l2(T0 + 5, b, True, "ask", "10.4", "2"),
-            l2(T0 + 5, b, False, "bid", "10.2", "3"),  # diff at the snapshot's local time
-            l2(T0 + 6, c_, False, "bid", "10.2", "0"),
-            l2(T0 + 6, c_, False, "ask", "10.3", "1"),
+            l2_row(T0, a, True, "bid", "10.0", "1"),
+            l2_row(T0, a, True, "ask", "10.5", "1"),
+            l2_row(T0 + 5, b, True, "bid", "10.1", "2"),  # a new snapshot: new local time
+            l2_row(T0 + 5, b, True, "ask", "10.4", "2"),
+            l2_row(T0 + 5, b, False, "bid", "10.2", "3"),  # diff at the snapshot's local time
+            l2_row(T0 + 6, c_, False, "bid", "10.2", "0"),
+            l2_row(T0 + 6, c_, False, "ask", "10.3", "1"),
         ],
     )
     ev, _, cnt = read(f)
@@ -219,7 +168,7 @@ def test_incremental_chunking_does_not_change_rows(tmp_path):
         for i in range(1 + m % 4):
             side = "bid" if (m + i) % 2 else "ask"
             rows.append(
-                l2(
+                l2_row(
                     t,
                     t + 50,
                     snap,
@@ -228,7 +177,7 @@ def test_incremental_chunking_does_not_change_rows(tmp_path):
                     "0" if (m + i) % 5 == 0 and not snap else f"{i + 1}.5",
                 )
             )
-    f = write(tmp_path / "l2.csv", rows)
+    f = write_lines(tmp_path / "l2.csv", rows)
     ref, ref_lines, ref_c = read(f)
     assert np.count_nonzero(ref["kind"] == CLEAR) == 4
     assert len(ref) == len(rows) - 1 + 4
@@ -240,23 +189,22 @@ def test_incremental_chunking_does_not_change_rows(tmp_path):
 @pytest.mark.parametrize("gz", [False, True])
 def test_incremental_bad_rows_counted_and_skipped(tmp_path, gz):
     a, b = T0 + 100, T0 + 200
-    f = write(
+    f = write_lines(
         tmp_path / ("l2.csv.gz" if gz else "l2.csv"),
         [
             L2_HDR,
-            l2(T0, a, True, "bid", "100.0", "3"),  # 2
-            l2(T0, a, True, "bid", "abc", "3"),  # 3 non-numeric price (inside the snapshot run)
-            l2(T0, a, True, "ask", "100.5", "1"),  # 4
-            l2(T0 + 50, b, False, "bid", "NaN", "1"),  # 5 NaN price
-            l2(T0 + 50, b, False, "bid", "99.9", "-2"),  # 6 negative amount
-            l2(T0 + 50, b, False, "ask", "100.6", "nan"),  # 7 NaN amount
-            l2(T0 + 50, b, False, "ask", "0", "1"),  # 8 zero price
-            l2(T0 + 50, b, False, "buy", "100.7", "1"),  # 9 unknown book side
-            l2(T0 + 50, b, False, "ask", "100.6", ""),  # 10 empty amount
+            l2_row(T0, a, True, "bid", "100.0", "3"),  # 2
+            l2_row(T0, a, True, "bid", "abc", "3"),  # 3 non-numeric price (inside the snapshot run)
+            l2_row(T0, a, True, "ask", "100.5", "1"),  # 4
+            l2_row(T0 + 50, b, False, "bid", "NaN", "1"),  # 5 NaN price
+            l2_row(T0 + 50, b, False, "bid", "99.9", "-2"),  # 6 negative amount
+            l2_row(T0 + 50, b, False, "ask", "100.6", "nan"),  # 7 NaN amount
+            l2_row(T0 + 50, b, False, "ask", "0", "1"),  # 8 zero price
+            l2_row(T0 + 50, b, False, "buy", "100.7", "1"),  # 9 unknown book side
+            l2_row(T0 + 50, b, False, "ask", "100.6", ""),  # 10 empty amount
             f"binance-futures,BTCUSDT,x,{b},false,ask,100.6,1",  # 11 bad timestamp
-            l2(T0 + 50, b, False, "ask", "100.6", "2"),  # 12 good
+            l2_row(T0 + 50, b, False, "ask", "100.6", "2"),  # 12 good
         ],
-        gz=gz,
     )
     ev, lines, c = read(f)
     assert c.issues == {
@@ -286,42 +234,17 @@ def test_incremental_bad_rows_counted_and_skipped(tmp_path, gz):
 
 
 def test_incremental_other_symbol_counted(tmp_path):
-    f = write(tmp_path / "l2.csv", INC[:6] + [INC[6].replace("BTCUSDT", "ETHUSDT")] + INC[7:])
+    f = write_lines(tmp_path / "l2.csv", L2_SAMPLE[:6] + [L2_SAMPLE[6].replace("BTCUSDT", "ETHUSDT")] + L2_SAMPLE[7:])
     s = convert([f], tmp_path / "o.parquet")
     assert s.issues == {"other_symbol": 1, "derived_quote": 3} and s.kinds["depth"] == 3
     # a file with rows of another symbol only is not an error: nothing of this symbol in it
     s = convert([f], tmp_path / "o2.parquet", symbol="XRPUSDT")
-    assert s.rows == 0 and s.issues == {"other_symbol": len(INC) - 1}
-
-
-def test_incremental_cli_convert_auto_and_inspect(tmp_path, run_cli):
-    f = write(tmp_path / "binance-futures_incremental_book_L2_2020-02-22_BTCUSDT.csv.gz", INC, gz=True)
-    out = tmp_path / "o.parquet"
-    r = run_cli("data", "convert", "--format", "auto", str(f), "-o", str(out), "--json", "--no-progress")
-    assert r.returncode == 0, r.stderr
-    s = json.loads(r.stdout)
-    assert s["formats"] == ["tardis"] and s["symbol"] == "BTCUSDT" and s["rows"] == 15
-    assert s["issues"] == {"derived_quote": 3}
-    r = run_cli("data", "inspect", str(out), "--json")
-    assert r.returncode == 0, r.stderr
-    i = json.loads(r.stdout)
-    assert (i["depth_updates"], i["snapshots"], i["clears"], i["quotes"], i["trades"], i["events"]) == (
-        4,
-        6,
-        2,
-        3,
-        0,
-        15,
-    )
-    assert i["symbol"] == "BTCUSDT" and i["source"] == "tardis"
-    assert i["start_ns"] == L0 * US and i["end_ns"] == L4 * US
-    assert i["exch_clock"]["rows"] == 15 and i["counters"] == {"derived_quote": 3}
-    # the derived quotes (see test_incremental_rows_exact): spreads 0.5, 0.5, 0.2
-    assert i["spread"]["count"] == 3 and i["spread"]["median"] == pytest.approx(0.5)
-    assert i["crossed_quotes"] == 0
+    assert s.rows == 0 and s.issues == {"other_symbol": len(L2_SAMPLE) - 1}
 
 
 # ---------------------------------------------------------------- book_snapshot_N
+
+
 def snap_expected(ts_us, lt_us, asks, bids):
     """CLEAR, bid levels, ask levels (F_LAST_IN_BATCH on the last), QUOTE of the top level."""
     e, lt = ts_us * US, lt_us * US
@@ -337,24 +260,19 @@ def snap_expected(ts_us, lt_us, asks, bids):
     return rows
 
 
-B1 = ([("100.5", "1"), ("100.6", "3")], [("100.0", "2"), ("99.9", "4"), ("99.8", "6")])
-B2 = ([("100.4", "0.5"), ("100.5", "1.5"), ("100.6", "2.5")], [("100.1", "7")])
-
-
 @pytest.mark.parametrize("gz", [False, True])
 def test_book_snapshot_25_rows_exact(tmp_path, gz):
-    f = write(
+    f = write_lines(
         tmp_path / ("binance-futures_book_snapshot_25_2020-02-22_BTCUSDT.csv" + (".gz" if gz else "")),
         [
             snap_hdr(25),
-            snap_row(T0, T0 + 100, 25, *B1),
-            snap_row(T0 + 100_000, T0 + 100_150, 25, *B2),
+            snap_row(T0, T0 + 100, 25, *SNAP_B1),
+            snap_row(T0 + 100_000, T0 + 100_150, 25, *SNAP_B2),
         ],
-        gz=gz,
     )
     assert tardis.detect_kind(f) == "book_snapshot" and detect_format(f) == "tardis"
     ev, lines, c = read(f)
-    exp = snap_expected(T0, T0 + 100, *B1) + snap_expected(T0 + 100_000, T0 + 100_150, *B2)
+    exp = snap_expected(T0, T0 + 100, *SNAP_B1) + snap_expected(T0 + 100_000, T0 + 100_150, *SNAP_B2)
     assert table(ev) == exp
     assert lines.tolist() == [2] * 7 + [3] * 6
     assert c.issues == {}
@@ -368,7 +286,7 @@ def test_book_snapshot_5_all_levels_and_one_sided(tmp_path):
     """book_snapshot_5: every level given; a one-sided book gives no QUOTE row."""
     asks = [(f"{100.5 + i / 10:.1f}", str(i + 1)) for i in range(5)]
     bids = [(f"{100.0 - i / 10:.1f}", str(i + 2)) for i in range(5)]
-    f = write(
+    f = write_lines(
         tmp_path / "binance-futures_book_snapshot_5_2020-02-22_BTCUSDT.csv",
         [
             snap_hdr(5),
@@ -386,7 +304,7 @@ def test_book_snapshot_5_all_levels_and_one_sided(tmp_path):
 def test_book_snapshot_bad_rows_counted_and_skipped(tmp_path, gz):
     n = 3
     good = ([("100.5", "1"), ("100.6", "3")], [("100.0", "2"), ("99.9", "4")])
-    f = write(
+    f = write_lines(
         tmp_path / ("s.csv.gz" if gz else "s.csv"),
         [
             snap_hdr(n),
@@ -400,7 +318,6 @@ def test_book_snapshot_bad_rows_counted_and_skipped(tmp_path, gz):
             snap_row(T0, T0 + 8, n, [("99.5", "1")], [("100.0", "2")]),  # 9 crossed: quote skipped
             snap_row(T0, T0 + 9, n, *good),  # 10 good
         ],
-        gz=gz,
     )
     ev, lines, c = read(f)
     name = f.name
@@ -428,65 +345,11 @@ def test_book_snapshot_bad_rows_counted_and_skipped(tmp_path, gz):
     assert s.issues == c.issues and s.kinds["quote"] == 2 and s.kinds["clear"] == 3
 
 
-def test_book_snapshot_cli_convert_auto_and_inspect(tmp_path, run_cli):
-    f = write(
-        tmp_path / "binance-futures_book_snapshot_25_2020-02-22_BTCUSDT.csv",
-        [snap_hdr(25), snap_row(T0, T0 + 100, 25, *B1), snap_row(T0 + 100_000, T0 + 100_150, 25, *B2)],
-    )
-    out = tmp_path / "o.parquet"
-    r = run_cli("data", "convert", "--format", "auto", str(f), "-o", str(out), "--json", "--no-progress")
-    assert r.returncode == 0, r.stderr
-    assert json.loads(r.stdout)["formats"] == ["tardis"]
-    r = run_cli("data", "inspect", str(out), "--json")
-    assert r.returncode == 0, r.stderr
-    i = json.loads(r.stdout)
-    assert (i["depth_updates"], i["snapshots"], i["clears"], i["quotes"], i["events"]) == (0, 9, 2, 2, 13)
-    assert i["spread"]["min"] == pytest.approx(0.3) and i["spread"]["max"] == pytest.approx(0.5)
-    assert i["crossed_quotes"] == 0
-
-
 # ---------------------------------------------------------------- unusable files
-UNUSABLE = {
-    # incremental_book_L2 without its side column
-    "nosides.csv": (
-        [
-            "exchange,symbol,timestamp,local_timestamp,is_snapshot,price,amount",
-            "binance-futures,BTCUSDT,1,2,true,100,1",
-        ],
-        ["nosides.csv:1:", "side"],
-    ),
-    # book snapshot header with asks but no bids
-    "nobids.csv": (
-        [
-            "exchange,symbol,timestamp,local_timestamp,asks[0].price,asks[0].amount",
-            f"binance-futures,BTCUSDT,{T0},{T0 + 1},100,1",
-        ],
-        ["nobids.csv:1:", "bids[0]"],
-    ),
-    # every row bad (gzip): counted, then refused -- no empty store is written
-    "garbage.csv.gz": (
-        [
-            L2_HDR,
-            l2(T0, T0 + 1, True, "bid", "abc", "1"),
-            l2(T0, T0 + 1, True, "side?", "100", "1"),
-            l2(T0, T0 + 1, False, "ask", "100", "-1"),
-        ],
-        ["garbage.csv.gz:2:", "no usable row"],
-    ),
-}
-
-
-@pytest.mark.parametrize("name", list(UNUSABLE))
-def test_unusable_file_exit_2_one_line(tmp_path, run_cli, name):
-    lines, needles = UNUSABLE[name]
-    f = write(tmp_path / name, lines, gz=name.endswith(".gz"))
-    out = tmp_path / "o.parquet"
-    assert_one_line_error(run_cli("data", "convert", "--format", "auto", str(f), "-o", str(out)), *needles)
-    assert not out.exists()
 
 
 def test_all_bad_snapshot_rows_is_a_user_error(tmp_path):
-    f = write(
+    f = write_lines(
         tmp_path / "s.csv",
         [
             snap_hdr(2),
@@ -497,5 +360,21 @@ def test_all_bad_snapshot_rows_is_a_user_error(tmp_path):
     with pytest.raises(UserError, match=r"s\.csv:2: no usable row .*non_numeric, non_positive_size"):
         convert([f], tmp_path / "o.parquet")
     # a header-only file is empty, not unusable
-    e = write(tmp_path / "e.csv", [L2_HDR])
+    e = write_lines(tmp_path / "e.csv", [L2_HDR])
     assert convert([e], tmp_path / "e.parquet").rows == 0
+
+
+# ---------------------------------------------------------------- the real sample
+
+
+def test_tardis_quotes_and_trades_merged(tmp_path, shared_data):
+    out = tmp_path / "t.parquet"
+    s = convert([shared_data / "tardis_binance-futures_btcusdt_2020-02-22"], out)
+    ev = store.read_events(out)
+    q, t = check_sample_events(ev, 8_000, 11_000)
+    assert len(q) == 9999 and len(t) == 9999
+    assert np.all(ev["flags"] & F_EXCH_TS)
+    assert np.all(ev["local_ts"] >= ev["exch_ts"])  # tardis receive time after exchange time
+    assert np.all(t["seq"] > 0)
+    assert s.issues == {}
+    assert store.read_meta(out)["symbol"] == "BTCUSDT"

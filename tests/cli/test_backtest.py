@@ -1,4 +1,4 @@
-"""`avmm backtest` end to end: table, --json, --report, bad input."""
+"""`avmm backtest` end to end: the table, --json, --report, bad input, the default session."""
 
 from __future__ import annotations
 

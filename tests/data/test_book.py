@@ -11,7 +11,6 @@ with bookTicker; a depth-only store drives the backtester.
 from __future__ import annotations
 
 import gzip
-import json
 import subprocess
 import sys
 from pathlib import Path
@@ -36,24 +35,16 @@ from avmm.events import (
     SNAPSHOT,
     TRADE,
 )
+from tests.builders import L2_HDR, MS, US, WS_T0, event_rows, l2_row, write_lines, ws_diff, ws_snap, ws_ticker, ws_trade
+from tests.builders import TARDIS_T0 as T0
 
-US = 1000  # ns per microsecond
-MS = 1_000_000  # ns per millisecond
-T0 = 1_582_329_600_000_000  # 2020-02-22 00:00:00 UTC, microseconds
 XD = F_EXCH_TS | F_DERIVED
-L2_HDR = "exchange,symbol,timestamp,local_timestamp,is_snapshot,side,price,amount"
-
-
-def write(path: Path, lines: list[str], gz: bool = False) -> Path:
-    text = ("\n".join(lines) + "\n").encode()
-    path.write_bytes(gzip.compress(text) if gz else text)
-    return path
 
 
 def l2(t: int, snap: bool, side: str, price, amount) -> str:
     """One row at exchange time T0 + t ms, received 100 us later."""
     ts = T0 + t * 1000
-    return f"binance-futures,BTCUSDT,{ts},{ts + 100},{'true' if snap else 'false'},{side},{price},{amount}"
+    return l2_row(ts, ts + 100, snap, side, price, amount)
 
 
 def quote(t: int, bid, bq, ask, aq) -> tuple:
@@ -63,19 +54,7 @@ def quote(t: int, bid, bq, ask, aq) -> tuple:
 
 
 def rows(ev: np.ndarray) -> list[tuple]:
-    return [
-        (
-            int(r["kind"]),
-            float(r["px"]),
-            float(r["qty"]),
-            float(r["px2"]),
-            float(r["qty2"]),
-            int(r["flags"]),
-            int(r["exch_ts"]),
-            int(r["local_ts"]),
-        )
-        for r in ev
-    ]
+    return event_rows(ev, "kind", "px", "qty", "px2", "qty2", "flags", "exch_ts", "local_ts")
 
 
 def reader_rows(path: Path) -> np.ndarray:
@@ -95,6 +74,8 @@ def check_placement(ev: np.ndarray) -> None:
 
 
 # ---------------------------------------------------------------- tardis incremental_book_L2
+
+
 BOOK = [
     L2_HDR,
     l2(1, True, "bid", "100.0", "3"),  # 2: snapshot with bids only
@@ -113,6 +94,8 @@ BOOK = [
     l2(11, False, "bid", "100.1", "2"),  # 15: -> 100.1 x 2 / 100.3 x 1
     l2(12, False, "bid", "100.3", "1"),  # 16: locked -> 100.3 x 1 / 100.3 x 1, counted locked_book
 ]
+
+
 BOOK_QUOTES = [
     quote(2, 100.0, 3.0, 100.5, 1.0),
     quote(4, 100.0, 2.5, 100.5, 1.0),
@@ -121,15 +104,15 @@ BOOK_QUOTES = [
     quote(11, 100.1, 2.0, 100.3, 1.0),
     quote(12, 100.3, 1.0, 100.3, 1.0),
 ]
-# store rows of the quotes: reader rows CLEAR + 2 (t1), 2 (t2) | 1 (t3), 1 (t4) | 1 (t5) | 2 (t6),
-# 1 (t7), 1 (t8) | 1 (t9), CLEAR + 1 (t10), 1 (t11) | 1 (t12) |
+
+
 BOOK_QUOTE_AT = [5, 8, 10, 15, 20, 22]
 
 
 @pytest.mark.parametrize("gz", [False, True])
 def test_l2_derived_quotes_exact(tmp_path, gz):
-    f = write(
-        tmp_path / ("binance-futures_incremental_book_L2_2020-02-22_BTCUSDT.csv" + (".gz" if gz else "")), BOOK, gz=gz
+    f = write_lines(
+        tmp_path / ("binance-futures_incremental_book_L2_2020-02-22_BTCUSDT.csv" + (".gz" if gz else "")), BOOK
     )
     out = tmp_path / "o.parquet"
     s = convert([f], out)
@@ -173,7 +156,7 @@ def deep_book(path: Path, n: int = 600, removals: int = 150) -> tuple[Path, list
         t += 1
         lines.append(l2(t, False, "ask", ask[i][0], "0"))
         exp.append(q(t, 0, i + 1))
-    return write(path, lines), exp
+    return write_lines(path, lines), exp
 
 
 def test_l2_best_removed_moves_to_next_level_deep_book(tmp_path):
@@ -305,69 +288,31 @@ def test_book_kernel_matches_a_plain_replay():
 
 
 # ---------------------------------------------------------------- Binance websocket captures
-WT0 = 1_723_161_254_000_000_000
 
 
-def ws_line(ts: int, stream: str, data: dict) -> str:
-    return f"{ts} {json.dumps({'stream': f'btcusdt@{stream}', 'data': data}, separators=(',', ':'))}"
-
-
-def snap_line(ts: int, lid: int, bids, asks) -> str:
-    return f"{ts} {json.dumps({'lastUpdateId': lid, 'bids': bids, 'asks': asks})}"
-
-
-def depth(ts: int, U: int, u: int, b=(), a=()) -> str:
-    return ws_line(
-        ts,
-        "depth@100ms",
-        {
-            "e": "depthUpdate",
-            "E": ts // MS,
-            "s": "BTCUSDT",
-            "U": U,
-            "u": u,
-            "b": [list(x) for x in b],
-            "a": [list(x) for x in a],
-        },
-    )
-
-
-def trade(ts: int, tid: int) -> str:
-    return ws_line(
-        ts,
-        "trade",
-        {"e": "trade", "E": ts // MS, "s": "BTCUSDT", "t": tid, "p": "100.1", "q": "0.01", "T": ts // MS, "m": False},
-    )
-
-
-def ticker(ts: int, u: int, b="100.0", a="100.1") -> str:
-    return ws_line(ts, "bookTicker", {"u": u, "s": "BTCUSDT", "b": b, "B": "1.0", "a": a, "A": "1.5"})
-
-
-SNAP = ([["100.0", "1.0"], ["99.9", "2.0"]], [["100.1", "1.5"], ["100.2", "3.0"]])
 CAPTURE = [
-    depth(WT0, 101, 103, b=[("100.05", "0.5")]),  # received before the snapshot: applied at it
-    snap_line(WT0 + 1 * MS, 100, *SNAP),
-    depth(WT0 + 2 * MS, 104, 105, b=[("100.05", "0")]),  # best bid removed
-    trade(WT0 + 3 * MS, 1),
-    depth(WT0 + 4 * MS, 106, 107, a=[("100.1", "0"), ("100.15", "0.25")]),  # best ask replaced
-    depth(WT0 + 5 * MS, 108, 108, b=[("99.8", "7")]),  # behind the best: no quote
+    ws_diff(WS_T0, 101, 103, b=[("100.05", "0.5")]),  # received before the snapshot: applied at it
+    ws_snap(WS_T0 + 1 * MS, 100),
+    ws_diff(WS_T0 + 2 * MS, 104, 105, b=[("100.05", "0")]),  # best bid removed
+    ws_trade(WS_T0 + 3 * MS, 1, um=None),
+    ws_diff(WS_T0 + 4 * MS, 106, 107, b=(), a=[("100.1", "0"), ("100.15", "0.25")]),  # best ask replaced
+    ws_diff(WS_T0 + 5 * MS, 108, 108, b=[("99.8", "7")]),  # behind the best: no quote
 ]
 
 
 def test_binance_depth_only_capture(tmp_path):
-    f = write(tmp_path / "btcusdt_depth.gz", CAPTURE, gz=True)
+    f = write_lines(tmp_path / "btcusdt_depth.gz", CAPTURE)
     s = convert([f], tmp_path / "o.parquet")
     assert s.issues == {"derived_quote": 3}
     ev = store.read_events(tmp_path / "o.parquet")
     q = ev["kind"] == QUOTE
-    ms = (WT0 // MS) * MS  # E is in milliseconds
+    ms = (WS_T0 // MS) * MS  # E is in milliseconds
     assert rows(ev[q]) == [
         # the snapshot and the buffered diff applied with it share one local time: one quote,
         # after both (the diff's clocks and update id)
-        (QUOTE, 100.05, 0.5, 100.1, 1.5, XD, ms, WT0 + 1 * MS),
-        (QUOTE, 100.0, 1.0, 100.1, 1.5, XD, ms + 2 * MS, WT0 + 2 * MS),
-        (QUOTE, 100.0, 1.0, 100.15, 0.25, XD, ms + 4 * MS, WT0 + 4 * MS),
+        (QUOTE, 100.05, 0.5, 100.1, 1.5, XD, ms, WS_T0 + 1 * MS),
+        (QUOTE, 100.0, 1.0, 100.1, 1.5, XD, ms + 2 * MS, WS_T0 + 2 * MS),
+        (QUOTE, 100.0, 1.0, 100.15, 0.25, XD, ms + 4 * MS, WS_T0 + 4 * MS),
     ]
     assert ev["seq"][q].tolist() == [103, 105, 107]
     check_placement(ev)
@@ -378,8 +323,8 @@ def test_binance_depth_only_capture(tmp_path):
 
 def test_capture_with_book_ticker_gets_no_derived_quotes(tmp_path):
     """The same capture with bookTicker: its own quotes only; numba is not even loaded."""
-    lines = CAPTURE[:2] + [ticker(WT0 + 1 * MS + 1, 1)] + CAPTURE[2:] + [ticker(WT0 + 6 * MS, 2, a="100.15")]
-    f = write(tmp_path / "btcusdt.gz", lines, gz=True)
+    lines = CAPTURE[:2] + [ws_ticker(WS_T0 + 1 * MS + 1, 1)] + CAPTURE[2:] + [ws_ticker(WS_T0 + 6 * MS, 2, a="100.15")]
+    f = write_lines(tmp_path / "btcusdt.gz", lines)
     out = tmp_path / "o.parquet"
     code = (
         "import sys; from avmm.data.convert import convert; "
@@ -397,35 +342,31 @@ def test_capture_with_book_ticker_gets_no_derived_quotes(tmp_path):
 def test_binance_chained_files_book_unknown_after_a_file_with_quotes(tmp_path):
     """Depth rows of a file with its own quotes are not applied: in the next file (no quotes) the
     book is unknown, so nothing is derived until its own snapshot."""
-    a = write(tmp_path / "a.gz", CAPTURE[:2] + [ticker(WT0 + 1 * MS + 1, 1)] + CAPTURE[2:4], gz=True)
-    b = write(
+    a = write_lines(tmp_path / "a.gz", CAPTURE[:2] + [ws_ticker(WS_T0 + 1 * MS + 1, 1)] + CAPTURE[2:4])
+    b = write_lines(
         tmp_path / "b.gz",
         [
-            depth(WT0 + 10 * MS, 106, 107, a=[("100.1", "0")]),  # continues a's book: not derived
-            snap_line(WT0 + 11 * MS, 108, *SNAP),
-            depth(WT0 + 12 * MS, 109, 109, b=[("100.0", "4.0")]),
+            ws_diff(WS_T0 + 10 * MS, 106, 107, b=(), a=[("100.1", "0")]),  # continues a's book: not derived
+            ws_snap(WS_T0 + 11 * MS, 108),
+            ws_diff(WS_T0 + 12 * MS, 109, 109, b=[("100.0", "4.0")]),
         ],
-        gz=True,
     )
     s = convert([a, b], tmp_path / "o.parquet")
     assert s.issues["derived_quote"] == 2
     ev = store.read_events(tmp_path / "o.parquet")
     d = ev[(ev["kind"] == QUOTE) & (ev["flags"] & F_DERIVED != 0)]
     assert rows(d) == [
-        (QUOTE, 100.0, 1.0, 100.1, 1.5, F_DERIVED, WT0 + 11 * MS, WT0 + 11 * MS),  # spot snapshot: no E
-        (QUOTE, 100.0, 4.0, 100.1, 1.5, XD, (WT0 // MS + 12) * MS, WT0 + 12 * MS),
+        (QUOTE, 100.0, 1.0, 100.1, 1.5, F_DERIVED, WS_T0 + 11 * MS, WS_T0 + 11 * MS),  # spot snapshot: no E
+        (QUOTE, 100.0, 4.0, 100.1, 1.5, XD, (WS_T0 // MS + 12) * MS, WS_T0 + 12 * MS),
     ]
     assert np.count_nonzero(ev["kind"] == QUOTE) == 3  # + a's own bookTicker
 
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "binance_ws_capture"
-
-
 @pytest.mark.parametrize("name", ["spot_btcusdt_20240808.gz", "usdm_btcusdt_20240808.gz"])
-def test_real_capture_without_book_ticker_agrees_with_book_ticker(tmp_path, name):
+def test_real_capture_without_book_ticker_agrees_with_book_ticker(tmp_path, name, shared_data):
     """The real captures with their bookTicker lines dropped: the derived best bid / ask equals
     bookTicker's at the same book update id (the diff's ``u``), and the store drives a backtest."""
-    src = SHARED / name
+    src = shared_data / "binance_ws_capture" / name
     if not src.is_file():
         pytest.skip(f"{src} not present")
     with gzip.open(src, "rb") as fh:
@@ -454,6 +395,8 @@ def test_real_capture_without_book_ticker_agrees_with_book_ticker(tmp_path, name
 
 
 # ---------------------------------------------------------------- end to end
+
+
 def backtest(path: Path, *sets: str):
     from avmm.backtest.runner import run_backtest
     from avmm.config import load_config
@@ -478,7 +421,7 @@ def test_depth_only_store_drives_the_backtester(tmp_path):
         for side, p in sorted(now):
             lines.append(l2(t, snap, side, f"{p / 10:.1f}", f"{rng.integers(1, 50) / 10:.1f}"))
         prev = now
-    f = write(tmp_path / "binance-futures_incremental_book_L2_2020-02-22_BTCUSDT.csv.gz", lines, gz=True)
+    f = write_lines(tmp_path / "binance-futures_incremental_book_L2_2020-02-22_BTCUSDT.csv.gz", lines)
     s = convert([f], tmp_path / "o.parquet")
     assert s.kinds["quote"] == s.issues["derived_quote"] == 400 and s.kinds["trade"] == 0
     # no trades: the model's parameters are given (the estimators of A and k need trades)
@@ -496,9 +439,9 @@ def test_depth_only_store_drives_the_backtester(tmp_path):
 
 def test_no_derived_quotes_when_another_source_carries_quotes(tmp_path):
     """tardis quotes converted with their incremental_book_L2 file: one quote stream, the real one."""
-    l2p = write(tmp_path / "binance-futures_incremental_book_L2_2020-02-22_BTCUSDT.csv", BOOK)
+    l2p = write_lines(tmp_path / "binance-futures_incremental_book_L2_2020-02-22_BTCUSDT.csv", BOOK)
     ts = T0 + 3000
-    qp = write(
+    qp = write_lines(
         tmp_path / "binance-futures_quotes_2020-02-22_BTCUSDT.csv",
         [
             "exchange,symbol,timestamp,local_timestamp,ask_amount,ask_price,bid_price,bid_amount",
