@@ -112,7 +112,7 @@ def fills_of(res) -> list[tuple[int, int, float, float]]:
     f = res.fills
     return [
         (int((t - BT_T0) // 1000), int(s), float(p), float(q))
-        for t, s, p, q in zip(f["ts"], f["side"], f["px"], f["qty"])
+        for t, s, p, q in zip(f["ts"], f["side"], f["px"], f["qty"], strict=True)
     ]
 
 

@@ -229,42 +229,10 @@ def test_fetch_cli(archive_server, tmp_path, run_main):
     archive_server.publish("um", "trades", "ETHUSDT", "2024-08-01", make_zip("e.zip", 100, 1))
     archive_server.publish("um", "trades", "ETHUSDT", "2024-08-02", make_zip("e.zip", 100, 2), checksum="f" * 64)
 
-    code, out, err = run_main(
-        "data",
-        "fetch",
-        "--market",
-        "um",
-        "--kind",
-        "trades",
-        "--symbol",
-        "ETHUSDT",
-        "--from",
-        "2024-08-01",
-        "--to",
-        "2024-08-01",
-        "-o",
-        tmp_path,
-        "--base-url",
-        archive_server.url,
-    )
+    fetch = ["data", "fetch", "--market", "um", "--kind", "trades", "--symbol", "ETHUSDT", "--from", "2024-08-01"]
+    where = ["-o", tmp_path, "--base-url", archive_server.url]
+    code, out, err = run_main(*fetch, "--to", "2024-08-01", *where)
     assert code == 0 and "downloaded 1 file" in out
-    code, out, err = run_main(
-        "data",
-        "fetch",
-        "--market",
-        "um",
-        "--kind",
-        "trades",
-        "--symbol",
-        "ETHUSDT",
-        "--from",
-        "2024-08-01",
-        "--to",
-        "2024-08-02",
-        "-o",
-        tmp_path,
-        "--base-url",
-        archive_server.url,
-    )
+    code, out, err = run_main(*fetch, "--to", "2024-08-02", *where)
     assert code == 2 and len(err.strip().splitlines()) == 1 and "checksum" in err
     assert "1 already present" in out

@@ -31,7 +31,7 @@ def test_volatility_matches_batch_with_irregular_and_zero_gaps():
     mid = 100 + np.cumsum(rng.choice([-0.01, 0.0, 0.01], n))
     h = 30.0
     e = engine(vol_halflife_s=h, vol_min_obs=5)
-    for t, m in zip(t_ns.tolist(), mid.tolist()):
+    for t, m in zip(t_ns.tolist(), mid.tolist(), strict=True):
         e.on_quote(t, m - 0.005, 1.0, m + 0.005, 1.0)
     # batch: weights by age at the last time, over increments
     dt = np.diff(t_ns) * 1e-9
@@ -80,7 +80,7 @@ def test_intensity_matches_batch_fit():
     e.on_quote(t0, mid - 0.005, 1.0, mid + 0.005, 1.0)
     ts = (t0 + t * NS).astype(np.int64)
     px = mid + side * depth
-    for a, b, c in zip(ts.tolist(), px.tolist(), side.tolist()):
+    for a, b, c in zip(ts.tolist(), px.tolist(), side.tolist(), strict=True):
         e.on_trade(a, b, 1.0, c)
     now = int(ts[-1])
     e.on_timer(now + 1)  # not yet due
@@ -139,7 +139,7 @@ def test_vwap_matches_batch():
     win, nb = 30.0, 30
     e = engine(vwap_window_s=win, vwap_buckets=nb)
     e.on_quote(0, 99.995, 1.0, 100.005, 1.0)
-    for a, b, c in zip(ts.tolist(), px.tolist(), qty.tolist()):
+    for a, b, c in zip(ts.tolist(), px.tolist(), qty.tolist(), strict=True):
         e.on_trade(a, b, c, 1)
         last = a
     bucket_ns = int(win * NS) // nb

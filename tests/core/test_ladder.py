@@ -1,6 +1,7 @@
 """The target ladder: rounding, post-only, spread limits, levels, sizes and the position limit."""
 
 import math
+from itertools import pairwise
 
 import numpy as np
 import pytest
@@ -156,11 +157,11 @@ def test_properties(mid, q_lots, gamma, sigma, k, tau, levels, spread_ticks, mod
     if bids:
         assert bids[0][0] <= ask - tick + 1e-9  # post-only
         assert pos + sum(s for _, s in bids) <= 1.0 + 1e-9
-        assert all(b1 > b2 for (b1, _), (b2, _) in zip(bids, bids[1:]))
+        assert all(b1 > b2 for (b1, _), (b2, _) in pairwise(bids))
     if asks:
         assert asks[0][0] >= bid + tick - 1e-9
         assert pos - sum(s for _, s in asks) >= -1.0 - 1e-9
-        assert all(a1 < a2 for (a1, _), (a2, _) in zip(asks, asks[1:]))
+        assert all(a1 < a2 for (a1, _), (a2, _) in pairwise(asks))
 
 
 @settings(max_examples=100, deadline=None)

@@ -22,7 +22,7 @@ def _big_trades_csv(path, rows: int, bad_row: int) -> None:
     px = 9000.0 + (i % 50) * 0.5
     body = "\n".join(
         f"binance-futures,BTCUSDT,{a},{b},{c},buy,{d},0.01"
-        for a, b, c, d in zip(ts.tolist(), lts.tolist(), i.tolist(), px.tolist())
+        for a, b, c, d in zip(ts.tolist(), lts.tolist(), i.tolist(), px.tolist(), strict=True)
     )
     path.write_text("exchange,symbol,timestamp,local_timestamp,id,side,price,amount\n" + body + "\n")
 

@@ -36,7 +36,7 @@ def test_iter_columns_bounded_and_zero_copy(tmp_path):
     for cols in store.iter_columns(p, chunk_events=4096):
         assert isinstance(cols, store.EventColumns)
         assert cols._fields == EVENT_DTYPE.names
-        for name, arr in zip(cols._fields, cols):
+        for name, arr in zip(cols._fields, cols, strict=True):
             assert arr.ndim == 1 and arr.flags["C_CONTIGUOUS"]
             assert arr.dtype == EVENT_DTYPE[name]
         sizes.append(len(cols.local_ts))
