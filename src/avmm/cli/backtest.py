@@ -104,8 +104,7 @@ def summary_rows(s: dict) -> list[tuple[str, str]]:
         ("max |position|", _fmt(s["max_abs_position"])),
         (
             "events (quotes / trades / depth)",
-            f"{_fmt(s['events'], 'int')} "
-            f"({' / '.join(_fmt(s[k], 'int') for k in ('quotes', 'trades', 'depth_rows'))})",
+            f"{_fmt(s['events'], 'int')} ({' / '.join(_fmt(s[k], 'int') for k in ('quotes', 'trades', 'depth_rows'))})",
         ),
         (
             "bad rows ignored (quotes / trades / depth / exch. stamps)",
