@@ -9,6 +9,7 @@ import pytest
 from avmm.data import store, synth
 from avmm.errors import UserError
 from avmm.events import EVENT_DTYPE, empty
+from tests.builders import error_lines
 
 
 def test_round_trip_and_meta(tmp_path):
@@ -121,5 +122,6 @@ def test_corrupt_data_page_is_a_user_error(tmp_path, run_cli):
         run_backtest(p)
     r = run_cli("backtest", str(p))
     assert r.returncode == 2
-    assert r.stderr.strip().count("\n") == 0 and "corrupt event store" in r.stderr
+    lines = error_lines(r.stderr)
+    assert len(lines) == 1 and "corrupt event store" in lines[0], r.stderr
     assert "Traceback" not in r.stderr
