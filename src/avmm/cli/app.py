@@ -1,18 +1,25 @@
 """The `avmm` command line: a thin typer layer over the library.
 
 Every command turns a `UserError` (bad file, bad config value, bad argument) into one line on
-stderr and exit code 2 -- never a traceback.
+stderr and exit code 2 -- never a traceback. Signals: SIGINT exits 130 and SIGTERM 143 (SIGHUP
+129), after the command's outputs in progress are removed (``avmm.outputs``), with one line naming
+what was kept. stderr is ours: library warnings are silenced unless ``--verbose`` (or
+``AVMM_DEBUG=1``), which also shows the traceback of an internal error.
 """
 
 from __future__ import annotations
 
 import gc
 import os
+import signal
 import sys
+import warnings
+from types import FrameType
 from typing import Any
 
 import typer
 
+from avmm._version import __version__
 from avmm.cli.backtest import backtest_command
 from avmm.cli.bench import bench_command
 from avmm.cli.config import app as config_app
@@ -20,14 +27,39 @@ from avmm.cli.data import app as data_app
 from avmm.cli.quote import quote_command
 from avmm.cli.replicate import app as replicate_app
 from avmm.errors import UserError
+from avmm.outputs import Terminated, kept
 
 app = typer.Typer(
+    rich_markup_mode=None,
     name="avmm",
     help="Avellaneda-Stoikov market making: quote models, estimators, backtests, benchmarks.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+@app.callback()
+def _options(
+    version: bool = typer.Option(
+        False, "--version", is_eager=True, help="Print the version and exit.", callback=lambda v: _version(v)
+    ),
+    verbose: bool = typer.Option(
+        False, "--verbose", "-v", help="Show library warnings and the full traceback of an internal error."
+    ),
+) -> None:
+    """Avellaneda-Stoikov market making: quote models, estimators, backtests, benchmarks."""
+    if verbose:
+        os.environ["AVMM_DEBUG"] = "1"
+        warnings.resetwarnings()
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"avmm {__version__}")
+        raise typer.Exit()
+
+
 app.command("quote")(quote_command)
 app.command("bench")(bench_command)
 app.command("backtest")(backtest_command)
@@ -45,7 +77,31 @@ def _click_exceptions() -> Any:
     return cx
 
 
+def _terminate(signum: int, frame: FrameType | None) -> None:
+    raise Terminated(signum)
+
+
+def _install_signals() -> None:
+    """SIGINT, SIGTERM and SIGHUP raise ``Terminated`` in the main thread, even when the process was
+    started with them ignored (a background job): every ``finally`` and every output in progress
+    cleans up, and the exit code says which signal it was. (Not KeyboardInterrupt: typer turns that
+    into a silent exit code.)"""
+    signal.signal(signal.SIGINT, _terminate)
+    signal.signal(signal.SIGTERM, _terminate)
+    signal.signal(signal.SIGHUP, _terminate)
+
+
+def _interrupted(signame: str) -> None:
+    done = kept()
+    what = f"kept {', '.join(str(p) for p in done)}" if done else "no output was written"
+    print(f"avmm: interrupted by {signame}; {what} (outputs in progress were removed)", file=sys.stderr)
+
+
 def main() -> None:
+    """Run the command line; exits with the command's code."""
+    _install_signals()
+    if not os.environ.get("AVMM_DEBUG"):
+        warnings.simplefilter("ignore")
     cx = _click_exceptions()
     exits = tuple(x for x in (typer.Exit, getattr(cx, "Exit", None)) if isinstance(x, type))
     aborts = tuple(x for x in (typer.Abort, getattr(cx, "Abort", None)) if isinstance(x, type))
@@ -59,8 +115,8 @@ def main() -> None:
 def _run(cx: Any, exits: tuple[type[BaseException], ...], aborts: tuple[type[BaseException], ...]) -> int:
     """Run the app; returns the exit code (one line on stderr for an error)."""
     try:
-        app(standalone_mode=False)
-        return 0
+        rv = app(standalone_mode=False)
+        return rv if isinstance(rv, int) else 0
     except UserError as e:
         print(f"avmm: error: {e}", file=sys.stderr)
         return e.exit_code
@@ -75,11 +131,11 @@ def _run(cx: Any, exits: tuple[type[BaseException], ...], aborts: tuple[type[Bas
     except exits as e:
         return int(getattr(e, "exit_code", 0))
     except aborts:
-        print("avmm: aborted", file=sys.stderr)
+        _interrupted("SIGINT")
         return 130
-    except KeyboardInterrupt:
-        print("avmm: interrupted", file=sys.stderr)
-        return 130
+    except Terminated as e:
+        _interrupted(signal.Signals(e.signum).name)
+        return 128 + e.signum
     except BrokenPipeError:
         return 0
     except Exception as e:  # a bug: one line unless AVMM_DEBUG asks for the traceback

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-app = typer.Typer(help="Strategy configuration files.", no_args_is_help=True)
+app = typer.Typer(rich_markup_mode=None, help="Strategy configuration files.", no_args_is_help=True)
 
 
 @app.command("check")

@@ -13,6 +13,7 @@ import typer
 from avmm.errors import UserError
 
 app = typer.Typer(
+    rich_markup_mode=None,
     help="Market data: convert exchange formats to the event store, inspect it, synthesise sessions.",
     no_args_is_help=True,
     add_completion=False,

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from avmm.replicate.glft import GLFTResult
 
 app = typer.Typer(
+    rich_markup_mode=None,
     name="replicate",
     help="Reproduce the papers: Avellaneda-Stoikov (2008) and Gueant-Lehalle-Fernandez-Tapia (2013).",
     no_args_is_help=True,

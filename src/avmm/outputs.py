@@ -1,0 +1,167 @@
+"""Output files written atomically: complete or not at all, never a truncated or clobbered file.
+
+Every file avmm writes goes through ``atomic_output``: the data is written to a hidden temporary
+file beside the target (same folder, so the rename is atomic), flushed, and renamed over the target
+only when complete. On any failure -- an error, a full disk, Ctrl-C, SIGTERM (the CLI turns it into
+an exception, see ``Terminated``) -- the temporary file is removed and the target is untouched.
+
+``check_output`` runs the cheap checks up front, before any work: the target is not a folder, its
+folder exists and is writable, and it is not one of the command's inputs. ``kept()`` lists the
+outputs completed so far, for the line a command prints when it is interrupted.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import errno
+import os
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from avmm.errors import UserError
+
+_LIVE: set[Path] = set()  # temporary files being written (removed at exit if still there)
+_DONE: list[Path] = []  # outputs completed in this process
+
+
+class Terminated(BaseException):
+    """SIGTERM (or SIGHUP) received: raised in the main thread so that every ``finally`` and
+    ``atomic_output`` cleans up before the process exits with 128 + the signal number."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.resolve() == b.resolve() or (a.exists() and b.exists() and os.path.samefile(a, b))
+    except OSError:
+        return False
+
+
+def check_output(path: Path | str, flag: str = "", inputs: Sequence[Path | str] = ()) -> Path:
+    """The checks an output path must pass before a command starts its work.
+
+    Parameters
+    ----------
+    path : Path or str
+        The file the command will write.
+    flag : str
+        How the user named it (``"--json"``, ``"-o"``), for the message.
+    inputs : sequence of paths
+        The command's input files: writing over one of them is refused.
+
+    Returns
+    -------
+    Path
+        ``path`` as a ``Path``.
+
+    Raises
+    ------
+    UserError
+        One line naming the flag and the path: a folder, a missing or read-only folder, an input.
+    """
+    p = Path(path)
+    name = f"{flag} {p}" if flag else str(p)
+    if p.is_dir():
+        raise UserError(f"{name}: is a folder; give a file name")
+    for src in inputs:
+        if _same_file(p, Path(src)):
+            raise UserError(f"{name}: is one of the inputs; write to another file")
+    parent = p.parent if str(p.parent) else Path(".")
+    if not parent.is_dir():
+        raise UserError(f"{name}: folder {parent} does not exist")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise UserError(f"{name}: folder {parent} is not writable")
+    return p
+
+
+def _describe(e: OSError) -> str:
+    if e.errno == errno.ENOSPC:
+        return "no space left on the device"
+    if e.errno == errno.EROFS:
+        return "read-only file system"
+    if e.errno in (errno.EACCES, errno.EPERM):
+        return "permission denied"
+    return e.strerror or type(e).__name__
+
+
+@contextlib.contextmanager
+def atomic_output(path: Path | str, flag: str = "", inputs: Sequence[Path | str] = ()) -> Iterator[Path]:
+    """Yield a temporary path to write; rename it to ``path`` when the block completes.
+
+    Parameters
+    ----------
+    path : Path or str
+        The final file.
+    flag : str
+        How the user named it, for messages.
+    inputs : sequence of paths
+        Input files ``path`` must not be (checked first, see ``check_output``).
+
+    Returns
+    -------
+    Iterator of Path
+        The temporary file (hidden, beside ``path``). The caller writes it (and closes it).
+
+    Raises
+    ------
+    UserError
+        The file cannot be written (a full disk, a read-only file system, ...): one line, and
+        nothing is left behind.
+    """
+    final = check_output(path, flag, inputs)
+    tmp = final.with_name(f".{final.name}.{os.getpid()}.tmp")
+    _LIVE.add(tmp)
+    try:
+        yield tmp
+        _fsync(tmp)
+        os.replace(tmp, final)
+        _DONE.append(final)
+    except OSError as e:
+        name = f"{flag} {final}" if flag else str(final)
+        raise UserError(f"{name}: cannot write ({_describe(e)}); nothing was written") from None
+    finally:
+        _LIVE.discard(tmp)
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_text(path: Path | str, text: str, flag: str = "", inputs: Sequence[Path | str] = ()) -> Path:
+    """Write ``text`` to ``path`` atomically (see ``atomic_output``); returns the path."""
+    with atomic_output(path, flag, inputs) as tmp:
+        tmp.write_text(text)
+    return Path(path)
+
+
+def kept() -> list[Path]:
+    """The outputs completed so far in this process, oldest first."""
+    return list(_DONE)
+
+
+def register_temp(path: Path) -> None:
+    """Track a temporary file written outside ``atomic_output`` (removed at exit if still there)."""
+    _LIVE.add(path)
+
+
+def release_temp(path: Path) -> None:
+    """Stop tracking ``path`` (it was renamed or removed)."""
+    _LIVE.discard(path)
+
+
+@atexit.register
+def _remove_leftovers() -> None:
+    for p in list(_LIVE):
+        with contextlib.suppress(OSError):
+            p.unlink(missing_ok=True)
+    _LIVE.clear()
