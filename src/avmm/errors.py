@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 
@@ -31,6 +32,55 @@ def missing_extra(what: str, extra: str, module: str) -> UserError:
         The missing module, e.g. ``"plotly"``.
     """
     return UserError(f"{what} needs {module}, which is not installed: pip install 'avmm[{extra}]'")
+
+
+def size_text(n: float) -> str:
+    """Bytes as a short figure for messages: ``149 GiB``, ``1.5 MiB``, ``512 bytes``."""
+    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if n < 1024 or unit == "PiB":
+            return f"{n:.0f} {unit}" if unit == "bytes" or n >= 10 else f"{n:.1f} {unit}"
+        n /= 1024
+    raise AssertionError  # pragma: no cover
+
+
+def machine_memory() -> int | None:
+    """The memory this process can have: the machine's physical memory, or the cgroup's limit
+    (a container) if lower; None if neither is known."""
+    try:
+        total: int | None = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        total = None
+    for f in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        try:
+            with open(f) as fh:
+                limit = int(fh.read().strip())
+        except (OSError, ValueError):
+            continue
+        if 0 < limit < (total or limit + 1):
+            total = limit
+    return total
+
+
+def require_memory(need_bytes: float, what: str, fix: str = "lower it") -> None:
+    """Raise a one-line ``UserError`` before allocating if ``need_bytes`` exceeds the machine's memory.
+
+    Parameters
+    ----------
+    need_bytes : float
+        What the run would allocate (its largest arrays at once).
+    what : str
+        The option that sets the size, as the user gave it, e.g. ``"--paths 100000000"``.
+    fix : str
+        What to do about it, e.g. ``"lower it"``.
+
+    Raises
+    ------
+    UserError
+        ``needs 149 GiB for --paths 100000000 (this machine has 23 GiB); lower it``.
+    """
+    have = machine_memory()
+    if have is not None and need_bytes > have:
+        raise UserError(f"needs {size_text(need_bytes)} for {what} (this machine has {size_text(have)}); {fix}")
 
 
 _UNION_TAGS = {"float", "int", "str", "bool", "list[float]", "none"}

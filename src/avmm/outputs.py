@@ -6,8 +6,13 @@ only when complete. On any failure -- an error, a full disk, Ctrl-C, SIGTERM (th
 an exception, see ``Terminated``) -- the temporary file is removed and the target is untouched.
 
 ``check_output`` runs the cheap checks up front, before any work: the target is not a folder, its
-folder exists and is writable, and it is not one of the command's inputs. ``kept()`` lists the
-outputs completed so far, for the line a command prints when it is interrupted.
+folder exists and is writable, and it is not one of the command's inputs; ``check_space`` compares
+an estimated size with the free space of the target's file system. ``kept()`` lists the outputs
+completed so far, for the line a command prints when it is interrupted.
+
+A target that exists and is not a regular file (``/dev/stdout``, ``/dev/null``, a named pipe) is
+written in place: there is nothing to clobber, and renaming over it would replace the device. A
+symbolic link is followed: the file it points to is replaced, the link stays.
 """
 
 from __future__ import annotations
@@ -16,10 +21,12 @@ import atexit
 import contextlib
 import errno
 import os
+import shutil
+import stat
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from avmm.errors import UserError
+from avmm.errors import UserError, size_text
 
 _LIVE: set[Path] = set()  # temporary files being written (removed at exit if still there)
 _DONE: list[Path] = []  # outputs completed in this process
@@ -70,12 +77,58 @@ def check_output(path: Path | str, flag: str = "", inputs: Sequence[Path | str] 
     for src in inputs:
         if _same_file(p, Path(src)):
             raise UserError(f"{name}: is one of the inputs; write to another file")
-    parent = p.parent if str(p.parent) else Path(".")
+    if _special(p):
+        return p
+    parent = _target(p).parent
     if not parent.is_dir():
         raise UserError(f"{name}: folder {parent} does not exist")
     if not os.access(parent, os.W_OK | os.X_OK):
         raise UserError(f"{name}: folder {parent} is not writable")
     return p
+
+
+def _special(p: Path) -> bool:
+    """``p`` exists and is not a regular file (a device, a pipe): written in place, never replaced."""
+    try:
+        return not stat.S_ISREG(os.stat(p).st_mode)
+    except OSError:
+        return False
+
+
+def _target(p: Path) -> Path:
+    """The file a write to ``p`` replaces: ``p``, or what it points to if it is a symbolic link."""
+    if p.is_symlink():
+        p = p.resolve()
+    return p if str(p.parent) else Path(".") / p
+
+
+def check_space(path: Path | str, need_bytes: float, flag: str = "", fix: str = "") -> None:
+    """``UserError`` if the file system of ``path`` has less free space than ``need_bytes``.
+
+    Parameters
+    ----------
+    path : Path or str
+        The output file (it need not exist; its folder must).
+    need_bytes : float
+        The estimated size of the output.
+    flag : str
+        How the user named the output (``"-o out.parquet"``), for the message.
+    fix : str
+        What to change, e.g. ``"lower --events"``.
+    """
+    p = Path(path)
+    if _special(p):
+        return
+    folder = _target(p).parent
+    try:
+        free = shutil.disk_usage(folder).free
+    except OSError:
+        return
+    if need_bytes > free:
+        name = f"{flag} {p}" if flag else str(p)
+        more = f"; {fix}" if fix else ""
+        need, have = size_text(need_bytes), size_text(free)
+        raise UserError(f"{name}: needs about {need} of disk, {folder} has {have} free{more}")
 
 
 def _describe(e: OSError) -> str:
@@ -104,7 +157,8 @@ def atomic_output(path: Path | str, flag: str = "", inputs: Sequence[Path | str]
     Returns
     -------
     Iterator of Path
-        The temporary file (hidden, beside ``path``). The caller writes it (and closes it).
+        The temporary file (hidden, beside ``path``; ``path`` itself when it is a device or a
+        pipe). The caller writes it (and closes it).
 
     Raises
     ------
@@ -112,21 +166,40 @@ def atomic_output(path: Path | str, flag: str = "", inputs: Sequence[Path | str]
         The file cannot be written (a full disk, a read-only file system, ...): one line, and
         nothing is left behind.
     """
-    final = check_output(path, flag, inputs)
+    given = check_output(path, flag, inputs)
+    if _special(given):
+        with _described(given, flag):
+            yield given
+        _DONE.append(given)
+        return
+    final = _target(given)
     tmp = final.with_name(f".{final.name}.{os.getpid()}.tmp")
     _LIVE.add(tmp)
     try:
         yield tmp
         _fsync(tmp)
         os.replace(tmp, final)
-        _DONE.append(final)
+        _DONE.append(given)
     except OSError as e:
-        name = f"{flag} {final}" if flag else str(final)
-        raise UserError(f"{name}: cannot write ({_describe(e)}); nothing was written") from None
+        raise _cannot_write(given, flag, e) from None
     finally:
         _LIVE.discard(tmp)
         with contextlib.suppress(OSError):
             tmp.unlink(missing_ok=True)
+
+
+def _cannot_write(path: Path, flag: str, e: OSError) -> UserError:
+    name = f"{flag} {path}" if flag else str(path)
+    return UserError(f"{name}: cannot write ({_describe(e)}); nothing was written")
+
+
+@contextlib.contextmanager
+def _described(path: Path, flag: str) -> Iterator[None]:
+    """An OSError while writing a device or a pipe in place, as one line."""
+    try:
+        yield
+    except OSError as e:
+        raise _cannot_write(path, flag, e) from None
 
 
 def _fsync(path: Path) -> None:
