@@ -3,7 +3,9 @@
 ``to_float`` / ``to_int`` turn string columns into numbers with a mask of the values that are not
 numbers (one Arrow cast on the fast path, a per-row fallback only when the cast fails);
 ``check_price`` / ``check_size`` / ``check_quotes`` / ``check_timestamps`` return masks of bad
-rows and count them by kind.
+rows and count them by kind. Numbers at their limits never raise: an integer outside int64 (a
+20-digit id) is not a number; ``scale_to_ns`` marks the times whose conversion to ns would overflow
+int64 (instead of wrapping them into another century).
 """
 
 from __future__ import annotations
@@ -19,6 +21,9 @@ from avmm.data.issues import Counters
 
 Column: TypeAlias = "pa.ChunkedArray | pa.Array"
 
+I64_MIN = -(2**63)
+I64_MAX = 2**63 - 1
+
 
 def _to_numeric(
     col: Column, arrow_type: pa.DataType, parse: Callable[[Any], Any], native: Callable[[pa.DataType], bool]
@@ -26,8 +31,8 @@ def _to_numeric(
     """Column -> (values of ``arrow_type``, non-numeric mask).
 
     A column of a ``native`` type is cast (nulls: 0, marked bad); a string column without nulls
-    is cast in one go; else each value is ``parse``d, a ``TypeError`` / ``ValueError`` marking
-    it bad (value 0).
+    is cast in one go; else each value is ``parse``d, a ``TypeError`` / ``ValueError`` /
+    ``OverflowError`` marking it bad (value 0).
     """
     if isinstance(col, pa.ChunkedArray):
         col = col.combine_chunks() if col.num_chunks != 1 else col.chunk(0)
@@ -44,7 +49,7 @@ def _to_numeric(
     for i, s in enumerate(col.to_pylist()):
         try:
             out[i] = parse(s)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             bad[i] = True
     return out, bad
 
@@ -58,14 +63,18 @@ def _is_integer_type(t: pa.DataType) -> bool:
 
 
 def _parse_int(s: Any) -> int:
-    """``int(s)``, or a whole number written as a float (``"1.582e15"`` style) within int64."""
+    """``int(s)``, or a whole number written as a float (``"1.582e15"`` style), within int64 (else
+    ``ValueError``)."""
     try:
-        return int(s)
+        v = int(s)
     except (TypeError, ValueError):
         f = float(s)
         if np.isfinite(f) and abs(f) < 9.2e18:
             return int(f)
         raise ValueError(f"not an int64: {s!r}") from None
+    if not I64_MIN <= v <= I64_MAX:
+        raise ValueError(f"not an int64: {s!r}")
+    return v
 
 
 def to_float(col: Column) -> tuple[np.ndarray, np.ndarray]:
@@ -76,6 +85,16 @@ def to_float(col: Column) -> tuple[np.ndarray, np.ndarray]:
 def to_int(col: Column) -> tuple[np.ndarray, np.ndarray]:
     """String column -> (int64 values, non-numeric mask)."""
     return _to_numeric(col, pa.int64(), _parse_int, _is_integer_type)
+
+
+def scale_to_ns(t: np.ndarray, ns_per_unit: int) -> tuple[np.ndarray, np.ndarray]:
+    """Integer times in some unit (``ns_per_unit`` ns each) -> (ns, overflow mask): a time whose ns
+    value would not fit int64 (past the year 2262) is marked, and its ns value is 0 -- never a
+    wrapped time."""
+    over = np.abs(t) > I64_MAX // ns_per_unit
+    if over.any():
+        t = np.where(over, 0, t)
+    return t * ns_per_unit, over
 
 
 def check_price(px: np.ndarray, c: Counters, path: Path | str, lines: np.ndarray | None) -> np.ndarray:

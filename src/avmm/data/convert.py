@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import itertools
 import time
+import zipfile
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,9 +30,11 @@ from avmm.data.readers import binance_archive, binance_ws, lobster, tardis
 from avmm.data.store import write_events
 from avmm.errors import UserError
 from avmm.events import DEPTH, KIND_NAMES, QUOTE
+from avmm.outputs import check_output
 
 FORMATS = ("auto", "binance-ws", "binance-archive", "tardis", "lobster")
 DEFAULT_REORDER_WINDOW_MS = 1000.0
+MAX_REORDER_WINDOW_MS = 3_600_000.0  # one hour: rows held back in memory for that long
 CONVERT_VERSION = 1
 
 
@@ -113,13 +117,27 @@ def _expand(sources: list[Path]) -> list[Path]:
 
 
 def _guard(it: Iterator, path: Path) -> Iterator:
-    """Turn an unexpected reader exception into a one-line user error naming the file."""
+    """Turn an unexpected reader exception into a one-line user error naming the file (the
+    readers count or report what they know; this is the net under them)."""
     try:
         yield from it
     except UserError:
         raise
-    except (ValueError, OSError, KeyError, IndexError, TypeError, EOFError) as e:
-        raise UserError(f"{path}: cannot convert ({type(e).__name__}: {e})") from None
+    except MemoryError:
+        raise UserError(f"{path}: cannot convert: out of memory (a record or line too large?)") from None
+    except (
+        ValueError,
+        OSError,
+        KeyError,
+        IndexError,
+        TypeError,
+        EOFError,
+        ArithmeticError,
+        zlib.error,
+        zipfile.BadZipFile,
+    ) as e:
+        msg = " ".join(str(e).split())[:200]
+        raise UserError(f"{path}: cannot convert ({type(e).__name__}: {msg})") from None
 
 
 def _derive(chunks: Iterator, c: Counters, enabled: bool = True) -> Iterator:
@@ -179,11 +197,13 @@ def _inputs(
     """The input files, and the same by format, after checking the arguments."""
     if fmt not in FORMATS:
         raise UserError(f"unknown format {fmt!r} (one of {', '.join(FORMATS)})")
-    if not (reorder_window_ms >= 0):
-        raise UserError("--reorder-window-ms must be >= 0")
+    if not (0 <= reorder_window_ms <= MAX_REORDER_WINDOW_MS):
+        raise UserError(
+            f"--reorder-window-ms must be between 0 and {MAX_REORDER_WINDOW_MS:.0f} (one hour), "
+            f"not {reorder_window_ms:g}"
+        )
     files = _expand([Path(s) for s in sources])
-    if any(f.resolve() == out.resolve() for f in files):
-        raise UserError(f"{out}: output would overwrite an input")
+    check_output(out, "-o", files)
     by_fmt: dict[str, list[Path]] = {}
     for f in files:
         ff = fmt if fmt != "auto" else detect_format(f)

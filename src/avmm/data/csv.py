@@ -53,6 +53,7 @@ class CsvSource:
     path: Path
     first: bytes  # without the newline; b"" when empty or unreadable
     stream: pa.NativeFile | None  # a zip archive's CSV member; None: ``csv_batches`` opens ``path``
+    member: str | None = None  # the name of that member
 
 
 @contextmanager
@@ -84,10 +85,11 @@ def open_csv(path: Path) -> Iterator[CsvSource]:
         with zf.open(members[0]) as f:
             first = _first_line(f)
         fh = zf.open(members[0])
-    except (zipfile.BadZipFile, OSError, EOFError) as e:
-        raise UserError(f"{path}: corrupt zip archive ({e})") from None
+    except (zipfile.BadZipFile, OSError, EOFError, zlib.error, RuntimeError, NotImplementedError, ValueError) as e:
+        # (RuntimeError: an encrypted member; NotImplementedError: an unknown compression method)
+        raise UserError(f"{path}: corrupt or unreadable zip archive ({_clean(str(e))})") from None
     try:
-        yield CsvSource(path, first, pa.PythonFile(fh, mode="r"))
+        yield CsvSource(path, first, pa.PythonFile(fh, mode="r"), members[0])
     finally:
         fh.close()
 
@@ -149,14 +151,18 @@ def csv_batches(
     )
     parse = pacsv.ParseOptions(invalid_row_handler=on_invalid)
     salvage = raw if isinstance(raw, SalvageGzip) else None
+    _quiet_invalid_rows()
     try:
         reader = pacsv.open_csv(stream, read_options=read_opts, parse_options=parse, convert_options=conv)
-    except (OSError, pa.ArrowException) as e:
+    except (OSError, pa.ArrowException, EOFError, zlib.error, zipfile.BadZipFile) as e:
         if gate is not None:
             gate.release()
-        msg = str(e).split("\n")[0]
+        msg = _clean(str(e).split("\n")[0])
         if salvage is not None and salvage.error and salvage.out_pos == 0:
             msg = salvage.error
+        elif msg.startswith("Empty CSV file") and not (salvage is not None and salvage.error):
+            c.add("empty_file", 1, f"{name}:1: no data rows")
+            return
         raise UserError(f"{path}:1: cannot read as CSV ({msg})") from None
     try:
         yield from _csv_loop(reader, c, path, name, header_lines, progress, raw, gate, rejected)
@@ -169,6 +175,36 @@ def csv_batches(
         with suppress(OSError, pa.ArrowException):
             reader.close()
     stream.close()
+
+
+def _clean(msg: str, limit: int = 120) -> str:
+    """An error message from a parser, fit for one line: printable ASCII, at most ``limit`` chars
+    (the parser quotes the offending row, which may be binary)."""
+    out = "".join(ch if " " <= ch <= "~" else "?" for ch in " ".join(msg.split()))
+    return out if len(out) <= limit else out[: limit - 3] + "..."
+
+
+def _quiet_invalid_rows() -> None:
+    """Keep Arrow's report of a rejected row that is not UTF-8 off stderr.
+
+    Arrow decodes a rejected row's text before it calls our handler; for bytes that are not
+    UTF-8 that decoding fails inside Arrow, which prints it as an "Exception ignored" traceback
+    (``sys.unraisablehook``) and then fails the read, which the reader reports as one line. This
+    hook drops exactly that report and passes every other one on.
+    """
+    import sys
+
+    prev = sys.unraisablehook
+    if getattr(prev, "_avmm_csv", False):
+        return
+
+    def hook(u: sys.UnraisableHookArgs) -> None:
+        if isinstance(u.exc_value, UnicodeDecodeError) and getattr(u.object, "__name__", "") == "on_invalid":
+            return
+        prev(u)
+
+    hook._avmm_csv = True  # type: ignore[attr-defined]
+    sys.unraisablehook = hook
 
 
 class _LineNumbers:
@@ -186,11 +222,13 @@ class _LineNumbers:
         self.rejected = rejected
         self.line = header_lines + 1  # line of the next row not yet yielded nor rejected
         self.skip: deque[int] = deque()  # lines of rejected rows not yet passed, ascending
+        self.seen_rejected = False
 
     def take_rejected(self) -> None:
         """Count the rows rejected so far."""
         c, name = self.c, self.name
         while self.rejected:
+            self.seen_rejected = True
             num, got, want, text = self.rejected.popleft()
             key = "truncated_line" if got < want else "malformed_row"
             txt = (text or "")[:60]
@@ -257,11 +295,12 @@ def _csv_loop(
             break
         except pa.ArrowInvalid as e:
             ln.settle()
-            msg = str(e).split("\n")[0]
+            msg = _clean(str(e).split("\n")[0])
             raise UserError(f"{path}:{ln.line}: unreadable CSV ({msg})") from None
         except (OSError, EOFError, zlib.error, zipfile.BadZipFile) as e:
             ln.settle()
-            c.add("corrupt_gzip", 1, f"{name}:~{ln.line}: {e}; rest of file skipped")
+            key = "corrupt_gzip" if raw is not None else "corrupt_zip"
+            c.add(key, 1, f"{name}:~{ln.line}: {_clean(str(e))}; rest of file skipped")
             ln.skip.clear()
             break
         ln.take_rejected()  # every rejected row up to the end of ``batch`` has been reported by now
@@ -271,3 +310,5 @@ def _csv_loop(
     ln.settle()
     if isinstance(raw, SalvageGzip) and raw.error:
         c.add("corrupt_gzip", 1, f"{name}:~{ln.line}: {raw.error}; rest of file skipped")
+    elif ln.line == header_lines + 1 and not ln.seen_rejected:
+        c.add("empty_file", 1, f"{name}:{ln.line}: no data rows")

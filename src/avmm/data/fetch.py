@@ -252,14 +252,21 @@ def fetch(
     symbol, base = _check_args(market, kind, symbol, base_url)
     days = _days(date_from, date_to)
     out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UserError(f"-o {out_dir}: is a file; give a folder")
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise UserError(f"{out_dir}: cannot create ({e})") from None
+        raise UserError(f"-o {out_dir}: cannot create ({e.strerror or e})") from None
+    if not os.access(out_dir, os.W_OK | os.X_OK):
+        raise UserError(f"-o {out_dir}: folder is not writable")
     s = FetchSummary()
     with httpx.Client(timeout=timeout, follow_redirects=True) as cl:
         for day in days:
-            _fetch_day(cl, archive_url(base, market, kind, symbol, day), out_dir, s, on_progress)
+            try:
+                _fetch_day(cl, archive_url(base, market, kind, symbol, day), out_dir, s, on_progress)
+            except OSError as e:  # the disk (a full disk, a read-only mount); the network is _download's
+                raise UserError(f"-o {out_dir}: cannot write ({e.strerror or e}); kept the days done so far") from None
     if s.bad_checksum:
         raise FetchError(
             s,

@@ -18,6 +18,12 @@ ProgressFn = Callable[[int], None]  # called with the number of source bytes con
 # Issue counter keys (see ConvertSummary): what was skipped (S), repaired (R) or only noted (N).
 ISSUE_HELP: dict[str, str] = {
     "corrupt_gzip": "S: gzip stream corrupt or truncated; the rest of that file was skipped",
+    "corrupt_zip": "S: zip member corrupt or truncated (bad CRC, cut data); the rest of that file was skipped",
+    "empty_file": "N: a file without data rows (empty, or a header only): nothing read from it",
+    "corrupt_id": (
+        "N: a message whose id jumps far ahead of the stream and back (one corrupt id): kept, "
+        "the ids after it are not counted as duplicates"
+    ),
     "truncated_line": "S: a line with too few fields or cut JSON (usually the last line)",
     "malformed_row": "S: a CSV row with too many fields / unparsable line",
     "bad_json": "S: a line whose JSON could not be decoded",
@@ -40,6 +46,7 @@ ISSUE_HELP: dict[str, str] = {
     "unknown_side": "N: trade with unknown aggressor side (kept, side 0)",
     "unpaired_row": "S: LOBSTER message row without an orderbook row (or vice versa)",
     "trading_halt": "N: LOBSTER trading halt message (type 7)",
+    "book_mismatch": "N: LOBSTER orderbook row that does not follow from its message and the row before (kept)",
     "bad_timestamp": "S: zero, negative or non-numeric timestamp",
     "other_symbol": (
         "S: message for another symbol than the one converted (or a bare snapshot that no diff of the symbol brackets)"

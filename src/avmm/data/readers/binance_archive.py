@@ -25,7 +25,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from avmm.data.columns import check_price, check_quotes, check_size, to_float, to_int
+from avmm.data.columns import I64_MAX, check_price, check_quotes, check_size, to_float, to_int
 from avmm.data.csv import CsvSource, csv_batches, open_csv
 from avmm.data.issues import Counters, ProgressFn
 from avmm.data.ordering import RecentIds
@@ -70,9 +70,13 @@ def looks_like(path: Path) -> bool:
     return parse_name(path) is not None
 
 
-def to_ns(t: np.ndarray) -> np.ndarray:
-    """ms / µs / ns epoch timestamps -> ns (by magnitude)."""
-    return np.where(t < 10**14, t * 1_000_000, np.where(t < 10**17, t * 1000, t))
+def to_ns(t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """ms / µs / ns epoch timestamps -> (ns, overflow mask), the unit by magnitude. A time whose ns
+    value would not fit int64 (a ms time past the year 2262, ...) is marked, its value 0."""
+    over = ((t > I64_MAX // 1_000_000) & (t < 10**14)) | ((t > I64_MAX // 1000) & (t < 10**17))
+    if over.any():
+        t = np.where(over, 0, t)
+    return np.where(t < 10**14, t * 1_000_000, np.where(t < 10**17, t * 1000, t)), over
 
 
 def read_binance_archive(
@@ -90,6 +94,7 @@ def read_binance_archive(
         raise UserError(f"{path}: file is for {info['symbol']}, not {symbol.upper()}")
     kind = info["kind"]
     with open_csv(path) as src:
+        _check_content(src, info)
         ncols = src.first.count(b",") + 1
         names = COLS[kind][:ncols] + [f"x{i}" for i in range(max(0, ncols - len(COLS[kind])))]
         if kind == "bookTicker":
@@ -98,6 +103,42 @@ def read_binance_archive(
             yield from _trades(src, c, names, block_size, kind)
     if progress is not None:
         progress(path.stat().st_size)
+
+
+# the field of a headerless first row that tells the kind: (index, what it holds)
+_BOOL = {b"true", b"false"}
+_FIRST_ROW = {"trades": (5, "is_buyer_maker"), "aggTrades": (6, "is_buyer_maker"), "bookTicker": (6, "event_time")}
+
+
+def _check_content(src: CsvSource, info: dict[str, str]) -> None:
+    """The file holds what its name says, else one line: a zip's CSV member named for another
+    symbol or kind, a header of another kind, a first row whose fields do not fit the kind."""
+    path, kind = src.path, info["kind"]
+    if src.member is not None:
+        inner = parse_name(Path(src.member))
+        if inner is not None and (inner["kind"], inner["symbol"]) != (kind, info["symbol"]):
+            raise UserError(
+                f"{path}: the archive holds {src.member}, not a {info['symbol']} {kind} file; "
+                "rename it or convert the right file"
+            )
+    if not src.first.strip():
+        return  # empty: counted by ``csv_batches``
+    cells = [x.strip().strip(b'"').lower() for x in src.first.split(b",")]
+    if not cells[0][:1].isdigit():  # a header row
+        if cells[0].decode("utf-8", "replace") != COLS[kind][0]:
+            other = [k for k in KINDS if COLS[k][0] == cells[0].decode("utf-8", "replace")]
+            what = f"a {other[0]} header" if other else f"header {src.first[:60]!r}"
+            raise UserError(f"{path}:1: not a Binance {kind} archive ({what})")
+        return
+    i, field = _FIRST_ROW[kind]
+    ok = len(cells) > i and (cells[i] in _BOOL if field == "is_buyer_maker" else cells[i].isdigit())
+    if kind == "bookTicker":
+        ok = ok and len(cells) == 7
+    if not ok:
+        raise UserError(
+            f"{path}:1: not a Binance {kind} archive (field {i + 1} of the first row should be {field}: "
+            f"{src.first[:60]!r})"
+        )
 
 
 def _batches(
@@ -133,7 +174,8 @@ def _trades(
         nn = b0 | b1 | b2 | b3 | ~(maker | taker)
         c.add_mask("non_numeric", nn, name, lines)
         bad = nn.copy()
-        badt = ~bad & (t <= 0)
+        ts, over = to_ns(t)
+        badt = ~bad & ((t <= 0) | over)
         c.add_mask("bad_timestamp", badt, name, lines)
         bad |= badt
         ok = ~bad
@@ -144,10 +186,9 @@ def _trades(
         m = int(keep.sum())
         if not m:
             continue
-        ts = to_ns(t[keep])
         ev = np.empty(m, dtype=EVENT_DTYPE)
-        ev["exch_ts"] = ts
-        ev["local_ts"] = ts
+        ev["exch_ts"] = ts[keep]
+        ev["local_ts"] = ts[keep]
         ev["seq"] = ids[keep]
         ev["px"] = px[keep]
         ev["qty"] = qty[keep]
@@ -180,12 +221,14 @@ def _book_ticker(
         nn = b0 | b1 | b2 | b3 | b4 | b5 | b6
         c.add_mask("non_numeric", nn, name, lines)
         bad = nn.copy()
-        badt = ~bad & ((tt <= 0) | (et <= 0))
+        exch, o1 = to_ns(tt)
+        local, o2 = to_ns(et)
+        badt = ~bad & ((tt <= 0) | (et <= 0) | o1 | o2)
         c.add_mask("bad_timestamp", badt, name, lines)
         bad |= badt
         ev = np.empty(n, dtype=EVENT_DTYPE)
-        ev["exch_ts"] = to_ns(tt)
-        ev["local_ts"] = to_ns(et)
+        ev["exch_ts"] = exch
+        ev["local_ts"] = local
         ev["seq"] = uid
         ev["px"], ev["qty"], ev["px2"], ev["qty2"] = bp, bq, ap, aq
         ev["kind"] = QUOTE

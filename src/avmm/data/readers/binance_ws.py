@@ -13,6 +13,9 @@ Handled messages (combined-stream envelope ``{"stream": ..., "data": ...}``, spo
   trade-id range ``[f, l]`` covered by the aggTrades already stored before it (from the first
   stored ``f`` to the highest stored ``l``) is counted ``duplicate`` and dropped. Each execution is
   thus stored once: as part of an aggTrade up to the first ``@trade``, individually after it.
+  One corrupt id far ahead of its stream does not make the messages after it duplicates: an id
+  between the one before the jump and the jump shows the jump to be corrupt (counted
+  ``corrupt_id``, its message kept) and the stream goes on from there (``_Ids``).
 * REST depth snapshot line ``{"lastUpdateId", "bids", "asks"}`` (USD-M also ``E``/``T``) -> CLEAR,
   then one SNAPSHOT row per level (``level`` = 0-based depth per side), ``F_LAST_IN_BATCH`` on the
   last row; ``seq`` = ``lastUpdateId``. Which symbol it belongs to: an enveloped snapshot takes it
@@ -63,7 +66,7 @@ from typing import Any, BinaryIO
 import msgspec
 import numpy as np
 
-from avmm.data.columns import check_price, check_quotes, check_size
+from avmm.data.columns import I64_MAX, check_price, check_quotes, check_size
 from avmm.data.files import SalvageGzip, is_gzip
 from avmm.data.issues import Counters, ProgressFn
 from avmm.errors import UserError
@@ -99,6 +102,8 @@ MS = 1_000_000
 MAX_PENDING = 10_000  # buffered depth diffs while waiting for a snapshot
 HOLD_NS = 10 * 1_000_000_000  # how long a bare snapshot may wait for the diff that brackets it
 MAX_HELD = 16  # bare snapshots waiting at once (a multi-symbol capture: one per symbol)
+MAX_AGG_SPAN = 1_000_000  # trade ids one aggTrade may cover (more: corrupt ``f`` / ``l``)
+MAX_LINE = 64 << 20  # bytes in one capture line (a depth snapshot of 5000 levels is ~200 KB)
 
 SPOT, USDM = False, True  # market of a capture (``um``)
 _MARKET = {SPOT: "spot", USDM: "USD-M futures"}
@@ -346,6 +351,37 @@ class _Held(msgspec.Struct):
     book_n: int  # ``_State.book_n`` when it was read
 
 
+class _Ids:
+    """The ids of one message stream (bookTicker ``u``, trade ``t``, aggTrade ``a``): the highest
+    accepted (``last``), the one accepted before it (``prev``), and where ``last`` was read.
+
+    An id not above ``last`` is a duplicate -- unless it lies strictly between ``prev`` and
+    ``last``: then ``last`` was a single id far ahead of the stream (corrupt), and it must not turn
+    every later message into a "duplicate". That id is counted ``corrupt_id`` (its message was
+    kept) and the stream goes on from the new id.
+    """
+
+    __slots__ = ("what", "last", "prev", "ln", "name")
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+        self.last = -1
+        self.prev = -1
+        self.ln = 0
+        self.name = ""
+
+    def corrupt(self, i: int, c: Counters) -> bool:
+        """Id ``i`` (not above ``last``) shows ``last`` to be a corrupt id (counted): True."""
+        if not self.prev < i < self.last:
+            return False
+        c.add("corrupt_id", 1, f"{self.name}:{self.ln}: {self.what} {self.last}, then {i}")
+        self.last = self.prev
+        return True
+
+    def take(self, i: int, ln: int, name: str) -> None:
+        self.prev, self.last, self.ln, self.name = self.last, i, ln, name
+
+
 class _State:
     """Sequence state shared across the files of one capture."""
 
@@ -353,9 +389,9 @@ class _State:
         self.sync = ds.DepthSync(MAX_PENDING)  # buffered diffs carry their line number
         self.held: list[_Held] = []  # bare snapshots not yet attributed to the symbol
         self.book_n = 0  # book-changing messages written so far (diffs, snapshots, gaps)
-        self.last_trade = -1
-        self.last_agg = -1
-        self.last_bt = -1
+        self.trade_ids = _Ids("trade id t")
+        self.agg_ids = _Ids("aggTrade id a")
+        self.bt_ids = _Ids("bookTicker update id u")
         self.saw_trade = False  # a @trade message was seen: aggTrades are not stored
         self.agg_lo = -1  # trade ids covered by the stored aggTrades
         self.agg_hi = -1
@@ -443,14 +479,18 @@ def _blocks(path: Path, c: Counters, progress: ProgressFn | None) -> Iterator[tu
             if lines:
                 yield lines, lineno
                 lineno += len(lines)
+            if len(rest) > MAX_LINE:  # not a capture (or a decompression bomb): stop before memory runs out
+                raise UserError(f"{path}:{lineno}: line longer than {MAX_LINE >> 20} MiB; not a websocket capture")
 
 
 def _local_ts(line: bytes, sp: int) -> int:
-    """The local timestamp before the first space ``sp`` of a line (-1: none or not a number)."""
+    """The local timestamp before the first space ``sp`` of a line (-1: none, not a number, or
+    past what int64 ns can hold)."""
     try:
-        return int(line[:sp]) if sp > 0 else -1
+        t = int(line[:sp]) if sp > 0 else -1
     except ValueError:
         return -1
+    return t if t <= I64_MAX else -1
 
 
 class _FileReader:
@@ -525,6 +565,12 @@ class _FileReader:
         self.c.add(key, 1, f"{self.name}:{ln}")
         return False
 
+    def _bad_span(self, m: AggTrade, ln: int) -> bool:
+        """An aggTrade whose trade ids ``f..l`` span more than one order can fill: corrupt ids,
+        counted, not used to spot the @trade messages it carries (False)."""
+        self.c.add("corrupt_id", 1, f"{self.name}:{ln}: aggTrade trade ids f={m.f} l={m.l}")
+        return False
+
     def _trade_row(self, m: Trade | AggTrade, seq: int, local: int, ln: int) -> bool:
         self.rows.one(m.T * MS, local, seq, m.p, m.q, 0.0, 0.0, TRADE, SELL if m.m else BUY, F_EXCH_TS, -1, ln)
         return True
@@ -533,9 +579,10 @@ class _FileReader:
         m, st = env.data, self.st
         if not _sym_ok(st, m.s, self.c, self.name, ln):
             return False
-        if m.u <= st.last_bt:
+        ids = st.bt_ids
+        if m.u <= ids.last and not ids.corrupt(m.u, self.c):
             return self._skip("duplicate", ln)
-        st.last_bt = m.u
+        ids.take(m.u, ln, self.name)
         if m.T or m.E:
             self.rows.one((m.T or m.E) * MS, local, m.u, m.b, m.B, m.a, m.A, QUOTE, 0, F_EXCH_TS, -1, ln)
         else:
@@ -548,10 +595,11 @@ class _FileReader:
             return False
         if st.saw_trade:  # the @trade messages carry these executions
             return self._skip("agg_trade_skipped", ln)
-        if m.a <= st.last_agg:
+        ids = st.agg_ids
+        if m.a <= ids.last and not ids.corrupt(m.a, self.c):
             return self._skip("duplicate", ln)
-        st.last_agg = m.a
-        if 0 <= m.f <= m.l:
+        ids.take(m.a, ln, self.name)
+        if 0 <= m.f <= m.l and (m.l - m.f <= MAX_AGG_SPAN or self._bad_span(m, ln)):
             if st.agg_lo < 0:
                 st.agg_lo = m.f
             st.agg_hi = max(st.agg_hi, m.l)
@@ -562,9 +610,10 @@ class _FileReader:
         if not _sym_ok(st, m.s, self.c, self.name, ln):
             return False
         st.saw_trade = True
-        if m.t <= st.last_trade:
+        ids = st.trade_ids
+        if m.t <= ids.last and not ids.corrupt(m.t, self.c):
             return self._skip("duplicate", ln)
-        st.last_trade = m.t
+        ids.take(m.t, ln, self.name)
         if st.agg_lo <= m.t <= st.agg_hi:  # stored already, in an aggTrade
             return self._skip("duplicate", ln)
         return self._trade_row(m, m.t, local, ln)

@@ -17,6 +17,19 @@ prices are USD x 10000. LOBSTER has one clock, the exchange's: ``exch_ts == loca
 The two files are read in lockstep; a final row present in only one of them (e.g. a truncated last
 line) is counted ``unpaired_row``. A malformed row in the middle of either file breaks the pairing
 and stops the conversion with the file and line.
+
+The pairing is checked on the data (``_Pairing``): a message changes the book on its own side only
+(``Direction``), at its own ``Price`` (the best price before or after it), and hidden executions,
+cross trades and halts (types 5-7) change nothing; an orderbook row that does not follow from its
+message and the row before breaks this. (The check applies once ``PROOF_ROWS`` rows in a row have
+followed: data made by hand that never does cannot be checked.) Rows out of step (one row
+missing from one file) break it at nearly every other row: several breaks close together stop
+the conversion with one line naming the message and orderbook lines where the files stop
+agreeing, instead of pairing every later row with the wrong message. A lone break (one damaged
+value) is counted ``book_mismatch`` and kept.
+
+Times are seconds after midnight: a time that is not a number, negative, or more than a day is
+counted ``bad_timestamp``. A file without data rows is counted ``empty_file``.
 """
 
 from __future__ import annotations
@@ -24,6 +37,7 @@ from __future__ import annotations
 import datetime as dt
 import gzip
 import re
+from collections import deque
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -42,6 +56,11 @@ _NAME = re.compile(
     r"^(?P<ticker>[^_]+)_(?P<date>\d{4}-\d{2}-\d{2})_(?P<a>\d+)_(?P<b>\d+)_(?P<what>message|orderbook)_(?P<lvl>\d+)"
 )
 DUMMY = 9_999_999_999
+DAY_S = 86_400.0  # a time is seconds after midnight
+# out of step: this many breaks of the pairing (see ``_Pairing``) within ``STEP_WINDOW`` rows
+STEP_BREAKS = 3
+STEP_WINDOW = 16
+PROOF_ROWS = 16  # the check applies once this many rows in a row have followed their messages
 
 
 def parse_name(path: Path) -> dict[str, str] | None:
@@ -168,11 +187,131 @@ def _msg_chunks(path: Path, c: Counters, progress: ProgressFn | None) -> Iterato
 
 
 def _ob_chunks(path: Path, c: Counters, progress: ProgressFn | None) -> Iterator[tuple[Chunk, int]]:
+    if not read_first_line(path).strip():
+        c.add("empty_file", 1, f"{path.name}:1: no data rows")
+        return
     n = _ncols(path)
     if n < 4 or n % 4:
         raise UserError(f"{path}:1: a LOBSTER orderbook file has 4 x level columns, found {n}")
     names = OB_COLS + [f"c{i}" for i in range(n - 4)]
     yield from _chunks(path, c, progress, OB_FIELDS, names)
+
+
+_ROW = ("typ", "price", "d", "ap", "asz", "bp", "bsz", "mline", "oline", "usable")  # ``_Pairing`` rows
+
+
+def _follows(r: dict[str, np.ndarray], m: int, o: int, po: int, n: int) -> np.ndarray:
+    """For ``i`` in ``range(n)``: does orderbook row ``o + i`` follow from message row ``m + i``
+    and orderbook row ``po + i`` (the book before it)? (``r``: columns of ``_ROW``; offsets may
+    pair rows out of step, to test a hypothesis.)"""
+    ap, asz, bp, bsz = (r[k][o : o + n] for k in ("ap", "asz", "bp", "bsz"))
+    pap, pas, pbp, pbs = (r[k][po : po + n] for k in ("ap", "asz", "bp", "bsz"))
+    typ, price, d = (r[k][m : m + n] for k in ("typ", "price", "d"))
+    ask_same = (ap == pap) & (asz == pas)
+    bid_same = (bp == pbp) & (bsz == pbs)
+    buy = d == 1
+    at_best = np.where(buy, (price == pbp) | (price == bp), (price == pap) | (price == ap))
+    quiet = (typ >= 5) & (typ <= 7)  # hidden execution, cross trade, halt: the book stays
+    ok = np.where(buy, ask_same, bid_same) & (np.where(buy, bid_same, ask_same) | (at_best & ~quiet))
+    usable = r["usable"]
+    return ok | ~usable[m : m + n] | ~usable[o : o + n] | ~usable[po : po + n]
+
+
+class _Pairing:
+    """Checks, row by row, that each orderbook row follows from its message and the row before
+    (see the module docstring); counts a lone break ``book_mismatch``, and raises when breaks come
+    close together (the files are out of step), naming where they went out of step."""
+
+    KEEP = 512  # rows kept to find where the files went out of step
+
+    def __init__(self, msg_path: Path, ob_path: Path, c: Counters) -> None:
+        self.msg_path, self.ob_path, self.c = msg_path, ob_path, c
+        self.rows: dict[str, np.ndarray] | None = None  # the last rows
+        self.row = 0  # ordinal of the first row in ``rows``
+        self.breaks: deque[tuple[int, int]] = deque()  # (row, orderbook line)
+        self.run = 0  # rows in a row that followed, up to ``PROOF_ROWS``: the check applies
+
+    def check(self, m: Chunk, o: Chunk, usable: np.ndarray) -> None:
+        n = len(usable)
+        if n == 0:
+            return
+        new = {"mline": m["line"], "oline": o["line"], "usable": usable}
+        new.update((k, m[k]) for k in ("typ", "price", "d"))
+        new.update((k, o[k]) for k in ("ap", "asz", "bp", "bsz"))
+        r = new if self.rows is None else {k: np.concatenate([self.rows[k], new[k]]) for k in _ROW}
+        r["usable"] = r["usable"].copy()
+        k0 = len(r["usable"]) - n  # the first new row
+        if k0 == 0:  # the first row has no row before it
+            r["usable"][0] = False
+        lo = max(k0, 1)
+        ok = _follows(r, lo, lo, lo - 1, len(r["usable"]) - lo)
+        fails = np.flatnonzero(~ok)
+        if self.run < PROOF_ROWS:
+            fails = self._prove(fails, len(ok))
+        for i in fails + lo:
+            self._break(r, int(i))
+        cut = max(0, len(r["usable"]) - self.KEEP)
+        self.rows = {k: v[cut:] for k, v in r.items()}
+        self.row += cut
+
+    def _prove(self, fails: np.ndarray, n: int) -> np.ndarray:
+        """The breaks among ``n`` rows (``fails``) that count: those after the first
+        ``PROOF_ROWS`` rows in a row that followed (data that never follows LOBSTER's rules,
+        hand-made files, cannot be checked)."""
+        last = -1 - self.run  # the last break before the run of rows that follow
+        for f in fails:
+            if f - last - 1 >= PROOF_ROWS:
+                self.run = PROOF_ROWS
+                return fails[fails > f - 1]
+            last = int(f)
+        self.run = n - last - 1
+        if self.run >= PROOF_ROWS:
+            self.run = PROOF_ROWS
+        return fails[:0]
+
+    def _break(self, r: dict[str, np.ndarray], i: int) -> None:
+        b = self.breaks
+        row = self.row + i
+        while b and b[0][0] < row - STEP_WINDOW:
+            self.c.add("book_mismatch", 1, f"{self.ob_path.name}:{b.popleft()[1]}")  # a lone one
+        b.append((row, int(r["oline"][i])))
+        if len(b) >= STEP_BREAKS:
+            raise UserError(self._where(r, i, b[0][0] - self.row))
+
+    def _where(self, r: dict[str, np.ndarray], end: int, first: int) -> str:
+        """The message: where the files went out of step, from the rows before ``end`` (the
+        first break of the cluster at ``first``): the earliest row from which pairing them one
+        row apart -- a row missing from the message file, or from the orderbook file -- holds."""
+        best: tuple[int, str] | None = None
+        for what, (dm, do) in (("message", (-1, 0)), ("orderbook", (0, -1))):
+            # row i paired as message i + dm with orderbook i + do (and its row before)
+            start = 2
+            ok = _follows(r, start + dm, start + do, start + do - 1, end + 1 - start)
+            bad = np.flatnonzero(~ok)
+            j = start + (int(bad[-1]) + 1 if len(bad) else 0)
+            if j <= first and (best is None or j < best[0]):
+                best = (j, what)
+        ml, ol = int(r["mline"][first]), int(r["oline"][first])
+        head = f"{self.msg_path}:{ml}: message and orderbook files out of step"
+        if best is None:
+            return (
+                f"{head} by here ({self.ob_path.name}:{ol} and rows after it do not follow from their messages; "
+                "a row missing from one file?)"
+            )
+        j, what = best
+        jl = int(r["mline" if what == "message" else "oline"][j])
+        name = (self.msg_path if what == "message" else self.ob_path).name
+        return (
+            f"{head} by here: {'an' if what == 'orderbook' else 'a'} {what} row is missing at or after "
+            f"{name}:{max(jl - 1, 1)} "
+            f"(the rows pair up again one row apart from there; {self.ob_path.name}:{ol} does not follow from "
+            "its message)"
+        )
+
+    def close(self) -> None:
+        for _, ol in self.breaks:
+            self.c.add("book_mismatch", 1, f"{self.ob_path.name}:{ol}")
+        self.breaks.clear()
 
 
 class _Aligned:
@@ -214,6 +353,7 @@ def read_lobster(
     O = _Aligned(_ob_chunks(ob_path, co, progress))
     name = msg_path.name
     prev_q = None  # last emitted quote (bp, bsz, ap, asz)
+    pairing = _Pairing(msg_path, ob_path, c)
     n_msg = n_ob = 0
     while True:
         a, b = M.avail(), O.avail()
@@ -224,7 +364,8 @@ def read_lobster(
         n_msg += n
         n_ob += n
         lines = m["line"]
-        t_ok = np.isfinite(m["t"]) & (m["t"] >= 0)
+        pairing.check(m, o, ~m["bad"] & ~o["bad"])
+        t_ok = np.isfinite(m["t"]) & (m["t"] >= 0) & (m["t"] <= DAY_S)
         ts = base + np.rint(np.where(t_ok, m["t"], 0.0) * 1e9).astype(np.int64)
         bad_m = m["bad"] | ~t_ok
         c.add_mask("non_numeric", m["bad"], name, lines)
@@ -287,6 +428,7 @@ def read_lobster(
                 ev, ln = ev[~badq], ln[~badq]
         if len(ev):
             yield ev, ln, str(msg_path)
+    pairing.close()
     # the rest of the longer file, if any, is unpaired
     extra_m = extra_o = 0
     while M.avail():

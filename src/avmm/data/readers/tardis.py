@@ -28,7 +28,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from avmm.data import _fast
-from avmm.data.columns import check_price, check_quotes, check_size, to_float, to_int
+from avmm.data.columns import check_price, check_quotes, check_size, scale_to_ns, to_float, to_int
 from avmm.data.csv import CsvSource, csv_batches, header_names, open_csv, read_first_line
 from avmm.data.issues import Counters, ProgressFn
 from avmm.data.ordering import RecentIds
@@ -96,13 +96,16 @@ def _times(
     batch: pa.RecordBatch, first: int, c: Counters, name: str
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """``(lines, exch_ts, local_ts, bad)`` of a batch whose first row is line ``first``: the line
-    numbers, both clocks in ns, and the rows with a bad timestamp (counted)."""
+    numbers, both clocks in ns, and the rows with a bad timestamp (counted): not a number, not
+    positive, or past what int64 ns can hold."""
     lines = _lines(first, batch.num_rows)
     exch, b1 = to_int(batch.column("timestamp"))
     local, b2 = to_int(batch.column("local_timestamp"))
-    bad = b1 | b2 | (exch <= 0) | (local <= 0)
+    exch, o1 = scale_to_ns(exch, US)
+    local, o2 = scale_to_ns(local, US)
+    bad = b1 | b2 | o1 | o2 | (exch <= 0) | (local <= 0)
     c.add_mask("bad_timestamp", bad, name, lines)
-    return lines, exch * US, local * US, bad
+    return lines, exch, local, bad
 
 
 def _floats(
@@ -146,6 +149,10 @@ def read_tardis(
         )
 
 
+# what does not make a file unusable: rows of another symbol, no rows at all
+_NOT_UNUSABLE = ("other_symbol", "empty_file")
+
+
 class _Tally(Counters):
     """Forwards to ``inner``; remembers why rows of this file were skipped and the first line."""
 
@@ -157,12 +164,12 @@ class _Tally(Counters):
 
     def add(self, key: str, n: int = 1, where: str | None = None) -> None:
         self.inner.add(key, n, where)
-        if n > 0 and key != "other_symbol":
+        if n > 0 and key not in _NOT_UNUSABLE:
             self.keys.add(key)
 
     def add_mask(self, key: str, bad: np.ndarray, path: Path | str, lines: np.ndarray | None) -> None:
         self.inner.add_mask(key, bad, path, lines)
-        if key != "other_symbol" and np.any(bad):
+        if key not in _NOT_UNUSABLE and np.any(bad):
             self.keys.add(key)
             if lines is not None:
                 ln = int(lines[int(np.argmax(bad))])

@@ -10,34 +10,42 @@ as floats (``strict=False``). ``Env*`` are the combined-stream envelopes ``{"str
 * ``AggTrade`` -- ``<symbol>@aggTrade`` (``f``/``l``: the first and last trade id it aggregates);
 * ``Depth`` -- ``<symbol>@depth@100ms`` diffs (``pu`` on USD-M only; -1 when absent);
 * ``Snapshot`` -- the REST ``depth`` answer (``lastUpdateId``; USD-M adds ``E``/``T``).
+
+Numbers at their limits fail decoding (``msgspec.ValidationError``, which a reader counts) instead
+of reaching NumPy: an id outside int64 (``Id``), a time in ms that is negative or whose ns value
+would not fit int64 (``Ms``: past the year 2262), a price or size beyond float64 (``1e400``).
 """
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import msgspec
 
 Levels = list[tuple[float, float]]
 _T = TypeVar("_T")
 
+MAX_MS = (2**63 - 1) // 1_000_000  # the last ms whose ns value fits int64 (2262-04-11)
+Id = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]  # an id stored in int64
+Ms = Annotated[int, msgspec.Meta(ge=0, le=MAX_MS)]  # a time in ms (0: absent)
+
 
 class BookTicker(msgspec.Struct):
-    u: int
+    u: Id
     b: float
     B: float
     a: float
     A: float
     s: str = ""
-    T: int = 0
-    E: int = 0
+    T: Ms = 0
+    E: Ms = 0
 
 
 class Trade(msgspec.Struct):
-    t: int
+    t: Id
     p: float
     q: float
-    T: int
+    T: Ms
     m: bool
     s: str = ""
     X: str = ""  # USD-M only (order type)
@@ -45,34 +53,34 @@ class Trade(msgspec.Struct):
 
 
 class AggTrade(msgspec.Struct):
-    a: int
+    a: Id
     p: float
     q: float
-    T: int
+    T: Ms
     m: bool
     s: str = ""
-    f: int = -1  # first and last trade id
-    l: int = -1  # noqa: E741
+    f: Id = -1  # first and last trade id
+    l: Id = -1  # noqa: E741
     M: bool | None = None  # spot only
 
 
 class Depth(msgspec.Struct):
-    U: int
-    u: int
+    U: Id
+    u: Id
     b: Levels
     a: Levels
-    E: int = 0
-    T: int = 0
-    pu: int = -1
+    E: Ms = 0
+    T: Ms = 0
+    pu: Id = -1
     s: str = ""
 
 
 class Snapshot(msgspec.Struct):
-    lastUpdateId: int
+    lastUpdateId: Id
     bids: Levels
     asks: Levels
-    E: int = 0
-    T: int = 0
+    E: Ms = 0
+    T: Ms = 0
 
 
 class EnvBookTicker(msgspec.Struct):
