@@ -596,3 +596,73 @@ def test_binance_ws_second_file_alone_waits_for_snapshot(tmp_path, ws):
     assert s.kinds["depth"] == 0 and s.kinds["snapshot"] == 0
     assert s.issues["depth_unsynced"] == 5696
     assert s.kinds["quote"] > 0 and s.kinds["trade"] > 0
+
+
+# ---------------------------------------------------------------- hostile captures
+
+
+def test_one_corrupt_id_far_ahead_does_not_drop_the_rest(tmp_path):
+    """One bookTicker ``u``, trade ``t`` or aggTrade ``a`` far in the future: counted ``corrupt_id``;
+    the messages after it are kept (before: every later message was a "duplicate")."""
+    lines = [ws_ticker(T0, 100), ws_ticker(T0 + MS, 10**15)]  # the corrupt one (kept, its prices are fine)
+    lines += [ws_ticker(T0 + (2 + i) * MS, 101 + i) for i in range(20)]
+    lines += [ws_trade(T0 + 30 * MS, 5), ws_trade(T0 + 31 * MS, 9 * 10**17)]
+    lines += [ws_trade(T0 + (32 + i) * MS, 6 + i) for i in range(10)]
+    lines += [ws_ticker(T0 + 50 * MS, 120)]  # a real duplicate is still one
+    f = write_lines(tmp_path / "cap.txt", lines)
+    s = convert([f], tmp_path / "o.parquet")
+    assert s.kinds["quote"] == 22 and s.kinds["trade"] == 12
+    assert s.issues == {"corrupt_id": 2, "duplicate": 1}
+    assert s.notes["corrupt_id"] == [
+        "cap.txt:2: bookTicker update id u 1000000000000000, then 101",
+        "cap.txt:24: trade id t 900000000000000000, then 6",
+    ]
+    assert s.notes["duplicate"] == ["cap.txt:35"]
+    assert "corrupt_id" in ISSUE_HELP
+
+
+def test_corrupt_agg_id_and_span(tmp_path):
+    lines = [ws_agg(T0, 10, 1, 3), ws_agg(T0 + MS, 10**16, 4, 4)]
+    lines += [ws_agg(T0 + (2 + i) * MS, 11 + i, 5 + i, 5 + i) for i in range(5)]
+    lines += [ws_agg(T0 + 10 * MS, 20, 10, 10**15)]  # f..l spans a billion trades: corrupt
+    lines += [ws_trade(T0 + 11 * MS, 11)]  # not inside the stored aggTrades' ids: kept
+    f = write_lines(tmp_path / "cap.txt", lines)
+    s = convert([f], tmp_path / "o.parquet")
+    assert s.issues == {"corrupt_id": 2} and s.kinds["trade"] == 9
+
+
+@pytest.mark.parametrize(
+    "line, key",
+    [
+        (ws_ticker(T0 + 2 * MS, 99999999999999999999), "non_numeric"),  # 20-digit id: not an int64
+        (f"99999999999999999999 {ws_ticker(T0, 3).split(' ', 1)[1]}", "bad_timestamp"),  # 20-digit local time
+        (ws_trade(T0 + 2 * MS, 7).replace(f'"T":{(T0 + 2 * MS) // MS}', '"T":99999999999999'), "non_numeric"),
+        (ws_ticker(T0 + 2 * MS, 4, b="1e400"), "non_numeric"),  # beyond float64
+        (ws_ticker(T0 + 2 * MS, 4, b="-0.0"), "non_positive_price"),
+    ],
+)
+def test_numbers_at_their_limits_counted(tmp_path, line, key):
+    f = write_lines(tmp_path / "cap.txt", [ws_ticker(T0, 1), line, ws_ticker(T0 + 3 * MS, 10)])
+    s = convert([f], tmp_path / "o.parquet")
+    assert s.issues == {key: 1} and s.notes[key][0].startswith("cap.txt:2")
+    ev = store.read_events(tmp_path / "o.parquet")
+    assert len(ev) == 2 and ev["local_ts"].max() < T0 + 10**9 and ev["exch_ts"].max() < T0 + 10**9
+
+
+def test_binary_garbage_and_a_huge_line(tmp_path, run_cli, monkeypatch):
+    f = tmp_path / "cap.txt"
+    f.write_bytes(ws_ticker(T0, 1).encode() + b"\n" + f"{T0 + 1} ".encode() + b'{"stream":\xff\xfe\x00}\n')
+    s = convert([f], tmp_path / "o.parquet")
+    assert s.rows == 1 and s.issues == {"unknown_message": 1}
+    monkeypatch.setattr(binance_ws, "MAX_LINE", 1 << 10)
+    big = tmp_path / "big.txt"
+    big.write_bytes(ws_ticker(T0, 1).encode() + b"\n" + f"{T0 + 1} ".encode() + b"{" + b"x" * (1 << 23))
+    with pytest.raises(UserError, match=r"big\.txt:2: line longer than"):
+        convert([big], tmp_path / "o.parquet")
+
+
+def test_empty_capture_is_zero_events(tmp_path):
+    f = tmp_path / "cap.gz"
+    f.write_bytes(gzip.compress(b""))
+    s = convert([f], tmp_path / "o.parquet", fmt="binance-ws")
+    assert s.rows == 0 and s.issues == {"empty_file": 1}

@@ -51,3 +51,57 @@ def test_crossed_and_locked_quotes(tmp_path):
     f = write_lines(tmp_path / "q.csv", [QUOTES_HDR] + rows)
     s = convert([f], tmp_path / "o.parquet")
     assert s.issues == {"crossed_book": 1, "locked_book": 1} and s.rows == 5
+
+
+# ---------------------------------------------------------------- numbers at their limits
+
+
+def test_to_int_outside_int64_is_not_a_number():
+    import pyarrow as pa
+
+    from avmm.data.columns import to_int
+
+    v, bad = to_int(pa.array(["1", "99999999999999999999", "-99999999999999999999", "9223372036854775807", "1e300"]))
+    assert list(bad) == [False, True, True, False, True]
+    assert v[0] == 1 and v[3] == 2**63 - 1
+
+
+def test_scale_to_ns_marks_overflow_never_wraps():
+    from avmm.data.columns import scale_to_ns
+
+    t = np.array([1_600_000_000_000_000, 9_300_000_000_000_000, -5], dtype=np.int64)
+    ns, over = scale_to_ns(t, 1000)
+    assert list(over) == [False, True, False]
+    assert ns[0] == 1_600_000_000_000_000_000 and ns[1] == 0
+
+
+@pytest.mark.parametrize(
+    "cell, key",
+    [
+        ("99999999999999999999", "bad_timestamp"),  # 20 digits: not an int64
+        ("9300000000000000", "bad_timestamp"),  # µs whose ns value overflows int64 (year 2264)
+        ("1e308", "bad_timestamp"),  # a float, not a whole int64
+    ],
+)
+def test_tardis_times_at_their_limits_counted(tmp_path, cell, key):
+    rows = quote_rows(5)
+    parts = rows[2].split(",")
+    parts[3] = cell  # local_timestamp
+    rows[2] = ",".join(parts)
+    f = write_lines(tmp_path / "q.csv", [QUOTES_HDR] + rows)
+    s = convert([f], tmp_path / "o.parquet")
+    assert s.issues == {key: 1} and s.notes[key] == ["q.csv:4"] and s.rows == 4
+    ev = store.read_events(tmp_path / "o.parquet")
+    assert ev["local_ts"].min() > 1_500_000_000 * 10**9 and ev["local_ts"].max() < 1_700_000_000 * 10**9
+
+
+def test_huge_prices_and_negative_zero_sizes_counted(tmp_path):
+    rows = trade_rows(6)
+    rows[0] = rows[0].replace("100.5,0.1", "1e308,0.1")  # finite: kept (a price, not a crash)
+    rows[1] = rows[1].replace("100.5,0.1", "1e400,0.1")  # beyond float64: inf
+    rows[2] = rows[2].replace("100.5,0.1", "100.5,-0.0")  # negative zero size
+    rows[3] = rows[3].replace(f",{4},", ",99999999999999999999,")  # a 20-digit trade id: seq 0, kept
+    f = write_lines(tmp_path / "t.csv", [TRADES_HDR] + rows)
+    s = convert([f], tmp_path / "o.parquet")
+    assert s.issues == {"non_finite_price": 1, "non_positive_size": 1}
+    assert s.rows == 4

@@ -1,8 +1,15 @@
-"""The conversion pipeline (`avmm.data.convert`): format detection of the real samples."""
+"""The conversion pipeline (`avmm.data.convert`): format detection of the real samples; the output
+and the options checked before anything is read."""
 
 from __future__ import annotations
 
-from avmm.data.convert import detect_format
+import os
+
+import pytest
+
+from avmm.data.convert import convert, detect_format
+from avmm.errors import UserError
+from tests.builders import QUOTES_HDR, assert_one_line_error, quote_rows, write_lines
 
 
 def test_detect_formats(shared_data):
@@ -19,3 +26,39 @@ def test_detect_formats(shared_data):
         )
         == "lobster"
     )
+
+
+# ---------------------------------------------------------------- outputs and options checked up front
+
+
+@pytest.fixture
+def quotes(tmp_path):
+    return write_lines(tmp_path / "q.csv", [QUOTES_HDR] + quote_rows(5))
+
+
+def test_output_checked_before_reading(tmp_path, quotes, run_cli):
+    with pytest.raises(UserError, match="is a folder"):
+        convert([quotes], tmp_path)
+    with pytest.raises(UserError, match="is one of the inputs"):
+        convert([quotes], quotes)
+    with pytest.raises(UserError, match="does not exist"):
+        convert([quotes], tmp_path / "nowhere" / "o.parquet")
+    assert quotes.read_text().startswith(QUOTES_HDR)  # the input is untouched
+    r = run_cli("data", "convert", quotes, "-o", tmp_path)
+    assert_one_line_error(r, "-o", "is a folder")
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
+def test_read_only_folder(tmp_path, quotes):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o555)
+    with pytest.raises(UserError, match="not writable"):
+        convert([quotes], ro / "o.parquet")
+
+
+@pytest.mark.parametrize("w", [float("inf"), 1e300, -1.0, float("nan")])
+def test_reorder_window_at_its_limits(tmp_path, quotes, w):
+    """Before: inf crashed (OverflowError converting it to ns); huge windows held every row."""
+    with pytest.raises(UserError, match="--reorder-window-ms must be between 0 and"):
+        convert([quotes], tmp_path / "o.parquet", reorder_window_ms=w)

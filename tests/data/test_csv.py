@@ -22,7 +22,7 @@ from avmm.data.issues import Counters
 from avmm.data.readers.binance_archive import read_binance_archive
 from avmm.data.readers.tardis import read_tardis
 from avmm.errors import UserError
-from tests.builders import QUOTES_HDR, TRADES_HDR, quote_rows, write_lines
+from tests.builders import QUOTES_HDR, TRADES_HDR, assert_one_line_error, quote_rows, write_lines
 
 T0 = 1_600_000_000_000_000  # µs
 
@@ -273,3 +273,30 @@ def test_truncated_last_line(tmp_path):
     f = write_lines(tmp_path / "q.csv", [QUOTES_HDR] + quote_rows(10) + ["x,BTCUSDT,1600000000010000,16000"], end=False)
     s = convert([f], tmp_path / "o.parquet")
     assert s.issues == {"truncated_line": 1} and s.rows == 10
+
+
+# ---------------------------------------------------------------- bytes that are not UTF-8, files without rows
+
+
+@pytest.mark.parametrize("bad", [b"x,BTC\xe9USDT", b"\x80\x81\xfe\xff" * 40])
+def test_latin1_or_binary_rows_are_one_line_and_stderr_stays_ours(tmp_path, run_cli, bad):
+    """A Latin-1 symbol, a row of binary garbage: one line naming the file (before: Arrow printed an
+    "Exception ignored ... UnicodeDecodeError" traceback on stderr, or the message held raw bytes)."""
+    rows = "\n".join(quote_rows(3)).encode()
+    f = tmp_path / "q.csv"
+    f.write_bytes(QUOTES_HDR.encode() + b"\n" + rows + b"\n" + bad + b",1,2,3\n")
+    r = run_cli("data", "convert", f, "-o", tmp_path / "o.parquet")
+    assert_one_line_error(r, "q.csv")
+    assert r.stderr.isascii() and "Exception ignored" not in r.stderr
+
+
+@pytest.mark.parametrize("text", ["", QUOTES_HDR + "\n", QUOTES_HDR + "\n\n\n"])
+def test_header_without_rows_is_zero_events_with_a_note(tmp_path, text):
+    f = tmp_path / "q.csv"
+    f.write_text(text)
+    if not text:  # an empty file: not a tardis file by its (missing) header
+        with pytest.raises(UserError, match="cannot detect the format"):
+            convert([f], tmp_path / "o.parquet")
+        return
+    s = convert([f], tmp_path / "o.parquet")
+    assert s.rows == 0 and s.issues == {"empty_file": 1} and s.notes["empty_file"] == ["q.csv:2: no data rows"]

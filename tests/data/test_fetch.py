@@ -99,3 +99,20 @@ def test_fetch_missing_days_and_bad_args(archive_server, tmp_path):
         fetch.fetch("spot", "trades", "BTCUSDT", "2024-08-03", "2024-08-01", tmp_path, base_url=archive_server.url)
     with pytest.raises(UserError, match="bad date"):
         fetch.fetch("spot", "trades", "BTCUSDT", "2024-13-01", "2024-08-01", tmp_path, base_url=archive_server.url)
+
+
+def test_fetch_output_folder_checked(archive_server, tmp_path, monkeypatch):
+    archive_server.publish("spot", "trades", "BTCUSDT", "2024-08-02", make_zip("x.zip", 10, 1))
+    f = tmp_path / "a-file"
+    f.write_text("x")
+    with pytest.raises(UserError, match="-o .*a-file: is a file; give a folder"):
+        fetch.fetch("spot", "trades", "BTCUSDT", "2024-08-02", "2024-08-02", f, base_url=archive_server.url)
+
+    def full(*a, **k):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(fetch.os, "replace", full)  # the disk fills as the download completes
+    with pytest.raises(UserError, match="cannot write \\(No space left on device\\)"):
+        fetch.fetch(
+            "spot", "trades", "BTCUSDT", "2024-08-02", "2024-08-02", tmp_path / "d", base_url=archive_server.url
+        )

@@ -640,13 +640,17 @@ def _read_file(
     path: Path, st: _State, c: Counters, progress: ProgressFn | None, chunk_rows: int
 ) -> Iterator[tuple[np.ndarray, np.ndarray, str]]:
     fr = _FileReader(path, st, c)
+    blank = True
     for lines, lineno in _blocks(path, c, progress):
         last_block_line = lineno + len(lines) - 1
+        blank = blank and not any(line.strip() for line in lines)
         for i, line in enumerate(lines):
             if fr.line(line, lineno + i, last_block_line) and len(fr.rows) >= chunk_rows:
                 yield fr.take()
     if len(fr.rows):
         yield fr.take()
+    if blank and "corrupt_gzip" not in c.issues:
+        c.add("empty_file", 1, f"{path.name}:1: no data rows")
     if fr.used == 0 and fr.bad_lines > 0:
         raise UserError(f"{path}:{fr.first_bad}: not a Binance websocket capture (no usable line)")
 
