@@ -6,10 +6,12 @@ units (``model.q_unit``).
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from avmm.core.config import StrategyConfig
 from avmm.core.engine import Engine
+from avmm.errors import UserError
 
 
 def one_quote(
@@ -42,7 +44,15 @@ def one_quote(
         ``reservation_price``, ``bid_depth`` / ``ask_depth`` (from the mid, before rounding),
         ``spread``, the best ``bid`` / ``ask`` (None when a side is not quoted) and ``levels``
         (``{"bids": [[px, qty], ...], "asks": [...]}``).
+
+    Raises
+    ------
+    UserError
+        A non-finite or non-positive ``mid``, a non-finite ``q``, one of ``best_bid`` / ``best_ask``
+        without the other or not ``0 < best_bid < best_ask``, or a model parameter left ``"auto"``
+        (there is no data to estimate it from).
     """
+    _check(cfg, mid, q, best_bid, best_ask)
     eng = Engine(cfg)
     p = eng.params
     if not round_prices:
@@ -56,7 +66,7 @@ def one_quote(
     s["bid"] = best_bid if best_bid is not None else mid
     s["ask"] = best_ask if best_ask is not None else mid
     s["micro"] = mid
-    s["pos"] = q
+    s["pos"] = q * float(p["q_unit"][0])  # the core counts the position in base units
     eng.targets(0)
     st = s[0]
     lad = eng.ladder()
@@ -72,3 +82,19 @@ def one_quote(
         "ask": lad["asks"][0][0] if lad["asks"] else None,
         "levels": lad,
     }
+
+
+def _check(cfg: StrategyConfig, mid: float, q: float, best_bid: float | None, best_ask: float | None) -> None:
+    if not (math.isfinite(mid) and mid > 0):
+        raise UserError(f"one_quote: mid = {mid}: must be a finite number > 0")
+    if not math.isfinite(q):
+        raise UserError(f"one_quote: q = {q}: must be a finite number")
+    if (best_bid is None) != (best_ask is None):
+        raise UserError("one_quote: best_bid and best_ask go together")
+    if best_bid is not None and best_ask is not None and not (0 < best_bid < best_ask):
+        raise UserError(f"one_quote: best_bid = {best_bid}, best_ask = {best_ask}: need 0 < bid < ask")
+    m = cfg.model
+    needs = ("sigma", "k", "A") if m.kind == "glft" else ("sigma", "k")
+    auto = [key for key in needs if getattr(m, key) == "auto"]
+    if auto:
+        raise UserError(f"one_quote: model.{auto[0]} is 'auto': give a number (one quote has no data to estimate it)")
