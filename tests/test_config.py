@@ -56,3 +56,110 @@ def test_invalid_toml_and_missing_file(tmp_path):
         load_config(tmp_path / "nope.toml")
     with pytest.raises(UserError, match="section"):
         load_config(None, ["gamma=1"])
+
+
+# --- numbers at their limits, units and ranges ---------------------------------------------------
+
+HOSTILE = (1e308, -1e308, 10**20, 2**63, -1, 0, 1e-320)
+
+
+def _numeric_keys():
+    """(section, key) of every number in the file."""
+    from typing import get_args
+
+    for section, model in Config():
+        for key, field in type(model).model_fields.items():
+            ann = field.annotation
+            kinds = {ann, *get_args(ann)}
+            if bool not in kinds and kinds & {int, float} or "float" in str(ann):
+                yield section, key
+
+
+NUMERIC = list(_numeric_keys())
+
+
+def test_every_number_is_bounded_above():
+    """Each numeric key has an upper bound: no value of one can overflow a conversion to int64 ns
+    or a count in the params records."""
+    assert len(NUMERIC) > 40
+    text = dump_toml(Config(), comments=True)
+    for section, key in NUMERIC:
+        block = text.split(f"[{section}]\n", 1)[1].split("\n\n", 1)[0]
+        line = next(x for x in block.splitlines() if x.lstrip("# ").startswith(f"{key} ="))
+        assert "<" in line.split("  # ", 1)[1], line
+
+
+@pytest.mark.parametrize("section, key", NUMERIC)
+def test_numbers_at_their_limits(section, key):
+    """Any number -- 1e308, 20 digits, 2**63, negative, denormal -- is either rejected with one line
+    naming the key or gives params (strategy and backtest) without an overflow."""
+    from avmm.backtest.latency import latency_table
+    from avmm.backtest.runner import bt_params
+
+    for value in HOSTILE:
+        try:
+            cfg = load_config(None, [f"{section}.{key}={value!r}"])
+        except UserError as e:
+            msg = str(e)
+            assert f"{section}.{key}" in msg and "\n" not in msg, msg
+            continue
+        p = to_params(cfg)
+        bt_params(cfg, cfg.backtest, p)
+        latency_table(cfg.backtest)
+
+
+@pytest.mark.parametrize(
+    "override, needle",
+    [
+        ("quoting.refresh_s=1e308", "less than or equal to 86400"),
+        ("estimators.intensity_window_s=1e308", "less than or equal to 10000000"),
+        ("estimators.intensity_min_trades=99999999999999999999", "less than or equal to 1000000000"),
+        ("logging.seed=99999999999999999999", "less than or equal to 9223372036854775807"),
+        ("backtest.latency_seed=99999999999999999999", "less than or equal to 9223372036854775807"),
+        ("risk.max_position=1e308", "less than or equal to 1000000000000"),
+        ("model.sigma=1e308", "less than or equal to 1000000000000 or Input should be 'auto'"),
+        ("quoting.sizes=[1.0, 1e308]", "quoting.sizes.1 = 1e+308"),
+        ("quoting.tick=1e-320", "greater than or equal to 0.000000000001"),
+    ],
+)
+def test_limits_named_in_one_line(override, needle):
+    with pytest.raises(UserError) as ei:
+        load_config(None, [override])
+    msg = str(ei.value)
+    assert override.split("=")[0] in msg and "\n" not in msg
+    assert needle in msg, msg
+
+
+def test_huge_literal_is_cut_in_the_message():
+    with pytest.raises(UserError) as ei:
+        load_config(None, ["quoting.tick=" + "9" * 400])
+    msg = str(ei.value)
+    assert "quoting.tick" in msg and len(msg) < 200 and "400 characters" in msg
+
+
+def test_every_key_has_a_description():
+    for section, model in Config():
+        for key, field in type(model).model_fields.items():
+            assert field.description, f"{section}.{key} has no description"
+
+
+def test_commented_dump_names_units_ranges_and_round_trips(tmp_path):
+    cfg = load_config(None, ["quoting.levels=2", "quoting.sizes=[0.5, 0.25]", "model.xi=0.2", 'model.kind="glft"'])
+    text = dump_toml(cfg, comments=True)
+    lines = text.splitlines()
+    gamma = next(x for x in lines if x.startswith("gamma ="))
+    assert gamma.split("#")[1].strip() == "risk aversion, 1/(price * q unit); > 0, <= 1e6"
+    assert any(x.startswith("refresh_s = 2.0") and "s; > 0, <= 86400" in x for x in lines)
+    assert any(x.startswith('kind = "glft"') and "one of as | as-rolling | glft" in x for x in lines)
+    assert any(x.startswith("# q_unit = (not set)") for x in lines)  # unset keys listed, commented out
+    assert any(x.startswith("seed = 0") and "<= 2**63 - 1" in x for x in lines)
+    for x in lines:
+        if "=" in x and not x.startswith("["):
+            assert "#" in x, f"no unit/range comment: {x}"
+    assert load_config(write_toml(tmp_path, text)) == cfg
+
+
+def test_strings_are_escaped_in_toml(tmp_path):
+    cfg = load_config(None, ['backtest.latency_file="a \\"quoted\\" \\\\ path.npy"'])
+    again = load_config(write_toml(tmp_path, dump_toml(cfg, comments=True)))
+    assert again.backtest.latency_file == 'a "quoted" \\ path.npy'

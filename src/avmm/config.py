@@ -9,14 +9,19 @@ value and the accepted range.
 
 from __future__ import annotations
 
+import json
+import math
 import tomllib
+import types
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
+import annotated_types
 from pydantic import BaseModel
+from pydantic.fields import FieldInfo
 
 from avmm.backtest.config import BacktestConfig
-from avmm.core.config import STRICT, StrategyConfig, checked
+from avmm.core.config import SEED_MAX, STRICT, StrategyConfig, checked
 from avmm.errors import UserError
 
 __all__ = ["Config", "dump_toml", "load_config", "parse_override", "validate"]
@@ -94,20 +99,101 @@ def load_config(path: Path | str | None = None, overrides: list[str] | None = No
     return validate(data, where)
 
 
-def dump_toml(cfg: BaseModel) -> str:
-    """The config as TOML text (for reports and `--json` outputs)."""
+def dump_toml(cfg: BaseModel, comments: bool = False) -> str:
+    """The config as TOML text (for reports and ``--json`` outputs).
+
+    Parameters
+    ----------
+    cfg : BaseModel
+        The config (``Config``, ``StrategyConfig``): sections of keys.
+    comments : bool
+        Follow every key with a comment giving its meaning, unit and range (``avmm config check``);
+        keys without a value are listed commented out.
+
+    Returns
+    -------
+    str
+        TOML that ``load_config`` reads back to ``cfg``.
+    """
     lines: list[str] = []
     for section, model in cfg:
         lines.append(f"[{section}]")
+        rows: list[tuple[str, str]] = []
+        fields = type(model).model_fields
         for key, value in model:
+            note = _comment(fields[key]) if comments else ""
             if value is None:
+                if comments:
+                    rows.append((f"# {key} = (not set)", note))
                 continue
-            if isinstance(value, bool):
-                v = "true" if value else "false"
-            elif isinstance(value, str):
-                v = f'"{value}"'
-            else:
-                v = repr(value)
-            lines.append(f"{key} = {v}")
+            rows.append((f"{key} = {_toml_value(value)}", note))
+        width = max((len(text) for text, note in rows if note), default=0)
+        for text, note in rows:
+            lines.append(f"{text:<{width}}  # {note}" if note else text)
         lines.append("")
     return "\n".join(lines)
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return json.dumps(value)  # a TOML basic string: the same escapes
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    return repr(value)
+
+
+def _number(x: float) -> str:
+    """A bound as written in the docs: ``86400``, ``1e6``, ``0.05``, ``2**63 - 1``."""
+    if x == SEED_MAX:
+        return "2**63 - 1"
+    if float(x).is_integer():
+        if abs(x) < 1e6:
+            return str(int(x))
+        exp = math.log10(abs(x))
+        if exp.is_integer():
+            return f"{'-' if x < 0 else ''}1e{int(exp)}"
+    return f"{x:g}"
+
+
+_BOUNDS = ((annotated_types.Gt, "gt", ">"), (annotated_types.Ge, "ge", ">="))
+_UPPER = ((annotated_types.Lt, "lt", "<"), (annotated_types.Le, "le", "<="))
+
+
+def _range(metadata: list[Any]) -> str:
+    """``> 0, <= 1e6`` from a field's constraints (annotated_types metadata)."""
+    parts = []
+    for kinds in (_BOUNDS, _UPPER):
+        for m in metadata:
+            for cls, attr, sym in kinds:
+                if isinstance(m, cls):
+                    parts.append(f"{sym} {_number(getattr(m, attr))}")
+    return ", ".join(parts)
+
+
+def _accepts(annotation: Any, metadata: list[Any]) -> str:
+    """What a key accepts: its range, its choices, 'true | false'; unions joined with 'or'."""
+    origin = get_origin(annotation)
+    if origin is Annotated:
+        inner, *extra = get_args(annotation)
+        meta = [x for info in extra for x in getattr(info, "metadata", [info])]
+        return _accepts(inner, metadata + meta)
+    if origin is Literal:
+        choices = get_args(annotation)
+        return f'"{choices[0]}"' if len(choices) == 1 else "one of " + " | ".join(map(str, choices))
+    if origin in (Union, types.UnionType):
+        alts = [_accepts(a, metadata) for a in get_args(annotation) if a is not type(None)]
+        return " or ".join(a for a in alts if a)
+    if origin is list:
+        inner = _accepts(get_args(annotation)[0], [])
+        return f"a list, each {inner}" if inner else "a list"
+    if annotation is bool:
+        return "true | false"
+    return _range(metadata)
+
+
+def _comment(field: FieldInfo) -> str:
+    """The comment ``config check`` prints after a key: description; accepted values."""
+    accepts = _accepts(field.annotation, list(field.metadata))
+    return "; ".join(x for x in (field.description, accepts) if x)

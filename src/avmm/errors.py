@@ -89,7 +89,7 @@ _UNION_TAGS = {"float", "int", "str", "bool", "list[float]", "none"}
 def _loc(err: dict[str, Any]) -> str:
     """The dotted key of an error, without pydantic's union-member and validator tags."""
     parts = [str(x) for x in err["loc"]]
-    parts = [x for x in parts if x not in _UNION_TAGS and not x.startswith(("function-", "literal["))]
+    parts = [x for x in parts if x not in _UNION_TAGS and not x.startswith(("function-", "literal[", "constrained-"))]
     return ".".join(parts)
 
 
@@ -104,5 +104,13 @@ def describe_validation(errors: list[dict[str, Any]]) -> str:
     more = f" (and {others} more)" if others else ""
     inp = errors[0].get("input")
     if inp is not None and not isinstance(inp, dict):
-        return f"{loc} = {inp!r}: {msg}{more}"
+        return f"{loc} = {_short(inp)}: {msg}{more}"
     return f"{loc}: {msg}{more}"
+
+
+def _short(value: Any, limit: int = 40) -> str:
+    """``repr(value)``, cut in the middle when longer than ``limit`` (a 400-digit number, a long string)."""
+    text = repr(value)
+    if len(text) <= limit:
+        return text
+    return f"{text[: limit // 2]}...{text[-8:]} ({len(text)} characters)"

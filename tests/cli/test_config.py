@@ -11,3 +11,18 @@ def test_cli_config_check(tmp_path, run_cli):
     assert len(r.stderr.strip().splitlines()) == 1
     r = run_cli("config", "check", "--set", "model.gamma=0.5")
     assert r.returncode == 0 and "gamma = 0.5" in r.stdout
+
+
+def test_cli_config_check_prints_units_and_ranges(run_cli):
+    r = run_cli("config", "check", "--set", "quoting.refresh_s=5")
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert any(
+        x.startswith("gamma = 0.1") and x.endswith("# risk aversion, 1/(price * q unit); > 0, <= 1e6") for x in lines
+    )
+    assert any(x.startswith("refresh_s = 5.0") and "requote at least this often, s; > 0, <= 86400" in x for x in lines)
+    keys = [x for x in lines if "=" in x]
+    assert len(keys) > 50 and all("  # " in x for x in keys)
+    r = run_cli("config", "check", "--set", "quoting.refresh_s=1e308")
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1
+    assert "quoting.refresh_s = 1e+308" in r.stderr and "86400" in r.stderr

@@ -91,7 +91,7 @@ def test_quote_bad_input(run_cli):
     r = run_cli("quote", "--model", "glft", "--mid", "100", "--gamma", "0.01", "--sigma", "0.3", "--k", "0.3")
     assert r.returncode == 2 and "--A" in r.stderr and "Traceback" not in r.stderr
     r = run_cli("quote", "--model", "zz", "--mid", "100", "--gamma", "0.01", "--sigma", "0.3", "--k", "0.3")
-    assert r.returncode == 2 and "model.kind" in r.stderr
+    assert r.returncode == 2 and "--model" in r.stderr and "as|as-rolling|glft" not in r.stderr
     r = run_cli("quote", "--mid", "nan", "--gamma", "0.01", "--sigma", "0.3", "--k", "0.3")
     assert r.returncode == 2 and "--mid" in r.stderr
 
@@ -100,4 +100,44 @@ def test_cli_bad_config_value_is_one_line_exit_2(tmp_path, run_cli):
     # avmm quote validates through the same config model
     r = run_cli("quote", "--mid", "100", "--gamma", "0", "--sigma", "1", "--k", "1")
     assert r.returncode == 2
-    assert r.stderr.strip().count("\n") == 0 and "model.gamma" in r.stderr and "Traceback" not in r.stderr
+    assert r.stderr.strip().count("\n") == 0 and "--gamma" in r.stderr and "Traceback" not in r.stderr
+
+
+BASE = ("quote", "--mid", "100", "--gamma", "0.1", "--sigma", "1", "--k", "1")
+
+
+@pytest.mark.parametrize(
+    "extra, needle",
+    [
+        (["--tick", "0"], "--tick 0: must be > 0"),
+        (["--tick", "-0.01"], "--tick -0.01: must be > 0"),
+        (["--lot", "0"], "--lot 0: must be > 0"),
+        (["--tick", "inf"], "--tick inf: must be a finite number"),
+        (["--levels", "0"], "--levels 0: Input should be greater than or equal to 1"),
+        (["--levels", "99999999999999999999"], "--levels 99999999999999999999: Input should be less than"),
+        (["--size", "1e308"], "--size 1e+308: Input should be less than or equal to"),
+        (["--max-position", "1e308"], "--max-position 1e+308"),
+        (["--tau", "1e308"], "--tau 1e+308"),
+        (["--mid", "1e308"], "is lost in rounding"),
+        (["--mid", "1e308", "--tick", "0.01"], "more than 2**52 ticks"),
+        (["--tick", "0.01", "--tau", "1e9", "--sigma", "1e12"], "more than 2**52 ticks"),
+        (["--q", "1e308"], "(<= 0)"),
+        (["--best-bid", "101", "--best-ask", "100"], "need bid < ask"),
+        (["--best-bid", "0", "--best-ask", "100"], "--best-bid 0: must be > 0"),
+    ],
+)
+def test_quote_numbers_at_their_limits(run_main, extra, needle):
+    """Zero or negative tick and lot, 20-digit counts, 1e308 and prices the floats cannot round:
+    one line naming the option, exit 2 -- never a quote on a 1.0 grid, Infinity or a negative price."""
+    args = dict(zip(BASE[1::2], BASE[2::2], strict=True)) | dict(zip(extra[::2], extra[1::2], strict=True))
+    code, out, err = run_main("quote", *[x for kv in args.items() for x in kv])
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and out == "", (out, err)
+    assert lines[0].startswith("avmm: error: ") and needle in lines[0], lines[0]
+
+
+def test_quote_tick_and_lot_round(run_cli):
+    r = run_cli(*BASE, "--tick", "0.25", "--lot", "0.5", "--size", "1.7")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["bid"] == 98.75 and out["ask"] == 101.25 and out["levels"]["bids"][0][1] == 1.5

@@ -10,40 +10,55 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, model_validator
 
-from avmm.core.config import STRICT
+from avmm.core.config import SEED_MAX, STRICT
 
 
 class BacktestConfig(BaseModel):
     model_config = STRICT
     # latency
     feed_latency_ms: float = Field(
-        0.0, ge=0, le=1e6, description="extra feed latency added to every event's local time"
+        0.0, ge=0, le=1e6, description="extra feed latency added to every event's local time, ms"
     )
-    entry_latency_ms: float = Field(1.0, ge=0, le=1e6, description="order: local send -> exchange")
-    response_latency_ms: float = Field(1.0, ge=0, le=1e6, description="exchange response -> local")
-    latency_model: Literal["constant", "normal", "lognormal", "recorded"] = "constant"
+    entry_latency_ms: float = Field(1.0, ge=0, le=1e6, description="order: local send -> exchange, ms")
+    response_latency_ms: float = Field(1.0, ge=0, le=1e6, description="exchange response -> local, ms")
+    latency_model: Literal["constant", "normal", "lognormal", "recorded"] = Field(
+        "constant", description="how latencies are drawn around the means above"
+    )
     latency_jitter: float = Field(
         0.2, ge=0, le=100, description="normal: std as a fraction of the mean; lognormal: sigma of log"
     )
     latency_file: str | None = Field(None, description="recorded: .npy (n,2) or CSV entry_ns,response_ns (cycled)")
-    latency_seed: int = Field(0, ge=0)
+    latency_seed: int = Field(0, ge=0, le=SEED_MAX, description="seed of the latency draws")
     # exchange
     maker_fee: float = Field(0.0002, ge=-0.01, le=0.05, description="fraction of notional, negative = rebate")
-    taker_fee: float = Field(0.0005, ge=-0.01, le=0.05)
-    contract: Literal["linear", "inverse"] = "linear"
+    taker_fee: float = Field(0.0005, ge=-0.01, le=0.05, description="fraction of notional")
+    contract: Literal["linear", "inverse"] = Field("linear", description="how a fill's notional is counted")
     contract_size: float = Field(
         1.0, gt=0, le=1e12, description="linear: multiplier; inverse: quote value of one contract"
     )
-    queue_model: Literal["risk-averse", "prob-power", "prob-log"] = "prob-power"
+    queue_model: Literal["risk-averse", "prob-power", "prob-log"] = Field(
+        "prob-power", description="how cancels ahead of our order advance it in the queue"
+    )
     queue_power: float = Field(2.0, gt=0, le=100, description="prob-power exponent n: P(ahead) = a^n / (a^n + b^n)")
-    l1_unknown_queue: Literal["front", "fraction"] = "fraction"
+    l1_unknown_queue: Literal["front", "fraction"] = Field(
+        "fraction", description="top-of-book data: our place in a queue of unknown size"
+    )
     l1_queue_fraction: float = Field(1.0, ge=0, le=10, description="fraction of the last size seen at that price")
     risk_check: bool = Field(True, description="reject orders that could take |position| past risk.max_position")
     # accounting and recording
-    initial_cash: float = Field(0.0, ge=0, description="capital for returns; 0 = max_position x first mid")
-    equity_interval_s: float = Field(1.0, gt=0, le=86400, description="equity / inventory sampling interval")
-    timer_s: float = Field(1.0, ge=0, le=86400, description="strategy timer in local time (0 = off)")
-    chunk_events: int = Field(1_000_000, ge=1000, le=100_000_000)
+    initial_cash: float = Field(
+        0.0, ge=0, le=1e15, description="capital for returns, quote currency; 0 = max_position x first mid"
+    )
+    equity_interval_s: float = Field(1.0, gt=0, le=86400, description="equity / inventory sampling interval, s")
+    timer_s: float = Field(1.0, ge=0, le=86400, description="strategy timer in local time, s (0 = off)")
+    gap_s: float = Field(
+        3600.0,
+        gt=0,
+        le=1e7,
+        description="a pause in the data longer than this is a gap, s: no equity samples or timer calls across it, "
+        "not counted in session_s or the time-weighted inventory",
+    )
+    chunk_events: int = Field(1_000_000, ge=1000, le=100_000_000, description="events per compiled-loop call")
 
     @model_validator(mode="after")
     def _recorded(self) -> BacktestConfig:

@@ -1,4 +1,5 @@
-"""``avmm config check``: validate a config file and print it in full."""
+"""``avmm config check``: validate a config file and print it in full, every key followed by a
+comment giving its meaning, unit and accepted range (from the config sections' field metadata)."""
 
 from __future__ import annotations
 
@@ -9,10 +10,12 @@ app = typer.Typer(rich_markup_mode=None, help="Strategy configuration files.", n
 
 @app.command("check")
 def config_check(
-    path: str = typer.Argument(None, help="TOML file (omit for the defaults)"),
-    set_: list[str] = typer.Option([], "--set", help="override, section.key=value (repeatable)"),
+    path: str = typer.Argument(None, help="TOML file (omit for the defaults)", show_default=False),
+    set_: list[str] = typer.Option(
+        [], "--set", metavar="<section.key=value>", help="override a value, e.g. model.gamma=0.05 (repeatable)"
+    ),
 ) -> None:
-    """Validate a config file and print it in full, defaults filled in."""
+    """Validate a config file and print it in full: defaults filled in, each key's unit and range."""
     from avmm.config import dump_toml, load_config
 
-    print(dump_toml(load_config(path, set_)), end="")
+    print(dump_toml(load_config(path, set_), comments=True), end="")

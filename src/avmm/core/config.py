@@ -10,7 +10,7 @@ base units. ``to_params`` turns a validated config into the ``PARAMS_DTYPE`` rec
 from __future__ import annotations
 
 import math
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -32,26 +32,43 @@ M = TypeVar("M", bound=BaseModel)
 STRICT = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
+SEED_MAX = 2**63 - 1  # seeds and counts are stored as int64
+PRICE_MAX = 1e12  # prices, spreads, price-unit parameters (quote currency)
+SIZE_MAX = 1e12  # sizes and positions (base units)
+TIME_MAX_S = 1e7  # windows and intervals converted to int64 ns (1e7 s = 116 days)
+STEP_MIN = 1e-12  # the smallest tick or lot (their inverses must be finite)
+
+# A fixed model parameter or 'auto' (estimated from the data): the number's range is checked here.
+PosPrice = Annotated[float, Field(gt=0, le=PRICE_MAX)]
+
+
 class ModelConfig(BaseModel):
     model_config = STRICT
-    kind: Literal["as", "as-rolling", "glft"] = "as-rolling"
-    gamma: float = Field(0.1, gt=0, le=1e6, description="risk aversion, 1/(price*q unit)")
-    sigma: float | Literal["auto"] = Field("auto", description="price/sqrt(s), or 'auto' (estimator)")
-    A: float | Literal["auto"] = Field("auto", description="1/s, or 'auto' (estimator)")
-    k: float | Literal["auto"] = Field("auto", description="1/price, or 'auto' (estimator)")
-    tau_s: float = Field(60.0, ge=0, le=1e9, description="rolling horizon (as-rolling)")
-    horizon_s: float = Field(3600.0, gt=0, le=1e9, description="finite horizon T (as)")
-    horizon_cycle: bool = True
-    delta: float = Field(1.0, gt=0, le=1e9, description="GLFT order size in q units")
-    xi: float | None = Field(None, ge=0, le=1e6, description="GLFT xi; default gamma")
-    q_unit: float | None = Field(None, gt=0, description="position counted as q = 1; default the lot")
+    kind: Literal["as", "as-rolling", "glft"] = Field(
+        "as-rolling",
+        description="quote model: as (finite horizon T-t), as-rolling (constant horizon tau_s), glft (Gueant et al.)",
+    )
+    gamma: float = Field(0.1, gt=0, le=1e6, description="risk aversion, 1/(price * q unit)")
+    sigma: PosPrice | Literal["auto"] = Field(
+        "auto", description="mid volatility, price/sqrt(s); 'auto': the EWMA estimator"
+    )
+    A: Annotated[float, Field(gt=0, le=1e9)] | Literal["auto"] = Field(
+        "auto", description="trade intensity at zero depth, 1/s; 'auto': the intensity fit"
+    )
+    k: PosPrice | Literal["auto"] = Field(
+        "auto", description="intensity decay with depth, 1/price; 'auto': the intensity fit"
+    )
+    tau_s: float = Field(60.0, ge=0, le=1e9, description="rolling horizon, s (as-rolling)")
+    horizon_s: float = Field(3600.0, gt=0, le=1e9, description="finite horizon T, s (as)")
+    horizon_cycle: bool = Field(True, description="as: restart the horizon T when it runs out")
+    delta: float = Field(1.0, gt=0, le=1e9, description="GLFT order size, q units")
+    xi: float | None = Field(None, ge=0, le=1e6, description="GLFT xi, 1/(price * q unit); default gamma")
+    q_unit: float | None = Field(
+        None, gt=0, le=SIZE_MAX, description="position that counts as q = 1, base units; default the lot"
+    )
 
     @model_validator(mode="after")
     def _positive_fixed(self) -> ModelConfig:
-        for key in ("sigma", "A", "k"):
-            v = getattr(self, key)
-            if v != "auto" and not (isinstance(v, float) and math.isfinite(v) and v > 0):
-                raise ValueError(f"{key}: must be a positive number or 'auto'")
         if self.kind == "glft" and self.k != "auto" and self.A == "auto":
             raise ValueError("A: glft with a fixed k needs a fixed A too (or k = 'auto')")
         return self
@@ -59,34 +76,35 @@ class ModelConfig(BaseModel):
 
 class QuotingConfig(BaseModel):
     model_config = STRICT
-    tick: float = Field(0.01, gt=0, le=1e9, description="price increment")
-    lot: float = Field(0.001, gt=0, le=1e12, description="size increment")
-    levels: int = Field(1, ge=1, le=MAX_LEVELS)
-    spacing_ticks: float = Field(1.0, ge=0, le=1e9, description="level spacing in ticks (0: use spacing_frac)")
-    spacing_frac: float = Field(0.5, ge=0, le=100, description="level spacing as a fraction of the half spread")
-    size: float = Field(0.01, gt=0, description="size per level (base units) when sizes is not given")
-    sizes: list[float] | None = Field(None, description="per-level sizes, best level first")
-    size_eta: float = Field(
-        0.0, ge=0, le=1e6, description="inventory shaping: size * exp(-eta*|q|) on the side growing |q|"
+    tick: float = Field(0.01, ge=STEP_MIN, le=1e9, description="price increment, price")
+    lot: float = Field(0.001, ge=STEP_MIN, le=SIZE_MAX, description="size increment, base units")
+    levels: int = Field(1, ge=1, le=MAX_LEVELS, description="orders per side")
+    spacing_ticks: float = Field(1.0, ge=0, le=1e9, description="level spacing, ticks (0: use spacing_frac)")
+    spacing_frac: float = Field(0.5, ge=0, le=100, description="level spacing, fraction of the half spread")
+    size: float = Field(0.01, gt=0, le=SIZE_MAX, description="size per level, base units (when sizes is not given)")
+    sizes: list[Annotated[float, Field(gt=0, le=SIZE_MAX)]] | None = Field(
+        None, description="per-level sizes, base units, best level first"
     )
-    min_spread: float = Field(0.0, ge=0, description="minimum total spread, price")
-    max_spread: float = Field(0.0, ge=0, description="maximum total spread, price (0: none)")
-    post_only: bool = True
-    fair_price: Literal["mid", "micro"] = "mid"
-    amend: bool = False
-    refresh_s: float = Field(2.0, gt=0, le=86400)
+    size_eta: float = Field(
+        0.0, ge=0, le=1e6, description="inventory shaping, 1/q unit: size * exp(-eta*|q|) on the side growing |q|"
+    )
+    min_spread: float = Field(0.0, ge=0, le=PRICE_MAX, description="minimum total spread, price")
+    max_spread: float = Field(0.0, ge=0, le=PRICE_MAX, description="maximum total spread, price (0: none)")
+    post_only: bool = Field(True, description="never cross the book: clamp quotes behind the best prices")
+    fair_price: Literal["mid", "micro"] = Field("mid", description="price the model quotes around")
+    amend: bool = Field(False, description="amend orders in place instead of cancel + place")
+    refresh_s: float = Field(2.0, gt=0, le=86400, description="requote at least this often, s")
     mid_tolerance: float = Field(0.001, ge=0, le=1, description="requote when the mid moves this fraction")
-    price_tolerance_ticks: float = Field(0.0, ge=0, le=1e6, description="keep an order this close to its target")
-    size_tolerance: float = Field(0.25, ge=0, le=1, description="keep an order whose size is this close (fraction)")
-    requote_always: bool = False
+    price_tolerance_ticks: float = Field(0.0, ge=0, le=1e6, description="keep an order this close to its target, ticks")
+    size_tolerance: float = Field(
+        0.25, ge=0, le=1, description="keep an order whose size is this close to its target, fraction"
+    )
+    requote_always: bool = Field(False, description="run the full quote cycle on every event (benchmarks)")
 
     @model_validator(mode="after")
     def _sizes(self) -> QuotingConfig:
-        if self.sizes is not None:
-            if len(self.sizes) < self.levels:
-                raise ValueError(f"sizes: needs {self.levels} values (one per level), got {len(self.sizes)}")
-            if any(not (math.isfinite(x) and x > 0) for x in self.sizes):
-                raise ValueError("sizes: every size must be > 0")
+        if self.sizes is not None and len(self.sizes) < self.levels:
+            raise ValueError(f"sizes: needs {self.levels} values (one per level), got {len(self.sizes)}")
         if self.max_spread and self.max_spread < self.min_spread:
             raise ValueError("max_spread: must be >= min_spread (or 0 for none)")
         return self
@@ -94,28 +112,28 @@ class QuotingConfig(BaseModel):
 
 class RiskConfig(BaseModel):
     model_config = STRICT
-    max_position: float = Field(1.0, gt=0, description="|position| limit, base units")
+    max_position: float = Field(1.0, gt=0, le=SIZE_MAX, description="|position| limit, base units")
 
 
 class EstimatorsConfig(BaseModel):
     model_config = STRICT
-    vol_halflife_s: float = Field(60.0, gt=0, le=1e7)
+    vol_halflife_s: float = Field(60.0, gt=0, le=TIME_MAX_S, description="half-life of the EWMA variance, s")
     vol_min_obs: int = Field(20, ge=1, le=10**9, description="mid changes before sigma is used")
-    intensity_window_s: float = Field(600.0, gt=0, le=1e7)
-    intensity_buckets: int = Field(60, ge=1, le=MAX_INT_BUCKETS)
-    intensity_bin_ticks: float = Field(1.0, gt=0, le=1e9)
-    intensity_bins: int = Field(20, ge=2, le=MAX_INT_BINS)
-    intensity_fit_s: float = Field(5.0, gt=0, le=1e7)
-    intensity_per_side: bool = False
-    intensity_min_trades: int = Field(20, ge=1)
-    vwap_window_s: float = Field(60.0, gt=0, le=1e7)
-    vwap_buckets: int = Field(60, ge=1, le=MAX_VWAP_BUCKETS)
+    intensity_window_s: float = Field(600.0, gt=0, le=TIME_MAX_S, description="trades counted over this window, s")
+    intensity_buckets: int = Field(60, ge=1, le=MAX_INT_BUCKETS, description="sub-buckets of the intensity window")
+    intensity_bin_ticks: float = Field(1.0, gt=0, le=1e9, description="width of a depth bin, ticks")
+    intensity_bins: int = Field(20, ge=2, le=MAX_INT_BINS, description="depth bins per side")
+    intensity_fit_s: float = Field(5.0, gt=0, le=TIME_MAX_S, description="refit A and k this often, s")
+    intensity_per_side: bool = Field(False, description="fit A and k for bids and asks separately")
+    intensity_min_trades: int = Field(20, ge=1, le=10**9, description="trades in the window before A and k are used")
+    vwap_window_s: float = Field(60.0, gt=0, le=TIME_MAX_S, description="VWAP window, s")
+    vwap_buckets: int = Field(60, ge=1, le=MAX_VWAP_BUCKETS, description="sub-buckets of the VWAP window")
 
 
 class LoggingConfig(BaseModel):
     model_config = STRICT
     sample_rate: float = Field(0.01, ge=0, le=1, description="fraction of events logged")
-    seed: int = Field(0, ge=0)
+    seed: int = Field(0, ge=0, le=SEED_MAX, description="seed of the log sampling")
 
 
 class StrategyConfig(BaseModel):
@@ -146,6 +164,8 @@ def validate_strategy(data: dict[str, Any], where: str = "config") -> StrategyCo
 
 def _inverse_if_integer(step: float) -> float:
     inv = 1.0 / step
+    if not math.isfinite(inv):
+        return 0.0
     r = round(inv)
     return float(r) if r >= 1 and abs(inv - r) < 1e-9 * inv else 0.0
 
