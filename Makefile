@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 PYTEST_WORKERS ?= 2
 
-.PHONY: run test check format bench bench-backtest bench-data clean
+.PHONY: run test check format bench bench-backtest bench-data fuzz clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +44,10 @@ bench-backtest: $(STAMP)
 ## bench-data: convert / read speed of the market-data layer
 bench-data: $(STAMP)
 	$(BIN)/python benchmarks/data_bench.py --json data_bench.json
+
+## fuzz: the readers' fuzz targets with many more examples (Hypothesis profile "fuzz"; a few minutes)
+fuzz: $(STAMP)
+	HYPOTHESIS_PROFILE=fuzz $(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) tests/fuzz
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache

@@ -35,7 +35,7 @@ counted ``bad_timestamp``. A file without data rows is counted ``empty_file``.
 from __future__ import annotations
 
 import datetime as dt
-import gzip
+import io
 import re
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -45,7 +45,7 @@ import numpy as np
 
 from avmm.data.columns import Column, check_price, check_quotes, check_size, to_float, to_int
 from avmm.data.csv import csv_batches, read_first_line
-from avmm.data.files import is_gzip
+from avmm.data.files import SalvageGzip, is_gzip
 from avmm.data.issues import Counters, ProgressFn
 from avmm.errors import UserError
 from avmm.events import EVENT_DTYPE, F_EXCH_TS, QUOTE, TRADE
@@ -126,10 +126,18 @@ def _ncols(path: Path) -> int:
     return read_first_line(path).count(b",") + 1
 
 
+def _lines_of(path: Path) -> io.BufferedReader:
+    """The (possibly gzip) file as a binary stream of lines; a damaged gzip ends at the damage
+    (``SalvageGzip``), as it did for the reader."""
+    if is_gzip(path):
+        return io.BufferedReader(SalvageGzip(path))
+    return open(path, "rb")  # noqa: SIM115  (the caller closes it)
+
+
 def _last_line(path: Path) -> bytes:
     if is_gzip(path):
         last = b""
-        with gzip.open(path, "rb") as f:
+        with _lines_of(path) as f:  # (up to any damage: what the reader read)
             for line in f:
                 last = line
         return last.rstrip(b"\r\n")
@@ -476,8 +484,7 @@ def _find_line(path: Path, cc: Counters) -> int:
         text = ast.literal_eval(m.group(2)).encode()
     except (ValueError, SyntaxError):
         return 0
-    opener = gzip.open if is_gzip(path) else open
-    with opener(path, "rb") as f:
+    with _lines_of(path) as f:
         for i, line in enumerate(f, 1):
             if (
                 line.rstrip(b"\r\n").startswith(text)
