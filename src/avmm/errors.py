@@ -37,6 +37,8 @@ def missing_extra(what: str, extra: str, module: str) -> UserError:
 def size_text(n: float) -> str:
     """Bytes as a short figure for messages: ``149 GiB``, ``1.5 MiB``, ``512 bytes``."""
     for unit in ("bytes", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if unit == "PiB" and n >= 1e5:
+            return f"{n:.2g} PiB"
         if n < 1024 or unit == "PiB":
             return f"{n:.0f} {unit}" if unit == "bytes" or n >= 10 else f"{n:.1f} {unit}"
         n /= 1024

@@ -107,7 +107,7 @@ def test_require_memory():
     with pytest.raises(UserError) as ei:
         require_memory(2.0**70, "--paths 100000000")
     msg = str(ei.value)
-    assert msg.startswith("needs 1048576 PiB for --paths 100000000 (this machine has ") and msg.endswith("; lower it")
+    assert msg.startswith("needs 1e+06 PiB for --paths 100000000 (this machine has ") and msg.endswith("; lower it")
 
 
 def test_size_text():

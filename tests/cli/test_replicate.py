@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import errno
 import json
+import os
+import stat
 import subprocess
 import sys
+from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from avmm.cli.replicate import app
@@ -58,7 +63,7 @@ class TestAS2008:
         ):
             code, _, err = run_main("replicate", "as2008", *argv)
             assert code == 2
-            assert err.startswith("avmm: error: ") and err.count("\n") == 1
+            assert err.startswith("avmm") and "error: " in err and err.count("\n") == 1, err
 
 
 class TestGLFT:
@@ -78,7 +83,7 @@ class TestGLFT:
         for argv in bad:
             code, _, err = run_main("replicate", "glft", *argv)
             assert code == 2
-            assert err.startswith("avmm: error: ")
+            assert err.startswith("avmm") and "error: " in err and err.count("\n") == 1, err
 
 
 # matplotlib and plotly made unimportable before the console entry point runs
@@ -107,3 +112,57 @@ def test_missing_optional_dependency_is_one_line_exit_2(tmp_path):
     assert lines[0].startswith("avmm: error: ") and "matplotlib" in lines[0]
     assert "pip install 'avmm[report]'" in lines[0]
     assert not png.exists()
+
+
+# --- numbers at their limits and outputs ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "argv, needle",
+    [
+        (["as2008", "--paths", "100000000"], "needs 340 GiB for --paths 100000000 (this machine has "),
+        (["as2008", "--paths", "99999999999999999999"], "PiB for --paths 99999999999999999999"),
+        (["glft", "-Q", "100000000"], "needs 1137 PiB for --q-max 100000000"),
+        (["glft", "-Q", "99999999999999999999"], "for --q-max 99999999999999999999"),
+    ],
+)
+def test_memory_checked_up_front(run_main, argv, needle):
+    """Sizes the machine cannot hold are one line naming the need and the option, before any
+    allocation -- never a MemoryError or numpy's 'Maximum allowed size exceeded'."""
+    code, out, err = run_main("replicate", *argv)
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and lines[0].startswith("avmm: error: "), err
+    assert needle in lines[0] and lines[0].endswith("; lower it"), lines[0]
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="no /dev/full")
+def test_full_disk_is_one_line(run_main):
+    code, _, err = run_main("replicate", "glft", "-Q", "5", "--json", "/dev/full")
+    assert code == 2 and err.strip().splitlines()[-1] == (
+        "avmm: error: --json /dev/full: cannot write (no space left on the device); nothing was written"
+    )
+    assert stat.S_ISCHR(os.stat("/dev/full").st_mode)  # the device was not renamed over
+
+
+def test_failed_plot_keeps_the_previous_file(run_main, monkeypatch, tmp_path):
+    """An error at the writer half-way through the figure: the previous figure stays, no temp file."""
+    from avmm.replicate import glft
+
+    png = tmp_path / "g.png"
+    png.write_bytes(b"previous figure")
+
+    def full_disk(result, path):
+        Path(path).write_bytes(b"\x89PNG half")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(glft, "plot_glft", full_disk)
+    code, _, err = run_main("replicate", "glft", "-Q", "5", "--plot", str(png))
+    assert code == 2 and "--plot" in err and "no space left" in err
+    assert png.read_bytes() == b"previous figure"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["g.png"]
+
+
+def test_plot_and_json_on_one_file_refused_up_front(run_main, tmp_path):
+    out = tmp_path / "x"
+    code, _, err = run_main("replicate", "glft", "--json", str(out), "--plot", str(out))
+    assert code == 2 and "the same file as --json" in err and not out.exists()

@@ -176,3 +176,50 @@ def test_paper_gamma_0_1_qualitative_facts():
 def test_bad_input_is_a_user_error(overrides):
     with pytest.raises(UserError):
         run_as2008(**overrides)
+
+
+# --- blocks (signals are handled between them), memory checked up front --------------------------
+
+
+def test_blocks_give_the_same_numbers(monkeypatch):
+    """Draws and kernel calls in blocks of a few paths give bit for bit the results of one block:
+    the generator fills rows in order and the spread is summed in the same order."""
+    import avmm.replicate.as2008 as m
+
+    whole = run_as2008(paths=301, seed=9, gammas=(0.1, 1.0))
+    monkeypatch.setattr(m, "BLOCK_CELLS", 7 * N)  # 7 paths a block, the last one short
+    blocks = run_as2008(paths=301, seed=9, gammas=(0.1, 1.0))
+    assert blocks.rows == whole.rows
+    for a, b in zip(whole.runs, blocks.runs, strict=True):
+        for f in ("cash", "q_final", "mid_final", "n_bid_fills", "n_ask_fills", "path"):
+            assert np.array_equal(getattr(a, f), getattr(b, f), equal_nan=True), f
+        assert a.n_bid_fills.dtype == np.int64
+
+
+def test_memory_estimate_matches_the_allocations():
+    """``memory_bytes`` is computed from the arrays actually allocated (numpy's allocations are
+    traced by tracemalloc)."""
+    import tracemalloc
+
+    from avmm.replicate.as2008 import compile_kernels, memory_bytes
+
+    compile_kernels()
+    tracemalloc.start()
+    try:
+        run_as2008(paths=5000, seed=1)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    est = memory_bytes(5000, N, 3)
+    assert 0.9 * est <= peak <= 1.1 * est, (peak, est)
+
+
+def test_too_many_paths_for_the_machine_is_one_line_up_front():
+    with pytest.raises(UserError) as ei:
+        run_as2008(paths=10**8)
+    msg = str(ei.value)
+    assert msg.startswith("needs 340 GiB for 100000000 paths x 200 steps (this machine has ") and msg.endswith(
+        "; lower paths"
+    )
+    with pytest.raises(UserError, match="PiB for 99999999999999999999 paths"):
+        run_as2008(paths=99999999999999999999)

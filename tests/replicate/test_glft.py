@@ -168,3 +168,24 @@ def test_time_outside_the_horizon_is_a_user_error():
         glft_exact_depths(P, -1.0)
     with pytest.raises(UserError):
         glft_exact_depths(P, P.T + 1.0)
+
+
+def test_uniformization_in_batches_gives_the_same_numbers(monkeypatch):
+    """The uniformization sum added in compiled batches (a signal is handled between two) gives bit
+    for bit the sum in one call."""
+    import avmm.replicate.glft as g
+
+    p = GLFTParams(Q=40, T=900.0)
+    whole = glft_log_v(p, p.T, "uniformization")
+    monkeypatch.setattr(g, "UNIFORMIZATION_STEPS", 3)
+    assert np.array_equal(glft_log_v(p, p.T, "uniformization"), whole)
+
+
+def test_memory_checked_up_front():
+    from avmm.replicate.glft import memory_bytes
+
+    assert memory_bytes(30) == 4 * 8 * 61 * 61
+    with pytest.raises(UserError) as ei:
+        run_glft(Q=10**8)
+    msg = str(ei.value)
+    assert msg.startswith("needs 1137 PiB for the inventory limit Q = 100000000") and msg.endswith("lower Q")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
@@ -30,37 +29,17 @@ app = typer.Typer(
 )
 
 
-def check_output_path(path: Path | None, what: str) -> None:
-    """UserError unless ``path`` (if given) can be written: not a directory, parent exists and is
-    writable, and an existing file is writable."""
-    if path is None:
-        return
-    p = Path(path)
-    if p.is_dir():
-        raise UserError(f"{what} path {str(p)!r} is a directory")
-    parent = p.parent if str(p.parent) else Path(".")
-    if not parent.is_dir():
-        raise UserError(f"{what} path {str(p)!r}: directory {str(parent)!r} does not exist")
-    if p.exists() and not os.access(p, os.W_OK):
-        raise UserError(f"{what} path {str(p)!r} is not writable")
-    if not p.exists() and not os.access(parent, os.W_OK):
-        raise UserError(f"{what} path {str(p)!r}: directory {str(parent)!r} is not writable")
-
-
-def _write_json(path: Path, obj: dict[str, Any]) -> None:
-    try:
-        with open(path, "w") as f:
-            json.dump(obj, f, indent=2, allow_nan=False)
-            f.write("\n")
-    except OSError as e:
-        raise UserError(f"cannot write {str(path)!r}: {e.strerror or e}") from None
-
-
 def _check_outputs(json_path: Path | None, plot_path: Path | None, plot_feature: str) -> None:
-    """Before any work: both output paths writable, and matplotlib importable if --plot is given."""
-    check_output_path(json_path, "--json")
-    check_output_path(plot_path, "--plot")
+    """Before any work: both outputs can be written (``avmm.outputs.check_output``), they are not
+    the same file, and matplotlib is importable if --plot is given."""
+    from avmm.outputs import check_output
+
+    if json_path is not None:
+        check_output(json_path, "--json")
     if plot_path is not None:
+        check_output(plot_path, "--plot")
+        if json_path is not None and plot_path.resolve() == json_path.resolve():
+            raise UserError(f"--plot {plot_path}: the same file as --json; give two files")
         from avmm.replicate.plotting import require_matplotlib
 
         require_matplotlib(plot_feature)
@@ -81,11 +60,14 @@ def _write_outputs(
     plot: Callable[[R, Path], None],
 ) -> None:
     """The tail of every replicate command: ``--json`` (``result.to_json()``), then ``--plot``."""
+    from avmm.outputs import atomic_output, write_text
+
     if json_path is not None:
-        _write_json(json_path, result.to_json())
+        write_text(json_path, json.dumps(result.to_json(), indent=2, allow_nan=False) + "\n", "--json")
         console.print(f"wrote {json_path}")
     if plot_path is not None:
-        plot(result, plot_path)
+        with atomic_output(plot_path, "--plot") as tmp:
+            plot(result, tmp)
         console.print(f"wrote {plot_path}")
 
 
@@ -135,19 +117,22 @@ def _glft_table(result: GLFTResult) -> Table:
 
 @app.command("as2008")
 def as2008_cmd(
-    paths: int = typer.Option(1000, "--paths", help="Monte Carlo paths per run (>= 1)."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the random numbers (shared by all runs)."),
+    paths: int = typer.Option(1000, "--paths", min=1, help="Monte Carlo paths per run."),
+    seed: int = typer.Option(0, "--seed", min=0, help="Seed of the random numbers (shared by all runs)."),
     gamma: list[float] | None = typer.Option(
-        None, "--gamma", help="Risk aversion (repeatable); default 0.1, 0.01, 1 as in the paper."
+        None, "--gamma", metavar="<float>", help="Risk aversion (repeatable); default 0.1, 0.01, 1 as in the paper."
     ),
     json_path: Path | None = typer.Option(None, "--json", help="Write the rows as JSON."),
     plot_path: Path | None = typer.Option(None, "--plot", help="Write the figures as PNG."),
 ) -> None:
     """Avellaneda & Stoikov (2008) section 3.3: inventory vs symmetric strategy (Monte Carlo)."""
+    from avmm.errors import require_memory
     from avmm.replicate import as2008
 
     _check_outputs(json_path, plot_path, as2008.PLOT_FEATURE)
     overrides: dict[str, Any] = {"gammas": tuple(gamma)} if gamma else {}  # else the paper's
+    n_gammas = len(gamma) if gamma else len(as2008.AS2008Params().gammas)
+    require_memory(as2008.memory_bytes(paths, as2008.AS2008Params().n_steps, n_gammas), f"--paths {paths}")
     result = as2008.run_as2008(paths=paths, seed=seed, **overrides)
 
     p = result.params
@@ -162,14 +147,16 @@ def as2008_cmd(
 
 @app.command("glft")
 def glft_cmd(
-    q_max: int = typer.Option(30, "--q-max", "-Q", help="Inventory limit Q (>= 1)."),
+    q_max: int = typer.Option(30, "--q-max", "-Q", min=1, help="Inventory limit Q."),
     json_path: Path | None = typer.Option(None, "--json", help="Write the rows as JSON."),
     plot_path: Path | None = typer.Option(None, "--plot", help="Write the figure as PNG."),
 ) -> None:
     """Gueant-Lehalle-Fernandez-Tapia (2013): exact ODE quotes vs the engine's closed form."""
+    from avmm.errors import require_memory
     from avmm.replicate import glft
 
     _check_outputs(json_path, plot_path, glft.PLOT_FEATURE)
+    require_memory(glft.memory_bytes(q_max), f"--q-max {q_max}")
     result = glft.run_glft(Q=q_max)
 
     console = Console()

@@ -42,7 +42,7 @@ import numpy as np
 from numba import njit
 
 from avmm.core.model import as_depths, as_reservation_price, as_spread
-from avmm.errors import UserError
+from avmm.errors import UserError, require_memory
 from avmm.jit import NJIT
 from avmm.replicate._checks import require_finite, require_int, require_nonnegative, require_positive
 from avmm.replicate.plotting import pyplot, save_png
@@ -114,6 +114,8 @@ class AS2008Params:
         if n < 1 or abs(n * self.dt - self.T) > 1e-9 * self.T:
             raise UserError(f"T ({self.T}) must be a whole number (>= 1) of steps dt ({self.dt})")
         require_int(self.seed, "seed", 0)
+        need = memory_bytes(int(self.paths), n, len(self.gammas))
+        require_memory(need, f"{self.paths} paths x {n} steps", "lower paths")
 
     def to_dict(self) -> dict[str, Any]:
         """The parameters as JSON values (``gammas`` a list), plus ``n_steps``."""
@@ -129,6 +131,87 @@ def fill_probability(depth, A, k, dt):
     ``min(1, A * exp(-k * depth) * dt)``."""
     p = A * math.exp(-k * depth) * dt
     return p if p < 1.0 else 1.0
+
+
+@njit(**NJIT)
+def simulate_block(
+    mid_up,
+    u_bid,
+    u_ask,
+    strategy,
+    s0,
+    T,
+    sigma,
+    dt,
+    A,
+    k,
+    gamma,
+    q0,
+    sym_spread,
+    path_out,
+    record,
+    spread_sum,
+    cash,
+    q_out,
+    mid_out,
+    nb_out,
+    na_out,
+):
+    """:func:`simulate` over a block of paths (the rows of the draws given), writing the final
+    values into ``cash``, ``q_out``, ``mid_out``, ``nb_out``, ``na_out`` (one entry per path) and
+    path 0 of the block into ``path_out`` if ``record``. ``spread_sum`` is the quoted spread summed over the
+    previous blocks; returns it with this block's added (the same sum, in the same order, as one
+    call over all paths)."""
+    paths, n = mid_up.shape
+    ds = sigma * math.sqrt(dt)
+    half_sym = 0.5 * sym_spread
+    for p in range(paths):
+        s = s0
+        q = q0
+        x = 0.0
+        nb = 0
+        na = 0
+        keep = record and p == 0
+        for i in range(n):
+            tau = T - i * dt
+            if strategy == STRATEGY_INVENTORY:
+                bid_depth, ask_depth = as_depths(q, gamma, sigma, k, tau)
+                r = as_reservation_price(s, q, gamma, sigma, tau)
+            else:
+                bid_depth = half_sym
+                ask_depth = half_sym
+                r = s
+            bid = s - bid_depth
+            ask = s + ask_depth
+            spread_sum += bid_depth + ask_depth
+            if keep:
+                path_out[i, 0] = s
+                path_out[i, 1] = r
+                path_out[i, 2] = bid
+                path_out[i, 3] = ask
+            if u_bid[p, i] < fill_probability(bid_depth, A, k, dt):
+                q += 1.0
+                x -= bid
+                nb += 1
+            if u_ask[p, i] < fill_probability(ask_depth, A, k, dt):
+                q -= 1.0
+                x += ask
+                na += 1
+            if mid_up[p, i]:
+                s += ds
+            else:
+                s -= ds
+        if keep:
+            path_out[n, 0] = s
+            path_out[n, 1] = s
+            path_out[n, 2] = np.nan
+            path_out[n, 3] = np.nan
+        cash[p] = x
+        q_out[p] = q
+        mid_out[p] = s
+        nb_out[p] = nb
+        na_out[p] = na
+    return spread_sum
 
 
 @njit(**NJIT)
@@ -150,54 +233,29 @@ def simulate(mid_up, u_bid, u_ask, strategy, s0, T, sigma, dt, A, k, gamma, q0, 
     mid_out = np.empty(paths)
     nb_out = np.zeros(paths, dtype=np.int64)
     na_out = np.zeros(paths, dtype=np.int64)
-    ds = sigma * math.sqrt(dt)
-    half_sym = 0.5 * sym_spread
-    spread_sum = 0.0
-    for p in range(paths):
-        s = s0
-        q = q0
-        x = 0.0
-        nb = 0
-        na = 0
-        for i in range(n):
-            tau = T - i * dt
-            if strategy == STRATEGY_INVENTORY:
-                bid_depth, ask_depth = as_depths(q, gamma, sigma, k, tau)
-                r = as_reservation_price(s, q, gamma, sigma, tau)
-            else:
-                bid_depth = half_sym
-                ask_depth = half_sym
-                r = s
-            bid = s - bid_depth
-            ask = s + ask_depth
-            spread_sum += bid_depth + ask_depth
-            if p == 0:
-                path_out[i, 0] = s
-                path_out[i, 1] = r
-                path_out[i, 2] = bid
-                path_out[i, 3] = ask
-            if u_bid[p, i] < fill_probability(bid_depth, A, k, dt):
-                q += 1.0
-                x -= bid
-                nb += 1
-            if u_ask[p, i] < fill_probability(ask_depth, A, k, dt):
-                q -= 1.0
-                x += ask
-                na += 1
-            if mid_up[p, i]:
-                s += ds
-            else:
-                s -= ds
-        if p == 0:
-            path_out[n, 0] = s
-            path_out[n, 1] = s
-            path_out[n, 2] = np.nan
-            path_out[n, 3] = np.nan
-        cash[p] = x
-        q_out[p] = q
-        mid_out[p] = s
-        nb_out[p] = nb
-        na_out[p] = na
+    spread_sum = simulate_block(
+        mid_up,
+        u_bid,
+        u_ask,
+        strategy,
+        s0,
+        T,
+        sigma,
+        dt,
+        A,
+        k,
+        gamma,
+        q0,
+        sym_spread,
+        path_out,
+        True,
+        0.0,
+        cash,
+        q_out,
+        mid_out,
+        nb_out,
+        na_out,
+    )
     return cash, q_out, mid_out, nb_out, na_out, spread_sum / (paths * n)
 
 
@@ -214,13 +272,39 @@ def mean_as_spread(gamma, sigma, k, T, dt, n):
 Draws = tuple[np.ndarray, np.ndarray, np.ndarray]  # mid_up, u_bid, u_ask
 
 
+BLOCK_CELLS = 4_000_000  # path-steps per kernel call or draw: a signal is handled within ~0.3 s
+
+
+def _rows(paths: int, n_steps: int) -> range:
+    """The first row of each block of paths."""
+    return range(0, paths, max(1, BLOCK_CELLS // max(1, n_steps)))
+
+
 def draw(paths: int, n_steps: int, seed: int) -> Draws:
-    """The run's random numbers: ``(mid_up, u_bid, u_ask)``, each of shape (paths, n_steps)."""
+    """The run's random numbers: ``(mid_up, u_bid, u_ask)``, each of shape (paths, n_steps).
+
+    Drawn in blocks of paths (the same numbers as one call: the generator fills rows in order), so
+    that the only temporary is one block and a signal is handled between blocks."""
     rng = np.random.Generator(np.random.PCG64(seed))
-    mid_up = rng.random((paths, n_steps)) < 0.5
-    u_bid = rng.random((paths, n_steps))
-    u_ask = rng.random((paths, n_steps))
+    mid_up = np.empty((paths, n_steps), dtype=bool)
+    u_bid = np.empty((paths, n_steps))
+    u_ask = np.empty((paths, n_steps))
+    rows = _rows(paths, n_steps)
+    for a in rows:
+        b = min(a + rows.step, paths)
+        mid_up[a:b] = rng.random((b - a, n_steps)) < 0.5
+    for u in (u_bid, u_ask):
+        for a in rows:
+            rng.random(out=u[a : min(a + rows.step, paths)])
     return mid_up, u_bid, u_ask
+
+
+def memory_bytes(paths: int, n_steps: int, n_gammas: int) -> int:
+    """What :func:`run_as2008` allocates at its peak: the draws (a bool and two float64 per path and
+    step), one block's temporary, and five float64 per path for each of the ``2 * n_gammas`` runs
+    (plus one for the profits of a row)."""
+    block = min(paths, max(1, BLOCK_CELLS // max(1, n_steps))) * n_steps * 8
+    return paths * n_steps * 17 + block + paths * 8 * (5 * 2 * n_gammas + 1)
 
 
 @dataclass
@@ -298,31 +382,44 @@ def run_strategy(
     sid = STRATEGY_NAMES.index(strategy)
     if sid == STRATEGY_SYMMETRIC and not (math.isfinite(sym_spread) and sym_spread > 0.0):
         raise UserError(f"the symmetric strategy needs a spread > 0, got {sym_spread!r}")
-    path = np.empty((mid_up.shape[1] + 1, 4))
-    cash, q, mid, nb, na, spread = simulate(
-        mid_up,
-        u_bid,
-        u_ask,
-        sid,
-        float(params.s0),
-        float(params.T),
-        float(params.sigma),
-        float(params.dt),
-        float(params.A),
-        float(params.k),
-        float(gamma),
-        float(params.q0),
-        float(sym_spread),
-        path,
-    )
-    return StrategyRun(float(gamma), strategy, float(spread), cash, q, mid, nb, na, path)
+    paths, n = mid_up.shape
+    path = np.empty((n + 1, 4))
+    cash, q, mid = np.zeros(paths), np.empty(paths), np.empty(paths)
+    nb, na = np.zeros(paths, dtype=np.int64), np.zeros(paths, dtype=np.int64)
+    spread_sum = 0.0
+    rows = _rows(paths, n)
+    for a in rows:  # blocks of paths: a signal is handled between two kernel calls
+        b = min(a + rows.step, paths)
+        spread_sum = simulate_block(
+            mid_up[a:b],
+            u_bid[a:b],
+            u_ask[a:b],
+            sid,
+            float(params.s0),
+            float(params.T),
+            float(params.sigma),
+            float(params.dt),
+            float(params.A),
+            float(params.k),
+            float(gamma),
+            float(params.q0),
+            float(sym_spread),
+            path,
+            a == 0,
+            spread_sum,
+            cash[a:b],
+            q[a:b],
+            mid[a:b],
+            nb[a:b],
+            na[a:b],
+        )
+    return StrategyRun(float(gamma), strategy, float(spread_sum / (paths * n)), cash, q, mid, nb, na, path)
 
 
 def compile_kernels() -> None:
     """Compile the simulation kernels (or load them from numba's cache) on a one-step run, so
     that a timed run measures the simulation only."""
-    mid_up, u_bid, u_ask = draw(1, 1, 0)
-    simulate(mid_up, u_bid, u_ask, STRATEGY_INVENTORY, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.0, 1.0, np.empty((2, 4)))
+    run_strategy(AS2008Params(T=1.0, dt=1.0), 1.0, "inventory", draw(1, 1, 0))
 
 
 def _params(params: AS2008Params | None, overrides: dict[str, Any]) -> AS2008Params:

@@ -44,7 +44,7 @@ import numpy as np
 from numba import njit
 
 from avmm.core.model import glft_depths, log1p_over
-from avmm.errors import UserError
+from avmm.errors import UserError, require_memory
 from avmm.jit import NJIT
 from avmm.replicate._checks import require_int, require_nonnegative, require_positive
 from avmm.replicate.plotting import pyplot, save_png
@@ -82,6 +82,7 @@ class GLFTParams:
         require_positive(self, "A", "k", "gamma")
         require_nonnegative(self, "sigma", "T")
         require_int(self.Q, "the inventory limit Q", 1)
+        require_memory(memory_bytes(int(self.Q)), f"the inventory limit Q = {self.Q}", "lower Q")
 
     @property
     def alpha(self) -> float:
@@ -99,6 +100,13 @@ class GLFTParams:
         d = asdict(self)
         d.update(alpha=self.alpha, eta=self.eta, t=0.0)
         return d
+
+
+def memory_bytes(Q: int) -> int:
+    """What the exact solution allocates at its peak for inventory limit ``Q``: the (2Q+1)^2 matrix
+    M, its eigenvectors and LAPACK's workspace (about two more), float64."""
+    n = 2 * Q + 1
+    return 4 * 8 * n * n
 
 
 def glft_matrix(params: GLFTParams) -> np.ndarray:
@@ -120,34 +128,35 @@ def _logsumexp3(a, b, c):
     return m + math.log(math.exp(a - m) + math.exp(b - m) + math.exp(c - m))
 
 
-@njit(**NJIT)
-def log_v_uniformized(alpha, eta, Q, tau):
-    """``ln(exp(-M tau) . 1)`` (entries q = -Q .. Q) by uniformization in log space.
+UNIFORMIZATION_STEPS = 2000  # terms per kernel call: a signal is handled between two calls
 
-    With ``c = alpha Q^2 + 2 eta`` and ``P = I - M/c`` (non-negative, rows summing to <= 1):
-    ``exp(-M tau) = sum_n e^{-c tau} (c tau)^n / n! P^n``. The terms are accumulated with
-    log-sum-exp and the sum stops once the Poisson tail bound ``(P^n 1)_q * P(N > n)`` is below
-    e^-40 of every accumulated entry (``P^n 1`` is non-increasing in n).
-    """
+
+@njit(**NJIT)
+def _uniformization_setup(alpha, eta, Q, tau):
+    """The uniformization's constants and its first term: ``(acc, w, log_diag, log_off, lam)``."""
     n = 2 * Q + 1
     acc = np.zeros(n)
+    w = np.zeros(n)  # ln (P^m 1)
+    log_diag = np.empty(n)
     lam = (alpha * Q * Q + 2.0 * eta) * tau
     if lam <= 0.0:
-        return acc
+        return acc, w, log_diag, 0.0, lam
     c = alpha * Q * Q + 2.0 * eta
     log_off = math.log(eta / c)
-    log_diag = np.empty(n)
     for j in range(n):
         q = j - Q
         d = 1.0 - alpha * q * q / c
         log_diag[j] = math.log(d) if d > 0.0 else -np.inf
-    w = np.zeros(n)  # ln (P^m 1)
-    w_new = np.empty(n)
-    log_pi = -lam  # ln Poisson(m; lam)
+    acc[:] = -lam  # ln Poisson(0; lam) + ln (P^0 1)
+    return acc, w, log_diag, log_off, lam
+
+
+@njit(**NJIT)
+def _uniformization_terms(acc, w, w_new, log_diag, log_off, lam, log_pi, m, max_terms):
+    """Add up to ``max_terms`` terms to ``acc`` from term ``m`` on; returns ``(log_pi, m, done)``."""
+    n = acc.size
     log_lam = math.log(lam)
-    acc[:] = log_pi
-    m = 0
-    while True:
+    for _ in range(max_terms):
         m += 1
         for j in range(n):
             left = w[j - 1] + log_off if j > 0 else -np.inf
@@ -170,7 +179,26 @@ def log_v_uniformized(alpha, eta, Q, tau):
                     done = False
                     break
             if done:
-                break
+                return log_pi, m, True
+    return log_pi, m, False
+
+
+def log_v_uniformized(alpha: float, eta: float, Q: int, tau: float) -> np.ndarray:
+    """``ln(exp(-M tau) . 1)`` (entries q = -Q .. Q) by uniformization in log space.
+
+    With ``c = alpha Q^2 + 2 eta`` and ``P = I - M/c`` (non-negative, rows summing to <= 1):
+    ``exp(-M tau) = sum_n e^{-c tau} (c tau)^n / n! P^n``. The terms are accumulated with
+    log-sum-exp and the sum stops once the Poisson tail bound ``(P^n 1)_q * P(N > n)`` is below
+    e^-40 of every accumulated entry (``P^n 1`` is non-increasing in n). The terms are added in
+    compiled batches of ``UNIFORMIZATION_STEPS``, so a long sum can be interrupted.
+    """
+    acc, w, log_diag, log_off, lam = _uniformization_setup(float(alpha), float(eta), int(Q), float(tau))
+    if lam <= 0.0:
+        return acc
+    w_new = np.empty_like(w)
+    log_pi, m, done = -lam, 0, False
+    while not done:
+        log_pi, m, done = _uniformization_terms(acc, w, w_new, log_diag, log_off, lam, log_pi, m, UNIFORMIZATION_STEPS)
     return acc
 
 

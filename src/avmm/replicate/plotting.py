@@ -58,9 +58,12 @@ def pyplot(what: str) -> ModuleType:
 
 
 def save_png(fig: Figure, path: str | Path) -> None:
-    """Lay out ``fig``, write it to ``path`` as PNG (110 dpi) and close it."""
+    """Lay out ``fig``, write it to ``path`` as PNG (110 dpi, whatever the file's suffix: it may
+    be the temporary file of ``avmm.outputs.atomic_output``) and close it."""
     import matplotlib.pyplot as plt
 
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    try:
+        fig.tight_layout()
+        fig.savefig(path, dpi=110, format="png")
+    finally:
+        plt.close(fig)
