@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import typer
 
@@ -15,33 +15,37 @@ if TYPE_CHECKING:
 
 
 def bench_command(
-    events: int = typer.Option(200_000, "--events", help="market-data events to replay"),
-    seed: int = typer.Option(1, "--seed", help="seed of the synthetic stream"),
-    requote: str = typer.Option(
+    events: int = typer.Option(200_000, "--events", help="market-data events to replay (>= 1000)"),
+    seed: int = typer.Option(1, "--seed", min=0, help="seed of the synthetic stream"),
+    requote: Literal["always", "triggers"] = typer.Option(
         "always", "--requote", help="always: every event runs the full cycle; triggers: the configured triggers"
     ),
-    json_out: str = typer.Option(None, "--json", help="write the figures as JSON"),
-    profile: str = typer.Option(None, "--profile", help="write a cProfile report of the cycle pass"),
+    json_out: Path = typer.Option(None, "--json", help="write the figures as JSON"),
+    profile: Path = typer.Option(None, "--profile", help="write a cProfile report of the cycle pass"),
 ) -> None:
     """Measure the quote cycle stage by stage on a deterministic synthetic stream."""
     from rich.console import Console
 
+    from avmm.outputs import check_output, write_text
     from avmm.perf.bench import run_bench
 
-    for path, flag in ((json_out, "--json"), (profile, "--profile")):
-        if path and not Path(path).resolve().parent.is_dir():
-            raise UserError(f"{flag} {path}: directory does not exist")
+    if json_out is not None:
+        check_output(json_out, "--json")
+    if profile is not None:
+        check_output(profile, "--profile")
+        if json_out is not None and profile.resolve() == json_out.resolve():
+            raise UserError(f"--profile {profile}: the same file as --json; give two files")
     with Console(stderr=True).status("benchmarking") as status:
         r = run_bench(
             events=events,
             seed=seed,
             requote=requote,
-            profile=profile,
+            profile=str(profile) if profile is not None else None,
             progress=lambda msg: status.update(f"benchmarking: {msg}"),
         )
     render(r)
-    if json_out:
-        Path(json_out).write_text(json.dumps(r.to_json(), indent=2) + "\n")
+    if json_out is not None:
+        write_text(json_out, json.dumps(r.to_json(), indent=2) + "\n", "--json")
 
 
 def _fmt(v: float | None) -> str:

@@ -48,8 +48,9 @@ from avmm.core.state import (
     OS_LIVE,
 )
 from avmm.core.strategy import on_ack_rec, on_canceled_rec
-from avmm.errors import UserError
+from avmm.errors import UserError, require_memory
 from avmm.jit import NJIT, bind, voidptr
+from avmm.outputs import check_output, write_text
 
 STAGES = ("market_update", "estimator_update", "quote_computation", "order_diff", "fill_processing")
 PCTS = (50.0, 90.0, 99.0, 99.9)
@@ -276,13 +277,75 @@ def _traced(fn) -> tuple[int, int, int]:
     return after - before, peak - before, allocs
 
 
+# What one event costs at the bench's peak, from what it allocates: the stream's arrays (eight
+# float64 / int64 and a bool); its values as Python lists, one replay's worth at a time (a pointer
+# per list, an int for the time -- 40 bytes with the allocator's rounding -- and six floats); the
+# cycle and stage timings (2 + 5 int64); the quote-cycle selections (two int64 at most).
+STREAM_BYTES = 8 * 8 + 1
+LIST_BYTES = 9 * 8 + 40 + 6 * 24
+BYTES_PER_EVENT = STREAM_BYTES + LIST_BYTES + (2 + 5) * 8 + 2 * 8
+
+
+def memory_bytes(events: int) -> int:
+    """What :func:`run_bench` allocates at its peak for ``events`` events (see ``BYTES_PER_EVENT``)."""
+    return events * BYTES_PER_EVENT
+
+
+def _check_args(events: int, seed: int, requote: str, profile: str | None) -> None:
+    """The bench's arguments, before anything is allocated (one-line ``UserError``)."""
+    if events < 1000:
+        raise UserError(f"--events {events}: must be at least 1000")
+    require_memory(memory_bytes(events), f"--events {events}")
+    if seed < 0:
+        raise UserError(f"--seed {seed}: must be >= 0")
+    if requote not in ("always", "triggers"):
+        raise UserError(f"--requote {requote!r}: expected 'always' or 'triggers'")
+    if profile:
+        check_output(profile, "--profile")
+
+
+def _allocation_pass(st: dict, warm: int, fresh) -> tuple[float, float, int]:
+    """Pass 4: two traced replays of different lengths after the same warm-up; the difference in
+    retained bytes over the difference in cycles is the steady-state cost per cycle, free of the
+    replay's constant set-up (callables, counters). Returns (bytes per cycle, compiled-code
+    allocations per cycle, transient peak bytes)."""
+    events = len(st["ts"])
+    head = _lists({k: v[:warm] for k, v in st.items()})
+    short_n = (events - warm) // 2
+    grown = []
+    for n_run in (short_n, events - warm):
+        run = _lists({k: v[warm : warm + n_run] for k, v in st.items()})
+        eng4 = fresh()
+        _replay(eng4, head, None, None, [])
+        grown.append((n_run, *_traced(lambda e=eng4, r=run: _replay(e, r, None, None, []))))
+        del run  # before the next one is made
+    (n1, b1, p1, a1), (n2, b2, p2, a2) = grown
+    return (b2 - b1) / (n2 - n1), (a2 - a1) / (n2 - n1), max(p1, p2)
+
+
+def _reference(st: dict) -> np.ndarray:
+    """The plain-Python reference quote timed on every mid of the stream, ns."""
+    events = len(st["ts"])
+    ref = np.zeros(events, dtype=np.int64)
+    mids = (0.5 * (st["bid"] + st["ask"])).tolist()
+    pc = time.perf_counter_ns
+    f = reference_as_quote
+    for i in range(events):
+        t0r = pc()
+        f(mids[i], 0.0, 0.1, 0.05, 50.0, 60.0)
+        ref[i] = pc() - t0r
+    return ref
+
+
 def run_bench(
     events: int = 200_000, seed: int = 1, requote: str = "always", profile: str | None = None, progress=None
 ) -> BenchResult:
-    if events < 1000:
-        raise UserError(f"--events {events}: must be at least 1000")
-    if requote not in ("always", "triggers"):
-        raise UserError(f"--requote {requote!r}: expected 'always' or 'triggers'")
+    """Run the four passes and the reference over ``events`` synthetic events (see the module).
+
+    ``profile``: a file for the cProfile report of pass 1 (written atomically). Raises ``UserError``
+    for fewer than 1000 events, more than the machine's memory holds (checked before anything is
+    allocated), a negative seed or an unknown ``requote``."""
+    _check_args(events, seed, requote, profile)
     cfg = bench_config(requote)
     st = bench_stream(events, seed)
     warm = min(events // 10, 20_000)
@@ -329,34 +392,14 @@ def run_bench(
         _replay(eng3, lists, None, None, [])
         wall = time.perf_counter() - t0
 
+        del lists  # one replay's lists at a time: pass 4 makes its own
+
         say("pass 4/4: allocation")
-        # Two traced replays of different lengths after the same warm-up: the difference in retained
-        # bytes over the difference in cycles is the steady-state cost per cycle, free of the
-        # replay's constant set-up (callables, counters).
-        head = _lists({k: v[:warm] for k, v in st.items()})
-        short_n = (events - warm) // 2
-        grown = []
-        for n_run in (short_n, events - warm):
-            run = _lists({k: v[warm : warm + n_run] for k, v in st.items()})
-            eng4 = fresh()
-            _replay(eng4, head, None, None, [])
-            grown.append((n_run, *_traced(lambda e=eng4, r=run: _replay(e, r, None, None, []))))
-        (n1, b1, p1, a1), (n2, b2, p2, a2) = grown
-        alloc_per_cycle = (b2 - b1) / (n2 - n1)
-        nrt_per_cycle = (a2 - a1) / (n2 - n1)
-        transient_peak = max(p1, p2)
+        alloc_per_cycle, nrt_per_cycle, transient_peak = _allocation_pass(st, warm, fresh)
 
         # the reference, timed like pass 1, on the same mids
         say("reference")
-        ref = np.zeros(events, dtype=np.int64)
-        mids = (0.5 * (st["bid"] + st["ask"])).tolist()
-        pc = time.perf_counter_ns
-        f = reference_as_quote
-        for i in range(events):
-            t0r = pc()
-            f(mids[i], 0.0, 0.1, 0.05, 50.0, 60.0)
-            ref[i] = pc() - t0r
-        ref = ref[warm:]
+        ref = _reference(st)[warm:]
     finally:
         if gc_was:
             gc.enable()
@@ -364,8 +407,7 @@ def run_bench(
     if prof:
         buf = io.StringIO()
         pstats.Stats(prof, stream=buf).sort_stats("cumulative").print_stats(40)
-        with open(str(profile), "w") as fh:
-            fh.write(buf.getvalue())
+        write_text(str(profile), buf.getvalue(), "--profile")
 
     cyc_p = _pcts(cycle)
     ref_p = _pcts(ref)
