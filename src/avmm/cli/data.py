@@ -77,13 +77,21 @@ def inspect(
     file: Path = typer.Argument(..., help="event store (.parquet)"),
     as_json: bool = typer.Option(False, "--json", help="print JSON"),
     gap_s: float = typer.Option(1.0, "--gap-s", help="report time gaps longer than this (seconds)"),
+    clock_offset_s: float = typer.Option(
+        1.0, "--clock-offset-s", help="flag a median local - exchange clock offset larger than this (seconds)"
+    ),
 ) -> None:
-    """Time span, counts by kind, tick/lot, spreads, crossed/locked books, gaps."""
+    """Time span, counts by kind, tick/lot, spreads, crossed/locked books, gaps, rows out of order,
+    the local - exchange clock offset."""
+    import math
+
     from avmm.data.inspect import format_report, inspect_store
 
-    if not (gap_s > 0):
-        raise UserError("--gap-s must be > 0")
-    r = inspect_store(file, gap_s=gap_s)
+    if not (gap_s > 0 and math.isfinite(gap_s)):
+        raise UserError(f"--gap-s {gap_s}: must be a positive number of seconds")
+    if not (clock_offset_s > 0 and math.isfinite(clock_offset_s)):
+        raise UserError(f"--clock-offset-s {clock_offset_s}: must be a positive number of seconds")
+    r = inspect_store(file, gap_s=gap_s, clock_offset_s=clock_offset_s)
     if as_json:
         print(json.dumps(r, indent=2, default=str))
     else:
@@ -93,11 +101,11 @@ def inspect(
 @app.command()
 def synth(
     out: Path = typer.Option(..., "-o", "--out", help="output event store (.parquet)"),
-    events: int = typer.Option(1_000_000, "--events", help="number of events"),
-    seed: int = typer.Option(7, "--seed"),
+    events: int = typer.Option(1_000_000, "--events", min=1, help="number of events"),
+    seed: int = typer.Option(7, "--seed", min=0, help="seed of the random numbers (same seed, same bytes)"),
     mid: float = typer.Option(100.0, "--mid", help="initial mid price"),
-    tick: float = typer.Option(0.01, "--tick"),
-    lot: float = typer.Option(0.001, "--lot"),
+    tick: float = typer.Option(0.01, "--tick", help="price increment"),
+    lot: float = typer.Option(0.001, "--lot", help="size increment"),
     sigma: float = typer.Option(0.05, "--sigma", help="volatility, price units per sqrt(second)"),
     quote_rate: float = typer.Option(10.0, "--quote-rate", help="quote updates per second"),
     trade_rate: float = typer.Option(2.0, "--trade-rate", help="trades per second (both sides)"),
@@ -106,26 +114,22 @@ def synth(
     """A deterministic synthetic session (random-walk mid, Poisson quotes and trades)."""
     import time
 
-    from avmm.data.synth import write_synth
+    from avmm.data.synth import check_span, store_bytes, synth_meta, write_synth
+    from avmm.outputs import atomic_output, check_output, check_space
 
-    if events <= 0:
-        raise UserError("--events must be > 0")
-    t = time.perf_counter()
+    params = dict(mid=mid, tick=tick, lot=lot, sigma=sigma, quote_rate=quote_rate, trade_rate=trade_rate, k=k)
     try:
-        n = write_synth(
-            out,
-            events,
-            seed,
-            mid=mid,
-            tick=tick,
-            lot=lot,
-            sigma=sigma,
-            quote_rate=quote_rate,
-            trade_rate=trade_rate,
-            k=k,
-        )
+        synth_meta(events, seed, **params)  # the parameters' checks, before any work
+        check_span(events, quote_rate, trade_rate)
     except ValueError as e:
-        raise UserError(str(e)) from None
+        raise UserError("--" + str(e).removeprefix("synth: ").replace("_", "-", 1)) from None
+    check_output(out, "-o")
+    if out.exists() and not out.is_file():
+        raise UserError(f"-o {out}: not a regular file; an event store is written to a file")
+    check_space(out, store_bytes(events), "-o", "lower --events")
+    t = time.perf_counter()
+    with atomic_output(out, "-o") as tmp:
+        n = write_synth(tmp, events, seed, **params)
     dt = time.perf_counter() - t
     print(f"wrote {n:,} synthetic events to {out} in {dt:.2f} s (seed {seed})")
 

@@ -6,8 +6,11 @@
 ``spread`` (quote spread statistics in price and ticks), ``crossed_quotes``, ``locked_quotes``,
 ``time_gaps`` (gaps between consecutive events longer than ``gap_s``: count, largest),
 ``seq_gaps`` (rows flagged ``F_SEQ_GAP``), ``reordered`` (rows flagged ``F_REORDERED``),
-``exch_clock`` (rows with an exchange stamp, and the local - exchange latency quantiles),
-``counters`` (the conversion counters stored in the metadata) and ``meta``.
+``exch_clock`` (rows with an exchange stamp; the local - exchange offset: quantiles, extremes, rows
+further apart than the backtest uses), ``unsorted_rows`` / ``first_unsorted_row`` (rows stamped
+before the previous row: the backtest refuses such a store), ``warnings`` (one line each: rows out
+of order, a clock offset above ``clock_offset_s``), ``counters`` (the conversion counters stored in
+the metadata) and ``meta``.
 """
 
 from __future__ import annotations
@@ -18,35 +21,129 @@ from typing import Any
 
 import numpy as np
 
-from avmm.data.store import GridInference, iter_columns, read_meta
+from avmm.data.store import EventColumns, GridInference, StoreReader
 from avmm.events import CLEAR, DEPTH, F_EXCH_TS, F_REORDERED, F_SEQ_GAP, QUOTE, SNAPSHOT, TRADE
 
 SAMPLE_CAP = 1_000_000
+CLOCK_OFFSET_S = 1.0  # |median local - exchange| above this is flagged
+# rows whose exchange stamp is further than this from the local one are taken at their local time by
+# the backtest (``avmm.backtest.loop.MAX_CLOCK_SKEW_NS``; the data layer does not import the backtest)
+MAX_CLOCK_SKEW_NS = 600 * 1_000_000_000
 
 
-def inspect_store(path: Path | str, gap_s: float = 1.0, chunk_events: int = 1 << 20) -> dict[str, Any]:
+class _Spreads:
+    """Quote spreads: count, sum, extremes, a bounded sample for the quantiles; crossed / locked."""
+
+    def __init__(self) -> None:
+        self.n = 0
+        self.sum = 0.0
+        self.min, self.max = np.inf, -np.inf
+        self.sample: list[np.ndarray] = []
+        self.taken = 0
+        self.crossed = self.locked = 0
+
+    def add(self, kind: np.ndarray, px: np.ndarray, px2: np.ndarray) -> None:
+        q = kind == QUOTE
+        if not q.any():
+            return
+        sp = px2[q] - px[q]
+        self.crossed += int(np.count_nonzero(sp < 0))
+        self.locked += int(np.count_nonzero(sp == 0))
+        self.n += len(sp)
+        self.sum += float(sp.sum())
+        self.min = min(self.min, float(sp.min()))
+        self.max = max(self.max, float(sp.max()))
+        if self.taken < SAMPLE_CAP:
+            take = sp[: SAMPLE_CAP - self.taken]
+            self.sample.append(take)
+            self.taken += len(take)
+
+    def result(self, tick: float | None) -> dict[str, Any] | None:
+        if not self.n:
+            return None
+        s = np.concatenate(self.sample)
+        t = tick or 1.0
+        return {
+            "count": self.n,
+            "mean": self.sum / self.n,
+            "min": self.min,
+            "median": float(np.median(s)),
+            "p99": float(np.quantile(s, 0.99)),
+            "max": self.max,
+            "mean_ticks": self.sum / self.n / t,
+            "median_ticks": float(np.median(s)) / t,
+        }
+
+
+class _Clock:
+    """local_ts - exch_ts over the rows with an exchange stamp: extremes (every row), quantiles (a
+    bounded sample), rows further apart than the backtest uses."""
+
+    def __init__(self) -> None:
+        self.rows = 0
+        self.min: int | None = None
+        self.max: int | None = None
+        self.far = 0
+        self.sample: list[np.ndarray] = []
+        self.taken = 0
+
+    def add(self, flags: np.ndarray, lt: np.ndarray, et: np.ndarray) -> None:
+        ex = (flags & F_EXCH_TS) != 0
+        k = int(np.count_nonzero(ex))
+        if not k:
+            return
+        self.rows += k
+        off = lt[ex] - et[ex]
+        lo, hi = int(off.min()), int(off.max())
+        self.min = lo if self.min is None else min(self.min, lo)
+        self.max = hi if self.max is None else max(self.max, hi)
+        self.far += int(np.count_nonzero((off > MAX_CLOCK_SKEW_NS) | (off < -MAX_CLOCK_SKEW_NS)))
+        if self.taken < SAMPLE_CAP:
+            part = off[: SAMPLE_CAP - self.taken]
+            self.sample.append(part)
+            self.taken += len(part)
+
+    def result(self, threshold_s: float) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "rows": self.rows,
+            "local_minus_exch_ms": None,
+            "threshold_s": threshold_s,
+            "rows_beyond_backtest_skew": self.far,
+        }
+        if self.sample and self.min is not None and self.max is not None:
+            lat = np.concatenate(self.sample) / 1e6
+            out["local_minus_exch_ms"] = {
+                "min": self.min / 1e6,
+                "p1": float(np.quantile(lat, 0.01)),
+                "median": float(np.median(lat)),
+                "p99": float(np.quantile(lat, 0.99)),
+                "max": self.max / 1e6,
+            }
+        return out
+
+
+def inspect_store(
+    path: Path | str, gap_s: float = 1.0, chunk_events: int = 1 << 20, clock_offset_s: float = CLOCK_OFFSET_S
+) -> dict[str, Any]:
     """The statistics of the store ``path`` (see the module docstring), in one pass."""
-    meta = read_meta(path)
+    reader = StoreReader(path, chunk_events=chunk_events, check_order=False)
+    meta = reader.meta
     counts = np.zeros(256, dtype=np.int64)
     start: int | None = None
     end: int | None = None
     last_ts = None
     grid = GridInference()
-    sp_n = 0
-    sp_sum = 0.0
-    sp_min, sp_max = np.inf, -np.inf
-    sp_sample: list[np.ndarray] = []
-    sp_taken = 0
-    crossed = locked = 0
-    gap_ns = int(gap_s * 1e9)
+    spreads = _Spreads()
+    gap_ns = int(min(gap_s * 1e9, 2.0**62))  # (any --gap-s: 1e308 s is just no gap at all)
     n_gaps = 0
     top_gaps: list[tuple[int, int]] = []  # min-heap of (gap_ns, at_ns)
     seq_gaps = reordered = 0
-    exch_rows = 0
-    lat_sample: list[np.ndarray] = []
-    lat_taken = 0
+    clock = _Clock()
     unsorted = 0
-    for cols in iter_columns(path, chunk_events):
+    first_unsorted: int | None = None
+    row = 0
+    for arrays in reader:
+        cols = EventColumns(*arrays)
         n = len(cols.local_ts)
         if n == 0:
             continue
@@ -58,7 +155,12 @@ def inspect_store(path: Path | str, gap_s: float = 1.0, chunk_events: int = 1 <<
         end = int(lt[-1])
         # gaps
         d = np.diff(lt, prepend=lt[0] if last_ts is None else last_ts)
-        unsorted += int(np.count_nonzero(d < 0))
+        back = np.count_nonzero(d < 0)
+        if back:
+            unsorted += int(back)
+            if first_unsorted is None:
+                first_unsorted = row + int(np.flatnonzero(d < 0)[0])
+        row += n
         big = np.flatnonzero(d > gap_ns)
         n_gaps += len(big)
         for i in big[np.argsort(d[big])[-5:]]:
@@ -71,29 +173,11 @@ def inspect_store(path: Path | str, gap_s: float = 1.0, chunk_events: int = 1 <<
         # grids
         grid.add(kind, cols.px, cols.qty, cols.px2, cols.qty2)
         # spreads
-        q = kind == QUOTE
-        if q.any():
-            bid, ask = cols.px[q], cols.px2[q]
-            sp = ask - bid
-            crossed += int(np.count_nonzero(sp < 0))
-            locked += int(np.count_nonzero(sp == 0))
-            sp_n += len(sp)
-            sp_sum += float(sp.sum())
-            sp_min = min(sp_min, float(sp.min()))
-            sp_max = max(sp_max, float(sp.max()))
-            if sp_taken < SAMPLE_CAP:
-                take = sp[: SAMPLE_CAP - sp_taken]
-                sp_sample.append(take)
-                sp_taken += len(take)
+        spreads.add(kind, cols.px, cols.px2)
         fl = cols.flags
         seq_gaps += int(np.count_nonzero(fl & F_SEQ_GAP))
         reordered += int(np.count_nonzero(fl & F_REORDERED))
-        ex = (fl & F_EXCH_TS) != 0
-        exch_rows += int(np.count_nonzero(ex))
-        if lat_taken < SAMPLE_CAP and ex.any():
-            lat = (lt[ex] - cols.exch_ts[ex])[: SAMPLE_CAP - lat_taken]
-            lat_sample.append(lat)
-            lat_taken += len(lat)
+        clock.add(fl, lt, cols.exch_ts)
 
     tick = grid.tick()
     out: dict = {
@@ -113,9 +197,10 @@ def inspect_store(path: Path | str, gap_s: float = 1.0, chunk_events: int = 1 <<
         "lot_size": grid.lot(),
         "meta_tick_size": meta.get("tick_size"),
         "meta_lot_size": meta.get("lot_size"),
-        "crossed_quotes": crossed,
-        "locked_quotes": locked,
+        "crossed_quotes": spreads.crossed,
+        "locked_quotes": spreads.locked,
         "unsorted_rows": unsorted,
+        "first_unsorted_row": first_unsorted,
         "time_gaps": {
             "threshold_s": gap_s,
             "count": n_gaps,
@@ -126,34 +211,33 @@ def inspect_store(path: Path | str, gap_s: float = 1.0, chunk_events: int = 1 <<
         "counters": meta.get("counters", {}),
         "meta": meta,
     }
-    if sp_n:
-        s = np.concatenate(sp_sample)
-        t = tick or 1.0
-        out["spread"] = {
-            "count": sp_n,
-            "mean": sp_sum / sp_n,
-            "min": sp_min,
-            "median": float(np.median(s)),
-            "p99": float(np.quantile(s, 0.99)),
-            "max": sp_max,
-            "mean_ticks": sp_sum / sp_n / t,
-            "median_ticks": float(np.median(s)) / t,
-        }
-    else:
-        out["spread"] = None
-    if lat_sample:
-        lat = np.concatenate(lat_sample) / 1e6
-        out["exch_clock"] = {
-            "rows": exch_rows,
-            "local_minus_exch_ms": {
-                "p1": float(np.quantile(lat, 0.01)),
-                "median": float(np.median(lat)),
-                "p99": float(np.quantile(lat, 0.99)),
-            },
-        }
-    else:
-        out["exch_clock"] = {"rows": 0, "local_minus_exch_ms": None}
+    out["spread"] = spreads.result(tick)
+    out["exch_clock"] = clock.result(clock_offset_s)
+    out["warnings"] = _warnings(out)
     return out
+
+
+def _warnings(r: dict[str, Any]) -> list[str]:
+    """One line per problem a backtest of this store would meet."""
+    w = []
+    if r["unsorted_rows"]:
+        w.append(
+            f"{r['unsorted_rows']:,} rows stamped before the previous row (the first at row index "
+            f"{r['first_unsorted_row']:,}): not sorted by local_ts, the backtest refuses this store"
+        )
+    ec = r["exch_clock"]
+    q = ec["local_minus_exch_ms"]
+    if q is not None and abs(q["median"]) > ec["threshold_s"] * 1e3:
+        w.append(
+            f"local - exchange clock offset: median {q['median'] / 1e3:,.3f} s (over {ec['threshold_s']:g} s; "
+            f"min {q['min'] / 1e3:,.3f} s, max {q['max'] / 1e3:,.3f} s): a local clock or time zone off?"
+        )
+    if ec["rows_beyond_backtest_skew"]:
+        w.append(
+            f"{ec['rows_beyond_backtest_skew']:,} rows with exchange and local times more than "
+            f"{MAX_CLOCK_SKEW_NS // 1_000_000_000} s apart: the backtest takes them at their local time"
+        )
+    return w
 
 
 def format_report(r: dict[str, Any]) -> list[str]:
@@ -163,7 +247,10 @@ def format_report(r: dict[str, Any]) -> list[str]:
     def ts(ns: int | None) -> str:
         if ns is None:
             return "-"
-        return dt.datetime.fromtimestamp(ns / 1e9, dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + "Z"
+        try:
+            return dt.datetime.fromtimestamp(ns / 1e9, dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + "Z"
+        except (OverflowError, OSError, ValueError):
+            return f"{ns} ns"
 
     lines = [
         f"{r['file']}  symbol {r['symbol']}  source {r['source']}",
@@ -188,9 +275,18 @@ def format_report(r: dict[str, Any]) -> list[str]:
     if ec["rows"]:
         q = ec["local_minus_exch_ms"]
         lines.append(
-            f"  clocks    {ec['rows']:,} rows with exchange time; local - exchange: p1 {q['p1']:.3f} ms, "
-            f"median {q['median']:.3f} ms, p99 {q['p99']:.3f} ms"
+            f"  clocks    {ec['rows']:,} rows with exchange time; local - exchange: min {q['min']:.3f} ms, "
+            f"p1 {q['p1']:.3f} ms, median {q['median']:.3f} ms, p99 {q['p99']:.3f} ms, max {q['max']:.3f} ms"
         )
+    lines.append(
+        f"  order     {r['unsorted_rows']:,} rows out of local_ts order"
+        + (f" (the first at row index {r['first_unsorted_row']:,})" if r["unsorted_rows"] else "")
+    )
     if r["counters"]:
-        lines.append("  convert   " + ", ".join(f"{k} {v:,}" for k, v in sorted(r["counters"].items())))
+        lines.append("  convert   " + ", ".join(f"{k} {_count(v)}" for k, v in sorted(r["counters"].items())))
+    lines += [f"  WARNING   {w}" for w in r.get("warnings", [])]
     return lines
+
+
+def _count(v: object) -> str:
+    return f"{v:,}" if isinstance(v, int) and not isinstance(v, bool) else str(v)

@@ -16,6 +16,7 @@ than written, and plain encoding decodes at memory speed (see benchmarks/data_be
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -32,6 +33,7 @@ from avmm.events import ARROW_SCHEMA, DEPTH, EVENT_DTYPE, QUOTE, SNAPSHOT, TRADE
 SCHEMA_VERSION = 1
 META_KEY = b"avmm"
 ROW_GROUP_ROWS = 1 << 20
+_I64_MIN, _I64_MAX = -(1 << 63), (1 << 63) - 1
 
 
 class EventColumns(NamedTuple):
@@ -288,22 +290,107 @@ def json_default(o: object) -> int | float | str:
 
 
 # ---------------------------------------------------------------- read
-def _open(path: Path | str) -> pq.ParquetFile:
+SCHEMA_VERSIONS_READ = frozenset({1})  # versions of the store this avmm reads as they are
+CONVERT_HINT = "convert its source files again with `avmm data convert`"
+
+
+def _open(path: Path | str, memory_map: bool = True) -> pq.ParquetFile:
+    """The Parquet file, checked to be an event store: its columns by name and type."""
     path = Path(path)
+    if path.is_dir():
+        raise UserError(f"{path}: is a folder, not an event store")
     try:
-        pf = pq.ParquetFile(str(path), memory_map=True, page_checksum_verification=True)
+        pf = pq.ParquetFile(str(path), memory_map=memory_map, page_checksum_verification=True)
+        schema = pf.schema_arrow
     except FileNotFoundError:
         raise UserError(f"{path}: no such file") from None
-    except (OSError, pa.ArrowException) as e:
-        raise UserError(f"{path}: not a Parquet event store ({e})") from None
-    names = pf.schema_arrow.names
-    if names != list(_NAMES):
-        raise UserError(f"{path}: not an avmm event store (columns {names})")
+    except (OSError, pa.ArrowException, ValueError, IndexError, MemoryError, UnicodeDecodeError) as e:
+        # a damaged footer can fail in the Thrift decoder, the schema conversion, or ask for a huge buffer
+        raise UserError(f"{path}: not a Parquet event store ({_one_line(e)})") from None
+    _check_schema(path, schema)
     return pf
 
 
+def _one_line(e: BaseException) -> str:
+    msg = " ".join(str(e).split()) or type(e).__name__
+    return msg if len(msg) <= 200 else msg[:197] + "..."
+
+
+def _check_schema(path: Path, schema: pa.Schema) -> None:
+    names = list(schema.names)
+    if names != list(_NAMES):
+        missing = [n for n in _NAMES if n not in names]
+        extra = [n for n in names if n not in _NAMES]
+        what = []
+        if missing:
+            what.append("missing " + ", ".join(missing))
+        if extra:
+            what.append("unexpected " + ", ".join(extra[:5]) + (" ..." if len(extra) > 5 else ""))
+        if not what:
+            what.append("columns in another order: " + ", ".join(names))
+        raise UserError(f"{path}: not an avmm event store ({'; '.join(what)})")
+    for f in ARROW_SCHEMA:
+        got = schema.field(f.name).type
+        if got != f.type:
+            raise UserError(f"{path}: not an avmm event store (column {f.name} is {got}, expected {f.type})")
+
+
+def _meta_of(path: Path, pf: pq.ParquetFile) -> dict[str, Any]:
+    kv = pf.schema_arrow.metadata or {}
+    raw = kv.get(META_KEY)
+    if raw is None:  # written by the footer key-value metadata
+        kv = pf.metadata.metadata or {}
+        raw = kv.get(META_KEY)
+    if raw is None:
+        raise UserError(f"{path}: no avmm metadata (not written by avmm?); {CONVERT_HINT}")
+    try:
+        meta = json.loads(raw)
+    except (ValueError, UnicodeDecodeError, RecursionError) as e:
+        raise UserError(f"{path}: damaged avmm metadata ({_one_line(e)})") from None
+    if not isinstance(meta, dict):
+        raise UserError(f"{path}: damaged avmm metadata (a JSON {type(meta).__name__}, expected an object)")
+    _check_version(path, meta.get("schema_version"))
+    _check_meta_values(path, meta, pf.metadata.num_rows)
+    return meta
+
+
+def _check_version(path: Path, v: object) -> None:
+    if not isinstance(v, int) or isinstance(v, bool):
+        raise UserError(f"{path}: damaged avmm metadata (schema_version {v!r}); {CONVERT_HINT}")
+    if v not in SCHEMA_VERSIONS_READ:
+        newer = "a newer" if v > SCHEMA_VERSION else "an older"
+        raise UserError(
+            f"{path}: event store of schema version {v} ({newer} avmm); this avmm reads version "
+            f"{SCHEMA_VERSION}: {CONVERT_HINT}"
+        )
+
+
+def _is_int(v: object) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _check_meta_values(path: Path, meta: dict[str, Any], num_rows: int) -> None:
+    """The values the readers use: sizes positive and finite, times and counts int64."""
+    for key in ("tick_size", "lot_size"):
+        v = meta.get(key)
+        if v is None:
+            continue
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not (math.isfinite(v) and v > 0):
+            raise UserError(f"{path}: damaged avmm metadata ({key} {v!r}: expected a positive number)")
+    for key in ("rows", "start_ns", "end_ns"):
+        v = meta.get(key)
+        if v is None and key != "rows":
+            continue
+        if not _is_int(v) or not (_I64_MIN <= v <= _I64_MAX) or (key == "rows" and v < 0):  # type: ignore[operator]
+            raise UserError(f"{path}: damaged avmm metadata ({key} {v!r}: expected an integer)")
+    if meta["rows"] != num_rows:
+        raise UserError(f"{path}: damaged avmm metadata (rows {meta['rows']:,}, the file has {num_rows:,})")
+    if not isinstance(meta.get("counters", {}), dict):
+        raise UserError(f"{path}: damaged avmm metadata (counters {meta['counters']!r}: expected an object)")
+
+
 def read_meta(path: Path | str) -> dict[str, Any]:
-    """The store's metadata.
+    """The store's metadata, checked.
 
     Parameters
     ----------
@@ -314,26 +401,143 @@ def read_meta(path: Path | str) -> dict[str, Any]:
     -------
     dict
         What ``write_events`` stored: ``symbol``, ``source``, ``tick_size``, ``lot_size``,
-        ``rows``, ``start_ns``, ``end_ns``, ``counters``, ... (``rows`` from the Parquet footer
-        when the metadata is missing).
+        ``rows``, ``start_ns``, ``end_ns``, ``schema_version``, ``counters``, ...
 
     Raises
     ------
     UserError
-        The file is missing, or not an event store.
+        The file is missing, not Parquet, a Parquet file of other columns or column types, without
+        avmm metadata or with damaged metadata, or of a schema version this avmm does not read.
     """
     pf = _open(path)
-    kv = pf.schema_arrow.metadata or {}
-    raw = kv.get(META_KEY)
-    if raw is None:  # written by the footer key-value metadata
-        kv = pf.metadata.metadata or {}
-        raw = kv.get(META_KEY)
-    meta = json.loads(raw) if raw else {}
-    meta.setdefault("rows", pf.metadata.num_rows)
-    return meta
+    return _meta_of(Path(path), pf)
 
 
-def iter_columns(path: Path | str, chunk_events: int = 1 << 20) -> Iterator[EventColumns]:
+def span_ns(path: Path | str) -> tuple[int, int] | None:
+    """``(first, last)`` ``local_ts`` of the store from its metadata (None when empty)."""
+    m = read_meta(path)
+    if not m["rows"] or m.get("start_ns") is None or m.get("end_ns") is None:
+        return None
+    return int(m["start_ns"]), int(m["end_ns"])
+
+
+class StoreReader:
+    """Checked, bounded reading of some columns of one store: the common path of ``iter_columns``
+    and the backtester.
+
+    Every chunk is checked on the way, at the cost of one vectorised comparison over its
+    ``local_ts`` (Arrow's null counts are free): no nulls, rows sorted by ``local_ts`` within the
+    chunk and against the previous one (``after_ns``: the last time before this store, for a
+    sequence of stores). ``start_ns`` / ``end_ns`` select the window ``[start_ns, end_ns)``; row groups
+    outside it are skipped on their ``local_ts`` statistics without being read. ``check_order=False``
+    (for ``avmm data inspect``, which counts the rows out of order) reads every row as stored and
+    ignores the window.
+    """
+
+    def __init__(
+        self,
+        path: Path | str,
+        columns: tuple[str, ...] = _NAMES,
+        chunk_events: int = 1 << 20,
+        *,
+        start_ns: int | None = None,
+        end_ns: int | None = None,
+        after_ns: int | None = None,
+        memory_map: bool = True,
+        check_order: bool = True,
+    ) -> None:
+        self.path = Path(path)
+        self.check_order = check_order
+        if "local_ts" not in columns:
+            columns = (*columns, "local_ts")
+        self.columns = list(columns)
+        self.i_lt = self.columns.index("local_ts")
+        self.chunk_events = max(1, int(chunk_events))
+        self.start_ns, self.end_ns = start_ns, end_ns
+        self.last_ts = after_ns
+        self.pf = _open(self.path, memory_map)
+        self.meta = _meta_of(self.path, self.pf)
+        self.row = 0  # rows of the file before the current chunk (0-based index of its first row)
+
+    def _skip(self, g: int) -> bool:
+        """Whether row group ``g`` lies outside the window, from its statistics (kept for the
+        order check: a skipped group must still lie after the previous one)."""
+        if (self.start_ns is None and self.end_ns is None) or not self.check_order:
+            return False
+        md = self.pf.metadata.row_group(g)
+        st = md.column(_NAMES.index("local_ts")).statistics
+        if st is None or not st.has_min_max:
+            return False
+        lo, hi = int(st.min), int(st.max)
+        out = (self.end_ns is not None and lo >= self.end_ns) or (self.start_ns is not None and hi < self.start_ns)
+        if out:
+            if self.last_ts is not None and lo < self.last_ts:
+                raise self._unsorted_error(self.row, lo, self.last_ts)
+            self.last_ts = hi
+        return out
+
+    def __iter__(self) -> Iterator[list[np.ndarray]]:
+        pf = self.pf
+        for g in range(pf.num_row_groups):
+            n_g = pf.metadata.row_group(g).num_rows
+            if self._skip(g):
+                self.row += n_g
+                continue
+            try:
+                table = pf.read_row_group(g, columns=self.columns, use_threads=False)
+            except (OSError, pa.ArrowException, ValueError, MemoryError) as e:
+                raise corrupt_store(self.path, self.row, e) from None
+            self._check_nulls(table)
+            for batch in table.to_batches(max_chunksize=self.chunk_events):
+                part = self._checked([_np(batch.column(i)) for i in range(batch.num_columns)])
+                self.row += batch.num_rows
+                if part is not None:
+                    yield part
+            del table
+
+    def _check_nulls(self, table: pa.Table) -> None:
+        for name, col in zip(table.column_names, table.columns, strict=True):
+            if col.null_count:
+                import pyarrow.compute as pc
+
+                first = int(np.flatnonzero(pc.is_null(col).to_numpy(zero_copy_only=False))[0])
+                raise UserError(f"{self.path}: row index {self.row + first:,}: {name} is null (a missing value)")
+
+    def _checked(self, arrays: list[np.ndarray]) -> list[np.ndarray] | None:
+        """The chunk after the order check, cut to the window (None when nothing is left)."""
+        lt = arrays[self.i_lt]
+        n = lt.shape[0]
+        if n == 0:
+            return None
+        if not self.check_order:
+            return arrays
+        if self.last_ts is not None and lt[0] < self.last_ts:
+            raise self._unsorted_error(self.row, int(lt[0]), self.last_ts)
+        if n > 1 and (lt[1:] < lt[:-1]).any():
+            i = int(np.flatnonzero(lt[1:] < lt[:-1])[0]) + 1
+            raise self._unsorted_error(self.row + i, int(lt[i]), int(lt[i - 1]))
+        self.last_ts = int(lt[-1])
+        if self.start_ns is None and self.end_ns is None:
+            return arrays
+        lo = 0 if self.start_ns is None else int(np.searchsorted(lt, self.start_ns, "left"))
+        hi = n if self.end_ns is None else int(np.searchsorted(lt, self.end_ns, "left"))
+        if lo >= hi:
+            return None
+        if lo == 0 and hi == n:
+            return arrays
+        return [a[lo:hi] for a in arrays]
+
+    def _unsorted_error(self, row: int, ts: int, prev: int) -> UserError:
+        where = f"row index {row:,}" if row else "its first row (index 0)"
+        return UserError(
+            f"{self.path}: rows not sorted by local_ts: {where} is at {ts}, before {prev} "
+            f"(an event store is sorted; {CONVERT_HINT})"
+        )
+
+
+def iter_columns(
+    path: Path | str, chunk_events: int = 1 << 20, *, start_ns: int | None = None, end_ns: int | None = None
+) -> Iterator[EventColumns]:
     """Stream the store as column arrays: the fast path for the backtester.
 
     Parameters
@@ -342,6 +546,8 @@ def iter_columns(path: Path | str, chunk_events: int = 1 << 20) -> Iterator[Even
         The event store.
     chunk_events : int
         The most rows per chunk.
+    start_ns, end_ns : int, optional
+        Only the rows with ``start_ns <= local_ts < end_ns`` (row groups outside are not read).
 
     Returns
     -------
@@ -352,27 +558,17 @@ def iter_columns(path: Path | str, chunk_events: int = 1 << 20) -> Iterator[Even
     Raises
     ------
     UserError
-        The file is missing, not an event store, or corrupt (page checksum, damaged data).
+        The file is missing, not an event store (see ``read_meta``), corrupt (page checksum,
+        damaged data), has a null value, or rows out of ``local_ts`` order.
     """
-    pf = _open(path)
-    batches = pf.iter_batches(batch_size=int(chunk_events), use_threads=True)
-    done = 0
-    while True:
-        try:
-            batch = next(batches)
-        except StopIteration:
-            return
-        except (OSError, pa.ArrowException) as e:
-            raise corrupt_store(path, done, e) from None
-        done += batch.num_rows
-        yield EventColumns(*(_np(batch.column(i)) for i in range(batch.num_columns)))
+    for arrays in StoreReader(path, _NAMES, chunk_events, start_ns=start_ns, end_ns=end_ns):
+        yield EventColumns(*arrays)
 
 
 def corrupt_store(path: Path | str, rows_read: int, err: Exception) -> UserError:
     """The one-line error for a store that fails while being read (bad page checksum, truncated
     or damaged data page)."""
-    msg = " ".join(str(err).split())
-    return UserError(f"{path}: corrupt event store after row {rows_read:,} ({msg})")
+    return UserError(f"{path}: corrupt event store after row {rows_read:,} ({_one_line(err)})")
 
 
 def _np(a: pa.Array) -> np.ndarray:
@@ -382,7 +578,9 @@ def _np(a: pa.Array) -> np.ndarray:
         return np.ascontiguousarray(a.to_numpy(zero_copy_only=False))
 
 
-def iter_events(path: Path | str, chunk_events: int = 1 << 20) -> Iterator[np.ndarray]:
+def iter_events(
+    path: Path | str, chunk_events: int = 1 << 20, *, start_ns: int | None = None, end_ns: int | None = None
+) -> Iterator[np.ndarray]:
     """Stream the store as structured arrays (a convenience: ``iter_columns`` is faster).
 
     Parameters
@@ -391,6 +589,8 @@ def iter_events(path: Path | str, chunk_events: int = 1 << 20) -> Iterator[np.nd
         The event store.
     chunk_events : int
         The most rows per chunk.
+    start_ns, end_ns : int, optional
+        Only the rows with ``start_ns <= local_ts < end_ns``.
 
     Returns
     -------
@@ -401,9 +601,9 @@ def iter_events(path: Path | str, chunk_events: int = 1 << 20) -> Iterator[np.nd
     Raises
     ------
     UserError
-        The file is missing, not an event store, or corrupt.
+        As ``iter_columns``.
     """
-    for cols in iter_columns(path, chunk_events):
+    for cols in iter_columns(path, chunk_events, start_ns=start_ns, end_ns=end_ns):
         ev = np.empty(len(cols.local_ts), dtype=EVENT_DTYPE)
         for name, arr in zip(_NAMES, cols, strict=True):  # (``EventColumns`` has exactly these fields)
             ev[name] = arr
