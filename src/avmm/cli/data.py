@@ -120,9 +120,13 @@ def synth(
     params = dict(mid=mid, tick=tick, lot=lot, sigma=sigma, quote_rate=quote_rate, trade_rate=trade_rate, k=k)
     try:
         synth_meta(events, seed, **params)  # the parameters' checks, before any work
-        check_span(events, quote_rate, trade_rate)
     except ValueError as e:
         raise UserError("--" + str(e).removeprefix("synth: ").replace("_", "-", 1)) from None
+    try:
+        check_span(events, quote_rate, trade_rate)
+    except ValueError as e:
+        msg = str(e).removeprefix("synth: ")
+        raise UserError(f"--events {events}: {msg}; raise --quote-rate / --trade-rate or lower --events") from None
     check_output(out, "-o")
     if out.exists() and not out.is_file():
         raise UserError(f"-o {out}: not a regular file; an event store is written to a file")

@@ -21,6 +21,7 @@ The true ``sigma``, ``A`` and ``k`` are recorded in the store's metadata (``true
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -34,6 +35,20 @@ DEFAULT_EVENTS = 1_000_000
 DEFAULT_SEED = 7
 START_NS = 1_704_067_200_000_000_000  # 2024-01-01T00:00:00Z
 SYNTH_VERSION = 1
+
+# (parameter, lowest, highest): prices and sizes the grid arithmetic (int64 ticks and lots) and the
+# ns clock can hold
+LIMITS = (
+    ("mid", 1e-9, 1e12),
+    ("tick", 1e-12, 1e9),
+    ("lot", 1e-12, 1e12),
+    ("sigma", 0.0, 1e9),
+    ("quote_rate", 1e-9, 1e9),
+    ("trade_rate", 1e-9, 1e9),
+    ("k", 1e-12, 1e12),
+    ("size", 1e-12, 1e12),
+    ("trade_size", 1e-12, 1e12),
+)
 
 
 def _params(**kw: Any) -> dict[str, Any]:
@@ -59,7 +74,32 @@ def _params(**kw: Any) -> dict[str, Any]:
             raise ValueError(f"synth: {key} must be positive, got {p[key]}")
     if not (p["sigma"] >= 0 and np.isfinite(p["sigma"])):
         raise ValueError(f"synth: sigma must be >= 0, got {p['sigma']}")
+    for key, lo, hi in LIMITS:
+        if not lo <= p[key] <= hi:
+            raise ValueError(f"synth: {key} must be between {lo:g} and {hi:g}, got {p[key]:g}")
+    for key, unit in (("mid", "tick"), ("size", "lot"), ("trade_size", "lot")):
+        if p[key] / p[unit] >= 2.0**52:
+            raise ValueError(f"synth: {key} / {unit} must be below 2**52 (exact on the grid), got {p[key] / p[unit]:g}")
     return p
+
+
+def check_span(events: int, quote_rate: float, trade_rate: float, start_ns: int = START_NS) -> None:
+    """``ValueError`` if ``events`` at these rates would run the clock past int64 ns (year 2262):
+    the expected span with a wide margin (10 standard deviations of the Poisson clock)."""
+    rate = quote_rate + trade_rate
+    span_s = (events + 10.0 * math.sqrt(events) + 10.0) / rate
+    room_s = (np.iinfo(np.int64).max - start_ns) / 1e9 - 1.0  # latencies: well under a second
+    if span_s > room_s:
+        raise ValueError(
+            f"synth: {events} events at {rate:g} a second would span {span_s / 3.15576e7:.3g} years, "
+            f"past the int64 ns clock (at most {room_s / 3.15576e7:.0f} years from the start)"
+        )
+
+
+def store_bytes(events: int) -> int:
+    """The size of a synthetic store of ``events`` rows (uncompressed columns, ``EVENT_DTYPE``, and
+    the pages' overhead: about 72 bytes a row, measured)."""
+    return events * (EVENT_DTYPE.itemsize + 8) + (64 << 10)
 
 
 def generate(
@@ -94,6 +134,7 @@ def generate(
     events = int(events)
     if events < 0:
         raise ValueError("synth: events must be >= 0")
+    check_span(events, p["quote_rate"], p["trade_rate"], int(p["start_ns"]))
     ss = np.random.SeedSequence(int(seed))
     g_dt, g_kind, g_z, g_spr, g_bsz, g_asz, g_reach, g_side, g_tsz, g_lat = (
         np.random.Generator(np.random.PCG64(s)) for s in ss.spawn(10)
