@@ -294,9 +294,11 @@ def test_latin1_or_binary_rows_are_one_line_and_stderr_stays_ours(tmp_path, run_
 def test_header_without_rows_is_zero_events_with_a_note(tmp_path, text):
     f = tmp_path / "q.csv"
     f.write_text(text)
-    if not text:  # an empty file: not a tardis file by its (missing) header
+    if not text:  # an empty file: not a tardis file by its (missing) header, unless told
         with pytest.raises(UserError, match="cannot detect the format"):
             convert([f], tmp_path / "o.parquet")
+        s = convert([f], tmp_path / "o.parquet", fmt="tardis")
+        assert s.rows == 0 and s.issues == {"empty_file": 1} and s.notes["empty_file"] == ["q.csv:1: no data rows"]
         return
     s = convert([f], tmp_path / "o.parquet")
     assert s.rows == 0 and s.issues == {"empty_file": 1} and s.notes["empty_file"] == ["q.csv:2: no data rows"]

@@ -30,6 +30,7 @@ import pyarrow.compute as pc
 from avmm.data import _fast
 from avmm.data.columns import check_price, check_quotes, check_size, scale_to_ns, to_float, to_int
 from avmm.data.csv import CsvSource, csv_batches, header_names, open_csv, read_first_line
+from avmm.data.files import file_size
 from avmm.data.issues import Counters, ProgressFn
 from avmm.data.ordering import RecentIds
 from avmm.errors import UserError
@@ -137,6 +138,9 @@ def read_tardis(
     used = 0
     with open_csv(path) as src:
         kind = _kind(src.first)
+        if kind is None and file_size([path]) == 0:
+            c.add("empty_file", 1, f"{path.name}:1: no data rows")  # (nor a header)
+            return
         if kind is None:
             raise UserError(f"{path}:1: not a tardis.dev CSV (header {src.first[:80]!r})")
         for ev, lines, p in _READERS[kind](src, t, _Sym(symbol), progress, block_size):
