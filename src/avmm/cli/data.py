@@ -6,7 +6,7 @@ import json
 import sys
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import typer
 
@@ -51,13 +51,18 @@ def _bar(total: int, label: str, show: bool) -> Any:
 def convert(
     sources: list[Path] = typer.Argument(..., help="input files or folders"),
     out: Path = typer.Option(..., "-o", "--out", help="output event store (.parquet)"),
-    fmt: str = typer.Option("auto", "--format", help="auto|binance-ws|binance-archive|tardis|lobster"),
+    fmt: str = typer.Option(
+        "auto",
+        "--format",
+        metavar="<auto|binance-ws|binance-archive|tardis|lobster>",
+        help="source format (auto: detected from the files)",
+    ),
     symbol: str = typer.Option(None, "--symbol", help="symbol to keep (default: the first seen)"),
     reorder_window_ms: float = typer.Option(
         1000.0, "--reorder-window-ms", help="out-of-order local timestamps within this window are reordered"
     ),
     as_json: bool = typer.Option(False, "--json", help="print the summary as JSON"),
-    progress: bool = typer.Option(True, "--progress/--no-progress"),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="progress bar on a terminal for large inputs"),
 ) -> None:
     """Convert exchange data to one event store (format auto-detected)."""
     from avmm.data.convert import convert as do_convert
@@ -140,16 +145,16 @@ def synth(
 
 @app.command()
 def fetch(
-    market: str = typer.Option(..., "--market", help="spot or um (USD-M futures)"),
-    kind: str = typer.Option(..., "--kind", help="bookTicker, aggTrades or trades"),
-    symbol: str = typer.Option(..., "--symbol"),
+    market: Literal["spot", "um"] = typer.Option(..., "--market", help="spot or um (USD-M futures)"),
+    kind: Literal["bookTicker", "aggTrades", "trades"] = typer.Option(..., "--kind", help="archive kind"),
+    symbol: str = typer.Option(..., "--symbol", help="symbol as Binance names it, e.g. BTCUSDT"),
     date_from: str = typer.Option(..., "--from", help="first day, YYYY-MM-DD"),
     date_to: str = typer.Option(..., "--to", help="last day, YYYY-MM-DD (inclusive)"),
     out: Path = typer.Option(..., "-o", "--out", help="download folder"),
     base_url: str = typer.Option(
         None, "--base-url", envvar="AVMM_BINANCE_DATA_URL", help="archive server (default https://data.binance.vision)"
     ),
-    progress: bool = typer.Option(True, "--progress/--no-progress"),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="progress bars on a terminal"),
 ) -> None:
     """Download Binance daily archives, verify each .CHECKSUM, resume partial downloads."""
     from avmm.data.fetch import FetchError
