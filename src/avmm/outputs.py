@@ -233,7 +233,8 @@ def release_temp(path: Path) -> None:
 
 
 @atexit.register
-def _remove_leftovers() -> None:
+def remove_temps() -> None:
+    """Remove the temp files of outputs in progress (at exit, or before exiting without unwinding)."""
     for p in list(_LIVE):
         with contextlib.suppress(OSError):
             p.unlink(missing_ok=True)

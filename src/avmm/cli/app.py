@@ -3,13 +3,15 @@
 Every command turns a `UserError` (bad file, bad config value, bad argument) into one line on
 stderr and exit code 2 -- never a traceback. Signals: SIGINT exits 130 and SIGTERM 143 (SIGHUP
 129), after the command's outputs in progress are removed (``avmm.outputs``), with one line naming
-what was kept. stderr is ours: library warnings are silenced unless ``--verbose`` (or
-``AVMM_DEBUG=1``), which also shows the traceback of an internal error.
+what was kept. A second signal while the first one unwinds exits at once (temp files removed). stderr is ours:
+library warnings and log records are silenced unless ``--verbose`` (or ``AVMM_DEBUG=1``), which
+also shows the traceback of an internal error.
 """
 
 from __future__ import annotations
 
 import gc
+import logging
 import os
 import signal
 import sys
@@ -27,7 +29,7 @@ from avmm.cli.data import app as data_app
 from avmm.cli.quote import quote_command
 from avmm.cli.replicate import app as replicate_app
 from avmm.errors import UserError
-from avmm.outputs import Terminated, kept
+from avmm.outputs import Terminated, kept, remove_temps
 
 app = typer.Typer(
     rich_markup_mode=None,
@@ -52,6 +54,7 @@ def _options(
     if verbose:
         os.environ["AVMM_DEBUG"] = "1"
         warnings.resetwarnings()
+        logging.getLogger().removeHandler(_QUIET)
 
 
 def _version(value: bool) -> None:
@@ -77,8 +80,23 @@ def _click_exceptions() -> Any:
     return cx
 
 
+_QUIET = logging.NullHandler()  # on the root logger: library log records are not printed
+
+
 def _terminate(signum: int, frame: FrameType | None) -> None:
+    """The first signal: unwind (every ``finally`` and output in progress cleans up); a second one
+    while that runs exits at once."""
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _exit_now)
     raise Terminated(signum)
+
+
+def _exit_now(signum: int, frame: FrameType | None) -> None:
+    """A second signal: remove the temp files of outputs in progress and exit without unwinding."""
+    remove_temps()
+    name = signal.Signals(signum).name
+    os.write(2, f"avmm: interrupted again by {name}; exiting now (outputs in progress were removed)\n".encode())
+    os._exit(128 + signum)
 
 
 def _install_signals() -> None:
@@ -102,6 +120,7 @@ def main() -> None:
     _install_signals()
     if not os.environ.get("AVMM_DEBUG"):
         warnings.simplefilter("ignore")
+        logging.getLogger().addHandler(_QUIET)
     cx = _click_exceptions()
     exits = tuple(x for x in (typer.Exit, getattr(cx, "Exit", None)) if isinstance(x, type))
     aborts = tuple(x for x in (typer.Abort, getattr(cx, "Abort", None)) if isinstance(x, type))
