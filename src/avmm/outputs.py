@@ -20,6 +20,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import errno
+import glob
 import os
 import shutil
 import stat
@@ -184,8 +185,18 @@ def atomic_output(path: Path | str, flag: str = "", inputs: Sequence[Path | str]
         raise _cannot_write(given, flag, e) from None
     finally:
         _LIVE.discard(tmp)
-        with contextlib.suppress(OSError):
-            tmp.unlink(missing_ok=True)
+        _unlink(tmp)
+
+
+def _unlink(tmp: Path) -> None:
+    """Remove ``tmp`` and the temp files of a writer that itself writes atomically into ``tmp``
+    (``.{tmp.name}.PID.tmp`` beside it, the same convention), whatever point it was stopped at."""
+    with contextlib.suppress(OSError):
+        tmp.unlink(missing_ok=True)
+    with contextlib.suppress(OSError):
+        for inner in tmp.parent.glob(f".{glob.escape(tmp.name)}.*.tmp"):
+            with contextlib.suppress(OSError):
+                inner.unlink()
 
 
 def _cannot_write(path: Path, flag: str, e: OSError) -> UserError:
@@ -236,6 +247,5 @@ def release_temp(path: Path) -> None:
 def remove_temps() -> None:
     """Remove the temp files of outputs in progress (at exit, or before exiting without unwinding)."""
     for p in list(_LIVE):
-        with contextlib.suppress(OSError):
-            p.unlink(missing_ok=True)
+        _unlink(p)
     _LIVE.clear()

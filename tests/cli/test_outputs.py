@@ -114,3 +114,17 @@ def test_size_text():
     assert size_text(512) == "512 bytes"
     assert size_text(1.5 * 2**20) == "1.5 MiB"
     assert size_text(149 * 2**30) == "149 GiB"
+
+
+def test_temp_of_a_writer_that_writes_atomically_itself_is_removed(tmp_path):
+    """A writer given the temp path that itself writes ``.{name}.PID.tmp`` beside it (the event
+    store does) and is stopped before its own cleanup: nothing is left."""
+    out = tmp_path / "s.parquet"
+
+    class Stop(BaseException):
+        pass
+
+    with pytest.raises(Stop), atomic_output(out, "-o") as tmp:
+        (tmp.parent / f".{tmp.name}.{os.getpid()}.tmp").write_bytes(b"inner, half written")
+        raise Stop
+    assert listing(tmp_path) == []
