@@ -163,3 +163,29 @@ def test_strings_are_escaped_in_toml(tmp_path):
     cfg = load_config(None, ['backtest.latency_file="a \\"quoted\\" \\\\ path.npy"'])
     again = load_config(write_toml(tmp_path, dump_toml(cfg, comments=True)))
     assert again.backtest.latency_file == 'a "quoted" \\ path.npy'
+
+
+def test_every_number_at_its_upper_bound_at_once():
+    """Every key at the top of its range together: the params records hold them without overflow
+    (every ns interval positive, every float finite)."""
+    import annotated_types
+
+    from avmm.backtest.runner import bt_params
+
+    data: dict = {}
+    for section, model in Config():
+        for key, field in type(model).model_fields.items():
+            top = [m.le for m in field.metadata if isinstance(m, annotated_types.Le)]
+            if top and field.annotation in (int, float):
+                data.setdefault(section, {})[key] = top[0]
+    data["backtest"].pop("maker_fee"), data["backtest"].pop("taker_fee")
+    cfg = Config.model_validate(data)
+    p = to_params(cfg)
+    bp = bt_params(cfg, cfg.backtest, p)
+    for rec in (p, bp):
+        for name in rec.dtype.names:
+            v = rec[name]
+            if v.dtype.kind == "f" and name not in ("sigma", "A", "k"):  # NaN: 'auto'
+                assert np.all(np.isfinite(v)), name
+            if name.endswith("_ns"):
+                assert np.all(v > 0) or name in ("feed_ns", "timer_ns"), (name, v)
