@@ -182,3 +182,26 @@ def take_sample(bp, bs, xo, sout, ts):
     r.fees = bs.fees
     bs.n_sout += 1
     bs.last_sample_ts = ts
+
+
+@njit(**NJIT)
+def skip_gap(bp, bs, xo, sout, t_end):
+    """Nothing but the timer happens from ``bs.t_last`` to ``t_end`` (longer than ``gap_ns``): one
+    sample at the gap's start (the state it keeps throughout), the next one on the last grid time
+    before its end; the timer's next tick the last before its end; the gap's time not counted in
+    the time-weighted inventory. The caller leaves room for one sample."""
+    t0 = bs.t_last
+    bs.n_gaps += 1
+    bs.gap_total += t_end - t0
+    bs.gap_end = t_end
+    if bs.has_book != 0 and bs.next_sample <= t_end:
+        take_sample(bp, bs, xo, sout, bs.next_sample)
+        last_grid = (t_end // bp.eq_ns) * bp.eq_ns
+        bs.next_sample = max(bs.next_sample + bp.eq_ns, last_grid)
+    if bs.next_timer > 0 and bp.timer_ns > 0 and bs.next_timer < t_end:
+        bs.next_timer += ((t_end - bs.next_timer) // bp.timer_ns) * bp.timer_ns
+    if bs.tw_last >= 0:
+        dt = float(t0 - bs.tw_last)
+        bs.tw_pos += bs.pos * dt
+        bs.tw_pos2 += bs.pos * bs.pos * dt
+        bs.tw_last = t_end

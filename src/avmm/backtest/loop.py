@@ -11,6 +11,11 @@ this order):
 5. market data at the strategy, in local time (``local_ts`` + ``feed_latency_ms``): the strategy
    core's ``on_quote_rec`` / ``on_trade_rec``; their actions become requests.
 
+A pause in the data longer than ``gap_ns`` (stores far apart in time, a feed down for hours) is a
+gap: one equity sample at its start and one at its end, the timer's next tick moved to its end
+(keeping its phase), and its time left out of the session and the time-weighted inventory -- the
+work and the memory do not grow with its length.
+
 So the strategy never sees an event before its local time, an order cannot fill before it reaches
 the exchange (a row at the arrival time itself is not matched against it), and a cancel takes effect
 only when it arrives. Depth rows (DEPTH / SNAPSHOT / CLEAR) feed the exchange's queue sizes; the
@@ -26,7 +31,7 @@ from __future__ import annotations
 import numpy as np
 from numba import carray, njit
 
-from avmm.backtest.accounting import advance_markouts, flush_markouts, take_sample
+from avmm.backtest.accounting import advance_markouts, flush_markouts, skip_gap, take_sample
 from avmm.backtest.exchange import on_clear_x, on_depth_x, on_quote_x, on_request_x, on_trade_x
 from avmm.backtest.latency import lat_draw, push_msg
 from avmm.backtest.state import (
@@ -178,10 +183,16 @@ def run_chunk(  # noqa: C901  (compiled event loop)
                 w = 2
         il = bs.il
         if il < n:
+            tl = local_ts[il] + bp.feed_ns
+            # a gap: nothing but the timer for longer than gap_ns -> skipped at no cost
+            tn = tl if tl < t else t
+            if tn - bs.t_last > bp.gap_ns and bs.t_last > 0 and tn != bs.gap_end:
+                if bs.n_sout >= scap:
+                    return ST_FULL
+                skip_gap(bp, bs, xo, sout, tn)
             if bs.next_timer > 0 and bs.next_timer < t:
                 t = bs.next_timer
                 w = 3
-            tl = local_ts[il] + bp.feed_ns
             if tl < t:
                 t = tl
                 w = 4

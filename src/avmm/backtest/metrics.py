@@ -16,7 +16,9 @@ Definitions (PnL in quote currency for linear contracts, in base currency for in
 * ``spread_captured_bps`` -- volume-weighted side x (mid at fill - fill price) / fill price, in bp;
 * ``markout_{h}`` -- volume-weighted side x (mid h seconds after the fill - fill price) / fill
   price, in bp (negative = adverse selection);
-* inventory -- time-weighted mean and std of the position over the session, and max |position|.
+* inventory -- time-weighted mean and std of the position over the session, and max |position|;
+* ``session_s`` -- from the first to the last event, without the gaps (pauses in the data longer
+  than ``backtest.gap_s``: ``gaps`` of them, ``gaps_s`` in all).
 """
 
 from __future__ import annotations
@@ -124,7 +126,8 @@ def summarize(
     mdd = drawdown(pnl)
     sharpe, sortino = ratios(pnl, capital, interval_s)
     t_first, t_last = int(b["t_first"]), int(b["t_last"])
-    dur = max(t_last - t_first, 0) if t_first >= 0 else 0
+    gaps_ns = int(b["gap_total"])
+    dur = max(t_last - t_first - gaps_ns, 0) if t_first >= 0 else 0
     tw_mean = float(b["tw_pos"]) / dur if dur > 0 else 0.0
     tw_var = float(b["tw_pos2"]) / dur - tw_mean * tw_mean if dur > 0 else 0.0
     mo = fs.markouts_bps()
@@ -136,6 +139,8 @@ def summarize(
         "trades": int(b["n_trades"]),
         "depth_rows": int(b["n_depth"]),
         "session_s": dur / 1e9,
+        "gaps": int(b["n_gaps"]),
+        "gaps_s": gaps_ns / 1e9,
         "wall_s": wall_s,
         "events_per_s": events / wall_s if wall_s > 0 else None,
         "currency": "base" if inverse else "quote",

@@ -117,6 +117,7 @@ def bt_params(cfg: StrategyConfig, b: BacktestConfig, p: np.ndarray) -> np.ndarr
     bp["feed_ns"] = round(b.feed_latency_ms * 1e6)
     bp["eq_ns"] = max(1, round(b.equity_interval_s * 1e9))
     bp["timer_ns"] = round(b.timer_s * 1e9)
+    bp["gap_ns"] = round(b.gap_s * 1e9)
     bp["mo_ns"][0] = MARKOUT_NS
     return bp
 
@@ -161,6 +162,8 @@ class Backtester:
         The data's metadata, echoed in the result.
     keep_fills : int
         How many fills the result keeps for the report (the summary aggregates every fill).
+    on_fills : callable, optional
+        Called with each batch of completed fills (a view reused afterwards).
     """
 
     def __init__(
@@ -169,6 +172,7 @@ class Backtester:
         backtest: BacktestConfig | None = None,
         meta: dict | None = None,
         keep_fills: int = 200_000,
+        on_fills: Callable[[np.ndarray], None] | None = None,
     ):
         self.cfg = cfg
         self.bt = _backtest_section(cfg, backtest)
@@ -188,6 +192,9 @@ class Backtester:
         self.sout = np.zeros(SOUT_CAP, dtype=SAMPLE_DTYPE)
         self.fills = FillStats(keep_fills)
         self.samples: list[np.ndarray] = []
+        self.n_samples = 0
+        self.sample_limit = available_memory() // 2
+        self.on_fills = on_fills
         self.cols: tuple[np.ndarray, ...] | None = None
         self.wall = 0.0
         self.done = False
@@ -197,8 +204,16 @@ class Backtester:
         nf, ns = int(bs["n_fout"][0]), int(bs["n_sout"][0])
         if nf:
             self.fills.add(self.fout[:nf])
+            if self.on_fills is not None:
+                self.on_fills(self.fout[:nf])
         if ns:
             self.samples.append(self.sout[:ns].copy())
+            self.n_samples += ns
+            if self.n_samples * SAMPLE_DTYPE.itemsize * 2 > self.sample_limit:
+                raise UserError(
+                    f"equity samples every {self.bt.equity_interval_s:g} s need more than "
+                    f"{_gib(self.sample_limit)} of memory; raise backtest.equity_interval_s"
+                )
         bs["n_fout"] = 0
         bs["n_sout"] = 0
 
@@ -284,32 +299,174 @@ class Backtester:
         return BacktestResult(summary, samples, self.fills.fills(), self.cfg, self.bt, self.meta)
 
 
-def _chunks_of(data: Any, chunk_events: int) -> tuple[Iterator[Any], dict, int | None]:
-    """(iterator of chunks, meta, total rows or None) for the accepted ``data`` forms."""
+@dataclass
+class StorePlan:
+    """The stores of one run, in time order, checked before any is read (``plan_stores``)."""
+
+    paths: list[Path]
+    metas: list[dict]
+    spans: list[tuple[int, int] | None]  # first / last local_ts of each store (None: empty)
+    notes: list[str]
+    start_ns: int | None = None
+    end_ns: int | None = None
+
+    def meta(self) -> dict:
+        """The first store's metadata, with the run order, the window and the notes."""
+        meta = dict(self.metas[0]) if self.metas else {}
+        if len(self.paths) > 1:
+            meta["files"] = [str(x) for x in self.paths]
+        if self.start_ns is not None or self.end_ns is not None:
+            meta["window"] = {"start_ns": self.start_ns, "end_ns": self.end_ns}
+        if self.notes:
+            meta["notes"] = list(self.notes)
+        return meta
+
+    def rows(self) -> int | None:
+        """Rows to read (None with a window: only the row groups tell)."""
+        if self.start_ns is not None or self.end_ns is not None:
+            return None
+        return sum(int(m.get("rows", 0)) for m in self.metas)
+
+    def active_ns(self, gap_ns: int) -> int:
+        """Time the run samples: the stores' spans inside the window, and the pauses between
+        stores shorter than ``gap_ns`` (longer ones are gaps, not sampled)."""
+        total = 0
+        prev_end: int | None = None
+        for sp in self.spans:
+            if sp is None:
+                continue
+            lo, hi = sp
+            if self.start_ns is not None:
+                lo = max(lo, self.start_ns)
+            if self.end_ns is not None:
+                hi = min(hi, self.end_ns)
+            if hi < lo:
+                continue
+            total += hi - lo
+            if prev_end is not None and 0 < lo - prev_end <= gap_ns:
+                total += lo - prev_end
+            prev_end = hi
+        return total
+
+
+def _fmt_ns(ns: int) -> str:
+    """``ns`` since the epoch as ISO-8601 UTC to the millisecond (the integer when out of range)."""
+    import datetime as dt
+
+    try:
+        d = dt.datetime.fromtimestamp(ns // 1_000_000_000, dt.UTC)
+    except (OverflowError, OSError, ValueError):
+        return f"{ns} ns"
+    return f"{d:%Y-%m-%dT%H:%M:%S}.{ns % 1_000_000_000 // 1_000_000:03d}Z"
+
+
+def _span_text(sp: tuple[int, int]) -> str:
+    return f"{_fmt_ns(sp[0])} to {_fmt_ns(sp[1])}"
+
+
+def plan_stores(
+    paths: list[Path] | list[str] | list[Path | str], start_ns: int | None = None, end_ns: int | None = None
+) -> StorePlan:
+    """Check the stores of one run and put them in time order.
+
+    Stores given out of order run in time order (with a note); stores that overlap in time stop
+    the run with one line naming both; stores outside the window ``[start_ns, end_ns)`` are
+    dropped (none left: one line naming the window and the data's span).
+
+    Raises
+    ------
+    UserError
+        A store is missing or not an event store, two stores overlap, the window is empty or
+        holds no data.
+    """
     from avmm.data import store
 
+    if start_ns is not None and end_ns is not None and start_ns >= end_ns:
+        raise UserError(
+            f"the window [{_fmt_ns(start_ns)}, {_fmt_ns(end_ns)}) is empty: its start is not before its end"
+        )
+    given = [Path(x) for x in paths]
+    metas = [store.read_meta(pth) for pth in given]
+    spans: list[tuple[int, int] | None] = []
+    for m in metas:
+        ok = m.get("rows") and m.get("start_ns") is not None and m.get("end_ns") is not None
+        spans.append((int(m["start_ns"]), int(m["end_ns"])) if ok else None)
+    full = [i for i in range(len(given)) if spans[i] is not None]
+    order = sorted(full, key=lambda i: spans[i][0]) + [i for i in range(len(given)) if spans[i] is None]  # type: ignore[index]
+    notes = []
+    if order[: len(full)] != full:
+        notes.append("stores given out of time order; run in time order: " + ", ".join(str(given[i]) for i in order))
+    _check_overlaps([given[i] for i in order], [spans[i] for i in order])
+    if start_ns is not None or end_ns is not None:
+        order = [i for i in order if _overlaps(spans[i], start_ns, end_ns)]
+        if not order:
+            raise UserError(_no_data_in_window(spans, start_ns, end_ns))
+    return StorePlan(
+        [given[i] for i in order], [metas[i] for i in order], [spans[i] for i in order], notes, start_ns, end_ns
+    )
+
+
+def _check_overlaps(paths: list[Path], spans: list[tuple[int, int] | None]) -> None:
+    """Stores in time order must follow one another (one may start when the previous ends)."""
+    prev: tuple[Path, tuple[int, int]] | None = None
+    for pth, sp in zip(paths, spans, strict=True):
+        if sp is None:
+            continue
+        if prev is not None and sp[0] < prev[1][1]:
+            raise UserError(
+                f"{prev[0]} and {pth} overlap in time ({_span_text(prev[1])} and {_span_text(sp)}); "
+                "give stores that follow one another"
+            )
+        prev = (pth, sp)
+
+
+def _overlaps(sp: tuple[int, int] | None, start_ns: int | None, end_ns: int | None) -> bool:
+    return sp is not None and (start_ns is None or sp[1] >= start_ns) and (end_ns is None or sp[0] < end_ns)
+
+
+def _no_data_in_window(spans: list[tuple[int, int] | None], start_ns: int | None, end_ns: int | None) -> str:
+    known = [s for s in spans if s is not None]
+    lo = "-inf" if start_ns is None else _fmt_ns(start_ns)
+    hi = "+inf" if end_ns is None else _fmt_ns(end_ns)
+    if not known:
+        return f"no data in the window [{lo}, {hi}): the stores are empty"
+    have = f"{_fmt_ns(min(s[0] for s in known))} to {_fmt_ns(max(s[1] for s in known))}"
+    return f"no data in the window [{lo}, {hi}): the data spans {have}"
+
+
+def _is_paths(data: Any) -> bool:
+    return isinstance(data, (str, Path)) or (
+        isinstance(data, (list, tuple)) and len(data) > 0 and all(isinstance(x, (str, Path)) for x in data)
+    )
+
+
+def _chunks_of(
+    data: Any, chunk_events: int, start_ns: int | None = None, end_ns: int | None = None
+) -> tuple[Iterator[Any], dict, int | None, StorePlan | None]:
+    """(iterator of chunks, meta, total rows or None, the stores' plan) for the accepted ``data``
+    forms."""
     if isinstance(data, np.ndarray):
+        if start_ns is not None or end_ns is not None:
+            lt = np.ascontiguousarray(data["local_ts"])
+            lo = 0 if start_ns is None else int(np.searchsorted(lt, start_ns, "left"))
+            hi = lt.shape[0] if end_ns is None else int(np.searchsorted(lt, end_ns, "left"))
+            data = data[lo:hi]
         n = data.shape[0]
-        return (data[i : i + chunk_events] for i in range(0, max(n, 1), chunk_events)), {}, n
-    if isinstance(data, (str, Path)):
-        data = [data]
-    if isinstance(data, list) and data and all(isinstance(x, (str, Path)) for x in data):
-        paths = [Path(x) for x in data]
-        for pth in paths:
-            if not pth.exists():
-                raise UserError(f"{pth}: no such file")
-        metas = [store.read_meta(pth) for pth in paths]
-        meta = dict(metas[0])
-        if len(paths) > 1:
-            meta["files"] = [str(x) for x in paths]
-        total = sum(int(m.get("rows", 0)) for m in metas)
+        return (data[i : i + chunk_events] for i in range(0, max(n, 1), chunk_events)), {}, n, None
+    if _is_paths(data):
+        plan = plan_stores([data] if isinstance(data, (str, Path)) else list(data), start_ns, end_ns)
 
         def gen() -> Iterator[_Cols]:
-            for pth in paths:
-                yield from _read_columns(pth, chunk_events)
+            last: int | None = None
+            for pth in plan.paths:
+                reader = _read_columns(pth, chunk_events, start_ns=start_ns, end_ns=end_ns, after_ns=last)
+                yield from reader
+                last = reader.last_ts if reader.last_ts is not None else last
 
-        return gen(), meta, total
-    return iter(data), {}, None
+        return gen(), plan.meta(), plan.rows(), plan
+    if start_ns is not None or end_ns is not None:
+        raise TypeError("run_backtest: start_ns / end_ns need a store or an EVENT_DTYPE array")
+    return iter(data), {}, None, None
 
 
 class _Cols:
@@ -325,34 +482,34 @@ class _Cols:
         return getattr(self, COLS[i])
 
 
-def _read_columns(path: Path, chunk_events: int) -> Iterator[_Cols]:
+class _read_columns:  # noqa: N801  (used as a function: an iterator that remembers its last time)
     """Stream only the eight columns the loop uses, one row group at a time, with buffered reads
     (not a memory map, whose touched pages would count in the resident set): memory is one row
-    group plus one chunk, whatever the file size."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
+    group plus one chunk, whatever the file size. Checked as ``store.iter_columns`` is (nulls,
+    order, also against ``after_ns``, the last time of the previous store)."""
 
-    from avmm.data import store
+    def __init__(
+        self,
+        path: Path,
+        chunk_events: int,
+        *,
+        start_ns: int | None = None,
+        end_ns: int | None = None,
+        after_ns: int | None = None,
+    ) -> None:
+        from avmm.data import store
 
-    store.read_meta(path)  # validates the file as an event store (UserError otherwise)
-    pf = pq.ParquetFile(str(path), memory_map=False, page_checksum_verification=True)
-    done = 0
-    for g in range(pf.num_row_groups):
-        try:
-            table = pf.read_row_group(g, columns=list(COLS), use_threads=False)
-        except (OSError, pa.ArrowException) as e:
-            raise store.corrupt_store(path, done, e) from None
-        done += table.num_rows
-        for batch in table.to_batches(max_chunksize=int(chunk_events)):
-            arrays = []
-            for i in range(batch.num_columns):
-                col = batch.column(i)
-                try:
-                    arrays.append(col.to_numpy(zero_copy_only=True))
-                except Exception:
-                    arrays.append(np.ascontiguousarray(col.to_numpy(zero_copy_only=False)))
+        self.reader = store.StoreReader(
+            path, COLS, chunk_events, start_ns=start_ns, end_ns=end_ns, after_ns=after_ns, memory_map=False
+        )
+
+    @property
+    def last_ts(self) -> int | None:
+        return self.reader.last_ts
+
+    def __iter__(self) -> Iterator[_Cols]:
+        for arrays in self.reader:
             yield _Cols(arrays)
-        del table
 
 
 def run_backtest(
@@ -361,15 +518,20 @@ def run_backtest(
     backtest: BacktestConfig | None = None,
     progress: Callable[[int, int | None], None] | None = None,
     meta: dict | None = None,
+    *,
+    start_ns: int | None = None,
+    end_ns: int | None = None,
+    on_fills: Callable[[np.ndarray], None] | None = None,
 ) -> BacktestResult:
     """Run one backtest of the strategy core over ``data``.
 
     Parameters
     ----------
     data : path, list of paths, ndarray or iterable of chunks
-        An event store (``avmm data convert``), several stores run back to back as one session,
-        an ``EVENT_DTYPE`` array, or an iterable of ``EventColumns`` / ``EVENT_DTYPE`` chunks in
-        local-time order.
+        An event store (``avmm data convert``), several stores run one after the other as one
+        session (in time order, whatever the order given; stores overlapping in time are an
+        error), an ``EVENT_DTYPE`` array, or an iterable of ``EventColumns`` / ``EVENT_DTYPE``
+        chunks in local-time order.
     cfg : StrategyConfig, optional
         The strategy's sections (default: the defaults). A whole ``avmm.config.Config`` may be
         given: its ``[backtest]`` section is then used unless ``backtest`` is given.
@@ -379,18 +541,35 @@ def run_backtest(
         ``progress(rows_done, rows_total_or_None)``, called after each chunk.
     meta : dict, optional
         Metadata to add to the store's (``tick_size`` / ``lot_size`` set the instrument).
+    start_ns, end_ns : int, optional
+        Only the events with ``start_ns <= local_ts < end_ns`` (stores and arrays; a store's row
+        groups outside the window are not read).
+    on_fills : callable, optional
+        ``on_fills(fills)`` with every batch of completed fills (``FILL_DTYPE``, markouts filled
+        in) as the run goes; the array is reused afterwards, so copy or write it at once.
 
     Returns
     -------
     BacktestResult
         The summary figures, equity samples, fills and the config as run.
+
+    Raises
+    ------
+    UserError
+        A store is missing, damaged, not an event store, unsorted or overlapping another; the
+        window holds no data; the equity samples would not fit in memory.
     """
     cfg = cfg if cfg is not None else StrategyConfig()
     backtest = _backtest_section(cfg, backtest)
-    chunks, meta0, total = _chunks_of(data, backtest.chunk_events)
+    chunks, meta0, total, plan = _chunks_of(data, backtest.chunk_events, start_ns, end_ns)
+    if plan is not None:
+        check_sample_memory(backtest, plan.active_ns(round(backtest.gap_s * 1e9)))
+    elif isinstance(data, np.ndarray) and data.shape[0] > 1:
+        lt = data["local_ts"]
+        check_sample_memory(backtest, max(0, int(lt[-1]) - int(lt[0])))
     meta = {**meta0, **(meta or {})}
     cfg = adapt_config(cfg, meta)
-    bt = Backtester(cfg, backtest, meta)
+    bt = Backtester(cfg, backtest, meta, on_fills=on_fills)
     done = 0
     for ch in chunks:
         bt.feed(ch)
@@ -398,6 +577,56 @@ def run_backtest(
         if progress is not None:
             progress(done, total)
     return bt.finish()
+
+
+def available_memory() -> int:
+    """Bytes of memory this process may still use: ``MemAvailable``, within the cgroup's limit."""
+    import os
+
+    have = 0
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    have = int(line.split()[1]) * 1024
+                    break
+    except (OSError, ValueError, IndexError):
+        pass
+    if not have:
+        try:
+            have = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
+        except (OSError, ValueError, AttributeError):
+            have = 1 << 34
+    try:
+        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+        used = Path("/sys/fs/cgroup/memory.current").read_text().strip()
+        if limit.isdigit() and used.isdigit():
+            have = min(have, max(int(limit) - int(used), 0))
+    except (OSError, ValueError):
+        pass
+    return have
+
+
+def sample_memory(backtest: BacktestConfig, active_ns: int) -> int:
+    """Bytes the equity samples of ``active_ns`` of data take (kept in blocks, then joined)."""
+    eq_ns = max(1, round(backtest.equity_interval_s * 1e9))
+    return (active_ns // eq_ns + 2) * SAMPLE_DTYPE.itemsize * 2
+
+
+def _gib(n: float) -> str:
+    return f"{n / 2**30:,.1f} GiB" if n >= 2**30 / 10 else f"{n / 2**20:,.0f} MiB"
+
+
+def check_sample_memory(backtest: BacktestConfig, active_ns: int, limit: int | None = None) -> None:
+    """One line, before the run, when the equity samples would take more than half the memory
+    the machine has free."""
+    need = sample_memory(backtest, active_ns)
+    have = available_memory() if limit is None else limit
+    if need > have // 2:
+        raise UserError(
+            f"equity samples every {backtest.equity_interval_s:g} s over {active_ns / 3.6e12:,.1f} h of data need "
+            f"{_gib(need)} ({_gib(have)} of memory free); raise backtest.equity_interval_s"
+        )
 
 
 def warm_up() -> None:

@@ -51,6 +51,7 @@ BT_PARAMS_DTYPE = np.dtype(
         ("feed_ns", "i8"),
         ("eq_ns", "i8"),
         ("timer_ns", "i8"),
+        ("gap_ns", "i8"),
         ("mo_ns", "i8", (NH,)),
     ],
     align=True,
@@ -128,6 +129,10 @@ BT_STATE_DTYPE = np.dtype(
         ("mo_ptr", "i8", (NH,)),
         ("mo_due", "i8"),  # min over mo_dues
         ("mo_dues", "i8", (NH,)),  # when the next fill waiting for horizon j reaches it
+        # gaps in the data (longer than gap_ns): skipped, not sampled
+        ("n_gaps", "i8"),
+        ("gap_total", "i8"),  # ns
+        ("gap_end", "i8"),  # the end of the last gap skipped
     ],
     align=True,
 )

@@ -1,7 +1,9 @@
-"""``avmm backtest [DATA...] [--config cfg.toml] [--json out.json] [--report out.html|out.png] [--set k=v]``"""
+"""``avmm backtest [DATA...] [--config cfg.toml] [--from T] [--to T] [--json out.json] [--report out.html|out.png]
+[--fills fills.parquet|.csv] [--equity equity.parquet|.csv] [--set k=v]``"""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 import time
@@ -71,6 +73,11 @@ def _fmt(v: Any, kind: str = "num") -> str:
     return str(v)
 
 
+def _gaps(s: dict) -> str:
+    n = s.get("gaps", 0)
+    return f" (+ {n:,} gap{'s' if n != 1 else ''} of {s['gaps_s']:,.0f} s skipped)" if n else ""
+
+
 def summary_rows(s: dict) -> list[tuple[str, str]]:
     cur = s["currency"]
     iv = s["equity_interval_s"]
@@ -110,7 +117,7 @@ def summary_rows(s: dict) -> list[tuple[str, str]]:
             "bad rows ignored (quotes / trades / depth / exch. stamps)",
             " / ".join(_fmt(s[k], "int") for k in ("bad_quotes", "bad_trades", "bad_depth_rows", "bad_exch_ts")),
         ),
-        ("session length", f"{s['session_s']:,.1f} s"),
+        ("session length", f"{s['session_s']:,.1f} s" + _gaps(s)),
         ("events/s (wall, excl. compile)", f"{_fmt(s['events_per_s'], 'int')}  ({s['wall_s']:.3f} s)"),
     ]
 
@@ -118,7 +125,8 @@ def summary_rows(s: dict) -> list[tuple[str, str]]:
 def backtest_command(
     data: list[Path] = typer.Argument(
         None,
-        help="event stores (Parquet, 'avmm data convert'), run back to back; default: the built-in synthetic session",
+        help="event stores (Parquet, 'avmm data convert'), run one after the other in time order; default: the "
+        "built-in synthetic session",
         show_default=False,
     ),
     config: Path = typer.Option(None, "--config", "-c", help="config TOML"),
@@ -126,44 +134,148 @@ def backtest_command(
     report: Path = typer.Option(
         None, "--report", help="write charts: .html (plotly, interactive) or .png (matplotlib)"
     ),
+    fills_out: Path = typer.Option(
+        None,
+        "--fills",
+        help="write every fill (with its markouts) to a .parquet or .csv file, streamed as the run goes",
+    ),
+    equity_out: Path = typer.Option(
+        None, "--equity", help="write the equity / inventory samples to a .parquet or .csv file"
+    ),
+    from_: str = typer.Option(
+        None,
+        "--from",
+        help="start of the time window (included): ISO-8601, UTC unless an offset is given, or integer ns since the "
+        "epoch",
+        show_default=False,
+    ),
+    to: str = typer.Option(
+        None, "--to", help="end of the time window (excluded); same forms as --from", show_default=False
+    ),
     set_: list[str] = typer.Option(None, "--set", help="override a config value, e.g. backtest.entry_latency_ms=5"),
     progress: bool = typer.Option(
         True, "--progress/--no-progress", help="progress bar on a terminal for runs over 2 s"
     ),
 ) -> None:
     """Backtest the strategy on event data: exchange simulator + the strategy core in one compiled loop."""
+    from avmm.cli.params import parse_time_ns
     from avmm.config import load_config
 
     cfg = load_config(config, set_ or [])
-    if report is not None and report.suffix.lower() not in REPORT_SUFFIXES:
-        raise UserError(f"--report {report}: expected a .html or .png file")
-    if report is not None:
-        from avmm.backtest.report import require_charts
+    start_ns = parse_time_ns(from_, "--from") if from_ is not None else None
+    end_ns = parse_time_ns(to, "--to") if to is not None else None
+    if start_ns is not None and end_ns is not None and start_ns >= end_ns:
+        raise UserError(f"--from {from_} is not before --to {to}: the window [from, to) is empty")
+    sources = _sources(data)
+    outs = _Outputs(json_out, report, fills_out, equity_out)
+    outs.check([*sources, *([config] if config is not None else [])])
 
-        require_charts(report)
-    for out in (json_out, report):
-        if out is not None and not out.parent.exists():
-            raise UserError(f"{out}: directory {out.parent} does not exist")
-    if data:
-        for pth in data:
-            if not pth.exists():
-                raise UserError(f"{pth}: no such file")
-        sources = list(data)
-    else:
-        from avmm.backtest.session import default_session
+    from avmm.backtest.runner import plan_stores, run_backtest
 
-        sources = [default_session()]
-
-    from avmm.backtest.runner import run_backtest
-
+    plan = plan_stores(sources, start_ns, end_ns)  # damaged / overlapping stores, an empty window: before compiling
+    for note in plan.notes:
+        print(f"avmm: note: {note}", file=sys.stderr)
     _warm_up_with_notice()
     bar = _Progress(progress)
-    try:
-        res = run_backtest(sources, cfg, cfg.backtest, progress=bar)
-    finally:
-        bar.close()
-    s = res.summary
+    with contextlib.ExitStack() as stack:
+        on_fills = outs.open_fills(stack, sources)
+        try:
+            res = run_backtest(
+                sources, cfg, cfg.backtest, progress=bar, start_ns=start_ns, end_ns=end_ns, on_fills=on_fills
+            )
+        finally:
+            bar.close()
+        outs.close_fills()
+    _print_table(res, plan.paths)
+    outs.write(res, sources)
 
+
+def _sources(data: list[Path] | None) -> list[Path]:
+    if not data:
+        from avmm.backtest.session import default_session
+
+        return [default_session()]
+    for pth in data:
+        if not pth.exists():
+            raise UserError(f"{pth}: no such file")
+    return list(data)
+
+
+class _Outputs:
+    """The files a run writes: checked before it starts, written atomically after it (the fills
+    during it)."""
+
+    def __init__(self, json_out: Path | None, report: Path | None, fills: Path | None, equity: Path | None) -> None:
+        self.json, self.report, self.fills, self.equity = json_out, report, fills, equity
+        self.fill_writer: Any = None
+
+    def named(self) -> list[tuple[str, Path]]:
+        pairs = (("--json", self.json), ("--report", self.report), ("--fills", self.fills), ("--equity", self.equity))
+        return [(flag, p) for flag, p in pairs if p is not None]
+
+    def check(self, inputs: list[Path]) -> None:
+        from avmm.backtest.export import export_format
+        from avmm.outputs import check_output
+
+        if self.report is not None and self.report.suffix.lower() not in REPORT_SUFFIXES:
+            raise UserError(f"--report {self.report}: expected a .html or .png file")
+        for flag, p in (("--fills", self.fills), ("--equity", self.equity)):
+            if p is not None:
+                export_format(p, flag)
+        seen: dict[Path, str] = {}
+        for flag, p in self.named():
+            check_output(p, flag, inputs)
+            key = p.resolve()
+            if key in seen:
+                raise UserError(f"{flag} {p}: also given to {seen[key]}; write each to its own file")
+            seen[key] = flag
+        if self.report is not None:
+            from avmm.backtest.report import require_charts
+
+            require_charts(self.report)
+
+    def open_fills(self, stack: contextlib.ExitStack, inputs: list[Path]) -> Any:
+        """The fills writer's ``write`` (None without ``--fills``), writing a temporary file that
+        becomes ``--fills`` when the stack closes after a complete run."""
+        if self.fills is None:
+            return None
+        from avmm.backtest.export import FillWriter, export_format
+        from avmm.outputs import atomic_output
+
+        tmp = stack.enter_context(atomic_output(self.fills, "--fills", inputs))
+        self.fill_writer = FillWriter(tmp, export_format(self.fills, "--fills"))
+        stack.callback(self._abandon)
+        return self.fill_writer.write
+
+    def _abandon(self) -> None:
+        if self.fill_writer is not None:  # the run failed: close the file (atomic_output removes it)
+            with contextlib.suppress(Exception):
+                self.fill_writer.w.close()
+            self.fill_writer = None
+
+    def close_fills(self) -> None:
+        if self.fill_writer is not None:
+            self.fill_writer.close()
+            self.fill_writer = None
+
+    def write(self, res: BacktestResult, inputs: list[Path]) -> None:
+        from avmm.outputs import atomic_output, write_text
+
+        if self.json is not None:
+            write_text(self.json, json.dumps(_json_doc(res), indent=2, default=_json_default) + "\n", "--json", inputs)
+        if self.equity is not None:
+            from avmm.backtest.export import export_format, write_samples
+
+            with atomic_output(self.equity, "--equity", inputs) as tmp:
+                write_samples(tmp, res.samples, export_format(self.equity, "--equity"))
+        if self.report is not None:
+            from avmm.backtest.report import write_report
+
+            write_report(res, self.report)
+            print(f"report: {self.report}")
+
+
+def _print_table(res: BacktestResult, sources: list[Path]) -> None:
     from rich.console import Console
     from rich.table import Table
 
@@ -174,17 +286,9 @@ def backtest_command(
     table = Table(title=title, show_header=False, title_justify="left")
     table.add_column("figure", style="bold")
     table.add_column("value", justify="right")
-    for k, v in summary_rows(s):
+    for k, v in summary_rows(res.summary):
         table.add_row(k, v)
     Console(width=max(100, Console().width)).print(table)
-
-    if json_out is not None:
-        json_out.write_text(json.dumps(_json_doc(res), indent=2, default=_json_default) + "\n")
-    if report is not None:
-        from avmm.backtest.report import write_report
-
-        write_report(res, report)
-        print(f"report: {report}")
 
 
 def _warm_up_with_notice() -> None:
