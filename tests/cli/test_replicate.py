@@ -122,17 +122,19 @@ def test_missing_optional_dependency_is_one_line_exit_2(tmp_path):
     [
         (["as2008", "--paths", "100000000"], "needs 340 GiB for --paths 100000000 (this machine has "),
         (["as2008", "--paths", "99999999999999999999"], "PiB for --paths 99999999999999999999"),
+        (["as2008", "--paths", "10", "--gamma", "1e308"], "gamma must be a number > 0 and <= 1e+06, got 1e+308"),
         (["glft", "-Q", "100000000"], "needs 1137 PiB for --q-max 100000000"),
         (["glft", "-Q", "99999999999999999999"], "for --q-max 99999999999999999999"),
     ],
 )
 def test_memory_checked_up_front(run_main, argv, needle):
     """Sizes the machine cannot hold are one line naming the need and the option, before any
-    allocation -- never a MemoryError or numpy's 'Maximum allowed size exceeded'."""
+    allocation -- never a MemoryError or numpy's 'Maximum allowed size exceeded'; a gamma whose
+    spread overflows is refused by name, not as 'the symmetric strategy needs a spread > 0'."""
     code, out, err = run_main("replicate", *argv)
     lines = err.strip().splitlines()
     assert code == 2 and len(lines) == 1 and lines[0].startswith("avmm: error: "), err
-    assert needle in lines[0] and lines[0].endswith("; lower it"), lines[0]
+    assert needle in lines[0] and (lines[0].endswith("; lower it") or "gamma" in needle), lines[0]
 
 
 @pytest.mark.skipif(not os.path.exists("/dev/full"), reason="no /dev/full")

@@ -120,7 +120,10 @@ def as2008_cmd(
     paths: int = typer.Option(1000, "--paths", min=1, help="Monte Carlo paths per run."),
     seed: int = typer.Option(0, "--seed", min=0, help="Seed of the random numbers (shared by all runs)."),
     gamma: list[float] | None = typer.Option(
-        None, "--gamma", metavar="<float>", help="Risk aversion (repeatable); default 0.1, 0.01, 1 as in the paper."
+        None,
+        "--gamma",
+        metavar="<float>",
+        help="Risk aversion, > 0 and <= 1e6 (repeatable); default 0.1, 0.01, 1 as in the paper.",
     ),
     json_path: Path | None = typer.Option(None, "--json", help="Write the rows as JSON."),
     plot_path: Path | None = typer.Option(None, "--plot", help="Write the figures as PNG."),

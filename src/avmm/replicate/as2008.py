@@ -50,6 +50,8 @@ from avmm.replicate.plotting import pyplot, save_png
 PAPER = "Avellaneda & Stoikov (2008), High-frequency trading in a limit order book, section 3.3"
 PLOT_FEATURE = "avmm replicate as2008 --plot"  # named in the error when matplotlib is missing
 
+GAMMA_MAX = 1e6  # as the config's model.gamma: beyond it the A-S spread overflows
+
 STRATEGY_INVENTORY = 0
 STRATEGY_SYMMETRIC = 1
 STRATEGY_NAMES = ("inventory", "symmetric")
@@ -105,8 +107,8 @@ class AS2008Params:
         if not self.gammas:
             raise UserError("at least one gamma is required")
         for g in self.gammas:
-            if not (math.isfinite(g) and g > 0.0):
-                raise UserError(f"gamma must be a finite number > 0, got {g!r}")
+            if not (math.isfinite(g) and 0.0 < g <= GAMMA_MAX):
+                raise UserError(f"gamma must be a number > 0 and <= {GAMMA_MAX:g}, got {g!r}")
         require_positive(self, "T", "dt", "A", "k")
         require_finite(self, "s0", "q0")
         require_nonnegative(self, "sigma")
