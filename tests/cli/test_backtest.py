@@ -175,3 +175,31 @@ def test_stores_out_of_order_note_and_overlap(run_main, store, tmp_path):
     assert d["events"] == 2 * len(ev)
     code, _, err = run_main("backtest", store, store, "--no-progress")
     assert code == 2 and "overlap in time" in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("exc", ["term", "error"])
+def test_interrupted_fills_export_leaves_nothing(run_main, store, tmp_path, monkeypatch, exc):
+    """SIGTERM (as the CLI raises it) or an error while fills stream to --fills: exit 143 / 2,
+    neither the file nor its temporary is left, an existing file of that name is untouched."""
+    from avmm.backtest import export
+    from avmm.errors import UserError
+    from avmm.outputs import Terminated
+
+    calls = []
+    real = export.FillWriter.write
+
+    def write(self, fills):
+        calls.append(len(fills))
+        real(self, fills)
+        if len(calls) == 2:
+            raise Terminated(15) if exc == "term" else UserError("boom")
+
+    monkeypatch.setattr(export.FillWriter, "write", write)
+    monkeypatch.setattr(export, "FLUSH_ROWS", 1)  # the rows so far are in the temporary file
+    fills = tmp_path / "f.parquet"
+    fills.write_text("previous")
+    code, _, err = run_main("backtest", store, "--fills", fills, "--no-progress", "--set", "backtest.chunk_events=1000")
+    assert code == (143 if exc == "term" else 2), err
+    assert len(calls) == 2
+    assert fills.read_text() == "previous"
+    assert [p.name for p in tmp_path.iterdir()] == ["f.parquet"]

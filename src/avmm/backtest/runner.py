@@ -2,16 +2,23 @@
 
 Public API:
 
-* ``run_backtest(data, cfg, backtest, progress=None) -> BacktestResult`` -- ``data`` is a path to an event
-  store, a list of paths (run back to back as one session), an ``EVENT_DTYPE`` array, or an
-  iterable of ``EventColumns`` / ``EVENT_DTYPE`` chunks;
+* ``run_backtest(data, cfg, backtest, progress=None, *, start_ns, end_ns, on_fills) -> BacktestResult``
+  -- ``data`` is a path to an event store, a list of paths (run one after the other as one session,
+  in time order), an ``EVENT_DTYPE`` array, or an iterable of ``EventColumns`` / ``EVENT_DTYPE``
+  chunks; ``[start_ns, end_ns)`` selects a window; ``on_fills`` receives every fill as the run goes;
+* ``plan_stores(paths, start_ns, end_ns)`` -- the stores checked and put in time order before a run
+  (out of order: a note; overlapping: one line naming both; none in the window: one line);
 * ``Backtester(cfg, backtest)`` -- the same, one chunk at a time: ``feed(columns)``, then ``finish()``;
 * ``adapt_config(cfg, meta)`` -- tick / lot from the store's metadata unless set in the config.
 
+Stores are read through ``avmm.data.store.StoreReader``: every chunk is checked (no nulls, sorted
+by ``local_ts``, also across the boundary between stores) at the cost of one vectorised comparison.
+
 Memory is bounded by the chunk size: one chunk of columns (plus the few rows the strategy still
 has to see from the previous chunk), fixed-size rings, and output buffers drained after each call.
-What grows with the session is only the equity samples (one per ``equity_interval_s``) and the
-fills kept for the report (at most 200,000; the summary aggregates every fill).
+What grows with the session is only the equity samples (one per ``equity_interval_s`` of data, none
+across gaps longer than ``gap_s``; checked against the free memory before the run) and the fills
+kept for the report (at most 200,000; the summary aggregates every fill, ``on_fills`` sees each).
 """
 
 from __future__ import annotations
