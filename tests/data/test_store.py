@@ -300,3 +300,11 @@ def test_window_reads_only_its_rows_and_skips_row_groups(tmp_path, monkeypatch):
         list(store.iter_columns(p))
     assert np.concatenate(list(store.iter_events(p, start_ns=a))).tobytes() == ev[lt >= a].tobytes()
     assert list(store.iter_columns(p, start_ns=int(lt[-1]) + 1)) == []
+
+
+def test_infer_grid_huge_values_no_warning():
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        store.infer_grid(np.array([1e308, 1.5e308]))  # no overflow warning on stderr

@@ -106,8 +106,10 @@ def infer_grid(v: np.ndarray) -> float | None:
     for g in _GRID:
         if g > v.min() * 1.000001:
             continue
-        r = v / g
-        if np.all(np.abs(r - np.rint(r)) <= 1e-6 + 1e-12 * r):
+        with np.errstate(over="ignore", invalid="ignore"):  # huge prices: inf ratios are not on the grid
+            r = v / g
+            on_grid = bool(np.all(np.abs(r - np.rint(r)) <= 1e-6 + 1e-12 * r))
+        if on_grid:
             return float(f"{g:.12g}")
     return None
 
