@@ -271,7 +271,7 @@ class _Outputs:
         if self.report is not None:
             from avmm.backtest.report import write_report
 
-            write_report(res, self.report)
+            write_report(res, self.report, inputs)
             print(f"report: {self.report}")
 
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -29,6 +28,7 @@ import pyarrow.parquet as pq
 from avmm.data import _fast
 from avmm.errors import UserError
 from avmm.events import ARROW_SCHEMA, DEPTH, EVENT_DTYPE, QUOTE, SNAPSHOT, TRADE
+from avmm.outputs import atomic_output
 
 SCHEMA_VERSION = 1
 META_KEY = b"avmm"
@@ -209,8 +209,9 @@ def _stored_meta(
 def write_events(path: Path | str, chunks: Iterable[np.ndarray], meta: dict[str, Any]) -> int:
     """Write ``EVENT_DTYPE`` chunks (sorted by ``local_ts``) to a Parquet event store.
 
-    The file is written to a temporary file beside ``path`` and renamed when complete, so ``path``
-    is either the complete store or untouched.
+    The file is written through ``avmm.outputs.atomic_output``: to a temporary file beside ``path``,
+    renamed when complete (a device such as ``/dev/null`` is written in place, never replaced), so
+    ``path`` is either the complete store or untouched, whatever stops the write.
 
     Parameters
     ----------
@@ -236,10 +237,18 @@ def write_events(path: Path | str, chunks: Iterable[np.ndarray], meta: dict[str,
         A chunk is not an ``EVENT_DTYPE`` array.
     ValueError
         The chunks are not sorted by ``local_ts``.
+    UserError
+        ``path`` cannot be written (a folder, a read-only folder, a full disk): one line, and nothing
+        is left behind.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with atomic_output(path) as tmp:
+        return _write(tmp, chunks, meta)
+
+
+def _write(tmp: Path, chunks: Iterable[np.ndarray], meta: dict[str, Any]) -> int:
+    """``write_events`` into ``tmp`` (the caller renames it, or removes it on failure)."""
     grid = GridInference()
     rows = 0
     last_ts = int(np.iinfo(np.int64).min)
@@ -253,9 +262,8 @@ def write_events(path: Path | str, chunks: Iterable[np.ndarray], meta: dict[str,
         data_page_size=1 << 20,
         write_page_checksum=True,  # CRC32 per page, verified on read: a corrupt store is an error
     )
-    groups = _RowGroups(writer)
-    closed = False
     try:
+        groups = _RowGroups(writer)
         for ch in chunks:
             if len(ch) == 0:
                 continue
@@ -269,14 +277,8 @@ def write_events(path: Path | str, chunks: Iterable[np.ndarray], meta: dict[str,
         groups.flush()
         m = _stored_meta(meta, grid, rows, first_ts, last_ts)
         writer.add_key_value_metadata({META_KEY: json.dumps(m, default=json_default).encode()})
-        writer.close()
-        closed = True
-        os.replace(tmp, path)
     finally:
-        if not closed:
-            writer.close()
-        if tmp.exists():
-            tmp.unlink()
+        writer.close()
     return rows
 
 
