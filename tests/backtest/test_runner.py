@@ -142,3 +142,29 @@ def test_real_samples_end_to_end(name, tmp_path, shared_data):
     assert s["overflows"] == 0
     assert np.isfinite(s["pnl_net"])
     assert s["max_abs_position"] <= r.config.risk.max_position + 1e-9
+
+
+def test_sections_are_passed_explicitly_and_the_result_echoes_the_one_run():
+    """A runtime receives its sections: ``backtest=`` wins over a whole-file config's own
+    ``[backtest]``, and the result's config holds only the strategy's sections."""
+    import pytest
+
+    from avmm.backtest.config import BacktestConfig
+    from avmm.backtest.runner import run_backtest
+    from avmm.config import load_config
+    from avmm.core.config import StrategyConfig
+    from avmm.data.synth import generate
+
+    ev = next(generate(5_000, 3))
+    whole = load_config(None, ["backtest.maker_fee=0.001"])
+    explicit = BacktestConfig(maker_fee=0.0002)
+    res = run_backtest(ev, whole, backtest=explicit)
+    assert type(res.config) is StrategyConfig
+    assert res.backtest.maker_fee == 0.0002
+    assert res.config_dict()["backtest"]["maker_fee"] == 0.0002
+    # the whole file alone: its [backtest] section is the one run
+    assert run_backtest(ev, whole).backtest.maker_fee == 0.001
+    with pytest.raises(TypeError):
+        run_backtest(ev, whole, lambda done, total: None)  # type: ignore[misc]
+    with pytest.raises(TypeError, match="BacktestConfig"):
+        run_backtest(ev, whole, backtest=whole)  # type: ignore[arg-type]

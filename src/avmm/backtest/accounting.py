@@ -9,7 +9,7 @@ import math
 from numba import njit
 
 from avmm.backtest.state import INF_NS, MO_MASK, NH
-from avmm.jit import NJIT, NJIT_INLINE  # noqa: F401  (NJIT_INLINE: inlined into the loop, no call)
+from avmm.jit import NJIT, NJIT_INLINE
 
 
 @njit(**NJIT_INLINE)

@@ -13,7 +13,7 @@ from numba import njit
 from avmm.backtest.config import BacktestConfig
 from avmm.backtest.state import QCAP, QMASK
 from avmm.errors import UserError
-from avmm.jit import NJIT, NJIT_INLINE  # noqa: F401  (NJIT_INLINE: inlined into the loop, no call)
+from avmm.jit import NJIT_INLINE
 
 
 @njit(**NJIT_INLINE)

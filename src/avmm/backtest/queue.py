@@ -21,7 +21,7 @@ import numpy as np
 from numba import njit
 
 from avmm.backtest.state import NCACHE
-from avmm.jit import NJIT, NJIT_INLINE  # noqa: F401  (NJIT_INLINE: inlined into the loop, no call)
+from avmm.jit import NJIT_INLINE
 
 # queue models
 QM_RISK_AVERSE = 0

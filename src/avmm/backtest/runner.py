@@ -2,13 +2,13 @@
 
 Public API:
 
-* ``run_backtest(data, cfg, backtest, progress=None, *, start_ns, end_ns, on_fills) -> BacktestResult``
+* ``run_backtest(data, cfg, *, backtest, progress, meta, start_ns, end_ns, on_fills) -> BacktestResult``
   -- ``data`` is a path to an event store, a list of paths (run one after the other as one session,
   in time order), an ``EVENT_DTYPE`` array, or an iterable of ``EventColumns`` / ``EVENT_DTYPE``
   chunks; ``[start_ns, end_ns)`` selects a window; ``on_fills`` receives every fill as the run goes;
 * ``plan_stores(paths, start_ns, end_ns)`` -- the stores checked and put in time order before a run
   (out of order: a note; overlapping: one line naming both; none in the window: one line);
-* ``Backtester(cfg, backtest)`` -- the same, one chunk at a time: ``feed(columns)``, then ``finish()``;
+* ``Backtester(cfg, *, backtest)`` -- the same, one chunk at a time: ``feed(columns)``, then ``finish()``;
 * ``adapt_config(cfg, meta)`` -- tick / lot from the store's metadata unless set in the config.
 
 Stores are read through ``avmm.data.store.StoreReader``: every chunk is checked (no nulls, sorted
@@ -148,11 +148,23 @@ def as_columns(chunk: Any) -> tuple[np.ndarray, ...]:
 
 
 def _backtest_section(cfg: StrategyConfig, backtest: BacktestConfig | None) -> BacktestConfig:
-    """``backtest``, else the ``[backtest]`` section of a whole-file config, else the defaults."""
+    """``backtest``, else the ``[backtest]`` section of a whole-file config (a convenience for
+    scripts: ``run_backtest(path, load_config(...))``), else the defaults."""
     if backtest is not None:
+        if not isinstance(backtest, BacktestConfig):
+            raise TypeError(f"backtest: expected a BacktestConfig, got {type(backtest).__name__}")
         return backtest
     section = getattr(cfg, "backtest", None)
     return section if isinstance(section, BacktestConfig) else BacktestConfig()
+
+
+def _strategy_only(cfg: StrategyConfig) -> StrategyConfig:
+    """The strategy's sections of ``cfg`` (a whole-file config carries ``[backtest]`` too, which the
+    result must not echo beside the section actually run). The section objects are kept as they
+    are, so which keys the user set (``adapt_config``) is not lost."""
+    if type(cfg) is StrategyConfig:
+        return cfg
+    return StrategyConfig(**{name: getattr(cfg, name) for name in StrategyConfig.model_fields})
 
 
 class Backtester:
@@ -176,13 +188,14 @@ class Backtester:
     def __init__(
         self,
         cfg: StrategyConfig,
+        *,
         backtest: BacktestConfig | None = None,
         meta: dict | None = None,
         keep_fills: int = 200_000,
         on_fills: Callable[[np.ndarray], None] | None = None,
     ):
-        self.cfg = cfg
         self.bt = _backtest_section(cfg, backtest)
+        self.cfg = _strategy_only(cfg)
         self.meta = meta or {}
         self.params = to_params(cfg)
         self.params["log_rate"] = 0.0  # the core's sampled log is for the live runtime; nobody reads it here
@@ -522,10 +535,10 @@ class _read_columns:  # noqa: N801  (used as a function: an iterator that rememb
 def run_backtest(
     data: Any,
     cfg: StrategyConfig | None = None,
+    *,
     backtest: BacktestConfig | None = None,
     progress: Callable[[int, int | None], None] | None = None,
     meta: dict | None = None,
-    *,
     start_ns: int | None = None,
     end_ns: int | None = None,
     on_fills: Callable[[np.ndarray], None] | None = None,
@@ -576,7 +589,7 @@ def run_backtest(
         check_sample_memory(backtest, max(0, int(lt[-1]) - int(lt[0])))
     meta = {**meta0, **(meta or {})}
     cfg = adapt_config(cfg, meta)
-    bt = Backtester(cfg, backtest, meta, on_fills=on_fills)
+    bt = Backtester(cfg, backtest=backtest, meta=meta, on_fills=on_fills)
     done = 0
     for ch in chunks:
         bt.feed(ch)

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from avmm.jit import NJIT, NJIT_INLINE  # noqa: F401  (NJIT_INLINE: inlined into the loop, no call)
-
 INF_NS = np.int64(1) << np.int64(62)
 
 

@@ -181,7 +181,7 @@ def backtest_command(
         on_fills = outs.open_fills(stack, sources)
         try:
             res = run_backtest(
-                sources, cfg, cfg.backtest, progress=bar, start_ns=start_ns, end_ns=end_ns, on_fills=on_fills
+                sources, cfg, backtest=cfg.backtest, progress=bar, start_ns=start_ns, end_ns=end_ns, on_fills=on_fills
             )
         finally:
             bar.close()

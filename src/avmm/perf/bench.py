@@ -431,6 +431,3 @@ def run_bench(
         requote=requote,
         extra={"python": sys.version.split()[0], "warmup_events": warm},
     )
-
-
-# --- presentation ---------------------------------------------------------------------------------
