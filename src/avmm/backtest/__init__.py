@@ -10,5 +10,6 @@
 * ``runner``     -- ``run_backtest`` / ``Backtester``: allocate once, stream chunks, aggregate
 * ``metrics``    -- summary figures (PnL, Sharpe/Sortino, drawdown, markouts, inventory)
 * ``report``     -- charts: HTML (plotly) or PNG (matplotlib), extra ``avmm[report]``
+* ``export``     -- ``--fills`` / ``--equity`` files (Parquet or CSV), streamed
 * ``session``    -- the built-in default session
 """
