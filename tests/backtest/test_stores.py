@@ -64,7 +64,7 @@ def test_stores_years_apart_gap_costs_nothing(stores):
     cfg = load_config(None, ["backtest.timer_s=0.5"])
     ra, rb = run_backtest(pa_, cfg), run_backtest(pb, cfg)
     t = time.perf_counter()
-    bt = Backtester(cfg, cfg.backtest)
+    bt = Backtester(cfg, backtest=cfg.backtest)
     for ch in (a, b):
         bt.feed(ch)
     r = bt.finish()
@@ -141,7 +141,7 @@ def test_every_fill_streamed_whatever_is_kept():
     ev = _ev(30_000, 7)
     got = []
     cfg = load_config(None, [])
-    bt = Backtester(cfg, cfg.backtest, keep_fills=10, on_fills=lambda f: got.append(f.copy()))
+    bt = Backtester(cfg, backtest=cfg.backtest, keep_fills=10, on_fills=lambda f: got.append(f.copy()))
     bt.feed(ev)
     r = bt.finish()
     n = sum(len(f) for f in got)

@@ -83,14 +83,14 @@ def test_error_at_the_writer_leaves_nothing(run_main, tmp_path, monkeypatch):
 
     real = store.write_events
 
-    def failing(path, chunks, meta):
+    def failing(path, chunks, meta, **kw):
         def some():
             for i, ch in enumerate(chunks):
                 if i == 1:
                     raise OSError(errno.ENOSPC, "No space left on device")
                 yield ch
 
-        return real(path, some(), meta)
+        return real(path, some(), meta, **kw)
 
     monkeypatch.setattr(store, "write_events", failing)
     out = tmp_path / "s.parquet"

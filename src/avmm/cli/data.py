@@ -120,7 +120,7 @@ def synth(
     import time
 
     from avmm.data.synth import check_span, store_bytes, synth_meta, write_synth
-    from avmm.outputs import atomic_output, check_output, check_space
+    from avmm.outputs import check_output, check_space
 
     params = dict(mid=mid, tick=tick, lot=lot, sigma=sigma, quote_rate=quote_rate, trade_rate=trade_rate, k=k)
     try:
@@ -137,8 +137,7 @@ def synth(
         raise UserError(f"-o {out}: not a regular file; an event store is written to a file")
     check_space(out, store_bytes(events), "-o", "lower --events")
     t = time.perf_counter()
-    with atomic_output(out, "-o") as tmp:
-        n = write_synth(tmp, events, seed, **params)
+    n = write_synth(out, events, seed, flag="-o", **params)
     dt = time.perf_counter() - t
     print(f"wrote {n:,} synthetic events to {out} in {dt:.2f} s (seed {seed})")
 

@@ -313,7 +313,7 @@ def convert(
         meta["kinds"] = {KIND_NAMES[k]: int(kinds[k]) for k in KIND_NAMES}
 
     t0 = time.perf_counter()
-    rows = write_events(out, counted(), meta)
+    rows = write_events(out, counted(), meta, flag="-o", inputs=sources)
     dt = time.perf_counter() - t0
     return ConvertSummary(
         sources=[str(f) for f in files],

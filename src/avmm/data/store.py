@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -206,7 +206,14 @@ def _stored_meta(
     return m
 
 
-def write_events(path: Path | str, chunks: Iterable[np.ndarray], meta: dict[str, Any]) -> int:
+def write_events(
+    path: Path | str,
+    chunks: Iterable[np.ndarray],
+    meta: dict[str, Any],
+    *,
+    flag: str = "",
+    inputs: Sequence[Path | str] = (),
+) -> int:
     """Write ``EVENT_DTYPE`` chunks (sorted by ``local_ts``) to a Parquet event store.
 
     The file is written through ``avmm.outputs.atomic_output``: to a temporary file beside ``path``,
@@ -225,6 +232,10 @@ def write_events(path: Path | str, chunks: Iterable[np.ndarray], meta: dict[str,
         Metadata stored as JSON under the key ``avmm`` (``symbol``, ``source``, ``counters``, ...);
         ``tick_size`` / ``lot_size`` missing or None are inferred from the data. ``rows``,
         ``start_ns``, ``end_ns`` and ``schema_version`` are added.
+    flag : str
+        How the user named ``path`` (``"-o"``), for messages.
+    inputs : sequence of paths
+        The files being converted: ``path`` must not be one of them.
 
     Returns
     -------
@@ -243,7 +254,7 @@ def write_events(path: Path | str, chunks: Iterable[np.ndarray], meta: dict[str,
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_output(path) as tmp:
+    with atomic_output(path, flag, inputs) as tmp:
         return _write(tmp, chunks, meta)
 
 

@@ -243,12 +243,15 @@ def synth_meta(events: int, seed: int, **kw: Any) -> dict[str, Any]:
     }
 
 
-def write_synth(path: Path | str, events: int = DEFAULT_EVENTS, seed: int = DEFAULT_SEED, **kw: Any) -> int:
-    """Generate a synthetic session straight into a store at ``path``; returns rows written."""
+def write_synth(
+    path: Path | str, events: int = DEFAULT_EVENTS, seed: int = DEFAULT_SEED, *, flag: str = "", **kw: Any
+) -> int:
+    """Generate a synthetic session straight into a store at ``path`` (written atomically; ``flag``
+    names it in messages); returns rows written."""
     from avmm.data.store import write_events
 
     meta = synth_meta(events, seed, **kw)
-    return write_events(path, generate(events, seed, **kw), meta)
+    return write_events(path, generate(events, seed, **kw), meta, flag=flag)
 
 
 def cache_dir() -> Path:
