@@ -14,7 +14,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from avmm.data.issues import Counters, ProgressFn, _Recorder, _replay
+from avmm.data.issues import Counters, ProgressFn, Recorder, replay
 from avmm.errors import UserError
 
 _END = object()
@@ -37,7 +37,7 @@ def prefetch(
     import queue
     import threading
 
-    rec = _Recorder()
+    rec = Recorder()
     q: queue.Queue = queue.Queue(maxsize=depth)
     stop = threading.Event()
 
@@ -69,7 +69,7 @@ def prefetch(
     try:
         while True:
             item, log, err = q.get()
-            _replay(c, log, progress)
+            replay(c, log, progress)
             if err is not None:
                 raise err
             if item is _END:

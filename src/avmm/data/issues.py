@@ -90,7 +90,7 @@ class Counters:
                 lst.append(f"{Path(path).name}:{int(ln)}")
 
 
-class _Recorder(Counters):
+class Recorder(Counters):
     """Counters stand-in for a reader running on a worker thread (``prefetch``): every call is
     logged, to be replayed into the real counters by the consumer in pull order, so counts and
     notes come out exactly as if the reader had run on the consumer's thread."""
@@ -122,7 +122,8 @@ class _Recorder(Counters):
         return log
 
 
-def _replay(c: Counters, log: list[tuple], progress: ProgressFn | None) -> None:
+def replay(c: Counters, log: list[tuple], progress: ProgressFn | None) -> None:
+    """Apply a ``Recorder``'s log to the real counters ``c`` (and progress calls), in log order."""
     for key, n, notes in log:
         if key is None:
             if progress is not None:
