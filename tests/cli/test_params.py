@@ -55,21 +55,3 @@ def test_bad_times_one_line(text, words):
         parse_time_ns(text, "--to")
     msg = str(e.value)
     assert msg.startswith(f"--to {text}:") and words in msg and "\n" not in msg
-
-
-def test_click_type():
-    import click
-
-    from avmm.cli.params import TimeNs
-
-    @click.command()
-    @click.option("--at", type=TimeNs())
-    def cmd(at):
-        click.echo(at)
-
-    from click.testing import CliRunner
-
-    r = CliRunner().invoke(cmd, ["--at", "2024-07-18T13:30:05Z"])
-    assert r.output.strip() == str(T)
-    r = CliRunner().invoke(cmd, ["--at", "soon"])
-    assert r.exit_code == 2 and "soon: not a time" in r.output

@@ -6,16 +6,13 @@ an offset (``Z`` or ``+HH:MM``), with up to nine fractional digits (nanoseconds)
 number of nanoseconds since the Unix epoch (``1721309405123456789``). The result is int64 ns, the
 unit of every time inside avmm. A window ``--from A --to B`` is ``[A, B)``.
 
-``parse_time_ns(text, flag)`` is the function; ``TimeNs`` is the same as a click parameter type
-(``typer.Option(None, "--from", click_type=TimeNs())``) for commands that want typer to parse it.
+``parse_time_ns(text, flag)`` is the function.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import re
-
-import click
 
 from avmm.errors import UserError
 
@@ -80,18 +77,3 @@ def parse_time_ns(text: str, flag: str = "time") -> int:
     if not (I64_MIN <= ns <= I64_MAX):
         raise UserError(f"{flag} {text}: outside the times int64 nanoseconds hold ({_RANGE})")
     return ns
-
-
-class TimeNs(click.ParamType):
-    """``parse_time_ns`` as a click parameter type (errors as click's usage errors)."""
-
-    name = "TIME"
-
-    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> int:
-        if isinstance(value, int):
-            return value
-        flag = param.opts[0] if param is not None and param.opts else "time"
-        try:
-            return parse_time_ns(str(value), flag)
-        except UserError as e:
-            self.fail(str(e).removeprefix(f"{flag} "), param, ctx)
