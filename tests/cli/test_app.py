@@ -94,3 +94,26 @@ def test_version(run_cli):
 
     r = run_cli("--version")
     assert r.returncode == 0 and r.stdout == f"avmm {__version__}\n" and r.stderr == ""
+
+
+def test_the_cli_needs_no_undeclared_library():
+    """click is not an avmm dependency (typer vendors its own; only the dev tools bring it): every
+    command module imports and runs without it."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, importlib.abc\n"
+        "class Block(importlib.abc.MetaPathFinder):\n"
+        "    def find_spec(self, name, path, target=None):\n"
+        "        if name.split('.')[0] == 'click':\n"
+        "            raise ModuleNotFoundError(name)\n"
+        "sys.meta_path.insert(0, Block())\n"
+        "sys.argv = ['avmm', 'backtest', 'missing.parquet', '--from', 'soon']\n"
+        "from avmm.cli import main\n"
+        "main()\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "avmm: error:" in lines[0] and "Error" not in lines[0], r.stderr
