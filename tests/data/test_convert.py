@@ -62,3 +62,71 @@ def test_reorder_window_at_its_limits(tmp_path, quotes, w):
     """Before: inf crashed (OverflowError converting it to ns); huge windows held every row."""
     with pytest.raises(UserError, match="--reorder-window-ms must be between 0 and"):
         convert([quotes], tmp_path / "o.parquet", reorder_window_ms=w)
+
+
+# ---------------------------------------------------------------- the market in the metadata
+
+
+def _tardis(path, exchange):
+    rows = [r.replace("x,", f"{exchange},", 1) for r in quote_rows(5)]
+    return write_lines(path, [QUOTES_HDR, *rows])
+
+
+def _archive(path, text):
+    import zipfile
+
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr(path.stem + ".csv", text)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("make", "market"),
+    [
+        (lambda d: [_tardis(d / "q.csv", "binance-futures")], "perpetual"),
+        (lambda d: [_tardis(d / "q.csv", "binance")], "spot"),
+        (lambda d: [_tardis(d / "q.csv", "deribit")], "perpetual"),
+        (
+            lambda d: [_archive(d / "BTCUSDT-trades-2024-08-01.zip", "1,65000.1,0.001,65.0,1722470400000,true,true\n")],
+            "spot",
+        ),
+        (
+            lambda d: [
+                _archive(
+                    d / "BTCUSDT-trades-2024-08-01.zip",
+                    "id,price,qty,quote_qty,time,is_buyer_maker\n1,65000.1,0.001,65.0,1722470400000,true\n",
+                )
+            ],
+            "perpetual",
+        ),
+        (
+            lambda d: [_archive(d / "BTCUSDT-trades-2024-08-01.zip", "1,65000.1,0.001,65.0,1722470400000,true\n")],
+            "perpetual",
+        ),
+        (
+            lambda d: [
+                _archive(d / "BTCUSDT-trades-2024-08-01.zip", "1,65000.1,0.001,65.0,1722470400000,true,true\n"),
+                _tardis(d / "q.csv", "binance-futures"),
+            ],
+            None,
+        ),
+    ],
+)
+def test_convert_records_the_market(tmp_path, make, market):
+    """``market`` in the store's metadata (what ``backtest.market = "auto"`` reads): from the
+    tardis exchange, the archive's columns (USD-M: a header, no is_best_match), the capture's
+    messages; None when the files disagree."""
+    s = convert(make(tmp_path), tmp_path / "out.parquet")
+    assert s.meta["market"] == market
+
+
+@pytest.mark.parametrize(
+    ("name", "market"),
+    [("spot_btcusdt_20240808.gz", "spot"), ("usdm_btcusdt_20240808.gz", "perpetual")],
+)
+def test_capture_market(shared_data, name, market):
+    from avmm.data.convert import market_of
+
+    assert market_of({"binance-ws": [shared_data / "binance_ws_capture" / name]}) == market
+    lob = shared_data / "lobster_amzn_2012-06-21_level1" / "AMZN_2012-06-21_34200000_57600000_message_1.csv"
+    assert market_of({"lobster": [lob]}) == "spot"

@@ -297,6 +297,7 @@ def convert(
         "symbol": symbol.upper() if symbol else None,
         "source": "+".join(by_fmt),
         "sources": [f.name for f in files],
+        "market": market_of(by_fmt),
         "tick_size": None,
         "lot_size": None,
         "convert_version": CONVERT_VERSION,
@@ -337,6 +338,24 @@ def total_bytes(sources: list[Path]) -> int:
         return file_size(_expand([Path(s) for s in sources]))
     except UserError:
         return 0
+
+
+def _file_market(ff: str, f: Path) -> str | None:
+    if ff == "binance-ws":
+        hm = binance_ws.head_market(f)
+        return None if hm is None else ("perpetual" if hm[0] == binance_ws.USDM else "spot")
+    if ff == "binance-archive":
+        return binance_archive.market_of(f)
+    if ff == "tardis":
+        return tardis.market_of(f)
+    return "spot" if ff == "lobster" else None
+
+
+def market_of(by_fmt: dict[str, list[Path]]) -> str | None:
+    """``spot`` or ``perpetual``: the market of the inputs (stored in the metadata as ``market``;
+    the backtest's ``market = "auto"`` reads it); None when the files do not tell or disagree."""
+    found = {_file_market(ff, f) for ff, fs in by_fmt.items() for f in fs}
+    return found.pop() if len(found) == 1 else None
 
 
 def _symbol_of(by_fmt: dict[str, list[Path]], symbols: list[str]) -> str | None:

@@ -184,6 +184,7 @@ def inspect_store(
         "file": str(path),
         "symbol": meta.get("symbol"),
         "source": meta.get("source"),
+        "market": meta.get("market"),
         "events": int(counts.sum()),
         "quotes": int(counts[QUOTE]),
         "trades": int(counts[TRADE]),
@@ -253,7 +254,7 @@ def format_report(r: dict[str, Any]) -> list[str]:
             return f"{ns} ns"
 
     lines = [
-        f"{r['file']}  symbol {r['symbol']}  source {r['source']}",
+        f"{r['file']}  symbol {r['symbol']}  source {r['source']}  market {r.get('market') or 'unknown'}",
         f"  span      {ts(r['start_ns'])} -> {ts(r['end_ns'])}  ({r['duration_s']:,.3f} s)",
         f"  events    {r['events']:,}: quotes {r['quotes']:,}, trades {r['trades']:,}, depth updates "
         f"{r['depth_updates']:,}, snapshot rows {r['snapshots']:,}, clears {r['clears']:,}",

@@ -105,6 +105,27 @@ def read_binance_archive(
         progress(path.stat().st_size)
 
 
+def market_of(path: Path) -> str | None:
+    """``perpetual`` for a USD-M futures archive, ``spot`` for a spot one (None: unreadable). Only
+    USD-M publishes bookTicker; its trades files have a header row and no ``is_best_match`` column,
+    spot ones neither a header nor fewer columns."""
+    info = parse_name(path)
+    if info is None:
+        return None
+    if info["kind"] == "bookTicker":
+        return "perpetual"
+    try:
+        with open_csv(path) as src:
+            first = src.first
+    except UserError:
+        return None
+    if not first.strip():
+        return None
+    if not first[:1].isdigit():
+        return "perpetual"
+    return "spot" if first.count(b",") + 1 >= len(COLS[info["kind"]]) else "perpetual"
+
+
 # the field of a headerless first row that tells the kind: (index, what it holds)
 _BOOL = {b"true", b"false"}
 _FIRST_ROW = {"trades": (5, "is_buyer_maker"), "aggTrades": (6, "is_buyer_maker"), "bookTicker": (6, "event_time")}

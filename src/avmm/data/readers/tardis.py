@@ -30,7 +30,7 @@ import pyarrow.compute as pc
 from avmm.data import _fast
 from avmm.data.columns import check_price, check_quotes, check_size, scale_to_ns, to_float, to_int
 from avmm.data.csv import CsvSource, csv_batches, header_names, open_csv, read_first_line
-from avmm.data.files import file_size
+from avmm.data.files import file_size, open_text_lines
 from avmm.data.issues import Counters, ProgressFn
 from avmm.data.ordering import RecentIds
 from avmm.errors import UserError
@@ -69,6 +69,27 @@ def _kind(first: bytes) -> str | None:
     if {"side", "price", "amount"} <= cols:
         return "trades"
     return None
+
+
+# tardis.dev exchange ids of derivatives venues (perpetual swaps and futures)
+DERIVATIVE_EXCHANGES = frozenset({"bitmex", "deribit", "bybit", "dydx", "cryptofacilities", "huobi-dm"})
+
+
+def market_of(path: Path) -> str | None:
+    """``perpetual`` or ``spot`` from the ``exchange`` column of the first data row (``*-futures``,
+    ``*-swap``, ``*-delivery``, ``*-derivatives`` and the derivatives-only venues are perpetual);
+    None when unreadable."""
+    try:
+        with open_text_lines(path) as fh:
+            hdr = header_names(fh.readline(1 << 16).rstrip(b"\r\n"))
+            row = fh.readline(1 << 16).decode("utf-8", "replace").split(",")
+        ex = row[hdr.index("exchange")].strip().strip('"').lower()
+    except (OSError, EOFError, ValueError, IndexError):
+        return None
+    if not ex:
+        return None
+    deriv = ex in DERIVATIVE_EXCHANGES or ex.endswith(("-futures", "-swap", "-delivery", "-derivatives", "-perp"))
+    return "perpetual" if deriv else "spot"
 
 
 class _Sym:
