@@ -285,3 +285,25 @@ def test_renders_offline_in_headless_chromium(day_html):
     # plotly drew the subplots (its SVG layers and one x axis per panel) from the side file
     assert r.stdout.count('class="main-svg"') >= 2, r.stderr[-2000:]
     assert "xtick" in r.stdout
+
+
+def test_the_markets_accounting_is_in_the_title(tmp_path):
+    res = day_result(200, 20)
+    res.summary.update(
+        market="perpetual",
+        funding=-1.25,
+        funding_payments=3,
+        leverage=20.0,
+        max_initial_margin=12.5,
+        min_liquidation_distance_pct=4.321,
+    )
+    out = rp.write_report(res, tmp_path / "r.html")
+    _, layout = plot_args(out.read_text())
+    title = layout["title"]["text"]
+    assert "funding -1.25 quote (3 payments)" in title
+    assert "max initial margin 12.5 at 20x" in title and "4.32 %" in title
+    res.summary.update(
+        market="spot", initial_base=1.0, final_base=1.5, initial_quote=1e4, final_quote=9950.0, rejects_balance=7
+    )
+    assert "base 1 -> 1.5, quote 10000 -> 9950, rejected for balance 7" in rp._title(res)
+    rp.write_report(res, tmp_path / "r.png")  # two title lines fit the PNG

@@ -116,9 +116,11 @@ def test_inventory_never_exceeds_limit(seed, max_pos, levels, entry, resp, model
 
 SAMPLES = {
     "binance_ws": ("binance_ws_capture", ["usdm_btcusdt_20240718.gz", "usdm_btcusdt_20240719.gz"]),
+    "binance_spot": ("binance_ws_capture", ["spot_btcusdt_20240808.gz", "spot_btcusdt_20240809.gz"]),
     "tardis": ("tardis_binance-futures_btcusdt_2020-02-22", None),
     "lobster": ("lobster_amzn_2012-06-21_level1", None),
 }
+MARKETS = {"binance_ws": "perpetual", "binance_spot": "spot", "tardis": "perpetual", "lobster": "spot"}
 
 
 @pytest.mark.parametrize("name", sorted(SAMPLES))
@@ -142,6 +144,20 @@ def test_real_samples_end_to_end(name, tmp_path, shared_data):
     assert s["overflows"] == 0
     assert np.isfinite(s["pnl_net"])
     assert s["max_abs_position"] <= r.config.risk.max_position + 1e-9
+    # the market from the data; its accounting changes nothing by default: the same run on the
+    # other market (spot balances checked or not) is the same, bit for bit
+    assert s["market"] == MARKETS[name]
+    assert s["rejects_balance"] == 0
+    other = "spot" if s["market"] == "perpetual" else "perpetual"
+    r2 = run_backtest(out, load_config(None, ["backtest.chunk_events=50000", f'backtest.market="{other}"']))
+    assert r2.fills.tobytes() == r.fills.tobytes()
+    assert r2.samples.tobytes() == r.samples.tobytes()
+    if s["market"] == "perpetual":  # funding moves the net PnL by the payments, nothing else
+        sets = ["backtest.chunk_events=50000", "backtest.funding_rate=0.001", "backtest.funding_interval_h=0.01"]
+        r3 = run_backtest(out, load_config(None, sets))
+        assert r3.fills.tobytes() == r.fills.tobytes()
+        assert r3.summary["pnl_net"] - s["pnl_net"] == pytest.approx(r3.summary["funding"], rel=1e-9, abs=1e-12)
+        assert (r3.summary["funding"] != 0.0) == (r3.summary["funding_payments"] > 0)
 
 
 def test_sections_are_passed_explicitly_and_the_result_echoes_the_one_run():

@@ -76,6 +76,20 @@ def test_default_session(run_cli):
     r = run_cli("backtest", "--no-progress")
     assert r.returncode == 0, r.stderr
     assert "events/s" in r.stdout and "1,000,000" in r.stdout
+    # the built-in session is spot: its balances, and the rejects by cause
+    assert "balances base / quote" in r.stdout and "rejects post-only / risk / balance" in r.stdout
+
+
+def test_perpetual_rows_and_funding_in_json(run_cli, store, tmp_path):
+    out = tmp_path / "o.json"
+    sets = ['backtest.market="perpetual"', "backtest.funding_rate=0.0001", "backtest.funding_interval_h=0.01"]
+    r = run_cli("backtest", str(store), "--no-progress", "--json", str(out), *[x for v in sets for x in ("--set", v)])
+    assert r.returncode == 0, r.stderr
+    for row in ("funding (payments)", "max initial margin (leverage 20)", "min distance to liquidation"):
+        assert row in r.stdout
+    d = json.loads(out.read_text())
+    assert d["market"] == "perpetual" and d["funding_payments"] >= 0
+    assert d["config"]["backtest"]["funding_rate"] == 0.0001
 
 
 # ---------------------------------------------------------------- outputs, windows, several stores

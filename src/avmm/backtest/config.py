@@ -1,12 +1,12 @@
 """``[backtest]`` section of the config: the exchange model, latencies, fees, accounting, recording.
 
-Units are in the key names (``_ms`` milliseconds, ``_s`` seconds). Fees are fractions of the
-notional (``0.0002`` = 2 bp; negative = rebate).
+Units are in the key names (``_ms`` milliseconds, ``_s`` seconds, ``_h`` hours). Fees and funding
+rates are fractions of the notional (``0.0002`` = 2 bp; negative = rebate).
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, model_validator
 
@@ -59,9 +59,49 @@ class BacktestConfig(BaseModel):
         "not counted in session_s or the time-weighted inventory",
     )
     chunk_events: int = Field(1_000_000, ge=1000, le=100_000_000, description="events per compiled-loop call")
+    # the venue's accounting: spot balances, USD-M funding and margin
+    market: Literal["auto", "spot", "perpetual"] = Field(
+        "auto",
+        description="spot: base and quote balances; perpetual: funding and margin; auto: from the data "
+        "(Binance USD-M / futures, tardis *-futures -> perpetual; an inverse contract -> perpetual; else spot)",
+    )
+    initial_base: Annotated[float, Field(ge=0, le=1e15)] | Literal["auto"] = Field(
+        "auto",
+        description="spot: base balance at the start, base units; auto = 100 x risk.max_position (never binds: "
+        "the results of an unconstrained account)",
+    )
+    initial_quote: Annotated[float, Field(ge=0, le=1e15)] | Literal["auto"] = Field(
+        "auto",
+        description="spot: quote balance at the start, quote currency; auto = 100 x risk.max_position x the first mid",
+    )
+    funding_rate: float = Field(
+        0.0, ge=-0.1, le=0.1, description="perpetual: constant funding rate per interval (positive: longs pay)"
+    )
+    funding_interval_h: float = Field(
+        8.0, gt=0, le=24, description="perpetual: funding interval of funding_rate, h (times on the UTC grid)"
+    )
+    funding_file: str | list[str] | None = Field(
+        None,
+        description="perpetual: Binance fundingRate file(s): the monthly CSV / zip from data.binance.vision or "
+        "the JSON of GET /fapi/v1/fundingRate",
+    )
+    leverage: float = Field(20.0, ge=1, le=125, description="perpetual: leverage, for the initial margin reported")
+    maintenance_margin_rate: float = Field(
+        0.004, ge=0, lt=1, description="perpetual: maintenance margin, fraction of the notional (liquidation)"
+    )
 
     @model_validator(mode="after")
     def _recorded(self) -> BacktestConfig:
         if self.latency_model == "recorded" and not self.latency_file:
             raise ValueError("latency_file: latency_model = 'recorded' needs a latency_file")
+        if self.funding_file and self.funding_rate != 0.0:
+            raise ValueError("funding_rate: give a constant funding_rate or a funding_file, not both")
+        if self.market == "spot" and (self.funding_file or self.funding_rate != 0.0):
+            raise ValueError("funding_rate / funding_file: funding applies to market = 'perpetual', not 'spot'")
+        if self.market == "perpetual" and (self.initial_base != "auto" or self.initial_quote != "auto"):
+            raise ValueError("initial_base / initial_quote: balances apply to market = 'spot', not 'perpetual'")
         return self
+
+    def funding_files(self) -> list[str]:
+        f = self.funding_file
+        return [] if not f else [f] if isinstance(f, str) else list(f)

@@ -10,7 +10,8 @@ learns what happened only through responses delivered after the response latency
   lot); a trade through the price (a sell below our bid, a buy above our ask) fills the whole
   order at its price; so does the opposite best moving to or through the order's price;
 * requests (place / cancel / amend, after the entry latency): post-only orders that would cross are
-  rejected; the risk check rejects orders that could take |position| past the limit; a cancel is
+  rejected; the risk check rejects orders that could take |position| past the limit; on spot, an
+  order the free balance cannot cover is rejected (``accounting.short_of_balance``); a cancel is
   effective only on arrival, and an order can fill meanwhile.
 
 All our fills are maker fills at the order's price, except an order that is not post-only and
@@ -25,7 +26,15 @@ import math
 import numpy as np
 from numba import njit
 
-from avmm.backtest.accounting import book_fill, emit_fill_record, floor_lot
+from avmm.backtest.accounting import (
+    book_fill,
+    emit_fill_record,
+    floor_lot,
+    lock_order,
+    release_fill,
+    short_of_balance,
+    unlock_order,
+)
 from avmm.backtest.latency import respond
 from avmm.backtest.queue import cache_get, cache_put, join_queue, size_update, tick_index
 from avmm.backtest.state import RQ_AMEND, RQ_CANCEL, RS_ACK, RS_CANCELED, RS_FILL, RS_REJECT
@@ -40,6 +49,7 @@ def fill_order(bp, bs, xo, k, lat, rs, ring, fout, t, px, q, maker):
     if od.leaves <= 1e-9 * bp.lot:
         od.leaves = 0.0
         od.live = 0
+    release_fill(bs, od, q)
     respond(bs, lat, rs, t, RS_FILL, od.oid, od.side, px, q, fee)
     emit_fill_record(bp, bs, ring, fout, t, od.oid, od.side, maker, px, q, fee)
 
@@ -196,6 +206,7 @@ def on_request_x(bp, bs, xo, keys, vals, lat, rs, ring, fout, m):  # noqa: C901 
             bs.n_cancel_unknown += 1  # already filled: its fill is on the way
             return
         xo[k].live = 0
+        unlock_order(bs, xo[k])
         respond(bs, lat, rs, t, RS_CANCELED, m.oid, m.side, xo[k].px, xo[k].leaves, 0.0)
         return
     side = m.side
@@ -215,10 +226,14 @@ def on_request_x(bp, bs, xo, keys, vals, lat, rs, ring, fout, m):  # noqa: C901 
             bs.n_rej_risk += 1
             respond(bs, lat, rs, t, RS_REJECT, m.oid, side, px, qty, 0.0)
             return
+        if short_of_balance(bp, bs, side, px, qty, xo[k].lock):  # the old order stays
+            respond(bs, lat, rs, t, RS_REJECT, m.oid, side, px, qty, 0.0)
+            return
         od = xo[k]
         requeue = px != od.px or qty > od.leaves
         od.px = px
         od.leaves = qty
+        lock_order(bp, bs, od)
         od.ts = t
         respond(bs, lat, rs, t, RS_ACK, m.oid, side, px, qty, 0.0)
         if requeue:
@@ -233,6 +248,9 @@ def on_request_x(bp, bs, xo, keys, vals, lat, rs, ring, fout, m):  # noqa: C901 
         return
     if bp.risk_check != 0 and exposure(bs, xo, side, -1) + qty > bp.max_position * (1.0 + 1e-9):
         bs.n_rej_risk += 1
+        respond(bs, lat, rs, t, RS_REJECT, m.oid, side, px, qty, 0.0)
+        return
+    if short_of_balance(bp, bs, side, px, qty, 0.0):
         respond(bs, lat, rs, t, RS_REJECT, m.oid, side, px, qty, 0.0)
         return
     slot = -1
@@ -253,6 +271,7 @@ def on_request_x(bp, bs, xo, keys, vals, lat, rs, ring, fout, m):  # noqa: C901 
     od.ts = t
     od.px = px
     od.leaves = qty
+    lock_order(bp, bs, od)
     join_queue(bp, bs, keys, vals, od)
     respond(bs, lat, rs, t, RS_ACK, m.oid, side, px, qty, 0.0)
     if crosses(bs, side, px):  # not post-only: takes the opposite best at once (whole size)

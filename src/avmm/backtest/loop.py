@@ -11,6 +11,10 @@ this order):
 5. market data at the strategy, in local time (``local_ts`` + ``feed_latency_ms``): the strategy
    core's ``on_quote_rec`` / ``on_trade_rec``; their actions become requests.
 
+Perpetuals with funding: the venue's funding times (``fund_ts`` / ``fund_rate``, or a constant rate
+on the UTC grid) come before anything else at their time; a payment is booked in cash
+(``accounting.book_funding``). Funding times inside a gap are booked at the last mid.
+
 A pause in the data longer than ``gap_ns`` (stores far apart in time, a feed down for hours) is a
 gap: one equity sample at its start and one at its end, the timer's next tick moved to its end
 (keeping its phase), and its time left out of the session and the time-weighted inventory -- the
@@ -31,7 +35,14 @@ from __future__ import annotations
 import numpy as np
 from numba import carray, njit
 
-from avmm.backtest.accounting import advance_markouts, flush_markouts, skip_gap, take_sample
+from avmm.backtest.accounting import (
+    advance_markouts,
+    book_funding,
+    flush_markouts,
+    skip_gap,
+    start_funding,
+    take_sample,
+)
 from avmm.backtest.exchange import on_clear_x, on_depth_x, on_quote_x, on_request_x, on_trade_x
 from avmm.backtest.latency import lat_draw, push_msg
 from avmm.backtest.state import (
@@ -121,6 +132,8 @@ def run_chunk(  # noqa: C901  (compiled event loop)
     ring_,
     fout_,
     sout_,
+    fund_ts,
+    fund_rate,
     exch_ts,
     local_ts,
     px,
@@ -193,6 +206,9 @@ def run_chunk(  # noqa: C901  (compiled event loop)
             if bs.next_timer > 0 and bs.next_timer < t:
                 t = bs.next_timer
                 w = 3
+            if bs.next_fund <= t:  # funding: before anything else at its time
+                t = bs.next_fund
+                w = 5
             if tl < t:
                 t = tl
                 w = 4
@@ -220,6 +236,7 @@ def run_chunk(  # noqa: C901  (compiled event loop)
             bs.te_clock = t
             if bs.t_first < 0:
                 bs.t_first = t
+                start_funding(bp, bs, fund_ts, t)
             k = kind[ie]
             if k == QUOTE:
                 on_quote_x(bp, bs, xo, keys, vals, lat, rs, ring, fout, t, px[ie], qty[ie], px2[ie], qty2[ie])
@@ -252,6 +269,8 @@ def run_chunk(  # noqa: C901  (compiled event loop)
             na = on_timer_rec(p, s, o, a, t)
             send_actions(bs, a, na, lat, rq, t)
             bs.next_timer = t + bp.timer_ns
+        elif w == 5:
+            book_funding(bp, bs, fund_ts, fund_rate, t)
         else:
             k = kind[il]
             bs.n_events += 1

@@ -171,12 +171,36 @@ def _titles(res: BacktestResult, envs: dict[str, Envelope], w: np.ndarray, nf: i
     return [t1, t2, t3, "markout after fills (bp, volume-weighted; 'fill' = spread captured)"]
 
 
-def _title(res: BacktestResult) -> str:
+def _title(res: BacktestResult, br: str = "<br>") -> str:
     s = res.summary
     sym = res.meta.get("symbol", "")
+    acct = accounting_line(s)
     return (
         f"avmm backtest {sym}: net PnL {s['pnl_net']:.4g} {s['currency']}, fills {s['fills']:,}, "
         f"Sharpe {s['sharpe'] if s['sharpe'] is None else round(s['sharpe'], 2)}, max DD {s['max_drawdown']:.4g}"
+        + (br + acct if acct else "")
+    )
+
+
+def _n(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.6g}"
+
+
+def accounting_line(s: dict) -> str:
+    """The market's accounting in one line: spot balances, or perpetual funding and margin ("" for
+    a summary without them)."""
+    if s.get("market") not in ("spot", "perpetual"):
+        return ""
+    if s["market"] == "spot":
+        return (
+            f"spot: base {_n(s['initial_base'])} -> {_n(s['final_base'])}, quote {_n(s['initial_quote'])} -> "
+            f"{_n(s['final_quote'])}, rejected for balance {s['rejects_balance']:,}"
+        )
+    dist = s.get("min_liquidation_distance_pct")
+    return (
+        f"perpetual: funding {_n(s.get('funding'))} {s['currency']} ({s.get('funding_payments') or 0:,} payments), "
+        f"max initial margin {_n(s.get('max_initial_margin'))} at {_n(s.get('leverage'))}x, "
+        f"min distance to liquidation {'none' if dist is None else f'{dist:.2f} %'}"
     )
 
 
@@ -454,8 +478,8 @@ def _png(res: BacktestResult, path: Path, inputs: Sequence[Path | str]) -> None:
         ax[3].set_xlabel("time after fill")
         ax[3].set_ylabel("bp")
         ax[3].set_title(titles[3], fontsize=9)
-        fig.suptitle(_title(res), fontsize=10)
-        fig.tight_layout(rect=(0.0, 0.0, 1.0, 0.985))
+        fig.suptitle(_title(res, "\n"), fontsize=10)
+        fig.tight_layout(rect=(0.0, 0.0, 1.0, 0.975))
         with atomic_output(path, FLAG, inputs) as tmp:
             fig.savefig(tmp, dpi=100, format="png")
     finally:

@@ -35,6 +35,7 @@ import numpy as np
 from avmm.backtest.config import BacktestConfig
 from avmm.backtest.latency import latency_table
 from avmm.backtest.loop import ST_DONE, ST_FULL, ST_NEED, run_chunk
+from avmm.backtest.market import accounting_summary, setup_accounting
 from avmm.backtest.metrics import FillStats, summarize
 from avmm.backtest.queue import QUEUE_MODELS
 from avmm.backtest.state import (
@@ -126,6 +127,9 @@ def bt_params(cfg: StrategyConfig, b: BacktestConfig, p: np.ndarray) -> np.ndarr
     bp["timer_ns"] = round(b.timer_s * 1e9)
     bp["gap_ns"] = round(b.gap_s * 1e9)
     bp["mo_ns"][0] = MARKOUT_NS
+    bp["fee_lock"] = max(b.maker_fee, b.taker_fee, 0.0)  # the market's fields: ``market.setup_accounting``
+    bp["fund_rate"] = b.funding_rate
+    bp["fund_ns"] = round(b.funding_interval_h * 3.6e12)
     return bp
 
 
@@ -202,6 +206,7 @@ class Backtester:
         self.mem = CoreMemory(self.params, int(self.params["seed"][0]))
         self.bp = bt_params(cfg, self.bt, self.params)
         self.bs = new_bt_state()
+        self.acc = setup_accounting(self.cfg, self.bt, self.meta, self.bp, self.bs)
         self.xo = np.zeros(MAX_X, dtype=XORDER_DTYPE)
         self.keys, self.vals = new_cache()
         self.lat = latency_table(self.bt)
@@ -259,6 +264,8 @@ class Backtester:
                 self.ring,
                 self.fout,
                 self.sout,
+                self.acc.fund_ts,
+                self.acc.fund_rate,
                 *c,
                 final,
             )
@@ -313,6 +320,7 @@ class Backtester:
             csize=b.contract_size,
             wall_s=self.wall,
         )
+        summary.update(accounting_summary(self.acc, self.cfg, b, bs, samples, capital))
         st = self.mem.state[0]
         summary["bad_quotes"] = int(st["n_bad_quotes"])  # NaN / non-positive / crossed: ignored
         summary["bad_trades"] = int(st["n_bad_trades"])

@@ -51,6 +51,13 @@ BT_PARAMS_DTYPE = np.dtype(
         ("timer_ns", "i8"),
         ("gap_ns", "i8"),
         ("mo_ns", "i8", (NH,)),
+        # the venue's accounting (accounting.py): spot balances, funding
+        ("spot", "i8"),  # 1: orders must be covered by the base / quote balances
+        ("fee_lock", "f8"),  # fee a buy locks with its quote: max(maker_fee, taker_fee, 0)
+        ("quote_auto", "f8"),  # initial quote = this x the first mid (initial_quote = "auto"), else 0
+        ("fund_on", "i8"),  # 0: no funding; 1: a constant rate on the grid; 2: the series
+        ("fund_rate", "f8"),  # constant rate per interval
+        ("fund_ns", "i8"),  # the constant rate's interval (the grid from the epoch: 00:00 UTC)
     ],
     align=True,
 )
@@ -131,6 +138,17 @@ BT_STATE_DTYPE = np.dtype(
         ("n_gaps", "i8"),
         ("gap_total", "i8"),  # ns
         ("gap_end", "i8"),  # the end of the last gap skipped
+        # the venue's accounting (accounting.py): spot balances, funding
+        ("base0", "f8"),  # balances at the start: base units, quote currency (NaN: auto, not set yet)
+        ("quote0", "f8"),
+        ("locked_base", "f8"),  # held by the venue for our open sells / buys (price x qty + fee)
+        ("locked_quote", "f8"),
+        ("n_rej_balance", "i8"),
+        ("next_fund", "i8"),  # the next funding time (INF_NS: none)
+        ("fund_i", "i8"),  # index of the next funding time in the series
+        ("funding", "f8"),  # funding received (negative: paid), in cash
+        ("n_funding", "i8"),  # funding times with a position
+        ("n_fund_no_mark", "i8"),  # funding times with a position and no mid yet (not booked)
     ],
     align=True,
 )
@@ -146,6 +164,7 @@ XORDER_DTYPE = np.dtype(
         ("ahead", "f8"),
         ("last_qty", "f8"),  # visible size at px when last seen (NaN: unknown)
         ("traded", "f8"),  # traded at px since last_qty was seen
+        ("lock", "f8"),  # spot: what the venue holds for this order (quote for a buy, base for a sell)
     ],
     align=True,
 )
@@ -205,6 +224,8 @@ def new_bt_state() -> np.ndarray:
     bs["last_sample_ts"] = -INF_NS
     bs["mo_due"] = INF_NS
     bs["mo_dues"] = INF_NS
+    bs["quote0"] = np.nan
+    bs["next_fund"] = INF_NS
     return bs
 
 

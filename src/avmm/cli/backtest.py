@@ -100,7 +100,10 @@ def summary_rows(s: dict) -> list[tuple[str, str]]:
             "orders / cancels / amends",
             f"{_fmt(s['orders'], 'int')} / {_fmt(s['cancels'], 'int')} / {_fmt(s['amends'], 'int')}",
         ),
-        ("rejects post-only / risk", f"{_fmt(s['rejects_post_only'], 'int')} / {_fmt(s['rejects_risk'], 'int')}"),
+        (
+            "rejects post-only / risk / balance",
+            " / ".join(_fmt(s[k], "int") for k in ("rejects_post_only", "rejects_risk", "rejects_balance")),
+        ),
         ("fill ratio (filled / sent qty)", _fmt(s["fill_ratio"], "pct")),
         ("avg spread captured", _fmt(s["spread_captured_bps"], "bps")),
         (
@@ -109,6 +112,7 @@ def summary_rows(s: dict) -> list[tuple[str, str]]:
         ),
         ("inventory mean / std (time-weighted)", f"{_fmt(s['inventory_mean'])} / {_fmt(s['inventory_std'])}"),
         ("max |position|", _fmt(s["max_abs_position"])),
+        *market_rows(s),
         (
             "events (quotes / trades / depth)",
             f"{_fmt(s['events'], 'int')} ({' / '.join(_fmt(s[k], 'int') for k in ('quotes', 'trades', 'depth_rows'))})",
@@ -119,6 +123,22 @@ def summary_rows(s: dict) -> list[tuple[str, str]]:
         ),
         ("session length", f"{s['session_s']:,.1f} s" + _gaps(s)),
         ("events/s (wall, excl. compile)", f"{_fmt(s['events_per_s'], 'int')}  ({s['wall_s']:.3f} s)"),
+    ]
+
+
+def market_rows(s: dict) -> list[tuple[str, str]]:
+    """The market's accounting: spot balances, or perpetual funding and margin."""
+    cur = s["currency"]
+    if s["market"] == "spot":
+        start = f"{_fmt(s['initial_base'])} / {_fmt(s['initial_quote'])}"
+        end = f"{_fmt(s['final_base'])} / {_fmt(s['final_quote'])}"
+        return [("market", "spot"), ("balances base / quote: start -> end", f"{start} -> {end}")]
+    dist = s["min_liquidation_distance_pct"]
+    return [
+        ("market", "perpetual"),
+        ("funding (payments)", f"{_fmt(s['funding'])} {cur} ({_fmt(s['funding_payments'], 'int')})"),
+        (f"max initial margin (leverage {s['leverage']:g})", f"{_fmt(s['max_initial_margin'])} {cur}"),
+        ("min distance to liquidation", "none" if dist is None else f"{dist:.2f} % of the mark"),
     ]
 
 
@@ -170,9 +190,11 @@ def backtest_command(
     outs = _Outputs(json_out, report, fills_out, equity_out)
     outs.check([*sources, *([config] if config is not None else [])])
 
+    from avmm.backtest.market import check_accounting
     from avmm.backtest.runner import plan_stores, run_backtest
 
     plan = plan_stores(sources, start_ns, end_ns)  # damaged / overlapping stores, an empty window: before compiling
+    check_accounting(cfg.backtest, plan.meta())  # funding on spot, a bad funding file: the same
     for note in plan.notes:
         print(f"avmm: note: {note}", file=sys.stderr)
     _warm_up_with_notice()
@@ -187,6 +209,8 @@ def backtest_command(
             bar.close()
         outs.close_fills()
     _print_table(res, plan.paths)
+    if res.summary.get("funding_note"):
+        print(f"avmm: note: {res.summary['funding_note']}", file=sys.stderr)
     outs.write(res, sources)
 
 
