@@ -48,6 +48,7 @@ from avmm.core.state import (
     MK_MARKET,
     MK_QUOTE,
     MK_START,
+    OID_MAP,
     OS_FREE,
     OS_LIVE,
     OS_PENDING_AMEND,
@@ -194,6 +195,7 @@ def diff_orders(p, s, o, a, ts_ns):  # noqa: C901  (compiled kernel)
                 break
             od = o[slot]
             od.oid = s.next_oid
+            s.oid_slot[od.oid & (OID_MAP - 1)] = slot
             s.next_oid += 1
             od.side = side
             od.status = OS_PENDING_NEW
@@ -326,6 +328,11 @@ def _release(s, o, i):
 
 @njit(**NJIT_INLINE)
 def find_order(s, o, oid):
+    """The slot of order ``oid``: the id's hint, checked; a scan only when the hint is stale (an
+    order older than ``OID_MAP`` newer ones, or an id the table no longer holds)."""
+    i = s.oid_slot[oid & (OID_MAP - 1)]
+    if i < s.o_hwm and o[i].oid == oid and o[i].status != OS_FREE:
+        return i
     for i in range(s.o_hwm):
         if o[i].oid == oid and o[i].status != OS_FREE:
             return i
