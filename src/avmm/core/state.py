@@ -122,6 +122,7 @@ PARAMS_DTYPE = np.dtype(
         ("int_fit_ns", "i8"),
         ("int_per_side", "i8"),
         ("int_min_trades", "i8"),
+        ("int_on", "i8"),  # 1: the intensity estimator runs (k is 'auto'); 0: nothing reads it
         ("vwap_window_ns", "i8"),
         ("vwap_buckets", "i8"),
         ("vwap_bucket_ns", "i8"),
