@@ -7,7 +7,8 @@ strategy") on hftbacktest 2.4.4, over the .npz that ``stream.py`` writes. Runs i
 Prints one JSON line: fills (per side), orders, cancels, post-only rejects, gross and net PnL, the
 loop's wall seconds and logical events per second. A warm-up run on the first rows compiles the
 strategy first: the timed run excludes the JIT. ``--dump FILE.npz`` also writes the quote of every
-grid step (time, best bid / ask, targets, position, variance) for a side-by-side comparison.
+grid step (time, best bid / ask, targets, position, variance) and every fill, for a side-by-side
+comparison (``compare.py``).
 
 The strategy, in ticks: every ``step_ms`` (``elapse``) the variance S = w S + dmid^2, T = w T + dt,
 w = exp(-dt / decay_s), var = S / T; q = position / order_qty; r = mid - q gamma var tau;
@@ -34,8 +35,10 @@ EPS_TICKS = 1e-7
 
 
 @njit
-def market_maker(hbt, step_ns, gamma, kappa, tau_s, decay_s, q_max, order_qty, rec, counts):  # noqa: C901
-    """The loop. ``rec`` (n, 8) float64: one row per grid step; ``counts`` int64: see ``COUNTS``."""
+def market_maker(hbt, step_ns, gamma, kappa, tau_s, decay_s, q_max, order_qty, rec, rec_ts, fills, fills_ts, counts):  # noqa: C901
+    """The loop. ``rec`` (n, 7) float64: one row per grid step (its time in ``rec_ts``); ``fills`` (m, 3)
+    float64: side, price (ticks), order id of each fill seen (its exchange time in ``fills_ts``);
+    ``counts`` int64: see ``COUNTS``."""
     tick = hbt.depth(0).tick_size
     S = 0.0
     T = 0.0
@@ -80,6 +83,12 @@ def market_maker(hbt, step_ns, gamma, kappa, tau_s, decay_s, q_max, order_qty, r
             st = o.status
             if st == 3:  # FILLED
                 counts[0 if buy else 1] += 1
+                nf = counts[0] + counts[1] - 1
+                if nf < fills.shape[0]:
+                    fills_ts[nf] = o.exch_timestamp
+                    fills[nf, 0] = 1.0 if buy else -1.0
+                    fills[nf, 1] = o.price_tick
+                    fills[nf, 2] = o.order_id
                 continue
             if st == 2:  # EXPIRED: a GTX order that would have crossed
                 counts[4] += 1
@@ -109,14 +118,14 @@ def market_maker(hbt, step_ns, gamma, kappa, tau_s, decay_s, q_max, order_qty, r
             counts[2] += 1
         if n_rec < rec.shape[0]:
             row = rec[n_rec]
-            row[0] = ts
-            row[1] = bb
-            row[2] = ba
-            row[3] = float(bid_t) if want_bid else np.nan
-            row[4] = float(ask_t) if want_ask else np.nan
-            row[5] = pos
-            row[6] = var
-            row[7] = r
+            rec_ts[n_rec] = ts
+            row[0] = bb
+            row[1] = ba
+            row[2] = float(bid_t) if want_bid else np.nan
+            row[3] = float(ask_t) if want_ask else np.nan
+            row[4] = pos
+            row[5] = var
+            row[6] = r
             n_rec += 1
     counts[5] = n_rec
     return 0
@@ -146,7 +155,10 @@ def build(data: np.ndarray, args: argparse.Namespace) -> Any:  # hftbacktest's j
 def run(data: np.ndarray, args: argparse.Namespace) -> tuple[dict, np.ndarray]:
     hbt = build(data, args)
     span_s = (int(data["exch_ts"][-1]) - int(data["exch_ts"][0])) / 1e9
-    rec = np.full((int(span_s / (args.step_ms * 1e-3)) + 16, 8), np.nan)
+    rec = np.full((int(span_s / (args.step_ms * 1e-3)) + 16, 7), np.nan)
+    rec_ts = np.zeros(len(rec), dtype=np.int64)
+    fills = np.full((len(rec), 3), np.nan)
+    fills_ts = np.zeros(len(rec), dtype=np.int64)
     counts = np.zeros(len(COUNTS), dtype=np.int64)
     t0 = time.perf_counter()
     market_maker(
@@ -159,6 +171,9 @@ def run(data: np.ndarray, args: argparse.Namespace) -> tuple[dict, np.ndarray]:
         args.q_max,
         args.order_qty,
         rec,
+        rec_ts,
+        fills,
+        fills_ts,
         counts,
     )
     wall = time.perf_counter() - t0
@@ -176,7 +191,8 @@ def run(data: np.ndarray, args: argparse.Namespace) -> tuple[dict, np.ndarray]:
         "wall_s": wall,
     }
     hbt.close()
-    return out, rec[: counts[5]]
+    nf = counts[0] + counts[1]
+    return out, (rec_ts[: counts[5]], rec[: counts[5]]), (fills_ts[:nf], fills[:nf])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -204,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
     data = np.load(args.npz)["data"]
     if args.warmup_rows > 0:
         run(data[: args.warmup_rows].copy(), args)
-    out, rec = run(data, args)
+    out, rec, fills = run(data, args)
     logical = int(np.count_nonzero(np.diff(data["exch_ts"]))) + 1
     out["events"] = logical
     out["rows"] = len(data)
@@ -212,8 +228,15 @@ def main(argv: list[str] | None = None) -> int:
     out["rows_per_s"] = len(data) / out["wall_s"] if out["wall_s"] > 0 else None
     out["version"] = hftbacktest.__version__
     if args.dump:
-        cols = ("ts", "best_bid_t", "best_ask_t", "bid_t", "ask_t", "pos", "var_ticks2", "r_t")
-        np.savez(args.dump, **{c: rec[:, i] for i, c in enumerate(cols)})
+        cols = ("best_bid_t", "best_ask_t", "bid_t", "ask_t", "pos", "var_ticks2", "r_t")
+        fcols = ("fill_side", "fill_px_t", "fill_oid")
+        np.savez(
+            args.dump,
+            ts=rec[0],
+            **{c: rec[1][:, i] for i, c in enumerate(cols)},
+            fill_exch_ts=fills[0],
+            **{c: fills[1][:, i] for i, c in enumerate(fcols)},
+        )
     print(json.dumps(out))
     return 0
 

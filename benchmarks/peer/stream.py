@@ -8,7 +8,9 @@ events.
 The model (deterministic in ``seed``):
 
 * ``events`` logical events over ``duration_s`` seconds, Poisson arrivals; each is a trade with
-  probability ``trade_frac``, else an L1 quote update; the first event is always a quote;
+  probability ``trade_frac``, else an L1 quote update; the first event is always a quote, stamped at
+  ``START_NS`` (a whole second): hftbacktest's ``elapse`` grid starts at the first event, avmm's
+  ``refresh_mode = "grid"`` runs on multiples of ``refresh_s`` since the epoch, so they coincide;
 * on a quote update the best bid moves by -3..+3 ticks (``STEP_PROBS``, P(0) = 0.5) and the spread is
   redrawn (1 tick 85 %, 2 ticks 8 %, 3 ticks 7 %: mean 1.22 ticks); both level sizes are redrawn,
   log-normal with median ``size_median`` (sigma of the log ``size_log_sigma``), on the lot grid;
@@ -40,7 +42,7 @@ from pathlib import Path
 
 import numpy as np
 
-STREAM_VERSION = 1
+STREAM_VERSION = 2
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_DIR = REPO / ".bench-peer"
 START_NS = 1_704_067_200_000_000_000  # 2024-01-01T00:00:00Z
@@ -153,7 +155,7 @@ def generate(p: StreamParams) -> Logical:
     )
     rate = n / p.duration_s
     dt_ns = np.maximum(np.rint(g_dt.standard_exponential(n) / rate * 1e9).astype(np.int64), 1)
-    exch = START_NS + np.cumsum(dt_ns)
+    exch = START_NS + np.cumsum(dt_ns) - dt_ns[0]  # the first event at START_NS: the grids of both tools align
     is_trade = g_kind.random(n) < p.trade_frac
     is_trade[0] = False
     quote = ~is_trade
