@@ -105,13 +105,38 @@ def sigma_check(cfg: Any, store: Path, d: dict, tick: float, timer_ns: int) -> d
     }
 
 
-def fill_check(res_fills: np.ndarray, d: dict, tick: float) -> dict:
+def fill_kinds(ev: np.ndarray, ts: np.ndarray, side: np.ndarray, px_t: np.ndarray, tick: float) -> dict:
+    """Fills by what triggered them (the stream's event at the fill's exchange time): a quote that
+    crossed the order, a trade through its price, a trade at its price (the queue ahead exhausted)."""
+    from avmm.events import TRADE
+
+    idx = np.searchsorted(ev["exch_ts"], ts)
+    idx = np.minimum(idx, len(ev) - 1)
+    hit = ev["exch_ts"][idx] == ts
+    k = ev["kind"][idx]
+    tpx = np.rint(ev["px"][idx] / tick)
+    trade = hit & (k == TRADE)
+    at = trade & (tpx == px_t)
+    return {
+        "by_quote": int((hit & (k != TRADE)).sum()),
+        "trade_through": int((trade & ~at).sum()),
+        "trade_at_price": int(at.sum()),
+        "unmatched": int((~hit).sum()),
+    }
+
+
+def fill_check(res_fills: np.ndarray, d: dict, tick: float, ev: np.ndarray) -> dict:
     a = {(int(t), int(sd), round(px / tick)) for t, sd, px in res_fills[["ts", "side", "px"]].tolist()}
     h = {
         (int(t), int(sd), int(px)) for t, sd, px in zip(d["fill_exch_ts"], d["fill_side"], d["fill_px_t"], strict=True)
     }
     only_a, only_h = sorted(a - h), sorted(h - a)
+    lot_order = float(np.max(res_fills["qty"])) if len(res_fills) else 0.0
     return {
+        "kinds_avmm": fill_kinds(ev, res_fills["ts"], res_fills["side"], np.rint(res_fills["px"] / tick), tick),
+        "kinds_hbt": fill_kinds(ev, d["fill_exch_ts"].astype(np.int64), d["fill_side"], d["fill_px_t"], tick),
+        "avmm_partial_fills": int((res_fills["qty"] < lot_order - 1e-12).sum()),
+        "avmm_fill_qty": float(res_fills["qty"].sum()),
         "avmm": len(a),
         "hftbacktest": len(h),
         "common": len(a & h),
@@ -169,7 +194,10 @@ def main(argv: list[str] | None = None) -> int:
     print("quote rule    ", json.dumps(quote_check(strat, d, p.tick), default=str))
     timer_ns = round(cfg.backtest.timer_s * 1e9)
     print("variance      ", json.dumps(sigma_check(strat, files["store"], d, p.tick, timer_ns)))
-    print("fills         ", json.dumps(fill_check(fs, d, p.tick)))
+    from avmm.data.store import read_events
+
+    ev = read_events(files["store"])
+    print("fills         ", json.dumps(fill_check(fs, d, p.tick, ev)))
     return 0
 
 
