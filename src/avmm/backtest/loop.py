@@ -104,6 +104,15 @@ def send_actions(bs, a, n, lat, rq, t):
         bs.rq_tail = tail
 
 
+@njit(**NJIT_INLINE)
+def next_tick(bp, t):
+    """The timer's next time: ``timer_ns`` after ``t``, or the next multiple of ``timer_ns`` when
+    the strategy refreshes on a grid (``quoting.refresh_mode = "grid"``)."""
+    if bp.timer_grid != 0:
+        return (t // bp.timer_ns + 1) * bp.timer_ns
+    return t + bp.timer_ns
+
+
 @njit(**NJIT)
 def run_chunk(  # noqa: C901  (compiled event loop)
     params,
@@ -244,14 +253,14 @@ def run_chunk(  # noqa: C901  (compiled event loop)
             elif mk == RS_ACK:
                 on_ack_rec(s, o, m.oid)
             elif mk == RS_REJECT:
-                on_reject_rec(s, o, m.oid)
+                on_reject_rec(p, s, o, m.oid)
             elif mk == RS_CANCELED:
                 on_canceled_rec(s, o, m.oid)
         elif w == 3:
             bs.n_timer += 1
             na = on_timer_rec(p, s, o, a, t)
             send_actions(bs, a, na, lat, rq, t)
-            bs.next_timer = t + bp.timer_ns
+            bs.next_timer = next_tick(bp, t)
         else:
             k = kind[il]
             bs.n_events += 1
@@ -267,7 +276,7 @@ def run_chunk(  # noqa: C901  (compiled event loop)
             if na > 0:
                 send_actions(bs, a, na, lat, rq, t)
             if bs.next_timer == 0 and bp.timer_ns > 0:
-                bs.next_timer = t + bp.timer_ns
+                bs.next_timer = next_tick(bp, t)
             bs.il = il + 1
         if t > bs.t_last:
             bs.t_last = t

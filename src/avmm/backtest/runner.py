@@ -124,6 +124,10 @@ def bt_params(cfg: StrategyConfig, b: BacktestConfig, p: np.ndarray) -> np.ndarr
     bp["feed_ns"] = round(b.feed_latency_ms * 1e6)
     bp["eq_ns"] = max(1, round(b.equity_interval_s * 1e9))
     bp["timer_ns"] = round(b.timer_s * 1e9)
+    if p["refresh_grid"][0] != 0:  # the timer also ticks at every refresh grid time
+        refresh_ns = int(p["refresh_ns"][0])
+        bp["timer_ns"] = math.gcd(int(bp["timer_ns"][0]), refresh_ns)
+        bp["timer_grid"] = 1
     bp["gap_ns"] = round(b.gap_s * 1e9)
     bp["mo_ns"][0] = MARKOUT_NS
     return bp
@@ -314,6 +318,7 @@ class Backtester:
             wall_s=self.wall,
         )
         st = self.mem.state[0]
+        summary["requotes"] = int(st["n_requotes"])
         summary["bad_quotes"] = int(st["n_bad_quotes"])  # NaN / non-positive / crossed: ignored
         summary["bad_trades"] = int(st["n_bad_trades"])
         return BacktestResult(summary, samples, self.fills.fills(), self.cfg, self.bt, self.meta)

@@ -49,6 +49,7 @@ BT_PARAMS_DTYPE = np.dtype(
         ("feed_ns", "i8"),
         ("eq_ns", "i8"),
         ("timer_ns", "i8"),
+        ("timer_grid", "i8"),  # 1: the timer ticks on multiples of timer_ns (refresh_mode = "grid")
         ("gap_ns", "i8"),
         ("mo_ns", "i8", (NH,)),
     ],
