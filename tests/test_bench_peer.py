@@ -154,7 +154,8 @@ def _load_driver():
 
 
 def _run(fills: int, rate: float, **kw) -> dict:
-    r = {"events": 1000, "fills": fills, "orders": 4 * fills, "cancels": 3 * fills, "pnl_gross": -1.0}
+    r = {"events": 1000, "fills": fills, "fill_qty": fills / 100, "orders": 4 * fills, "cancels": 3 * fills}
+    r["pnl_gross"] = -1.0
     return {**r, "pnl_net": 2.0, "rejects_post_only": 0, "wall_s": 1000 / rate, "events_per_s": rate, **kw}
 
 
@@ -171,7 +172,7 @@ def test_driver_summary_medians_and_ratios():
     assert r["fills"] == pytest.approx(0.8) and r["orders"] == pytest.approx(0.8)
     assert r["speed"] == pytest.approx(2.5) and r["speed_e2e"] == pytest.approx(1.25)
     text = bp.table(s, {"avmm": "0.1.0", "hftbacktest": "2.4.4"})
-    assert "fills 0.800x, orders 0.800x, speed 2.50x (end to end 1.25x)" in text
+    assert "fills 0.800x, orders 0.800x, speed 2.50x (end to end 1.25x); fill volume 0.800x" in text
     assert "5.00M (4.00-6.00M)" in text and "2.00M (1.00-3.00M)" in text
 
 

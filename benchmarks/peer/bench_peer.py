@@ -107,6 +107,7 @@ def run_avmm(store: Path, config: Path, sets: list[str]) -> dict[str, Any]:
     keep = (
         "events",
         "fills",
+        "fill_qty",
         "maker_fills",
         "taker_fills",
         "orders",
@@ -180,7 +181,8 @@ def summarize(runs: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
     for tool, rs in runs.items():
         first = rs[0]
         same = all(all(r.get(k) == first.get(k) for k in ("fills", "orders", "cancels")) for r in rs)
-        s = {k: first.get(k) for k in ("events", "fills", "orders", "cancels", "pnl_gross", "pnl_net")}
+        keys = ("events", "fills", "fill_qty", "orders", "cancels", "pnl_gross", "pnl_net")
+        s = {k: first.get(k) for k in keys}
         s["rejects_post_only"] = first.get("rejects_post_only")
         s["counts_identical_across_runs"] = same
         s["wall_s"] = _spread([r["wall_s"] for r in rs])
@@ -191,6 +193,7 @@ def summarize(runs: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
     a, h = out["avmm"], out["hftbacktest"]
     ratios = {
         "fills": a["fills"] / h["fills"] if h["fills"] else None,
+        "fill_qty": a["fill_qty"] / h["fill_qty"] if a.get("fill_qty") and h.get("fill_qty") else None,
         "orders": a["orders"] / h["orders"] if h["orders"] else None,
         "cancels": a["cancels"] / h["cancels"] if h["cancels"] else None,
         "speed": a["events_per_s"]["median"] / h["events_per_s"]["median"],
@@ -203,7 +206,7 @@ def summarize(runs: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
 
 def table(summary: dict[str, Any], versions: dict[str, str]) -> str:
     head = (
-        f"{'tool':12s} {'version':10s} {'fills':>8s} {'orders':>9s} {'cancels':>9s} {'gross':>9s} {'net':>9s} "
+        f"{'tool':12s} {'version':16s} {'fills':>8s} {'orders':>9s} {'cancels':>9s} {'gross':>9s} {'net':>9s} "
         f"{'wall s':>7s} {'events/s (median, min-max)':>32s}"
     )
     lines = [head, "-" * len(head)]
@@ -212,19 +215,21 @@ def table(summary: dict[str, Any], versions: dict[str, str]) -> str:
         ev = s["events_per_s"]
         rate = f"{ev['median'] / 1e6:.2f}M ({ev['min'] / 1e6:.2f}-{ev['max'] / 1e6:.2f}M)"
         lines.append(
-            f"{tool:12s} {versions[tool]:10s} {s['fills']:>8,} {s['orders']:>9,} {s['cancels']:>9,} "
+            f"{tool:12s} {versions[tool]:16s} {s['fills']:>8,} {s['orders']:>9,} {s['cancels']:>9,} "
             f"{s['pnl_gross']:>9.2f} {s['pnl_net']:>9.2f} {s['wall_s']['median']:>7.3f} {rate:>32s}"
         )
         if "events_per_s_e2e" in s:
             e = s["events_per_s_e2e"]
             lines.append(
-                f"{'':12s} {'':10s} {'(end to end, Parquet reading included)':>58s} {'':7s} "
+                f"{'':12s} {'':16s} {'(end to end, Parquet reading included)':>58s} {'':7s} "
                 f"{e['median'] / 1e6:.2f}M ({e['min'] / 1e6:.2f}-{e['max'] / 1e6:.2f}M)".rstrip()
             )
     r = summary["ratios_avmm_over_hftbacktest"]
     ratio = f"avmm / hftbacktest: fills {r['fills']:.3f}x, orders {r['orders']:.3f}x, speed {r['speed']:.2f}x"
     if "speed_e2e" in r:
         ratio += f" (end to end {r['speed_e2e']:.2f}x)"
+    if r.get("fill_qty"):
+        ratio += f"; fill volume {r['fill_qty']:.3f}x"
     lines.append(ratio)
     return "\n".join(lines)
 
@@ -288,7 +293,11 @@ def _main(args: argparse.Namespace) -> int:
     summary = summarize(runs)
     av = _versions(Path(sys.executable), ("avmm", "numba", "numpy", "pyarrow"))
     hv = _versions(py, ("hftbacktest", "numba", "numpy"))
-    versions = {"avmm": f"{av.get('avmm', '?')}", "hftbacktest": hv.get("hftbacktest", "?")}
+    commit = _git_commit()
+    versions = {
+        "avmm": f"{av.get('avmm', '?')}" + (f" ({commit})" if commit else ""),
+        "hftbacktest": hv.get("hftbacktest", "?"),
+    }
     print(table(summary, versions))
     if args.json is not None:
         doc = {
@@ -299,7 +308,7 @@ def _main(args: argparse.Namespace) -> int:
             "summary": summary,
             "runs": runs,
             "machine": machine(),
-            "versions": {"avmm": {**av, "git": _git_commit()}, "hftbacktest_venv": hv},
+            "versions": {"avmm": {**av, "git": commit}, "hftbacktest_venv": hv},
         }
         write_text(args.json, json.dumps(doc, indent=2) + "\n", "--json")
     return 0

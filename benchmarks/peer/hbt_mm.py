@@ -184,6 +184,7 @@ def run(data: np.ndarray, args: argparse.Namespace) -> tuple[dict, np.ndarray]:
     out = {
         "fills": int(sv.num_trades),
         **{k: int(v) for k, v in zip(COUNTS, counts, strict=True)},
+        "fill_qty": float(sv.trading_volume),
         "position": float(sv.position),
         "fees": float(sv.fee),
         "pnl_gross": float(gross),
