@@ -66,6 +66,7 @@ from avmm.jit import NJIT, NJIT_INLINE, voidptr
 ST_NEED = 0
 ST_FULL = 1
 ST_DONE = 2
+ST_GROW = 3  # the depth book's table is half full on a side: the caller grows it and calls again
 
 # an exchange stamp further than this from the row's local stamp is not usable (clock error, bad
 # data): the row is taken at its local time and counted (``n_bad_exch_ts``)
@@ -220,6 +221,9 @@ def run_chunk(  # noqa: C901  (compiled event loop)
                     take_sample(bp, bs, xo, sout, bs.next_sample)
                     bs.next_sample += bp.eq_ns
         if w == 0:
+            k = kind[ie]
+            if (k == DEPTH or k == SNAPSHOT) and (bs.d_n[0] >= bs.d_limit or bs.d_n[1] >= bs.d_limit):  # noqa: SIM109
+                return ST_GROW  # nothing of this row done yet (samples up to t are): it is handled again
             if bad_te:
                 bs.n_bad_exch_ts += 1
             if t > bs.mo_due:
@@ -229,7 +233,6 @@ def run_chunk(  # noqa: C901  (compiled event loop)
             bs.te_clock = t
             if bs.t_first < 0:
                 bs.t_first = t
-            k = kind[ie]
             if k == QUOTE:
                 on_quote_x(bp, bs, xo, keys, vals, lat, rs, ring, fout, t, px[ie], qty[ie], px2[ie], qty2[ie])
             elif k == TRADE:

@@ -34,9 +34,9 @@ import numpy as np
 
 from avmm.backtest.config import BacktestConfig
 from avmm.backtest.latency import latency_table
-from avmm.backtest.loop import ST_DONE, ST_FULL, ST_NEED, run_chunk
+from avmm.backtest.loop import ST_DONE, ST_FULL, ST_GROW, ST_NEED, run_chunk
 from avmm.backtest.metrics import FillStats, summarize
-from avmm.backtest.queue import QUEUE_MODELS
+from avmm.backtest.queue import QUEUE_MODELS, depth_rehash
 from avmm.backtest.state import (
     BT_PARAMS_DTYPE,
     FILL_DTYPE,
@@ -207,7 +207,7 @@ class Backtester:
         self.bp = bt_params(cfg, self.bt, self.params)
         self.bs = new_bt_state()
         self.xo = np.zeros(MAX_X, dtype=XORDER_DTYPE)
-        self.keys, self.vals = new_cache()
+        self.keys, self.vals = new_cache(self.bs)
         self.lat = latency_table(self.bt)
         self.rq = np.zeros(QCAP, dtype=MSG_DTYPE)
         self.rs = np.zeros(QCAP, dtype=MSG_DTYPE)
@@ -268,8 +268,16 @@ class Backtester:
             )
             self.wall += time.perf_counter() - t0
             self._drain()
-            if st != ST_FULL:
+            if st == ST_GROW:
+                self._grow_depth()
+            elif st != ST_FULL:
                 return st
+
+    def _grow_depth(self) -> None:
+        """The depth book's table is half full: twice the slots, every level moved over."""
+        old_keys, old_vals = self.keys, self.vals
+        self.keys, self.vals = new_cache(self.bs, 2 * old_keys.shape[1])
+        depth_rehash(self.bs, old_keys, old_vals, self.keys, self.vals)
 
     def feed(self, chunk: Any) -> None:
         """Process one chunk (``EventColumns`` or an ``EVENT_DTYPE`` array); rows must continue the
