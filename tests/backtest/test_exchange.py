@@ -148,3 +148,23 @@ def test_live_order_index_matches_the_orders(levels):
 
 def r_fills(bt) -> int:
     return int(bt.bs["n_fills"][0])
+
+
+def test_partial_fills_option():
+    # our 3-lot bid at 99.99 improves the book (nobody ahead): a 1-lot trade fills 1 lot, or all 3
+    rows = [Q(0, 99.98, 5.0, 100.02, 5.0), T(2, 99.99, 1.0, -1)]
+    assert fills_of(run_backtest(stream(*rows), cfg(size=3.0))) == [(2000, 1, 99.99, 1.0)]
+    whole = cfg("backtest.partial_fills=false", size=3.0)
+    assert fills_of(run_backtest(stream(*rows), whole)) == [(2000, 1, 99.99, 3.0)]
+    # a trade that does not get past the queue still fills nothing
+    behind = [BOOK, T(2, 99.99, 4.0, -1)]
+    assert fills_of(run_backtest(stream(*behind), whole)) == []
+
+
+def test_l1_left_level_option():
+    # our bid joins 99.99 behind 5; the best bid rises to 100.00 (our level leaves the top of the
+    # book), comes back, and a 1-lot trade prints at 99.99
+    rows = [BOOK, Q(2, 100.00, 5.0, 100.02, 5.0), Q(3, 99.99, 5.0, 100.01, 5.0), T(4, 99.99, 1.0, -1)]
+    assert fills_of(run_backtest(stream(*rows), cfg())) == []  # keep: still 5 ahead, then 4
+    empty = cfg('backtest.l1_left_level="empty"')
+    assert fills_of(run_backtest(stream(*rows), empty)) == [(4000, 1, 99.99, 1.0)]

@@ -44,6 +44,16 @@ class BacktestConfig(BaseModel):
         "fraction", description="top-of-book data: our place in a queue of unknown size"
     )
     l1_queue_fraction: float = Field(1.0, ge=0, le=10, description="fraction of the last size seen at that price")
+    partial_fills: bool = Field(
+        True,
+        description="a trade smaller than what is left of our order after its queue fills it in part "
+        "(floored to the lot); false: a trade that reaches the order fills it whole",
+    )
+    l1_left_level: Literal["keep", "empty"] = Field(
+        "keep",
+        description="top-of-book data, when the best price moves away from our order's price: keep the size "
+        "ahead of it, or empty (nothing ahead: the level is deleted, as L1-only simulators do)",
+    )
     risk_check: bool = Field(True, description="reject orders that could take |position| past risk.max_position")
     # accounting and recording
     initial_cash: float = Field(

@@ -103,6 +103,8 @@ def on_quote_x(bp, bs, xo, keys, vals, lat, rs, ring, fout, t, bid, bid_qty, ask
                     od.traded = 0.0
                 else:
                     od.last_qty = math.nan
+                    if bp.l1_empty_left != 0:
+                        od.ahead = 0.0
         else:
             if bid >= px:
                 fill_order(bp, bs, xo, k, lat, rs, ring, fout, t, px, od.leaves, 1)
@@ -115,6 +117,8 @@ def on_quote_x(bp, bs, xo, keys, vals, lat, rs, ring, fout, t, bid, bid_qty, ask
                     od.traded = 0.0
                 else:
                     od.last_qty = math.nan
+                    if bp.l1_empty_left != 0:
+                        od.ahead = 0.0
     bs.mid = 0.5 * (bid + ask)  # after the fills: they are recorded against the mid before this update
 
 
@@ -153,7 +157,7 @@ def on_trade_x(bp, bs, xo, keys, vals, lat, rs, ring, fout, t, px, qty, aggr):  
                 continue
             left = rem - od.ahead
             od.ahead = 0.0
-            q = od.leaves if left >= od.leaves else floor_lot(left, bp.lot)
+            q = od.leaves if left >= od.leaves or bp.partial_fills == 0 else floor_lot(left, bp.lot)
             if q > 0.0:
                 fill_order(bp, bs, xo, k, lat, rs, ring, fout, t, od.px, q, 1)
                 # our other orders at this price queue behind this one: the market volume that
