@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 PYTEST_WORKERS ?= 2
 
-.PHONY: run test check format bench bench-backtest bench-data fuzz clean
+.PHONY: run test check format bench bench-backtest bench-data bench-peer fuzz clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +44,11 @@ bench-backtest: $(STAMP)
 ## bench-data: convert / read speed of the market-data layer
 bench-data: $(STAMP)
 	$(BIN)/python benchmarks/data_bench.py --json data_bench.json
+
+## bench-peer: avmm vs hftbacktest 2.4.4 (own virtualenv .venv-peer) on the same stream and A-S market maker;
+## 5 alternated runs each, JSON written to bench_peer.json
+bench-peer: $(STAMP)
+	$(BIN)/python benchmarks/peer/bench_peer.py --json bench_peer.json
 
 ## fuzz: the readers' fuzz targets with many more examples (Hypothesis profile "fuzz"; a few minutes)
 fuzz: $(STAMP)

@@ -57,9 +57,7 @@ class Venue:
             ],
         )
         bt = Backtester(c)  # the records as a run sets them up
-        self.bp, self.bs = bt.bp, bt.bs
-        self.xo = np.zeros(BS.MAX_X, BS.XORDER_DTYPE)
-        self.keys, self.vals = BS.new_cache()
+        self.bp, self.bs, self.xo, self.keys, self.vals = bt.bp, bt.bs, bt.xo, bt.keys, bt.vals
         self.lat = np.array([[MS, MS]], np.int64)
         self.rs = np.zeros(BS.QCAP, BS.MSG_DTYPE)
         self.rq = np.zeros(1, BS.MSG_DTYPE)

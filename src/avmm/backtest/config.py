@@ -44,13 +44,29 @@ class BacktestConfig(BaseModel):
         "fraction", description="top-of-book data: our place in a queue of unknown size"
     )
     l1_queue_fraction: float = Field(1.0, ge=0, le=10, description="fraction of the last size seen at that price")
+    partial_fills: bool = Field(
+        True,
+        description="a trade smaller than what is left of our order after its queue fills it in part "
+        "(floored to the lot); false: a trade that reaches the order fills it whole",
+    )
+    l1_left_level: Literal["keep", "empty"] = Field(
+        "keep",
+        description="top-of-book data, when the best price moves away from our order's price: keep the size "
+        "ahead of it, or empty (nothing ahead: the level is deleted, as L1-only simulators do)",
+    )
     risk_check: bool = Field(True, description="reject orders that could take |position| past risk.max_position")
     # accounting and recording
     initial_cash: float = Field(
         0.0, ge=0, le=1e15, description="capital for returns, quote currency; 0 = max_position x first mid"
     )
     equity_interval_s: float = Field(1.0, gt=0, le=86400, description="equity / inventory sampling interval, s")
-    timer_s: float = Field(1.0, ge=0, le=86400, description="strategy timer in local time, s (0 = off)")
+    timer_s: float = Field(
+        1.0,
+        ge=0,
+        le=86400,
+        description="strategy timer in local time, s (0 = off); with quoting.refresh_mode = 'grid' it "
+        "ticks on multiples of timer_s and of refresh_s since the epoch",
+    )
     gap_s: float = Field(
         3600.0,
         gt=0,
