@@ -51,6 +51,7 @@ BT_PARAMS_DTYPE = np.dtype(
         ("feed_ns", "i8"),
         ("eq_ns", "i8"),
         ("timer_ns", "i8"),
+        ("markouts", "i8"),  # 0: fills leave at once, markouts NaN
         ("partial_fills", "i8"),
         ("l1_empty_left", "i8"),  # 1: a level the L1 best leaves behind has nothing ahead of us
         ("timer_grid", "i8"),  # 1: the timer ticks on multiples of timer_ns (refresh_mode = "grid")
