@@ -168,3 +168,59 @@ def test_l1_left_level_option():
     assert fills_of(run_backtest(stream(*rows), cfg())) == []  # keep: still 5 ahead, then 4
     empty = cfg('backtest.l1_left_level="empty"')
     assert fills_of(run_backtest(stream(*rows), empty)) == [(4000, 1, 99.99, 1.0)]
+
+
+def test_a_crossing_order_takes_what_the_best_shows_and_the_rest_is_cancelled():
+    """Not post-only: an order crossing on arrival takes the opposite best's size (less what our
+    earlier taker orders took since the book last changed), at that price; the rest is cancelled.
+    Without that, a strategy quoting through the book refilled the same size forever."""
+    from numba import njit
+
+    c = load_config(
+        None,
+        ["quoting.tick=0.01", "quoting.lot=1.0", "quoting.post_only=false", "risk.max_position=100.0"],
+    )
+    bp = bt_params(c, c.backtest, to_params(c))
+    bs = BS.new_bt_state()
+    xo = np.zeros(BS.MAX_X, BS.XORDER_DTYPE)
+    keys, vals = BS.new_cache(bs)
+    lat = np.array([[MS, MS]], np.int64)
+    rs = np.zeros(BS.QCAP, BS.MSG_DTYPE)
+    rq = np.zeros(8, BS.MSG_DTYPE)
+    ring = np.zeros(BS.MO_CAP, BS.FILL_DTYPE)
+    fout = np.zeros(4096, BS.FILL_DTYPE)
+
+    @njit
+    def drive(bparams, bstate, xo, keys, vals, lat, rs, rq, ring, fout):
+        bp = bparams[0]
+        bs = bstate[0]
+        X.on_quote_x(bp, bs, xo, keys, vals, lat, rs, ring, fout, 0, 99.99, 5.0, 100.01, 5.0)
+        for oid in (1, 2, 3):
+            m = rq[oid]
+            m.ts = oid
+            m.kind = BS.RQ_PLACE
+            m.oid = oid
+            m.side = 1
+            m.px = 100.05
+            m.qty = 3.0
+            if oid == 3:  # the book changed in between: its size is there again
+                X.on_quote_x(bp, bs, xo, keys, vals, lat, rs, ring, fout, 3, 99.99, 5.0, 100.01, 5.0)
+            X.on_request_x(bp, bs, xo, keys, vals, lat, rs, ring, fout, m)
+
+    drive(bp, bs, xo, keys, vals, lat, rs, rq, ring, fout)
+    n = int(bs["mo_n"][0])
+    fills = sorted((int(f["oid"]), float(f["px"]), float(f["qty"])) for f in ring[:n])
+    assert fills == [(1, 100.01, 3.0), (2, 100.01, 2.0), (3, 100.01, 3.0)]
+    kinds = [(int(m["oid"]), int(m["kind"])) for m in rs[: int(bs["rs_tail"][0])]]
+    assert (2, BS.RS_CANCELED) in kinds and (1, BS.RS_CANCELED) not in kinds
+    assert int(bs["x_nlive"][0][0]) == 0  # nothing of them rests
+    assert float(bs["pos"][0]) == 8.0
+
+
+def test_a_strategy_quoting_through_the_book_ends():
+    from avmm.data.synth import generate
+
+    ev = np.concatenate(list(generate(20_000, 2, quote_rate=300.0, trade_rate=80.0)))
+    c = load_config(None, ["quoting.post_only=false", "model.sigma=0.0001", "model.k=1000", "model.A=1"])
+    r = run_backtest(ev, c)
+    assert 0 < r.summary["taker_fills"] <= r.summary["quotes"]

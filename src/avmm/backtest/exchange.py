@@ -15,7 +15,8 @@ learns what happened only through responses delivered after the response latency
   effective only on arrival, and an order can fill meanwhile.
 
 All our fills are maker fills at the order's price, except an order that is not post-only and
-crosses on arrival: it fills its whole size at once at the opposite best price (taker fee). Fills
+crosses on arrival: it takes what the opposite best shows (less what our earlier taker orders took
+since the book last changed) at that price (taker fee), and the rest is cancelled. Fills
 are booked by ``accounting.py``; responses travel back through ``latency.py``.
 """
 
@@ -78,6 +79,26 @@ def fill_order(bp, bs, xo, k, lat, rs, ring, fout, t, px, q, maker):
 
 
 @njit(**NJIT_INLINE)
+def take(bp, bs, xo, k, lat, rs, ring, fout, t):
+    """Order ``k`` (not post-only) crosses on arrival: it takes what the opposite best shows and
+    our earlier taker orders have not taken since the book last changed, at that price; the part
+    left is cancelled (immediate-or-cancel: L1 data says nothing of the levels behind)."""
+    od = xo[k]
+    r = 0 if od.side > 0 else 1
+    shown = bs.ask_qty if od.side > 0 else bs.bid_qty
+    q = floor_lot(shown - bs.taken[r], bp.lot)
+    if q > od.leaves:
+        q = od.leaves
+    if q > 0.0:
+        bs.taken[r] += q
+        fill_order(bp, bs, xo, k, lat, rs, ring, fout, t, bs.ask if od.side > 0 else bs.bid, q, 0)
+    if od.live != 0:
+        _set_live(bs, od, 0)
+        unlock_order(bs, od)
+        respond(bs, lat, rs, t, RS_CANCELED, od.oid, od.side, od.px, od.leaves, 0.0)
+
+
+@njit(**NJIT_INLINE)
 def on_quote_x(bp, bs, xo, keys, vals, lat, rs, ring, fout, t, bid, bid_qty, ask, ask_qty):  # noqa: C901  (compiled kernel)
     if not (bid > 0.0 and ask > 0.0 and bid < ask and bid_qty >= 0.0 and ask_qty >= 0.0):
         return
@@ -96,6 +117,8 @@ def on_quote_x(bp, bs, xo, keys, vals, lat, rs, ring, fout, t, bid, bid_qty, ask
     bs.bid_qty = bid_qty
     bs.ask = ask
     bs.ask_qty = ask_qty
+    bs.taken[0] = 0.0
+    bs.taken[1] = 0.0
     for k in range(bs.x_hwm):
         od = xo[k]
         if od.live == 0:
@@ -268,7 +291,7 @@ def on_request_x(bp, bs, xo, keys, vals, lat, rs, ring, fout, m):  # noqa: C901 
         if requeue:
             join_queue(bp, bs, keys, vals, od)
         if crosses(bs, side, px):  # not post-only: take
-            fill_order(bp, bs, xo, k, lat, rs, ring, fout, t, bs.ask if side > 0 else bs.bid, qty, 0)
+            take(bp, bs, xo, k, lat, rs, ring, fout, t)
         return
     # new order
     if bp.post_only != 0 and crosses(bs, side, px):
@@ -304,7 +327,7 @@ def on_request_x(bp, bs, xo, keys, vals, lat, rs, ring, fout, m):  # noqa: C901 
     bs.x_slot[m.oid & (XMAP - 1)] = slot
     join_queue(bp, bs, keys, vals, od)
     respond(bs, lat, rs, t, RS_ACK, m.oid, side, px, qty, 0.0)
-    if crosses(bs, side, px):  # not post-only: takes the opposite best at once (whole size)
-        fill_order(bp, bs, xo, slot, lat, rs, ring, fout, t, bs.ask if side > 0 else bs.bid, qty, 0)
+    if crosses(bs, side, px):  # not post-only: takes the opposite best at once
+        take(bp, bs, xo, slot, lat, rs, ring, fout, t)
     while bs.x_hwm > 0 and xo[bs.x_hwm - 1].live == 0:
         bs.x_hwm -= 1

@@ -152,6 +152,7 @@ BT_STATE_DTYPE = np.dtype(
         ("x_slot", "i8", (XMAP,)),  # slot of order id oid at x_slot[oid % XMAP] (a hint, checked)
         ("x_open", "f8", (2,)),  # leaves of the live orders, bids / asks
         ("x_nlive", "i8", (2,)),  # live orders, bids / asks
+        ("taken", "f8", (2,)),  # size our taker orders took at the best ask / bid since the book last changed
         # the venue's accounting (accounting.py): spot balances, funding
         ("base0", "f8"),  # balances at the start: base units, quote currency (NaN: auto, not set yet)
         ("quote0", "f8"),
