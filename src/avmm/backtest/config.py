@@ -59,6 +59,9 @@ class BacktestConfig(BaseModel):
         "not counted in session_s or the time-weighted inventory",
     )
     chunk_events: int = Field(1_000_000, ge=1000, le=100_000_000, description="events per compiled-loop call")
+    read_ahead: bool = Field(
+        True, description="read the next chunk of a store on a thread while the loop runs (memory: two chunks)"
+    )
 
     @model_validator(mode="after")
     def _recorded(self) -> BacktestConfig:
