@@ -248,9 +248,13 @@ class Backtester:
         """Hand the fills to the summary's aggregates in blocks of ``FILL_BLOCK`` by fill number, not
         in the batches the loop returns (which depend on the chunking): the floating-point sums then
         come out bit-identical whatever the chunk size."""
-        i = 0
-        while i < f.shape[0]:
-            k = min(f.shape[0] - i, FILL_BLOCK - self.n_staged)
+        i, n = 0, f.shape[0]
+        while i < n:
+            if self.n_staged == 0 and n - i >= FILL_BLOCK:  # a whole block: no copy
+                self.fills.add(f[i : i + FILL_BLOCK])
+                i += FILL_BLOCK
+                continue
+            k = min(n - i, FILL_BLOCK - self.n_staged)
             self.staged[self.n_staged : self.n_staged + k] = f[i : i + k]
             self.n_staged += k
             i += k
