@@ -13,9 +13,17 @@ Public API:
 
 Stores are read through ``avmm.data.store.StoreReader``: every chunk is checked (no nulls, sorted
 by ``local_ts``, also across the boundary between stores) at the cost of one vectorised comparison.
+With ``backtest.read_ahead`` (the default) the next chunk is read on a thread while the loop runs
+(``read_ahead_of``); a reading error comes out where that chunk would have.
 
-Memory is bounded by the chunk size: one chunk of columns (plus the few rows the strategy still
-has to see from the previous chunk), fixed-size rings, and output buffers drained after each call.
+From one chunk to the next, the rows of the old chunk one cursor has not passed yet (the strategy
+lags the exchange) are run with the head of the new chunk as a small bridge chunk (``_bridge``): a
+few rows are copied, never the new chunk. Results are bit-identical whatever the chunk size and with
+or without the read-ahead (the fills reach the summary's sums in fixed blocks, ``_stage_fills``).
+
+Memory is bounded by the chunk size: two chunks of columns (the one run and the one read ahead; one
+without read-ahead; a Parquet row group when chunks are smaller), fixed-size rings, and output
+buffers drained after each call.
 What grows with the session is only the equity samples (one per ``equity_interval_s`` of data, none
 across gaps longer than ``gap_s``; checked against the free memory before the run) and the fills
 kept for the report (at most 200,000; the summary aggregates every fill, ``on_fills`` sees each).
