@@ -77,7 +77,7 @@ def test_our_orders_at_one_price_share_the_trade():
     bp = bt_params(c, c.backtest, to_params(c))
     bs = BS.new_bt_state()
     xo = np.zeros(BS.MAX_X, BS.XORDER_DTYPE)
-    keys, vals = BS.new_cache()
+    keys, vals = BS.new_cache(bs)
     lat = np.array([[MS, MS]], np.int64)
     rs = np.zeros(BS.QCAP, BS.MSG_DTYPE)
     rq = np.zeros(4, BS.MSG_DTYPE)

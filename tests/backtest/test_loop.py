@@ -72,3 +72,13 @@ def test_unusable_exchange_stamps_are_counted_and_replaced():
         assert fills_of(out) == fills_of(good)
         assert len(out.samples) == len(good.samples)
     assert good.summary["bad_exch_ts"] == 0
+
+
+def test_grid_refresh_ticks_the_timer_on_the_grid():
+    # one quote, then nothing for 10 s: the strategy only learns of time through the timer
+    ev = stream(Q(0, 99.99, 5.0, 100.01, 5.0), Q(10_000, 99.99, 5.0, 100.01, 5.0))
+    base = ["backtest.timer_s=1", "quoting.refresh_s=0.25"]
+    iv = run_backtest(ev, cfg(*base)).summary
+    grid = run_backtest(ev, cfg(*base, 'quoting.refresh_mode="grid"')).summary
+    assert iv["timer_calls"] == 10  # every 1 s after the first event
+    assert grid["timer_calls"] == 40  # every multiple of gcd(1 s, 0.25 s) = 0.25 s

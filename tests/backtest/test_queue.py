@@ -3,6 +3,8 @@ decrease, L1 levels behind the best, L2 depth, a level missing after a resync.""
 
 from __future__ import annotations
 
+import numpy as np
+
 from avmm.backtest.runner import run_backtest
 from avmm.events import CLEAR, DEPTH, SNAPSHOT
 from tests.builders import BOOK, D, Q, T, fills_of, stream
@@ -65,3 +67,78 @@ def test_l2_level_missing_after_resync_is_empty():
     a = fills_of(run_backtest(stream(*base, *resync, *trade), cfg()))
     b = fills_of(run_backtest(stream(*base, *removed, *trade), cfg()))
     assert a == b == [(3000, 1, 99.99, 1.0)]  # µs after BT_T0
+
+
+def test_l2_far_levels_never_overwrite_ours():
+    """Regression: depth sizes were kept in 4096 slots per side keyed by tick index mod 4096, so a
+    row 4096 ticks away on the same side evicted our level, which then read as empty."""
+    book = [D(0, 99.99, 5.0, 1), D(0, 100.01, 5.0, -1), Q(0, 99.99, 5.0, 100.01, 5.0)]
+    # our bid at 99.99 has 5 ahead; a row at 99.99 - 40.96 = 59.03 (4096 ticks) must not empty it
+    far_bid = [D(1.5, 59.03, 2.0, 1), T(2, 99.99, 3.0, -1)]
+    assert fills_of(run_backtest(stream(*book, *far_bid), cfg())) == []
+    assert fills_of(run_backtest(stream(*book, *far_bid, T(3, 99.99, 3.0, -1)), cfg())) == [(3000, 1, 99.99, 1.0)]
+    # our ask joins 100.01 after a row at 100.01 + 40.96 = 140.97 arrived first: still behind 5
+    far_ask = [D(0, 140.97, 2.0, -1), *book, T(2, 100.01, 3.0, 1)]
+    assert fills_of(run_backtest(stream(*far_ask), cfg())) == []
+    assert fills_of(run_backtest(stream(*far_ask, T(3, 100.01, 3.0, 1)), cfg())) == [(3000, -1, 100.01, 1.0)]
+
+
+def test_l2_book_larger_than_the_table_grows_and_keeps_every_level():
+    # 100k levels a side behind ours (tick 0.0001; the table starts with 65,536 slots a side and
+    # grows when half full): our levels still have their 5 ahead
+    far = [D(0, 99.99 - 0.0001 * (i + 1), 1.0, 1) for i in range(100_000)]
+    far += [D(0, 100.01 + 0.0001 * (i + 1), 1.0, -1) for i in range(100_000)]
+    book = [D(0, 99.99, 5.0, 1), D(0, 100.01, 5.0, -1), *far, Q(0, 99.99, 5.0, 100.01, 5.0)]
+    c = cfg("quoting.tick=0.0001")
+    r = run_backtest(stream(*book, T(2, 99.99, 3.0, -1), T(2, 100.01, 3.0, 1)), c)
+    assert r.summary["fills"] == 0 and r.summary["depth_rows"] == 200_002
+    r = run_backtest(stream(*book, T(2, 99.99, 6.0, -1), T(2, 100.01, 6.0, 1)), c)
+    assert sorted(fills_of(r)) == [(2000, -1, 100.01, 1.0), (2000, 1, 99.99, 1.0)]
+
+
+def test_depth_table_matches_a_dict_under_inserts_updates_and_deletes():
+    from numba import njit
+
+    from avmm.backtest import state as BS
+    from avmm.backtest.queue import depth_get, depth_put, depth_rehash
+
+    @njit
+    def apply(bstate, keys, vals, ops, out):
+        bs = bstate[0]
+        for i in range(ops.shape[0]):
+            depth_put(bs, keys, vals, int(ops[i, 0]), np.int64(ops[i, 1]), ops[i, 2])
+        for i in range(ops.shape[0]):
+            out[i] = depth_get(bs, keys, vals, int(ops[i, 0]), np.int64(ops[i, 1]))
+
+    rng = np.random.default_rng(7)
+    n = 3000
+    # clustered keys (a book around a price) plus keys exactly 4096 * j apart (the old collisions)
+    keys_ = np.concatenate([rng.integers(1_000_000, 1_004_000, n // 2), 1_000_000 + 4096 * rng.integers(0, 50, n // 2)])
+    ops = np.empty((n, 3))
+    ops[:, 0] = rng.integers(0, 2, n)
+    ops[:, 1] = rng.permutation(keys_)
+    ops[:, 2] = np.where(rng.random(n) < 0.3, 0.0, rng.random(n) + 0.1)  # 30 % deletes
+    bs = BS.new_bt_state()
+    keys, vals = BS.new_cache(bs, 4096)
+    bs["d_limit"] = 1 << 30  # no growth in this test: a full 4096-slot table is the hard case
+    ref: dict[tuple[int, int], float] = {}
+    for row, key, v in ops:
+        if v > 0:
+            ref[(int(row), int(key))] = v
+        else:
+            ref.pop((int(row), int(key)), None)
+    out = np.empty(n)
+    apply(bs, keys, vals, ops, out)
+    for i, (row, key, _) in enumerate(ops):
+        want = ref.get((int(row), int(key)))
+        assert (np.isnan(out[i]) and want is None) or out[i] == want
+    assert list(bs["d_n"][0]) == [sum(1 for r, _ in ref if r == 0), sum(1 for r, _ in ref if r == 1)]
+    # grown: the same levels
+    k2, v2 = BS.new_cache(bs, 1 << 14)
+    depth_rehash(bs, keys, vals, k2, v2)
+    got = {}
+    for r in range(2):
+        for j in range(k2.shape[1]):
+            if k2[r, j] != BS.EMPTY_KEY:
+                got[(r, int(k2[r, j]))] = v2[r, j]
+    assert got == ref

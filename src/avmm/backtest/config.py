@@ -50,7 +50,13 @@ class BacktestConfig(BaseModel):
         0.0, ge=0, le=1e15, description="capital for returns, quote currency; 0 = max_position x first mid"
     )
     equity_interval_s: float = Field(1.0, gt=0, le=86400, description="equity / inventory sampling interval, s")
-    timer_s: float = Field(1.0, ge=0, le=86400, description="strategy timer in local time, s (0 = off)")
+    timer_s: float = Field(
+        1.0,
+        ge=0,
+        le=86400,
+        description="strategy timer in local time, s (0 = off); with quoting.refresh_mode = 'grid' it "
+        "ticks on multiples of timer_s and of refresh_s since the epoch",
+    )
     gap_s: float = Field(
         3600.0,
         gt=0,

@@ -22,12 +22,11 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 from numba import njit
 
 from avmm.backtest.accounting import book_fill, emit_fill_record, floor_lot
 from avmm.backtest.latency import respond
-from avmm.backtest.queue import cache_get, cache_put, join_queue, size_update, tick_index
+from avmm.backtest.queue import cache_put, depth_clear, depth_get, depth_put, join_queue, size_update, tick_index
 from avmm.backtest.state import RQ_AMEND, RQ_CANCEL, RS_ACK, RS_CANCELED, RS_FILL, RS_REJECT
 from avmm.jit import NJIT, NJIT_INLINE
 
@@ -120,7 +119,7 @@ def on_trade_x(bp, bs, xo, keys, vals, lat, rs, ring, fout, t, px, qty, aggr):  
             od.traded += qty
             if bs.use_depth != 0:  # L2: never more ahead than the depth book shows there (a level
                 # missing after a CLEAR + snapshot is empty)
-                v = cache_get(keys, vals, 0 if od.side > 0 else 1, tick_index(od.px, bp.tick))
+                v = depth_get(bs, keys, vals, 0 if od.side > 0 else 1, tick_index(od.px, bp.tick))
                 if math.isnan(v):
                     v = 0.0
                 if od.ahead > v:
@@ -144,8 +143,7 @@ def on_depth_x(bp, bs, xo, keys, vals, side, px, qty):
         bs.n_bad_depth += 1
         return
     bs.use_depth = 1
-    row = 0 if side > 0 else 1
-    cache_put(keys, vals, row, tick_index(px, bp.tick), qty)
+    depth_put(bs, keys, vals, 0 if side > 0 else 1, tick_index(px, bp.tick), qty)
     for k in range(bs.x_hwm):
         od = xo[k]
         if od.live != 0 and od.side == side and od.px == px:
@@ -154,9 +152,7 @@ def on_depth_x(bp, bs, xo, keys, vals, side, px, qty):
 
 @njit(**NJIT)
 def on_clear_x(bs, xo, keys):
-    for r in range(2):
-        for j in range(keys.shape[1]):
-            keys[r, j] = np.iinfo(np.int64).min
+    depth_clear(bs, keys)
     for k in range(bs.x_hwm):
         xo[k].last_qty = math.nan
 

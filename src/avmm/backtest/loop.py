@@ -66,6 +66,7 @@ from avmm.jit import NJIT, NJIT_INLINE, voidptr
 ST_NEED = 0
 ST_FULL = 1
 ST_DONE = 2
+ST_GROW = 3  # the depth book's table is half full on a side: the caller grows it and calls again
 
 # an exchange stamp further than this from the row's local stamp is not usable (clock error, bad
 # data): the row is taken at its local time and counted (``n_bad_exch_ts``)
@@ -102,6 +103,15 @@ def send_actions(bs, a, n, lat, rq, t):
         if tail == bs.rq_tail:
             bs.n_overflow += 1
         bs.rq_tail = tail
+
+
+@njit(**NJIT_INLINE)
+def next_tick(bp, t):
+    """The timer's next time: ``timer_ns`` after ``t``, or the next multiple of ``timer_ns`` when
+    the strategy refreshes on a grid (``quoting.refresh_mode = "grid"``)."""
+    if bp.timer_grid != 0:
+        return (t // bp.timer_ns + 1) * bp.timer_ns
+    return t + bp.timer_ns
 
 
 @njit(**NJIT)
@@ -211,6 +221,9 @@ def run_chunk(  # noqa: C901  (compiled event loop)
                     take_sample(bp, bs, xo, sout, bs.next_sample)
                     bs.next_sample += bp.eq_ns
         if w == 0:
+            k = kind[ie]
+            if (k == DEPTH or k == SNAPSHOT) and (bs.d_n[0] >= bs.d_limit or bs.d_n[1] >= bs.d_limit):  # noqa: SIM109
+                return ST_GROW  # nothing of this row done yet (samples up to t are): it is handled again
             if bad_te:
                 bs.n_bad_exch_ts += 1
             if t > bs.mo_due:
@@ -220,7 +233,6 @@ def run_chunk(  # noqa: C901  (compiled event loop)
             bs.te_clock = t
             if bs.t_first < 0:
                 bs.t_first = t
-            k = kind[ie]
             if k == QUOTE:
                 on_quote_x(bp, bs, xo, keys, vals, lat, rs, ring, fout, t, px[ie], qty[ie], px2[ie], qty2[ie])
             elif k == TRADE:
@@ -244,14 +256,14 @@ def run_chunk(  # noqa: C901  (compiled event loop)
             elif mk == RS_ACK:
                 on_ack_rec(s, o, m.oid)
             elif mk == RS_REJECT:
-                on_reject_rec(s, o, m.oid)
+                on_reject_rec(p, s, o, m.oid)
             elif mk == RS_CANCELED:
                 on_canceled_rec(s, o, m.oid)
         elif w == 3:
             bs.n_timer += 1
             na = on_timer_rec(p, s, o, a, t)
             send_actions(bs, a, na, lat, rq, t)
-            bs.next_timer = t + bp.timer_ns
+            bs.next_timer = next_tick(bp, t)
         else:
             k = kind[il]
             bs.n_events += 1
@@ -267,7 +279,7 @@ def run_chunk(  # noqa: C901  (compiled event loop)
             if na > 0:
                 send_actions(bs, a, na, lat, rq, t)
             if bs.next_timer == 0 and bp.timer_ns > 0:
-                bs.next_timer = t + bp.timer_ns
+                bs.next_timer = next_tick(bp, t)
             bs.il = il + 1
         if t > bs.t_last:
             bs.t_last = t

@@ -179,6 +179,7 @@ def summarize(
         "inventory_mean": tw_mean,
         "inventory_std": math.sqrt(tw_var) if tw_var > 0 else 0.0,
         "max_abs_position": float(b["max_abs_pos"]),
+        "timer_calls": int(b["n_timer"]),
         "overflows": int(b["n_overflow"]),
         "bad_exch_ts": int(b["n_bad_exch_ts"]),
         "bad_depth_rows": int(b["n_bad_depth"]),

@@ -10,7 +10,11 @@
   f(x) = x**n for ``prob-power``, log(1 + x) for ``prob-log``), the rest from behind; ``ahead``
   never exceeds the visible size.
 
-Visible sizes per price live in small caches keyed by tick index (``new_cache``).
+The L2 depth book is an exact price -> size map per side: an open-addressing hash table keyed by
+tick index (Fibonacci hashing, linear probing, backward-shift deletion; a level of size 0 is
+deleted), grown by the runner when half full, so a level is never lost to another and a level the
+book does not hold is empty. The L1 "last size seen" guesses live in a small direct-mapped cache
+(``NCACHE`` slots a side; a miss means never seen). Both are set up by ``state.new_cache``.
 """
 
 from __future__ import annotations
@@ -20,8 +24,8 @@ import math
 import numpy as np
 from numba import njit
 
-from avmm.backtest.state import NCACHE
-from avmm.jit import NJIT_INLINE
+from avmm.backtest.state import EMPTY_KEY, NCACHE
+from avmm.jit import NJIT, NJIT_INLINE
 
 # queue models
 QM_RISK_AVERSE = 0
@@ -50,13 +54,109 @@ def cache_put(keys, vals, row, key, v):
     vals[row, j] = v
 
 
+_FIB = np.uint64(0x9E3779B97F4A7C15)
+
+
+@njit(**NJIT_INLINE)
+def _slot(key, shift):
+    return np.int64((np.uint64(key) * _FIB) >> np.uint64(shift))
+
+
+@njit(**NJIT_INLINE)
+def depth_get(bs, keys, vals, row, key):
+    """The size at tick index ``key`` on side ``row`` (0 bids, 1 asks) of the depth book; NaN
+    when the book does not hold the level."""
+    mask = keys.shape[1] - 1
+    j = _slot(key, bs.d_shift)
+    while True:
+        k = keys[row, j]
+        if k == key:
+            return vals[row, j]
+        if k == EMPTY_KEY:
+            return math.nan
+        j = (j + 1) & mask
+
+
+@njit(**NJIT)
+def _depth_delete(bs, keys, vals, row, j):
+    """Remove slot ``j`` and shift the entries after it back (no tombstones)."""
+    mask = keys.shape[1] - 1
+    shift = bs.d_shift
+    bs.d_n[row] -= 1
+    i = j
+    while True:
+        keys[row, i] = EMPTY_KEY
+        k = (i + 1) & mask
+        while True:
+            kk = keys[row, k]
+            if kk == EMPTY_KEY:
+                return
+            h = _slot(kk, shift)
+            # the entry at k may fill the hole at i unless its home h lies cyclically in (i, k]
+            stays = (i < h <= k) if i <= k else (h > i or h <= k)
+            if not stays:
+                break
+            k = (k + 1) & mask
+        keys[row, i] = kk
+        vals[row, i] = vals[row, k]
+        i = k
+
+
+@njit(**NJIT_INLINE)
+def depth_put(bs, keys, vals, row, key, v):
+    """Set the level at tick index ``key`` to size ``v`` (0 removes it). The caller makes sure
+    the table has room (``bs.d_n[row] < bs.d_limit``)."""
+    mask = keys.shape[1] - 1
+    j = _slot(key, bs.d_shift)
+    while True:
+        k = keys[row, j]
+        if k == key:
+            if v > 0.0:
+                vals[row, j] = v
+            else:
+                _depth_delete(bs, keys, vals, row, j)
+            return
+        if k == EMPTY_KEY:
+            if v > 0.0:
+                keys[row, j] = key
+                vals[row, j] = v
+                bs.d_n[row] += 1
+            return
+        j = (j + 1) & mask
+
+
+@njit(**NJIT)
+def depth_clear(bs, keys):
+    for r in range(2):
+        for j in range(keys.shape[1]):
+            keys[r, j] = EMPTY_KEY
+        bs.d_n[r] = 0
+
+
+@njit(**NJIT)
+def depth_rehash(bstate, old_keys, old_vals, keys, vals):
+    """Move every level of ``old_*`` into the (larger, empty) ``keys``/``vals`` whose geometry
+    ``bstate`` already describes, and the L1 cache rows as they are."""
+    bs = bstate[0]
+    for r in range(2, 4):
+        for j in range(NCACHE):
+            keys[r, j] = old_keys[r, j]
+            vals[r, j] = old_vals[r, j]
+    for r in range(2):
+        bs.d_n[r] = 0
+        for j in range(old_keys.shape[1]):
+            k = old_keys[r, j]
+            if k != EMPTY_KEY:
+                depth_put(bs, keys, vals, r, k, old_vals[r, j])
+
+
 @njit(**NJIT_INLINE)
 def visible_at(bp, bs, keys, vals, side, px):
     """Visible size at our price: (size, known)."""
     if bs.use_depth != 0:
-        v = cache_get(keys, vals, 0 if side > 0 else 1, tick_index(px, bp.tick))
+        v = depth_get(bs, keys, vals, 0 if side > 0 else 1, tick_index(px, bp.tick))
         if math.isnan(v):
-            return 0.0, True  # a level missing from the depth book is empty
+            return 0.0, True  # a level the depth book does not hold is empty
         return v, True
     if side > 0:
         if bs.has_book != 0 and px == bs.bid:

@@ -42,9 +42,9 @@ import numpy as np
 
 from avmm.backtest.config import BacktestConfig
 from avmm.backtest.latency import latency_table
-from avmm.backtest.loop import ST_DONE, ST_FULL, ST_NEED, run_chunk
+from avmm.backtest.loop import ST_DONE, ST_FULL, ST_GROW, ST_NEED, run_chunk
 from avmm.backtest.metrics import FillStats, summarize
-from avmm.backtest.queue import QUEUE_MODELS
+from avmm.backtest.queue import QUEUE_MODELS, depth_rehash
 from avmm.backtest.state import (
     BT_PARAMS_DTYPE,
     FILL_DTYPE,
@@ -135,6 +135,10 @@ def bt_params(cfg: StrategyConfig, b: BacktestConfig, p: np.ndarray) -> np.ndarr
     bp["feed_ns"] = round(b.feed_latency_ms * 1e6)
     bp["eq_ns"] = max(1, round(b.equity_interval_s * 1e9))
     bp["timer_ns"] = round(b.timer_s * 1e9)
+    if p["refresh_grid"][0] != 0:  # the timer also ticks at every refresh grid time
+        refresh_ns = int(p["refresh_ns"][0])
+        bp["timer_ns"] = math.gcd(int(bp["timer_ns"][0]), refresh_ns)
+        bp["timer_grid"] = 1
     bp["gap_ns"] = round(b.gap_s * 1e9)
     bp["mo_ns"][0] = MARKOUT_NS
     return bp
@@ -214,7 +218,7 @@ class Backtester:
         self.bp = bt_params(cfg, self.bt, self.params)
         self.bs = new_bt_state()
         self.xo = np.zeros(MAX_X, dtype=XORDER_DTYPE)
-        self.keys, self.vals = new_cache()
+        self.keys, self.vals = new_cache(self.bs)
         self.lat = latency_table(self.bt)
         self.rq = np.zeros(QCAP, dtype=MSG_DTYPE)
         self.rs = np.zeros(QCAP, dtype=MSG_DTYPE)
@@ -297,8 +301,16 @@ class Backtester:
             )
             self.wall += time.perf_counter() - t0
             self._drain()
-            if st != ST_FULL:
+            if st == ST_GROW:
+                self._grow_depth()
+            elif st != ST_FULL:
                 return st
+
+    def _grow_depth(self) -> None:
+        """The depth book's table is half full: twice the slots, every level moved over."""
+        old_keys, old_vals = self.keys, self.vals
+        self.keys, self.vals = new_cache(self.bs, 2 * old_keys.shape[1])
+        depth_rehash(self.bs, old_keys, old_vals, self.keys, self.vals)
 
     def feed(self, chunk: Any) -> None:
         """Process one chunk (``EventColumns`` or an ``EVENT_DTYPE`` array); rows must continue the
@@ -383,6 +395,7 @@ class Backtester:
             wall_s=self.wall,
         )
         st = self.mem.state[0]
+        summary["requotes"] = int(st["n_requotes"])
         summary["bad_quotes"] = int(st["n_bad_quotes"])  # NaN / non-positive / crossed: ignored
         summary["bad_trades"] = int(st["n_bad_trades"])
         fills = self.fills.fills()

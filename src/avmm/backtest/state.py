@@ -25,7 +25,8 @@ RS_FILL = 14
 MAX_X = 256  # our live orders at the exchange
 QCAP = 1 << 15  # in-flight requests / responses (each ring)
 QMASK = QCAP - 1
-NCACHE = 4096  # price-level cache slots per side (tick index modulo NCACHE)
+NCACHE = 4096  # L1 "last size seen" cache slots per side (tick index modulo NCACHE)
+DEPTH_CAP0 = 1 << 16  # depth-level hash table slots per side to start with (grown when half full)
 MO_CAP = 1 << 15  # fills awaiting their last markout
 MO_MASK = MO_CAP - 1
 MARKOUT_S = np.array([0.1, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0])
@@ -49,6 +50,7 @@ BT_PARAMS_DTYPE = np.dtype(
         ("feed_ns", "i8"),
         ("eq_ns", "i8"),
         ("timer_ns", "i8"),
+        ("timer_grid", "i8"),  # 1: the timer ticks on multiples of timer_ns (refresh_mode = "grid")
         ("gap_ns", "i8"),
         ("mo_ns", "i8", (NH,)),
     ],
@@ -131,6 +133,10 @@ BT_STATE_DTYPE = np.dtype(
         ("n_gaps", "i8"),
         ("gap_total", "i8"),  # ns
         ("gap_end", "i8"),  # the end of the last gap skipped
+        # the L2 depth book: an exact price -> size hash table per side (``queue.py``)
+        ("d_n", "i8", (2,)),  # levels held per side
+        ("d_shift", "i8"),  # 64 - log2(slots): the hash keeps the top bits
+        ("d_limit", "i8"),  # levels per side beyond which the table is grown (half the slots)
     ],
     align=True,
 )
@@ -208,8 +214,18 @@ def new_bt_state() -> np.ndarray:
     return bs
 
 
-def new_cache() -> tuple[np.ndarray, np.ndarray]:
-    """Price-level caches: rows 0/1 = L2 depth bids/asks, rows 2/3 = last L1 size seen bids/asks."""
-    keys = np.full((4, NCACHE), np.iinfo(np.int64).min, dtype=np.int64)
-    vals = np.zeros((4, NCACHE), dtype=np.float64)
+EMPTY_KEY = np.iinfo(np.int64).min
+
+
+def new_cache(bs: np.ndarray, slots: int = DEPTH_CAP0) -> tuple[np.ndarray, np.ndarray]:
+    """Price-level tables, ``slots`` (a power of two, >= ``NCACHE``) columns each, and their
+    geometry set in ``bs``: rows 0/1 = the L2 depth book, bids / asks (exact: open addressing, a
+    level is never evicted by another); rows 2/3 = the last L1 size seen at a price, bids / asks
+    (a cache: slot = tick index modulo ``NCACHE``, only the first ``NCACHE`` columns used)."""
+    if slots < NCACHE or slots & (slots - 1):
+        raise ValueError(f"depth table slots: {slots} is not a power of two >= {NCACHE}")
+    keys = np.full((4, slots), EMPTY_KEY, dtype=np.int64)
+    vals = np.zeros((4, slots), dtype=np.float64)
+    bs["d_shift"] = 64 - (slots.bit_length() - 1)
+    bs["d_limit"] = slots // 2
     return keys, vals

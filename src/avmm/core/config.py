@@ -24,6 +24,7 @@ from avmm.core.state import (
     MAX_LEVELS,
     MAX_VWAP_BUCKETS,
     PARAMS_DTYPE,
+    TOUCH_MODES,
 )
 from avmm.errors import UserError, describe_validation
 
@@ -100,6 +101,23 @@ class QuotingConfig(BaseModel):
         0.25, ge=0, le=1, description="keep an order whose size is this close to its target, fraction"
     )
     requote_always: bool = Field(False, description="run the full quote cycle on every event (benchmarks)")
+    fill_requote: Literal["now", "refresh"] = Field(
+        "now", description="after an own fill: now (requote at once) or refresh (wait for the next refresh)"
+    )
+    reject_requote: Literal["now", "refresh"] = Field(
+        "now", description="after a rejected order: now (requote on the next event) or refresh (the next refresh)"
+    )
+    refresh_mode: Literal["interval", "grid"] = Field(
+        "interval",
+        description="interval: the first event refresh_s after the last quote; "
+        "grid: at every multiple of refresh_s since the epoch (a fixed timer grid)",
+    )
+    touch: Literal["improve", "join", "behind"] = Field(
+        "improve",
+        description="how close to the touch: improve (a bid up to the best ask - tick), "
+        "join (never better than our side's best), behind (behind_ticks behind our side's best)",
+    )
+    behind_ticks: float = Field(1.0, ge=0, le=1e6, description="touch = behind: ticks behind our side's best")
 
     @model_validator(mode="after")
     def _sizes(self) -> QuotingConfig:
@@ -128,6 +146,12 @@ class EstimatorsConfig(BaseModel):
     intensity_min_trades: int = Field(20, ge=1, le=10**9, description="trades in the window before A and k are used")
     vwap_window_s: float = Field(60.0, gt=0, le=TIME_MAX_S, description="VWAP window, s")
     vwap_buckets: int = Field(60, ge=1, le=MAX_VWAP_BUCKETS, description="sub-buckets of the VWAP window")
+    sigma_interval_s: float = Field(
+        0.0,
+        ge=0,
+        le=TIME_MAX_S,
+        description="sample the mid for sigma on a grid of this many seconds (0: every quote event)",
+    )
 
 
 class LoggingConfig(BaseModel):
@@ -205,6 +229,11 @@ def to_params(cfg: StrategyConfig) -> np.ndarray:
     p["price_tol_ticks"] = qc.price_tolerance_ticks
     p["size_tol"] = qc.size_tolerance
     p["requote_always"] = int(qc.requote_always)
+    p["fill_requote"] = int(qc.fill_requote == "now")
+    p["reject_requote"] = int(qc.reject_requote == "now")
+    p["refresh_grid"] = int(qc.refresh_mode == "grid")
+    p["touch"] = TOUCH_MODES[qc.touch]
+    p["behind_ticks"] = qc.behind_ticks
     p["max_position"] = r.max_position
     p["vol_halflife_s"] = e.vol_halflife_s
     p["vol_min_obs"] = e.vol_min_obs
@@ -219,6 +248,7 @@ def to_params(cfg: StrategyConfig) -> np.ndarray:
     p["vwap_window_ns"] = int(e.vwap_window_s * 1e9)
     p["vwap_buckets"] = e.vwap_buckets
     p["vwap_bucket_ns"] = max(1, int(e.vwap_window_s * 1e9) // e.vwap_buckets)
+    p["sigma_interval_ns"] = round(e.sigma_interval_s * 1e9)
     p["log_rate"] = lg.sample_rate
     p["seed"] = lg.seed
     return p

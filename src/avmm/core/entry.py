@@ -73,7 +73,7 @@ def on_ack_at(addr, oid):
 @njit(**NJIT)
 def on_reject_at(addr, oid):
     p, s, o, a = views(addr)
-    return on_reject_rec(s[0], o, oid)
+    return on_reject_rec(p[0], s[0], o, oid)
 
 
 @njit(**NJIT)

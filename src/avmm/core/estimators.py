@@ -95,6 +95,19 @@ def vol_update(p, s, ts_ns, mid):
         s.vol_var = s.vol_num / s.vol_den
 
 
+@njit(**NJIT_INLINE)
+def vol_sample(p, s, ts_ns):
+    """Feed the current mid when the sampling grid says so: every quote event
+    (``sigma_interval_ns`` = 0), else the first call at or after each multiple of the interval
+    (the timer calls this too, so the mid is sampled on the grid itself)."""
+    iv = p.sigma_interval_ns
+    if iv <= 0:
+        vol_update(p, s, ts_ns, s.mid)
+    elif ts_ns >= s.vol_next_ns:
+        vol_update(p, s, ts_ns, s.mid)
+        s.vol_next_ns = (ts_ns // iv + 1) * iv
+
+
 @njit(**NJIT)
 def vol_sigma(p, s):
     """sigma (price / sqrt s) once warmed up (vol_min_obs mid changes), else NaN."""

@@ -9,7 +9,9 @@ first; row 1 asks, best first) and the diagnostics ``s.res_px``, ``s.fair_px``, 
 3. min / max total spread, widened or narrowed around the quotes' centre;
 4. levels: level i sits i * spacing behind level 0 (spacing in ticks, or a fraction of the half
    spread), sizes per level, shaped by exp(-eta * |q|) on the side that would grow |q|;
-5. post-only: a bid never at or above the best ask, an ask never at or below the best bid;
+5. touch: with ``quoting.touch = "join"`` a bid never above the best bid (an ask never below the best
+   ask), with ``"behind"`` at least ``behind_ticks`` behind it; post-only: a bid never at or above
+   the best ask, an ask never at or below the best bid;
 6. rounding: bids down and asks up to the tick grid, sizes down to the lot; levels kept strictly
    one tick apart at least;
 7. position limit: the sizes on a side never add up past ``max_position`` from the current position.
@@ -24,7 +26,7 @@ from numba import njit
 
 from avmm.core.estimators import vol_sigma
 from avmm.core.model import MODEL_AS, model_depths
-from avmm.core.state import FAIR_MICRO
+from avmm.core.state import FAIR_MICRO, TOUCH_IMPROVE, TOUCH_JOIN
 from avmm.jit import NJIT
 
 _EPS_TICKS = 1e-7
@@ -120,6 +122,7 @@ def compute_targets(p, s, ts_ns):  # noqa: C901  (compiled kernel)
     spacing = p.spacing_ticks * p.tick if p.spacing_ticks > 0.0 else p.spacing_frac * half
     shape = math.exp(-p.size_eta * abs(q)) if p.size_eta > 0.0 else 1.0
     tick = p.tick
+    behind = 0.0 if p.touch == TOUCH_JOIN else p.behind_ticks * tick
     for row in range(2):
         is_bid = row == 0
         base = fair - bd if is_bid else fair + ad
@@ -130,6 +133,8 @@ def compute_targets(p, s, ts_ns):  # noqa: C901  (compiled kernel)
         for lvl in range(p.levels):
             if is_bid:
                 px = base - lvl * spacing
+                if p.touch != TOUCH_IMPROVE and px > s.bid - behind:
+                    px = s.bid - behind
                 if p.post_only != 0 and px > s.ask - tick:
                     px = s.ask - tick if tick > 0.0 else np.nextafter(s.ask, -np.inf)
                 if n > 0 and px > s.lad_px[0, n - 1] - tick:
@@ -139,6 +144,8 @@ def compute_targets(p, s, ts_ns):  # noqa: C901  (compiled kernel)
                     break
             else:
                 px = base + lvl * spacing
+                if p.touch != TOUCH_IMPROVE and px < s.ask + behind:
+                    px = s.ask + behind
                 if p.post_only != 0 and px < s.bid + tick:
                     px = s.bid + tick if tick > 0.0 else np.nextafter(s.bid, np.inf)
                 if n > 0 and px < s.lad_px[1, n - 1] + tick:

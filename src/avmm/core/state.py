@@ -49,6 +49,12 @@ ACTION_NAMES = {ACT_PLACE: "place", ACT_CANCEL: "cancel", ACT_AMEND: "amend"}
 FAIR_MID = 0
 FAIR_MICRO = 1
 
+# touch rule (how close to the touch the ladder may go)
+TOUCH_IMPROVE = 0  # a bid up to the best ask - tick (post-only)
+TOUCH_JOIN = 1  # never better than our side's best
+TOUCH_BEHIND = 2  # behind_ticks behind our side's best
+TOUCH_MODES = {"improve": TOUCH_IMPROVE, "join": TOUCH_JOIN, "behind": TOUCH_BEHIND}
+
 # log record event kinds
 EV_QUOTE = 1
 EV_TRADE = 2
@@ -97,6 +103,11 @@ PARAMS_DTYPE = np.dtype(
         ("price_tol_ticks", "f8"),
         ("size_tol", "f8"),  # fraction of the target size
         ("requote_always", "i8"),
+        ("fill_requote", "i8"),  # 1: requote at once after an own fill; 0: at the next refresh
+        ("reject_requote", "i8"),  # 1: requote on the next event after a reject; 0: at the next refresh
+        ("refresh_grid", "i8"),  # 1: refresh on the grid of refresh_ns multiples; 0: refresh_ns after the last
+        ("touch", "i8"),  # TOUCH_*
+        ("behind_ticks", "f8"),
         # risk
         ("max_position", "f8"),  # base units
         # estimators
@@ -113,6 +124,7 @@ PARAMS_DTYPE = np.dtype(
         ("vwap_window_ns", "i8"),
         ("vwap_buckets", "i8"),
         ("vwap_bucket_ns", "i8"),
+        ("sigma_interval_ns", "i8"),  # 0: sigma from every quote event; else the mid sampled on this grid
         # logging
         ("log_rate", "f8"),
         ("seed", "i8"),
@@ -139,6 +151,7 @@ STATE_DTYPE = np.dtype(
         ("vol_den", "f8"),
         ("vol_var", "f8"),  # sigma^2 per second
         ("vol_nobs", "i8"),
+        ("vol_next_ns", "i8"),  # sigma_interval_ns > 0: the next grid time to sample the mid
         # intensity estimator
         ("int_bucket", "i8"),  # absolute index of the current bucket, -1 before the first trade
         ("int_start_ns", "i8"),
@@ -165,6 +178,7 @@ STATE_DTYPE = np.dtype(
         ("last_quote_ns", "i8"),
         ("last_quote_mid", "f8"),
         ("last_quote_pos", "f8"),
+        ("next_refresh_ns", "i8"),  # refresh_grid: the next grid time
         ("dirty", "i8"),
         ("next_oid", "i8"),
         ("o_hwm", "i8"),  # order slots in use are all below this index

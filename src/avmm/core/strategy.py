@@ -31,7 +31,7 @@ import math
 import numpy as np
 from numba import njit
 
-from avmm.core.estimators import intensity_fit, intensity_on_trade, micro_price, vol_update, vwap_on_trade
+from avmm.core.estimators import intensity_fit, intensity_on_trade, micro_price, vol_sample, vwap_on_trade
 from avmm.core.ladder import compute_targets
 from avmm.core.state import (
     ACT_AMEND,
@@ -213,15 +213,23 @@ def diff_orders(p, s, o, a, ts_ns):  # noqa: C901  (compiled kernel)
 
 
 @njit(**NJIT_INLINE)
+def refresh_due(p, s, ts_ns):
+    """The refresh trigger: ``refresh_ns`` since the last quote, or the next grid time passed."""
+    if p.refresh_grid != 0:
+        return ts_ns >= s.next_refresh_ns
+    return ts_ns - s.last_quote_ns >= p.refresh_ns
+
+
+@njit(**NJIT_INLINE)
 def requote_due(p, s, ts_ns):
     """True when one of the requote triggers holds (cheap: a few comparisons)."""
     if p.requote_always != 0 or s.dirty != 0:
         return True
-    if ts_ns - s.last_quote_ns >= p.refresh_ns:
+    if refresh_due(p, s, ts_ns):
         return True
     if abs(s.mid - s.last_quote_mid) > p.mid_tol * s.last_quote_mid:
         return True
-    return s.pos != s.last_quote_pos
+    return p.fill_requote != 0 and s.pos != s.last_quote_pos
 
 
 @njit(**NJIT)
@@ -232,6 +240,8 @@ def requote(p, s, o, a, ts_ns):
     n = diff_orders(p, s, o, a, ts_ns)
     _mark(s, MK_DIFF)
     s.last_quote_ns = ts_ns
+    if p.refresh_grid != 0:  # the first grid time after now (the grid never moves)
+        s.next_refresh_ns = (ts_ns // p.refresh_ns + 1) * p.refresh_ns
     s.last_quote_mid = s.mid
     s.last_quote_pos = s.pos
     s.dirty = 0
@@ -274,7 +284,7 @@ def on_quote_rec(p, s, o, a, ts_ns, bid, bid_qty, ask, ask_qty):
     if not market_update(s, ts_ns, bid, bid_qty, ask, ask_qty):
         return 0
     _mark(s, MK_MARKET)
-    vol_update(p, s, ts_ns, s.mid)
+    vol_sample(p, s, ts_ns)
     if ts_ns - s.int_last_fit_ns >= p.int_fit_ns:
         intensity_fit(p, s, ts_ns)
     _mark(s, MK_ESTIM)
@@ -298,7 +308,7 @@ def on_trade_rec(p, s, o, a, ts_ns, px, qty, side):
     if ts_ns - s.int_last_fit_ns >= p.int_fit_ns:
         intensity_fit(p, s, ts_ns)
     n = 0
-    if s.has_book != 0 and (s.dirty != 0 or ts_ns - s.last_quote_ns >= p.refresh_ns):
+    if s.has_book != 0 and (s.dirty != 0 or refresh_due(p, s, ts_ns)):
         n = requote(p, s, o, a, ts_ns)
     if _sampled(p, s):
         _log(s, ts_ns, EV_TRADE, n)
@@ -326,7 +336,8 @@ def find_order(s, o, oid):
 def on_fill_rec(p, s, o, a, ts_ns, oid, side, px, qty, fee):
     """An own fill of ``qty`` at ``px`` on ``side`` (+1 our bid, -1 our ask); fee in quote currency
     (negative = rebate). The position is booked even for an order the table no longer knows
-    (counted in ``n_unknown_fills``). Requotes at once (trigger c)."""
+    (counted in ``n_unknown_fills``). Requotes at once (trigger c) unless ``fill_requote`` is
+    "refresh" (then the next refresh requotes)."""
     _mark(s, MK_START)
     i = find_order(s, o, oid)
     if i >= 0:
@@ -343,7 +354,7 @@ def on_fill_rec(p, s, o, a, ts_ns, oid, side, px, qty, fee):
     s.fill_volume += qty
     _mark(s, MK_FILL)
     n = 0
-    if s.has_book != 0:
+    if s.has_book != 0 and p.fill_requote != 0:
         n = requote(p, s, o, a, ts_ns)
     if _sampled(p, s):
         _log(s, ts_ns, EV_FILL, n)
@@ -363,12 +374,14 @@ def on_ack_rec(s, o, oid):
 
 
 @njit(**NJIT)
-def on_reject_rec(s, o, oid):
+def on_reject_rec(p, s, o, oid):
     """A new order or amend was rejected (e.g. post-only would cross): the order table is put
-    back and the next event requotes (trigger d)."""
+    back and the next event requotes (trigger d), or the next refresh when ``reject_requote`` is
+    "refresh"."""
     i = find_order(s, o, oid)
     s.n_rejects += 1
-    s.dirty = 1
+    if p.reject_requote != 0:
+        s.dirty = 1
     if i < 0:
         return 0
     od = o[i]
@@ -397,9 +410,13 @@ def on_canceled_rec(s, o, oid):
 
 @njit(**NJIT)
 def on_timer_rec(p, s, o, a, ts_ns):
-    """Periodic check without market data: requote when the refresh interval has passed."""
+    """Periodic check without market data: samples the mid for sigma on its grid, refits the
+    intensity when due, and requotes when the refresh is due (or an order event left the ladder
+    off its targets)."""
+    if s.has_book != 0 and p.sigma_interval_ns > 0:
+        vol_sample(p, s, ts_ns)
     if ts_ns - s.int_last_fit_ns >= p.int_fit_ns:
         intensity_fit(p, s, ts_ns)
-    if s.has_book != 0 and (s.dirty != 0 or ts_ns - s.last_quote_ns >= p.refresh_ns):
+    if s.has_book != 0 and (s.dirty != 0 or refresh_due(p, s, ts_ns)):
         return requote(p, s, o, a, ts_ns)
     return 0
