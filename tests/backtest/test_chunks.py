@@ -117,14 +117,20 @@ def _corrupt_row_group(path, g: int) -> None:
 
 
 @pytest.fixture
-def corrupt_store(tmp_path, monkeypatch):
-    """A store of 4 row groups of 5,000 rows, the third one corrupt."""
+def grouped_store(tmp_path, monkeypatch):
+    """A store of 4 row groups of 5,000 rows (the unit the reader thread reads ahead)."""
     monkeypatch.setattr(store, "ROW_GROUP_ROWS", 5_000)
-    p = tmp_path / "c.parquet"
+    p = tmp_path / "g.parquet"
     ev = np.concatenate(list(synth.generate(20_000, 3, quote_rate=100.0, trade_rate=25.0)))
     store.write_events(p, [ev[i : i + 5_000] for i in range(0, 20_000, 5_000)], {"symbol": "X"})
-    _corrupt_row_group(p, 2)
     return p
+
+
+@pytest.fixture
+def corrupt_store(grouped_store):
+    """The same, its third row group corrupt."""
+    _corrupt_row_group(grouped_store, 2)
+    return grouped_store
 
 
 def test_corrupt_store_read_ahead_is_the_same_one_line_error(corrupt_store):
@@ -150,7 +156,7 @@ def test_corrupt_store_read_ahead_cli_exit_2(corrupt_store, run_cli):
 
 
 @pytest.mark.parametrize("exc", [KeyboardInterrupt, Terminated, UserError])
-def test_reader_thread_ends_when_the_run_stops_early(session, exc):
+def test_reader_thread_ends_when_the_run_stops_early(grouped_store, exc):
     """Ctrl-C (KeyboardInterrupt), a signal (``Terminated``) or an error in the consumer after the
     first chunk: the exception comes out as it is and the reader thread is gone."""
     cfg = load_config(None, ["backtest.chunk_events=1000"])
@@ -162,7 +168,7 @@ def test_reader_thread_ends_when_the_run_stops_early(session, exc):
         raise exc(15) if exc is Terminated else exc("stop")
 
     with pytest.raises(exc):
-        run_backtest(session, cfg, progress=progress)
+        run_backtest(grouped_store, cfg, progress=progress)
     assert seen == [1000]
     assert _reader_threads() == []
 

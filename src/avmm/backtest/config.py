@@ -66,7 +66,8 @@ class BacktestConfig(BaseModel):
     )
     chunk_events: int = Field(1_000_000, ge=1000, le=100_000_000, description="events per compiled-loop call")
     read_ahead: bool = Field(
-        True, description="read the next chunk of a store on a thread while the loop runs (memory: two chunks)"
+        True,
+        description="read a store on a thread, one row group (about 1M events) ahead of the loop (memory: two)",
     )
 
     @model_validator(mode="after")

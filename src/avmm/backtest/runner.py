@@ -13,17 +13,18 @@ Public API:
 
 Stores are read through ``avmm.data.store.StoreReader``: every chunk is checked (no nulls, sorted
 by ``local_ts``, also across the boundary between stores) at the cost of one vectorised comparison.
-With ``backtest.read_ahead`` (the default) the next chunk is read on a thread while the loop runs
-(``read_ahead_of``); a reading error comes out where that chunk would have.
+With ``backtest.read_ahead`` (the default) the next row group (the unit of reading; about 1M rows)
+is read on a thread while the loop runs the chunks of the previous one (``read_ahead_of``); a
+reading error comes out where its chunks would have.
 
 From one chunk to the next, the rows of the old chunk one cursor has not passed yet (the strategy
 lags the exchange) are run with the head of the new chunk as a small bridge chunk (``_bridge``): a
 few rows are copied, never the new chunk. Results are bit-identical whatever the chunk size and with
 or without the read-ahead (the fills reach the summary's sums in fixed blocks, ``_stage_fills``).
 
-Memory is bounded by the chunk size: two chunks of columns (the one run and the one read ahead; one
-without read-ahead; a Parquet row group when chunks are smaller), fixed-size rings, and output
-buffers drained after each call.
+Memory is bounded by the chunk size: the columns of two Parquet row groups (the one being run, in
+chunks, and the one read ahead; one without read-ahead), fixed-size rings, and output buffers
+drained after each call.
 What grows with the session is only the equity samples (one per ``equity_interval_s`` of data, none
 across gaps longer than ``gap_s``; checked against the free memory before the run) and the fills
 kept for the report (at most 200,000; the summary aggregates every fill, ``on_fills`` sees each).
@@ -579,29 +580,40 @@ def _chunks_of(
     if _is_paths(data):
         plan = plan_stores([data] if isinstance(data, (str, Path)) else list(data), start_ns, end_ns)
 
-        def gen() -> Iterator[_Cols]:
+        def groups() -> Iterator[list[_Cols]]:
             last: int | None = None
             for pth in plan.paths:
                 reader = _read_columns(pth, chunk_events, start_ns=start_ns, end_ns=end_ns, after_ns=last)
-                yield from reader
+                yield from reader.groups() if read_ahead else ([c] for c in reader)
                 last = reader.last_ts if reader.last_ts is not None else last
 
-        return (read_ahead_of(gen) if read_ahead else gen()), plan.meta(), plan.rows(), plan
+        return _flat(read_ahead_of(groups) if read_ahead else groups()), plan.meta(), plan.rows(), plan
     if start_ns is not None or end_ns is not None:
         raise TypeError("run_backtest: start_ns / end_ns need a store or an EVENT_DTYPE array")
     return iter(data), {}, None, None
 
 
 def read_ahead_of(make: Callable[[], Iterator[T]]) -> Iterator[T]:
-    """The chunks of ``make()`` read on a thread (``avmm-read-ahead``) while the consumer works on
-    the previous one: one chunk ahead, so memory is two chunks (reading Parquet and the compiled
-    loop both release the GIL). An error while reading (a corrupt store) is raised here, where the
-    chunk would have come; the thread ends with the iterator (exhausted, failed or closed: close it
-    when stopping early)."""
+    """The items of ``make()`` (the chunks of one row group: the unit of reading) read on a thread
+    (``avmm-read-ahead``) while the consumer works on the previous one: one item ahead, so memory is
+    two (reading Parquet and the compiled loop both release the GIL). An error while reading (a
+    corrupt store) is raised here, where the item would have come; the thread ends with the iterator
+    (exhausted, failed or closed: close it when stopping early)."""
     from avmm.data.files import prefetch
     from avmm.data.issues import Counters
 
     return prefetch(lambda _c, _p: make(), Counters(), depth=1, name="avmm-read-ahead")
+
+
+def _flat(groups: Iterator[list[T]]) -> Iterator[T]:
+    """The items of each list in turn; closing this closes ``groups`` (and so its reader thread)."""
+    try:
+        for g in groups:
+            yield from g
+    finally:
+        close = getattr(groups, "close", None)
+        if close is not None:
+            close()
 
 
 class _Cols:
@@ -645,6 +657,11 @@ class _read_columns:  # noqa: N801  (used as a function: an iterator that rememb
     def __iter__(self) -> Iterator[_Cols]:
         for arrays in self.reader:
             yield _Cols(arrays)
+
+    def groups(self) -> Iterator[list[_Cols]]:
+        """The chunks of one row group at a time (the unit of reading ahead)."""
+        for parts in self.reader.groups():
+            yield [_Cols(arrays) for arrays in parts]
 
 
 def run_backtest(
