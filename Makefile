@@ -7,7 +7,7 @@ PYTEST_WORKERS ?= 2
 
 BENCH_STORE ?= .bench/bench-10M-seed1.parquet
 
-.PHONY: run test check format bench bench-backtest bench-levels bench-data fuzz clean
+.PHONY: run test check format bench bench-backtest bench-levels bench-data bench-peer fuzz clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -52,6 +52,11 @@ bench-levels: $(STAMP)
 ## bench-data: convert / read speed of the market-data layer
 bench-data: $(STAMP)
 	$(BIN)/python benchmarks/data_bench.py --json data_bench.json
+
+## bench-peer: avmm vs hftbacktest 2.4.4 (own virtualenv .venv-peer) on the same stream and A-S market maker;
+## 5 alternated runs each, JSON written to bench_peer.json
+bench-peer: $(STAMP)
+	$(BIN)/python benchmarks/peer/bench_peer.py --json bench_peer.json
 
 ## fuzz: the readers' fuzz targets with many more examples (Hypothesis profile "fuzz"; a few minutes)
 fuzz: $(STAMP)

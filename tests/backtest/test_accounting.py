@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from avmm.backtest.runner import run_backtest
@@ -43,3 +44,21 @@ def test_inverse_contract_arithmetic():
     assert s["fees"] == pytest.approx(fee, rel=1e-12)
     assert s["pnl_net"] == pytest.approx(100.0 * (1 / 99.99 - 1 / 99.5) - fee, rel=1e-9)
     assert s["unrealized"] == pytest.approx(100.0 * (1 / 99.99 - 1 / 99.5), rel=1e-9)
+
+
+def test_markouts_off_changes_nothing_but_the_markouts():
+    from avmm.config import load_config
+    from avmm.data.synth import generate
+
+    ev = np.concatenate(list(generate(20_000, 4, quote_rate=300.0, trade_rate=80.0)))
+    on = run_backtest(ev, load_config(None, []))
+    off = run_backtest(ev, load_config(None, ["backtest.markouts=false"]))
+    assert on.summary["fills"] > 50
+    assert np.isfinite(on.fills["mo"][:10, :4]).all() and np.isnan(off.fills["mo"]).all()
+    for name in on.fills.dtype.names:
+        if name != "mo":
+            assert on.fills[name].tobytes() == off.fills[name].tobytes(), name
+    assert on.samples.tobytes() == off.samples.tobytes()
+    same = {k for k in on.summary if not k.startswith("markout") and k not in ("wall_s", "events_per_s", "config")}
+    assert {k: on.summary[k] for k in same} == {k: off.summary[k] for k in same}
+    assert off.summary["markout_1s"] is None

@@ -5,6 +5,7 @@ orders sharing a price, unusable depth rows."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from avmm.backtest import exchange as X
 from avmm.backtest import state as BS
@@ -112,3 +113,58 @@ def test_bad_depth_rows_are_counted_and_ignored():
     r = run_backtest(stream(*base, *bad, T(3, 99.99, 1.0, -1)), cfg(size=3.0))
     assert r.summary["bad_depth_rows"] == 3
     assert sum(q for *_, q in fills_of(r)) <= 1.0  # never more than the trade
+
+
+@pytest.mark.parametrize("levels", [1, 5])
+def test_live_order_index_matches_the_orders(levels):
+    """The exchange's per-side live size and count (used by the risk check instead of a scan) and
+    the order-id hints agree with the orders themselves after a busy run."""
+    from numba import njit
+
+    from avmm.backtest.exchange import find_x
+    from avmm.data.synth import generate
+
+    ev = np.concatenate(list(generate(30_000, 5, quote_rate=400.0, trade_rate=100.0)))
+    c = load_config(None, [f"quoting.levels={levels}", "quoting.size=0.002", "risk.max_position=0.01"])
+    bt = Backtester(c)
+    bt.feed(ev[:20_000])
+    xo, bs = bt.xo, bt.bs
+    live = xo[: int(bs["x_hwm"][0])]
+    live = live[live["live"] != 0]
+    assert r_fills(bt) > 0
+    for r, side in ((0, 1), (1, -1)):
+        mine = live[live["side"] == side]
+        assert int(bs["x_nlive"][0][r]) == len(mine)
+        assert float(bs["x_open"][0][r]) == pytest.approx(float(mine["leaves"].sum()), abs=1e-12)
+
+    @njit
+    def find(bstate, xo, oid):
+        return find_x(bstate[0], xo, oid)
+
+    for od in live:
+        assert xo[find(bs, xo, int(od["oid"]))]["oid"] == od["oid"]
+    assert find(bs, xo, 10**12) == -1
+
+
+def r_fills(bt) -> int:
+    return int(bt.bs["n_fills"][0])
+
+
+def test_partial_fills_option():
+    # our 3-lot bid at 99.99 improves the book (nobody ahead): a 1-lot trade fills 1 lot, or all 3
+    rows = [Q(0, 99.98, 5.0, 100.02, 5.0), T(2, 99.99, 1.0, -1)]
+    assert fills_of(run_backtest(stream(*rows), cfg(size=3.0))) == [(2000, 1, 99.99, 1.0)]
+    whole = cfg("backtest.partial_fills=false", size=3.0)
+    assert fills_of(run_backtest(stream(*rows), whole)) == [(2000, 1, 99.99, 3.0)]
+    # a trade that does not get past the queue still fills nothing
+    behind = [BOOK, T(2, 99.99, 4.0, -1)]
+    assert fills_of(run_backtest(stream(*behind), whole)) == []
+
+
+def test_l1_left_level_option():
+    # our bid joins 99.99 behind 5; the best bid rises to 100.00 (our level leaves the top of the
+    # book), comes back, and a 1-lot trade prints at 99.99
+    rows = [BOOK, Q(2, 100.00, 5.0, 100.02, 5.0), Q(3, 99.99, 5.0, 100.01, 5.0), T(4, 99.99, 1.0, -1)]
+    assert fills_of(run_backtest(stream(*rows), cfg())) == []  # keep: still 5 ahead, then 4
+    empty = cfg('backtest.l1_left_level="empty"')
+    assert fills_of(run_backtest(stream(*rows), empty)) == [(4000, 1, 99.99, 1.0)]

@@ -174,3 +174,26 @@ def test_order_slots_are_reused():
     assert e.value("o_hwm") <= 4
     assert (e.orders["status"] != OS_FREE).sum() == 2
     assert e.value("n_table_full") == 0
+
+
+def test_order_lookup_by_id_survives_stale_hints():
+    from numba import njit
+
+    from avmm.core.state import OID_MAP, new_orders, new_state
+    from avmm.core.strategy import find_order
+
+    @njit
+    def find(s, o, oid):
+        return find_order(s[0], o, oid)
+
+    s, o = new_state(), new_orders()
+    # slot 3 holds order 5, slot 7 order 5 + OID_MAP: one hint cell, which points at slot 7
+    o[3]["oid"], o[3]["status"] = 5, OS_LIVE
+    o[7]["oid"], o[7]["status"] = 5 + OID_MAP, OS_LIVE
+    s["o_hwm"] = 8
+    s["oid_slot"][0][5] = 7
+    assert find(s, o, 5) == 3  # stale hint: found by the scan
+    assert find(s, o, 5 + OID_MAP) == 7
+    assert find(s, o, 6) == -1
+    o[7]["status"] = OS_FREE
+    assert find(s, o, 5 + OID_MAP) == -1  # a freed slot is never returned

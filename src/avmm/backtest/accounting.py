@@ -68,7 +68,23 @@ def book_fill(bp, bs, t, side, px, q, maker):
 
 @njit(**NJIT_INLINE)
 def emit_fill_record(bp, bs, ring, fout, t, oid, side, maker, px, q, fee):
-    """Put the fill in the markout ring (forcing out the oldest when the ring is full)."""
+    """Put the fill in the markout ring (forcing out the oldest when the ring is full), or straight
+    out without markouts (``backtest.markouts = false``)."""
+    if bp.markouts == 0:
+        r = fout[bs.n_fout]
+        r.ts = t
+        r.oid = oid
+        r.side = side
+        r.maker = maker
+        r.px = px
+        r.qty = q
+        r.fee = fee
+        r.mid = bs.mid
+        r.pos = bs.pos
+        for j in range(NH):
+            r.mo[j] = math.nan
+        bs.n_fout += 1
+        return 0
     cap = ring.shape[0]
     last = bs.mo_ptr[NH - 1]
     if bs.mo_n - last >= cap:  # ring full: the oldest leaves without its remaining markouts

@@ -44,6 +44,16 @@ class BacktestConfig(BaseModel):
         "fraction", description="top-of-book data: our place in a queue of unknown size"
     )
     l1_queue_fraction: float = Field(1.0, ge=0, le=10, description="fraction of the last size seen at that price")
+    partial_fills: bool = Field(
+        True,
+        description="a trade smaller than what is left of our order after its queue fills it in part "
+        "(floored to the lot); false: a trade that reaches the order fills it whole",
+    )
+    l1_left_level: Literal["keep", "empty"] = Field(
+        "keep",
+        description="top-of-book data, when the best price moves away from our order's price: keep the size "
+        "ahead of it, or empty (nothing ahead: the level is deleted, as L1-only simulators do)",
+    )
     risk_check: bool = Field(True, description="reject orders that could take |position| past risk.max_position")
     # accounting and recording
     initial_cash: float = Field(
@@ -63,6 +73,11 @@ class BacktestConfig(BaseModel):
         le=1e7,
         description="a pause in the data longer than this is a gap, s: no equity samples or timer calls across it, "
         "not counted in session_s or the time-weighted inventory",
+    )
+    markouts: bool = Field(
+        True,
+        description="record each fill's markouts (the mid 0.1 s to 60 s after it); false: NaN, a faster loop "
+        "(sweeps that never read them)",
     )
     chunk_events: int = Field(1_000_000, ge=1000, le=100_000_000, description="events per compiled-loop call")
     read_ahead: bool = Field(

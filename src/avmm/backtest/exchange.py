@@ -27,18 +27,42 @@ from numba import njit
 from avmm.backtest.accounting import book_fill, emit_fill_record, floor_lot
 from avmm.backtest.latency import respond
 from avmm.backtest.queue import cache_put, depth_clear, depth_get, depth_put, join_queue, size_update, tick_index
-from avmm.backtest.state import RQ_AMEND, RQ_CANCEL, RS_ACK, RS_CANCELED, RS_FILL, RS_REJECT
+from avmm.backtest.state import RQ_AMEND, RQ_CANCEL, RS_ACK, RS_CANCELED, RS_FILL, RS_REJECT, XMAP
 from avmm.jit import NJIT, NJIT_INLINE
+
+
+@njit(**NJIT_INLINE)
+def _open_add(bs, side, dq):
+    """Our live size on ``side`` changes by ``dq`` (kept exact at 0 when nothing is left)."""
+    r = 0 if side > 0 else 1
+    bs.x_open[r] += dq
+    if bs.x_nlive[r] == 0:
+        bs.x_open[r] = 0.0
+
+
+@njit(**NJIT_INLINE)
+def _set_live(bs, od, live):
+    r = 0 if od.side > 0 else 1
+    od.live = live
+    if live != 0:
+        bs.x_nlive[r] += 1
+        bs.x_open[r] += od.leaves
+    else:
+        bs.x_nlive[r] -= 1
+        _open_add(bs, od.side, -od.leaves)
 
 
 @njit(**NJIT_INLINE)
 def fill_order(bp, bs, xo, k, lat, rs, ring, fout, t, px, q, maker):
     od = xo[k]
     fee = book_fill(bp, bs, t, od.side, px, q, maker)
-    od.leaves -= q
-    if od.leaves <= 1e-9 * bp.lot:
+    left = od.leaves - q
+    if left <= 1e-9 * bp.lot:
+        _set_live(bs, od, 0)
         od.leaves = 0.0
-        od.live = 0
+    else:
+        _open_add(bs, od.side, left - od.leaves)
+        od.leaves = left
     respond(bs, lat, rs, t, RS_FILL, od.oid, od.side, px, q, fee)
     emit_fill_record(bp, bs, ring, fout, t, od.oid, od.side, maker, px, q, fee)
 
@@ -79,6 +103,8 @@ def on_quote_x(bp, bs, xo, keys, vals, lat, rs, ring, fout, t, bid, bid_qty, ask
                     od.traded = 0.0
                 else:
                     od.last_qty = math.nan
+                    if bp.l1_empty_left != 0:
+                        od.ahead = 0.0
         else:
             if bid >= px:
                 fill_order(bp, bs, xo, k, lat, rs, ring, fout, t, px, od.leaves, 1)
@@ -91,6 +117,8 @@ def on_quote_x(bp, bs, xo, keys, vals, lat, rs, ring, fout, t, bid, bid_qty, ask
                     od.traded = 0.0
                 else:
                     od.last_qty = math.nan
+                    if bp.l1_empty_left != 0:
+                        od.ahead = 0.0
     bs.mid = 0.5 * (bid + ask)  # after the fills: they are recorded against the mid before this update
 
 
@@ -129,7 +157,7 @@ def on_trade_x(bp, bs, xo, keys, vals, lat, rs, ring, fout, t, px, qty, aggr):  
                 continue
             left = rem - od.ahead
             od.ahead = 0.0
-            q = od.leaves if left >= od.leaves else floor_lot(left, bp.lot)
+            q = od.leaves if left >= od.leaves or bp.partial_fills == 0 else floor_lot(left, bp.lot)
             if q > 0.0:
                 fill_order(bp, bs, xo, k, lat, rs, ring, fout, t, od.px, q, 1)
                 # our other orders at this price queue behind this one: the market volume that
@@ -159,6 +187,11 @@ def on_clear_x(bs, xo, keys):
 
 @njit(**NJIT_INLINE)
 def find_x(bs, xo, oid):
+    """The slot of live order ``oid``: the id's hint, checked; a scan only when the hint is stale
+    (an order older than ``XMAP`` newer ones, or an id that is not live)."""
+    k = bs.x_slot[oid & (XMAP - 1)]
+    if k < bs.x_hwm and xo[k].live != 0 and xo[k].oid == oid:
+        return k
     for k in range(bs.x_hwm):
         if xo[k].live != 0 and xo[k].oid == oid:
             return k
@@ -168,10 +201,9 @@ def find_x(bs, xo, oid):
 @njit(**NJIT_INLINE)
 def exposure(bs, xo, side, skip):
     """Worst-case |position| on ``side`` if every live order there filled (excluding ``skip``)."""
-    tot = bs.pos * side
-    for k in range(bs.x_hwm):
-        if k != skip and xo[k].live != 0 and xo[k].side == side:
-            tot += xo[k].leaves
+    tot = bs.pos * side + bs.x_open[0 if side > 0 else 1]
+    if skip >= 0:
+        tot -= xo[skip].leaves
     return tot
 
 
@@ -191,7 +223,7 @@ def on_request_x(bp, bs, xo, keys, vals, lat, rs, ring, fout, m):  # noqa: C901 
         if k < 0:
             bs.n_cancel_unknown += 1  # already filled: its fill is on the way
             return
-        xo[k].live = 0
+        _set_live(bs, xo[k], 0)
         respond(bs, lat, rs, t, RS_CANCELED, m.oid, m.side, xo[k].px, xo[k].leaves, 0.0)
         return
     side = m.side
@@ -214,6 +246,7 @@ def on_request_x(bp, bs, xo, keys, vals, lat, rs, ring, fout, m):  # noqa: C901 
         od = xo[k]
         requeue = px != od.px or qty > od.leaves
         od.px = px
+        _open_add(bs, od.side, qty - od.leaves)
         od.leaves = qty
         od.ts = t
         respond(bs, lat, rs, t, RS_ACK, m.oid, side, px, qty, 0.0)
@@ -245,10 +278,11 @@ def on_request_x(bp, bs, xo, keys, vals, lat, rs, ring, fout, m):  # noqa: C901 
     od = xo[slot]
     od.oid = m.oid
     od.side = side
-    od.live = 1
     od.ts = t
     od.px = px
     od.leaves = qty
+    _set_live(bs, od, 1)
+    bs.x_slot[m.oid & (XMAP - 1)] = slot
     join_queue(bp, bs, keys, vals, od)
     respond(bs, lat, rs, t, RS_ACK, m.oid, side, px, qty, 0.0)
     if crosses(bs, side, px):  # not post-only: takes the opposite best at once (whole size)

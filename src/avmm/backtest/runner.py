@@ -131,6 +131,9 @@ def bt_params(cfg: StrategyConfig, b: BacktestConfig, p: np.ndarray) -> np.ndarr
     bp["queue_power"] = b.queue_power
     bp["l1_fraction"] = 0.0 if b.l1_unknown_queue == "front" else b.l1_queue_fraction
     bp["risk_check"] = int(b.risk_check)
+    bp["partial_fills"] = int(b.partial_fills)
+    bp["markouts"] = int(b.markouts)
+    bp["l1_empty_left"] = int(b.l1_left_level == "empty")
     bp["max_position"] = cfg.risk.max_position
     bp["post_only"] = int(p["post_only"][0])
     bp["feed_ns"] = round(b.feed_latency_ms * 1e6)

@@ -23,6 +23,7 @@ RS_CANCELED = 13
 RS_FILL = 14
 
 MAX_X = 256  # our live orders at the exchange
+XMAP = 1024  # order id -> slot hints at the exchange (oid modulo XMAP; checked, a scan when stale)
 QCAP = 1 << 15  # in-flight requests / responses (each ring)
 QMASK = QCAP - 1
 NCACHE = 4096  # L1 "last size seen" cache slots per side (tick index modulo NCACHE)
@@ -50,6 +51,9 @@ BT_PARAMS_DTYPE = np.dtype(
         ("feed_ns", "i8"),
         ("eq_ns", "i8"),
         ("timer_ns", "i8"),
+        ("markouts", "i8"),  # 0: fills leave at once, markouts NaN
+        ("partial_fills", "i8"),
+        ("l1_empty_left", "i8"),  # 1: a level the L1 best leaves behind has nothing ahead of us
         ("timer_grid", "i8"),  # 1: the timer ticks on multiples of timer_ns (refresh_mode = "grid")
         ("gap_ns", "i8"),
         ("mo_ns", "i8", (NH,)),
@@ -137,6 +141,10 @@ BT_STATE_DTYPE = np.dtype(
         ("d_n", "i8", (2,)),  # levels held per side
         ("d_shift", "i8"),  # 64 - log2(slots): the hash keeps the top bits
         ("d_limit", "i8"),  # levels per side beyond which the table is grown (half the slots)
+        # our live orders by id and by side (``exchange.py``): no scan per request
+        ("x_slot", "i8", (XMAP,)),  # slot of order id oid at x_slot[oid % XMAP] (a hint, checked)
+        ("x_open", "f8", (2,)),  # leaves of the live orders, bids / asks
+        ("x_nlive", "i8", (2,)),  # live orders, bids / asks
     ],
     align=True,
 )

@@ -245,6 +245,7 @@ def to_params(cfg: StrategyConfig) -> np.ndarray:
     p["int_fit_ns"] = int(e.intensity_fit_s * 1e9)
     p["int_per_side"] = int(e.intensity_per_side)
     p["int_min_trades"] = e.intensity_min_trades
+    p["int_on"] = int(m.k == "auto")  # with k fixed, A and k are the config's: no trade counting, no fits
     p["vwap_window_ns"] = int(e.vwap_window_s * 1e9)
     p["vwap_buckets"] = e.vwap_buckets
     p["vwap_bucket_ns"] = max(1, int(e.vwap_window_s * 1e9) // e.vwap_buckets)

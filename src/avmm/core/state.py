@@ -20,6 +20,7 @@ from avmm.jit import Block, block_layout
 
 MAX_LEVELS = 16  # ladder levels per side
 MAX_ORDERS = 64  # order table slots
+OID_MAP = 256  # order id -> slot hints (oid modulo OID_MAP; checked, a scan when stale)
 MAX_ACTIONS = 4 * MAX_LEVELS + 8
 MAX_INT_BUCKETS = 120  # intensity window sub-buckets
 MAX_INT_BINS = 32  # intensity depth bins per side
@@ -121,6 +122,7 @@ PARAMS_DTYPE = np.dtype(
         ("int_fit_ns", "i8"),
         ("int_per_side", "i8"),
         ("int_min_trades", "i8"),
+        ("int_on", "i8"),  # 1: the intensity estimator runs (k is 'auto'); 0: nothing reads it
         ("vwap_window_ns", "i8"),
         ("vwap_buckets", "i8"),
         ("vwap_bucket_ns", "i8"),
@@ -182,6 +184,7 @@ STATE_DTYPE = np.dtype(
         ("dirty", "i8"),
         ("next_oid", "i8"),
         ("o_hwm", "i8"),  # order slots in use are all below this index
+        ("oid_slot", "i8", (OID_MAP,)),  # slot of order id oid at oid_slot[oid % OID_MAP] (a hint)
         ("quotable", "i8"),
         ("res_px", "f8"),
         ("fair_px", "f8"),

@@ -48,6 +48,7 @@ from avmm.core.state import (
     MK_MARKET,
     MK_QUOTE,
     MK_START,
+    OID_MAP,
     OS_FREE,
     OS_LIVE,
     OS_PENDING_AMEND,
@@ -194,6 +195,7 @@ def diff_orders(p, s, o, a, ts_ns):  # noqa: C901  (compiled kernel)
                 break
             od = o[slot]
             od.oid = s.next_oid
+            s.oid_slot[od.oid & (OID_MAP - 1)] = slot
             s.next_oid += 1
             od.side = side
             od.status = OS_PENDING_NEW
@@ -285,7 +287,7 @@ def on_quote_rec(p, s, o, a, ts_ns, bid, bid_qty, ask, ask_qty):
         return 0
     _mark(s, MK_MARKET)
     vol_sample(p, s, ts_ns)
-    if ts_ns - s.int_last_fit_ns >= p.int_fit_ns:
+    if p.int_on != 0 and ts_ns - s.int_last_fit_ns >= p.int_fit_ns:
         intensity_fit(p, s, ts_ns)
     _mark(s, MK_ESTIM)
     n = 0
@@ -303,9 +305,10 @@ def on_trade_rec(p, s, o, a, ts_ns, px, qty, side):
     if not (px > 0.0 and qty > 0.0) or math.isinf(px) or math.isinf(qty):
         s.n_bad_trades += 1
         return 0
-    intensity_on_trade(p, s, ts_ns, px, side)
+    if p.int_on != 0:
+        intensity_on_trade(p, s, ts_ns, px, side)
     vwap_on_trade(p, s, ts_ns, px, qty)
-    if ts_ns - s.int_last_fit_ns >= p.int_fit_ns:
+    if p.int_on != 0 and ts_ns - s.int_last_fit_ns >= p.int_fit_ns:
         intensity_fit(p, s, ts_ns)
     n = 0
     if s.has_book != 0 and (s.dirty != 0 or refresh_due(p, s, ts_ns)):
@@ -326,6 +329,11 @@ def _release(s, o, i):
 
 @njit(**NJIT_INLINE)
 def find_order(s, o, oid):
+    """The slot of order ``oid``: the id's hint, checked; a scan only when the hint is stale (an
+    order older than ``OID_MAP`` newer ones, or an id the table no longer holds)."""
+    i = s.oid_slot[oid & (OID_MAP - 1)]
+    if i < s.o_hwm and o[i].oid == oid and o[i].status != OS_FREE:
+        return i
     for i in range(s.o_hwm):
         if o[i].oid == oid and o[i].status != OS_FREE:
             return i
@@ -415,7 +423,7 @@ def on_timer_rec(p, s, o, a, ts_ns):
     off its targets)."""
     if s.has_book != 0 and p.sigma_interval_ns > 0:
         vol_sample(p, s, ts_ns)
-    if ts_ns - s.int_last_fit_ns >= p.int_fit_ns:
+    if p.int_on != 0 and ts_ns - s.int_last_fit_ns >= p.int_fit_ns:
         intensity_fit(p, s, ts_ns)
     if s.has_book != 0 and (s.dirty != 0 or refresh_due(p, s, ts_ns)):
         return requote(p, s, o, a, ts_ns)
