@@ -5,7 +5,9 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 PYTEST_WORKERS ?= 2
 
-.PHONY: run test check format bench bench-backtest bench-data bench-peer fuzz clean
+BENCH_STORE ?= .bench/bench-10M-seed1.parquet
+
+.PHONY: run test check format bench bench-backtest bench-levels bench-data bench-peer fuzz clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,9 +39,15 @@ format: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/avmm bench --json bench.json
 
-## bench-backtest: backtest loop throughput (best of 3 runs) and peak RSS on a 10M-event synthetic store
+## bench-backtest: backtest speed (loop ns/event, loop and end-to-end events/s; 5 runs) and peak RSS on a
+## 10M-event synthetic L1 store (written once to BENCH_STORE, then reused), the pinned config benchmarks/configs/bench_l1.toml
 bench-backtest: $(STAMP)
-	$(BIN)/python benchmarks/backtest_bench.py --repeat 3 --json backtest_bench.json
+	$(BIN)/python benchmarks/backtest_bench.py --repeat 5 --store $(BENCH_STORE) --json backtest_bench.json
+
+## bench-levels: the same with 5 levels a side (benchmarks/configs/bench_l5.toml)
+bench-levels: $(STAMP)
+	$(BIN)/python benchmarks/backtest_bench.py --repeat 5 --store $(BENCH_STORE) \
+		--config benchmarks/configs/bench_l5.toml --json backtest_bench_l5.json
 
 ## bench-data: convert / read speed of the market-data layer
 bench-data: $(STAMP)
@@ -55,5 +63,5 @@ fuzz: $(STAMP)
 	HYPOTHESIS_PROFILE=fuzz $(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) tests/fuzz
 
 clean:
-	rm -rf $(VENV) build src/*.egg-info .pytest_cache
+	rm -rf $(VENV) build src/*.egg-info .pytest_cache .bench
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

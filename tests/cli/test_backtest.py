@@ -12,6 +12,8 @@ JSON_KEYS = {
     "events",
     "wall_s",
     "events_per_s",
+    "wall_s_e2e",
+    "events_per_s_e2e",
     "fills",
     "orders",
     "cancels",
@@ -75,7 +77,8 @@ def test_missing_data_file(run_cli, tmp_path):
 def test_default_session(run_cli):
     r = run_cli("backtest", "--no-progress")
     assert r.returncode == 0, r.stderr
-    assert "events/s" in r.stdout and "1,000,000" in r.stdout
+    assert "events/s, compiled loop" in r.stdout and "1,000,000" in r.stdout
+    assert "events/s, end to end (incl. reading)" in r.stdout
     # the built-in session is spot: its balances, and the rejects by cause
     assert "balances base / quote" in r.stdout and "rejects post-only / risk / balance" in r.stdout
 

@@ -55,3 +55,76 @@ def test_corrupt_gzip_truncated_stream_is_counted(tmp_path):
     s = convert([f], tmp_path / "o.parquet")
     assert s.issues.get("corrupt_gzip") == 1
     assert s.rows >= 0  # what could be decoded before the damage is kept
+
+
+# ---------------------------------------------------------------- prefetch: a reader on a worker thread
+def _prefetch_threads() -> list:
+    import threading
+
+    return [t for t in threading.enumerate() if t.name == "t-prefetch"]
+
+
+def test_prefetch_stays_one_item_ahead_and_ends_with_its_consumer():
+    """``depth=1``: while the consumer holds item i, the worker has made at most item i + 1 (memory:
+    two items); the thread is gone once the stream is exhausted."""
+    import time
+
+    from avmm.data.files import prefetch
+    from avmm.data.issues import Counters
+
+    made: list[int] = []
+
+    def make(c, progress):
+        for i in range(8):
+            made.append(i)
+            c.add("x")
+            yield i
+
+    c = Counters()
+    got = []
+    for x in prefetch(make, c, depth=1, name="t-prefetch"):
+        time.sleep(0.02)  # time for the worker to run ahead, if it would
+        assert len(made) <= x + 2
+        got.append(x)
+    assert got == list(range(8))
+    assert c.issues == {"x": 8}  # counter updates replayed on the consumer's side
+    assert _prefetch_threads() == []
+
+
+def test_prefetch_error_and_early_close_end_the_thread():
+    import pytest
+
+    from avmm.data.files import prefetch
+    from avmm.data.issues import Counters
+    from avmm.errors import UserError
+
+    closed = []
+
+    def make(c, progress):
+        try:
+            for i in range(1000):
+                if i == 3:
+                    raise UserError("bad row 3")
+                yield i
+        finally:
+            closed.append(True)
+
+    it = prefetch(make, Counters(), depth=1, name="t-prefetch")
+    assert [next(it), next(it), next(it)] == [0, 1, 2]
+    with pytest.raises(UserError, match="bad row 3"):
+        next(it)
+    assert _prefetch_threads() == [] and closed == [True]
+
+    def endless(c, progress):
+        try:
+            i = 0
+            while True:
+                yield i
+                i += 1
+        finally:
+            closed.append(True)
+
+    it = prefetch(endless, Counters(), depth=1, name="t-prefetch")
+    assert next(it) == 0
+    it.close()  # the consumer stops early: the worker is stopped, its stream closed, and joined
+    assert _prefetch_threads() == [] and closed == [True, True]

@@ -308,3 +308,20 @@ def test_infer_grid_huge_values_no_warning():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         store.infer_grid(np.array([1e308, 1.5e308]))  # no overflow warning on stderr
+
+
+def test_reader_groups_are_the_chunks_of_each_row_group(tmp_path, monkeypatch):
+    """``StoreReader.groups()`` gives the chunks ``iter`` gives, one list per row group read (the
+    unit a reader thread reads ahead), the window and the checks applied alike."""
+    monkeypatch.setattr(store, "ROW_GROUP_ROWS", 5_000)
+    ev = _events(20_000, 9)
+    p = tmp_path / "g.parquet"
+    store.write_events(p, [ev[i : i + 5_000] for i in range(0, 20_000, 5_000)], {})
+    lt = ev["local_ts"]
+    for kw in ({}, {"start_ns": int(lt[7_000]), "end_ns": int(lt[16_000])}):
+        flat = list(store.StoreReader(p, chunk_events=3_000, **kw))
+        groups = list(store.StoreReader(p, chunk_events=3_000, **kw).groups())
+        assert [len(g) for g in groups] == ([2, 2, 2, 2] if not kw else [2, 2, 1])
+        assert len(flat) == sum(len(g) for g in groups)
+        for a, b in zip(flat, [c for g in groups for c in g], strict=True):
+            assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))

@@ -110,6 +110,10 @@ class BacktestConfig(BaseModel):
     maintenance_margin_rate: float = Field(
         0.004, ge=0, lt=1, description="perpetual: maintenance margin, fraction of the notional (liquidation)"
     )
+    read_ahead: bool = Field(
+        True,
+        description="read a store on a thread, one row group (about 1M events) ahead of the loop (memory: two)",
+    )
 
     @model_validator(mode="after")
     def _recorded(self) -> BacktestConfig:

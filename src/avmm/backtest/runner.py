@@ -13,9 +13,18 @@ Public API:
 
 Stores are read through ``avmm.data.store.StoreReader``: every chunk is checked (no nulls, sorted
 by ``local_ts``, also across the boundary between stores) at the cost of one vectorised comparison.
+With ``backtest.read_ahead`` (the default) the next row group (the unit of reading; about 1M rows)
+is read on a thread while the loop runs the chunks of the previous one (``read_ahead_of``); a
+reading error comes out where its chunks would have.
 
-Memory is bounded by the chunk size: one chunk of columns (plus the few rows the strategy still
-has to see from the previous chunk), fixed-size rings, and output buffers drained after each call.
+From one chunk to the next, the rows of the old chunk one cursor has not passed yet (the strategy
+lags the exchange) are run with the head of the new chunk as a small bridge chunk (``_bridge``): a
+few rows are copied, never the new chunk. Results are bit-identical whatever the chunk size and with
+or without the read-ahead (the fills reach the summary's sums in fixed blocks, ``_stage_fills``).
+
+Memory is bounded by the chunk size: the columns of two Parquet row groups (the one being run, in
+chunks, and the one read ahead; one without read-ahead), fixed-size rings, and output buffers
+drained after each call.
 What grows with the session is only the equity samples (one per ``equity_interval_s`` of data, none
 across gaps longer than ``gap_s``; checked against the free memory before the run) and the fills
 kept for the report (at most 200,000; the summary aggregates every fill, ``on_fills`` sees each).
@@ -57,11 +66,14 @@ from avmm.errors import UserError
 from avmm.events import EVENT_DTYPE
 
 S = TypeVar("S", bound=StrategyConfig)
+T = TypeVar("T")
 
 COLS = ("exch_ts", "local_ts", "px", "qty", "px2", "qty2", "kind", "side")
 COL_DTYPES = (np.int64, np.int64, np.float64, np.float64, np.float64, np.float64, np.uint8, np.int8)
 FOUT_CAP = 1 << 16
 SOUT_CAP = 1 << 16
+FILL_BLOCK = 1 << 14  # fills per block of the summary's aggregates (``Backtester._stage_fills``)
+BRIDGE_ROWS = 64  # rows of the next chunk, beyond twice the rows still to be seen, in a first bridge
 
 
 @dataclass
@@ -223,19 +235,23 @@ class Backtester:
         self.fout = np.zeros(FOUT_CAP, dtype=FILL_DTYPE)
         self.sout = np.zeros(SOUT_CAP, dtype=SAMPLE_DTYPE)
         self.fills = FillStats(keep_fills)
+        self.staged = np.zeros(FILL_BLOCK, dtype=FILL_DTYPE)  # fills not yet in ``fills`` (``_stage_fills``)
+        self.n_staged = 0
         self.samples: list[np.ndarray] = []
         self.n_samples = 0
         self.sample_limit = available_memory() // 2
         self.on_fills = on_fills
         self.cols: tuple[np.ndarray, ...] | None = None
+        self.n_bridge_rows = 0  # rows copied to carry the cursors from one chunk to the next (``_bridge``)
         self.wall = 0.0
+        self.t_start: float | None = None  # the first read (``run_backtest``) or the first ``feed``
         self.done = False
 
     def _drain(self) -> None:
         bs = self.bs
         nf, ns = int(bs["n_fout"][0]), int(bs["n_sout"][0])
         if nf:
-            self.fills.add(self.fout[:nf])
+            self._stage_fills(self.fout[:nf])
             if self.on_fills is not None:
                 self.on_fills(self.fout[:nf])
         if ns:
@@ -248,6 +264,24 @@ class Backtester:
                 )
         bs["n_fout"] = 0
         bs["n_sout"] = 0
+
+    def _stage_fills(self, f: np.ndarray) -> None:
+        """Hand the fills to the summary's aggregates in blocks of ``FILL_BLOCK`` by fill number, not
+        in the batches the loop returns (which depend on the chunking): the floating-point sums then
+        come out bit-identical whatever the chunk size."""
+        i, n = 0, f.shape[0]
+        while i < n:
+            if self.n_staged == 0 and n - i >= FILL_BLOCK:  # a whole block: no copy
+                self.fills.add(f[i : i + FILL_BLOCK])
+                i += FILL_BLOCK
+                continue
+            k = min(n - i, FILL_BLOCK - self.n_staged)
+            self.staged[self.n_staged : self.n_staged + k] = f[i : i + k]
+            self.n_staged += k
+            i += k
+            if self.n_staged == FILL_BLOCK:
+                self.fills.add(self.staged)
+                self.n_staged = 0
 
     def _run(self, final: int) -> int:
         m = self.mem
@@ -292,29 +326,65 @@ class Backtester:
     def feed(self, chunk: Any) -> None:
         """Process one chunk (``EventColumns`` or an ``EVENT_DTYPE`` array); rows must continue the
         previous chunk in local-time order."""
+        if self.t_start is None:
+            self.t_start = time.perf_counter()
         new = as_columns(chunk)
-        if self.cols is None:
-            self.cols = new
-        else:
-            # rows that the exchange or the strategy has not seen yet are carried over
-            lo = min(int(self.bs["il"][0]), int(self.bs["ie"][0]))
-            n = self.cols[0].shape[0]
-            if lo < n:
-                self.cols = tuple(
-                    _readonly(np.concatenate((old[lo:], nw))) for old, nw in zip(self.cols, new, strict=True)
-                )
-            else:
-                self.cols = new
-            self.bs["ie"] -= lo
-            self.bs["il"] -= lo
+        if self.cols is not None and (new[0].shape[0] == 0 or not self._bridge(new)):
+            return
+        self.cols = new
         st = self._run(0)
         assert st == ST_NEED
 
+    def _shift(self, k: int) -> None:
+        """Both cursors ``k`` rows back (the columns lost their first ``k`` rows)."""
+        self.bs["ie"] -= k
+        self.bs["il"] -= k
+
+    def _bridge(self, new: tuple[np.ndarray, ...]) -> bool:
+        """Take both cursors past the rows of the current chunk, to the head of ``new``, copying a
+        few rows instead of the whole of ``new``.
+
+        The loop returns (``ST_NEED``, nothing changed in that step) when either cursor reaches the
+        end of its columns; the other one may still have ``t`` rows of this chunk to see (the
+        strategy lags the exchange by the feed latency, or the reverse with skewed clocks). Those
+        rows and the first ``k`` rows of ``new`` (``k`` about ``2 t``) are run as a small chunk of
+        their own until both cursors have passed the old rows; then the cursors move onto ``new``,
+        which the caller runs. The loop's steps depend only on the rows at its cursors, so the
+        results are those of the whole stream run at once, however it is cut. When ``k`` rows do
+        not take the lagging cursor past the old rows, ``k`` doubles.
+
+        Returns False when even the whole of ``new`` did not (a lag longer than a chunk): the old
+        rows and ``new``, joined, are then the current chunk, already run up to its end."""
+        assert self.cols is not None
+        lo = min(int(self.bs["ie"][0]), int(self.bs["il"][0]))
+        tail = tuple(a[lo:] for a in self.cols)
+        self._shift(lo)
+        m = new[0].shape[0]
+        k = 0
+        while (t := tail[0].shape[0]) > 0:
+            k = min(m, max(2 * k, 2 * t + BRIDGE_ROWS))
+            self.cols = tuple(_readonly(np.concatenate((a, b[:k]))) for a, b in zip(tail, new, strict=True))
+            self.n_bridge_rows += t + k
+            st = self._run(0)
+            assert st == ST_NEED
+            lo = min(int(self.bs["ie"][0]), int(self.bs["il"][0]))
+            if lo >= t:
+                self._shift(t)
+                return True
+            if k == m:
+                return False
+            tail = tuple(a[lo:t] for a in self.cols)
+            self._shift(lo)
+        return True
+
     def finish(self) -> BacktestResult:
+        t_finish = time.perf_counter()
         if self.cols is None:
             self.cols = as_columns(np.zeros(0, dtype=EVENT_DTYPE))
         st = self._run(1)
         assert st == ST_DONE
+        self.fills.add(self.staged[: self.n_staged])
+        self.n_staged = 0
         self.done = True
         b = self.bt
         bs = self.bs[0]
@@ -340,7 +410,22 @@ class Backtester:
         summary["requotes"] = int(st["n_requotes"])
         summary["bad_quotes"] = int(st["n_bad_quotes"])  # NaN / non-positive / crossed: ignored
         summary["bad_trades"] = int(st["n_bad_trades"])
-        return BacktestResult(summary, samples, self.fills.fills(), self.cfg, self.bt, self.meta)
+        fills = self.fills.fills()
+        summary = _with_e2e(summary, time.perf_counter() - (self.t_start or t_finish))
+        return BacktestResult(summary, samples, fills, self.cfg, self.bt, self.meta)
+
+
+def _with_e2e(summary: dict, wall_s: float) -> dict:
+    """``summary`` with the end-to-end figures after ``events_per_s`` (the loop's own rate):
+    ``wall_s_e2e``, the wall time from the first read (or ``feed``) to the end of ``finish``, and
+    ``events_per_s_e2e``."""
+    out = {}
+    for key, v in summary.items():
+        out[key] = v
+        if key == "events_per_s":
+            out["wall_s_e2e"] = wall_s
+            out["events_per_s_e2e"] = summary["events"] / wall_s if wall_s > 0 else None
+    return out
 
 
 @dataclass
@@ -485,10 +570,16 @@ def _is_paths(data: Any) -> bool:
 
 
 def _chunks_of(
-    data: Any, chunk_events: int, start_ns: int | None = None, end_ns: int | None = None
+    data: Any,
+    chunk_events: int,
+    start_ns: int | None = None,
+    end_ns: int | None = None,
+    *,
+    read_ahead: bool = False,
 ) -> tuple[Iterator[Any], dict, int | None, StorePlan | None]:
     """(iterator of chunks, meta, total rows or None, the stores' plan) for the accepted ``data``
-    forms."""
+    forms. Stores with ``read_ahead``: read on a thread, one chunk ahead (``read_ahead``); the
+    caller closes the iterator when it stops early."""
     if isinstance(data, np.ndarray):
         if start_ns is not None or end_ns is not None:
             lt = np.ascontiguousarray(data["local_ts"])
@@ -500,17 +591,40 @@ def _chunks_of(
     if _is_paths(data):
         plan = plan_stores([data] if isinstance(data, (str, Path)) else list(data), start_ns, end_ns)
 
-        def gen() -> Iterator[_Cols]:
+        def groups() -> Iterator[list[_Cols]]:
             last: int | None = None
             for pth in plan.paths:
                 reader = _read_columns(pth, chunk_events, start_ns=start_ns, end_ns=end_ns, after_ns=last)
-                yield from reader
+                yield from reader.groups() if read_ahead else ([c] for c in reader)
                 last = reader.last_ts if reader.last_ts is not None else last
 
-        return gen(), plan.meta(), plan.rows(), plan
+        return _flat(read_ahead_of(groups) if read_ahead else groups()), plan.meta(), plan.rows(), plan
     if start_ns is not None or end_ns is not None:
         raise TypeError("run_backtest: start_ns / end_ns need a store or an EVENT_DTYPE array")
     return iter(data), {}, None, None
+
+
+def read_ahead_of(make: Callable[[], Iterator[T]]) -> Iterator[T]:
+    """The items of ``make()`` (the chunks of one row group: the unit of reading) read on a thread
+    (``avmm-read-ahead``) while the consumer works on the previous one: one item ahead, so memory is
+    two (reading Parquet and the compiled loop both release the GIL). An error while reading (a
+    corrupt store) is raised here, where the item would have come; the thread ends with the iterator
+    (exhausted, failed or closed: close it when stopping early)."""
+    from avmm.data.files import prefetch
+    from avmm.data.issues import Counters
+
+    return prefetch(lambda _c, _p: make(), Counters(), depth=1, name="avmm-read-ahead")
+
+
+def _flat(groups: Iterator[list[T]]) -> Iterator[T]:
+    """The items of each list in turn; closing this closes ``groups`` (and so its reader thread)."""
+    try:
+        for g in groups:
+            yield from g
+    finally:
+        close = getattr(groups, "close", None)
+        if close is not None:
+            close()
 
 
 class _Cols:
@@ -554,6 +668,11 @@ class _read_columns:  # noqa: N801  (used as a function: an iterator that rememb
     def __iter__(self) -> Iterator[_Cols]:
         for arrays in self.reader:
             yield _Cols(arrays)
+
+    def groups(self) -> Iterator[list[_Cols]]:
+        """The chunks of one row group at a time (the unit of reading ahead)."""
+        for parts in self.reader.groups():
+            yield [_Cols(arrays) for arrays in parts]
 
 
 def run_backtest(
@@ -605,7 +724,9 @@ def run_backtest(
     """
     cfg = cfg if cfg is not None else StrategyConfig()
     backtest = _backtest_section(cfg, backtest)
-    chunks, meta0, total, plan = _chunks_of(data, backtest.chunk_events, start_ns, end_ns)
+    chunks, meta0, total, plan = _chunks_of(
+        data, backtest.chunk_events, start_ns, end_ns, read_ahead=backtest.read_ahead
+    )
     if plan is not None:
         check_sample_memory(backtest, plan.active_ns(round(backtest.gap_s * 1e9)))
     elif isinstance(data, np.ndarray) and data.shape[0] > 1:
@@ -615,11 +736,16 @@ def run_backtest(
     cfg = adapt_config(cfg, meta)
     bt = Backtester(cfg, backtest=backtest, meta=meta, on_fills=on_fills)
     done = 0
-    for ch in chunks:
-        bt.feed(ch)
-        done += len(ch[0]) if not isinstance(ch, np.ndarray) else ch.shape[0]
-        if progress is not None:
-            progress(done, total)
+    bt.t_start = time.perf_counter()  # from the first read
+    try:
+        for ch in chunks:
+            bt.feed(ch)
+            done += len(ch[0]) if not isinstance(ch, np.ndarray) else ch.shape[0]
+            if progress is not None:
+                progress(done, total)
+    finally:
+        if plan is not None:  # our reader (a thread with read-ahead): ended before anything else happens
+            chunks.close()  # type: ignore[attr-defined]
     return bt.finish()
 
 

@@ -122,7 +122,8 @@ def summary_rows(s: dict) -> list[tuple[str, str]]:
             " / ".join(_fmt(s[k], "int") for k in ("bad_quotes", "bad_trades", "bad_depth_rows", "bad_exch_ts")),
         ),
         ("session length", f"{s['session_s']:,.1f} s" + _gaps(s)),
-        ("events/s (wall, excl. compile)", f"{_fmt(s['events_per_s'], 'int')}  ({s['wall_s']:.3f} s)"),
+        ("events/s, compiled loop (excl. compile)", f"{_fmt(s['events_per_s'], 'int')}  ({s['wall_s']:.3f} s)"),
+        ("events/s, end to end (incl. reading)", f"{_fmt(s['events_per_s_e2e'], 'int')}  ({s['wall_s_e2e']:.3f} s)"),
     ]
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import sys
 import zlib
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -25,50 +26,52 @@ def prefetch(
     c: Counters,
     progress: ProgressFn | None = None,
     depth: int = 2,
+    name: str = "avmm-prefetch",
 ) -> Iterator:
     """Run the stream ``make(counters, progress)`` on a worker thread, ``depth`` items ahead.
 
     Parsing (Arrow) and the NumPy work of a reader release the GIL, so the readers of several
     files and the merge / write stage overlap on several cores. Behaviour is unchanged: counter
     updates and progress calls are replayed here, in pull order; an exception is raised here at
-    the point of the stream where it occurred. Memory: ``depth`` items. The thread starts on the
-    first ``next()`` and stops when this generator is closed.
+    the point of the stream where it occurred. Memory: the item the consumer holds and at most
+    ``depth`` more (the one being made included): the worker starts item ``i + depth + 1`` only
+    once the consumer has taken item ``i + 1``. The thread (named ``name``) starts on the first
+    ``next()``; when this generator ends, fails or is closed (``close()``, or an exception such as
+    Ctrl-C in the consumer), it stops the worker and waits for it: the thread never outlives it.
     """
     import queue
     import threading
 
     rec = Recorder()
-    q: queue.Queue = queue.Queue(maxsize=depth)
+    q: queue.SimpleQueue = queue.SimpleQueue()
+    slots = threading.Semaphore(max(1, depth))  # items made and not yet taken (the one being made included)
     stop = threading.Event()
 
-    def put(item: tuple[Any, list[tuple], BaseException | None]) -> bool:
-        while not stop.is_set():
-            try:
-                q.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                pass
-        return False
+    def slot() -> bool:
+        slots.acquire()
+        return not stop.is_set()
 
     def work() -> None:
         it = None
         try:
             it = make(rec, rec.progress if progress is not None else None)
-            for item in it:
-                if not put((item, rec.take(), None)):
+            while slot():
+                item = next(it, _END)
+                q.put((item, rec.take(), None))
+                if item is _END:
                     return
-            put((_END, rec.take(), None))
         except BaseException as e:  # handed to the consumer
-            put((_END, rec.take(), e))
+            q.put((_END, rec.take(), e))
         finally:
             if it is not None and hasattr(it, "close"):
                 it.close()
 
-    t = threading.Thread(target=work, name="avmm-prefetch", daemon=True)
+    t = threading.Thread(target=work, name=name, daemon=True)
     t.start()
     try:
         while True:
             item, log, err = q.get()
+            slots.release()
             replay(c, log, progress)
             if err is not None:
                 raise err
@@ -77,6 +80,9 @@ def prefetch(
             yield item
     finally:
         stop.set()
+        slots.release()  # wakes the worker if it waits for a slot: it sees ``stop`` and ends
+        if not sys.is_finalizing():  # (a daemon thread is frozen at interpreter exit: never join it then)
+            t.join()
 
 
 def is_gzip(path: Path) -> bool:

@@ -492,6 +492,30 @@ class StoreReader:
         return out
 
     def __iter__(self) -> Iterator[list[np.ndarray]]:
+        for table in self._tables():
+            for batch in table.to_batches(max_chunksize=self.chunk_events):
+                part = self._checked([_np(batch.column(i)) for i in range(batch.num_columns)])
+                self.row += batch.num_rows
+                if part is not None:
+                    yield part
+            del table
+
+    def groups(self) -> Iterator[list[list[np.ndarray]]]:
+        """The chunks of one row group at a time, checked (as ``__iter__`` gives them): the unit in
+        which the store is read, for a reader thread to stay one read ahead of its consumer."""
+        for table in self._tables():
+            parts = []
+            for batch in table.to_batches(max_chunksize=self.chunk_events):
+                part = self._checked([_np(batch.column(i)) for i in range(batch.num_columns)])
+                self.row += batch.num_rows
+                if part is not None:
+                    parts.append(part)
+            del table
+            if parts:
+                yield parts
+
+    def _tables(self) -> Iterator[pa.Table]:
+        """The row groups in the window, read and checked for nulls, one at a time."""
         pf = self.pf
         for g in range(pf.num_row_groups):
             n_g = pf.metadata.row_group(g).num_rows
@@ -503,11 +527,7 @@ class StoreReader:
             except (OSError, pa.ArrowException, ValueError, MemoryError) as e:
                 raise corrupt_store(self.path, self.row, e) from None
             self._check_nulls(table)
-            for batch in table.to_batches(max_chunksize=self.chunk_events):
-                part = self._checked([_np(batch.column(i)) for i in range(batch.num_columns)])
-                self.row += batch.num_rows
-                if part is not None:
-                    yield part
+            yield table
             del table
 
     def _check_nulls(self, table: pa.Table) -> None:
