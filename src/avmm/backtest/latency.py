@@ -17,8 +17,10 @@ from avmm.jit import NJIT_INLINE
 
 
 @njit(**NJIT_INLINE)
-def lat_draw(lat, i, col):
-    return lat[i % lat.shape[0], col]
+def lat_next(i, lat):
+    """The next row of the latency table after row ``i``, cycling (a compare, not a division)."""
+    i += 1
+    return 0 if i >= lat.shape[0] else i
 
 
 @njit(**NJIT_INLINE)
@@ -40,8 +42,8 @@ def push_msg(ring, head, tail, ts, kind, oid, side, px, qty, fee):
 @njit(**NJIT_INLINE)
 def respond(bs, lat, rs, t, kind, oid, side, px, qty, fee):
     """Queue a response to the strategy, delivered after the response latency (FIFO)."""
-    ts = t + lat_draw(lat, bs.lat_j, 1)
-    bs.lat_j += 1
+    ts = t + lat[bs.lat_j, 1]
+    bs.lat_j = lat_next(bs.lat_j, lat)
     if ts < bs.last_response:
         ts = bs.last_response
     bs.last_response = ts

@@ -44,7 +44,7 @@ from avmm.backtest.accounting import (
     take_sample,
 )
 from avmm.backtest.exchange import on_clear_x, on_depth_x, on_quote_x, on_request_x, on_trade_x
-from avmm.backtest.latency import lat_draw, push_msg
+from avmm.backtest.latency import lat_next, push_msg
 from avmm.backtest.state import (
     FILL_DTYPE,
     INF_NS,
@@ -105,8 +105,8 @@ def send_actions(bs, a, n, lat, rq, t):
             bs.placed_qty += act.qty
         else:
             continue
-        ts = t + lat_draw(lat, bs.lat_i, 0)
-        bs.lat_i += 1
+        ts = t + lat[bs.lat_i, 0]
+        bs.lat_i = lat_next(bs.lat_i, lat)
         if ts < bs.last_arrival:
             ts = bs.last_arrival
         bs.last_arrival = ts
@@ -280,7 +280,7 @@ def run_chunk(  # noqa: C901  (compiled event loop)
             bs.n_timer += 1
             na = on_timer_rec(p, s, o, a, t)
             send_actions(bs, a, na, lat, rq, t)
-            bs.next_timer = next_tick(bp, t)
+            bs.next_timer = t + bp.timer_ns  # t is the tick itself: on the grid when there is one
         elif w == 5:
             book_funding(bp, bs, fund_ts, fund_rate, t)
         else:

@@ -128,7 +128,7 @@ BT_STATE_DTYPE = np.dtype(
         ("rs_tail", "i8"),
         ("last_arrival", "i8"),
         ("last_response", "i8"),
-        ("lat_i", "i8"),
+        ("lat_i", "i8"),  # the latency table's row for the next request (entry) / response, cycling
         ("lat_j", "i8"),
         # timer, sampling, markouts
         ("next_timer", "i8"),

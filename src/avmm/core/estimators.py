@@ -105,7 +105,8 @@ def vol_sample(p, s, ts_ns):
         vol_update(p, s, ts_ns, s.mid)
     elif ts_ns >= s.vol_next_ns:
         vol_update(p, s, ts_ns, s.mid)
-        s.vol_next_ns = (ts_ns // iv + 1) * iv
+        nxt = s.vol_next_ns + iv  # the next grid time (a division only after a pause)
+        s.vol_next_ns = nxt if ts_ns < nxt else (ts_ns // iv + 1) * iv
 
 
 @njit(**NJIT)

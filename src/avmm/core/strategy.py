@@ -242,8 +242,9 @@ def requote(p, s, o, a, ts_ns):
     n = diff_orders(p, s, o, a, ts_ns)
     _mark(s, MK_DIFF)
     s.last_quote_ns = ts_ns
-    if p.refresh_grid != 0:  # the first grid time after now (the grid never moves)
-        s.next_refresh_ns = (ts_ns // p.refresh_ns + 1) * p.refresh_ns
+    if p.refresh_grid != 0 and ts_ns >= s.next_refresh_ns:  # the first grid time after now
+        nr = s.next_refresh_ns + p.refresh_ns  # (the grid never moves; a division only after a pause)
+        s.next_refresh_ns = nr if ts_ns < nr else (ts_ns // p.refresh_ns + 1) * p.refresh_ns
     s.last_quote_mid = s.mid
     s.last_quote_pos = s.pos
     s.dirty = 0
