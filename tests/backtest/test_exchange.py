@@ -67,23 +67,34 @@ def test_partial_fills():
     assert fills_of(r) == [(2000, 1, 99.99, 1.0), (2500, 1, 99.99, 2.0)]
 
 
+def venue(*sets: str) -> tuple:
+    """The simulated venue's arrays for driving its kernels directly: tick 0.01, lot 1, ``sets``
+    more overrides; 1 ms latencies; a request ring of 8."""
+    c = load_config(None, ["quoting.tick=0.01", "quoting.lot=1.0", *sets])
+    bs = BS.new_bt_state()
+    keys, vals = BS.new_cache(bs)
+    return (
+        bt_params(c, c.backtest, to_params(c)),
+        bs,
+        np.zeros(BS.MAX_X, BS.XORDER_DTYPE),
+        keys,
+        vals,
+        np.array([[MS, MS]], np.int64),
+        np.zeros(BS.QCAP, BS.MSG_DTYPE),
+        np.zeros(8, BS.MSG_DTYPE),
+        np.zeros(BS.MO_CAP, BS.FILL_DTYPE),
+        np.zeros(4096, BS.FILL_DTYPE),
+    )
+
+
 def test_our_orders_at_one_price_share_the_trade():
     """Queue [5 market][our 1][our 2]: a 6-lot trade takes the market and order 1, leaving order 2
     at the front; the next 1-lot trade fills it."""
     from numba import njit
 
-    c = load_config(
-        None, ["quoting.tick=0.01", "quoting.lot=1.0", 'backtest.queue_model="risk-averse"', "risk.max_position=10.0"]
+    bp, bs, xo, keys, vals, lat, rs, rq, ring, fout = venue(
+        'backtest.queue_model="risk-averse"', "risk.max_position=10.0"
     )
-    bp = bt_params(c, c.backtest, to_params(c))
-    bs = BS.new_bt_state()
-    xo = np.zeros(BS.MAX_X, BS.XORDER_DTYPE)
-    keys, vals = BS.new_cache(bs)
-    lat = np.array([[MS, MS]], np.int64)
-    rs = np.zeros(BS.QCAP, BS.MSG_DTYPE)
-    rq = np.zeros(4, BS.MSG_DTYPE)
-    ring = np.zeros(BS.MO_CAP, BS.FILL_DTYPE)
-    fout = np.zeros(4096, BS.FILL_DTYPE)
 
     @njit
     def drive(bparams, bstate, xo, keys, vals, lat, rs, rq, ring, fout):
@@ -176,19 +187,7 @@ def test_a_crossing_order_takes_what_the_best_shows_and_the_rest_is_cancelled():
     Without that, a strategy quoting through the book refilled the same size forever."""
     from numba import njit
 
-    c = load_config(
-        None,
-        ["quoting.tick=0.01", "quoting.lot=1.0", "quoting.post_only=false", "risk.max_position=100.0"],
-    )
-    bp = bt_params(c, c.backtest, to_params(c))
-    bs = BS.new_bt_state()
-    xo = np.zeros(BS.MAX_X, BS.XORDER_DTYPE)
-    keys, vals = BS.new_cache(bs)
-    lat = np.array([[MS, MS]], np.int64)
-    rs = np.zeros(BS.QCAP, BS.MSG_DTYPE)
-    rq = np.zeros(8, BS.MSG_DTYPE)
-    ring = np.zeros(BS.MO_CAP, BS.FILL_DTYPE)
-    fout = np.zeros(4096, BS.FILL_DTYPE)
+    bp, bs, xo, keys, vals, lat, rs, rq, ring, fout = venue("quoting.post_only=false", "risk.max_position=100.0")
 
     @njit
     def drive(bparams, bstate, xo, keys, vals, lat, rs, rq, ring, fout):

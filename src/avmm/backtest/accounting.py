@@ -80,22 +80,27 @@ def book_fill(bp, bs, t, side, px, q, maker):
 
 
 @njit(**NJIT_INLINE)
+def _write_fill(r, bs, t, oid, side, maker, px, q, fee):
+    """One fill record, its markouts not known yet (NaN)."""
+    r.ts = t
+    r.oid = oid
+    r.side = side
+    r.maker = maker
+    r.px = px
+    r.qty = q
+    r.fee = fee
+    r.mid = bs.mid
+    r.pos = bs.pos
+    for j in range(NH):
+        r.mo[j] = math.nan
+
+
+@njit(**NJIT_INLINE)
 def emit_fill_record(bp, bs, ring, fout, t, oid, side, maker, px, q, fee):
     """Put the fill in the markout ring (forcing out the oldest when the ring is full), or straight
     out without markouts (``backtest.markouts = false``)."""
     if bp.markouts == 0:
-        r = fout[bs.n_fout]
-        r.ts = t
-        r.oid = oid
-        r.side = side
-        r.maker = maker
-        r.px = px
-        r.qty = q
-        r.fee = fee
-        r.mid = bs.mid
-        r.pos = bs.pos
-        for j in range(NH):
-            r.mo[j] = math.nan
+        _write_fill(fout[bs.n_fout], bs, t, oid, side, maker, px, q, fee)
         bs.n_fout += 1
         return 0
     cap = ring.shape[0]
@@ -112,18 +117,7 @@ def emit_fill_record(bp, bs, ring, fout, t, oid, side, maker, px, q, fee):
             bs.mo_dues[j] = t + bp.mo_ns[j]
             if bs.mo_dues[j] < bs.mo_due:
                 bs.mo_due = bs.mo_dues[j]
-    r = ring[bs.mo_n & MO_MASK]
-    r.ts = t
-    r.oid = oid
-    r.side = side
-    r.maker = maker
-    r.px = px
-    r.qty = q
-    r.fee = fee
-    r.mid = bs.mid
-    r.pos = bs.pos
-    for j in range(NH):
-        r.mo[j] = math.nan
+    _write_fill(ring[bs.mo_n & MO_MASK], bs, t, oid, side, maker, px, q, fee)
     bs.mo_n += 1
     return 0
 
