@@ -203,13 +203,20 @@ def short_of_balance(bp, bs, side, px, qty, held):
 
 
 @njit(**NJIT_INLINE)
+def _hold(bs, side, x):
+    """What the venue holds for our orders on ``side`` changes by ``x`` (quote for bids, base for
+    asks)."""
+    if side > 0:
+        bs.locked_quote += x
+    else:
+        bs.locked_base += x
+
+
+@njit(**NJIT_INLINE)
 def unlock_order(bs, od):
-    """The venue releases what it holds for ``od`` (canceled, or before an amend)."""
+    """The venue releases what it holds for ``od`` (gone from the book, or before an amend)."""
     if od.lock != 0.0:
-        if od.side > 0:
-            bs.locked_quote -= od.lock
-        else:
-            bs.locked_base -= od.lock
+        _hold(bs, od.side, -od.lock)
         od.lock = 0.0
 
 
@@ -220,26 +227,17 @@ def lock_order(bp, bs, od):
     if bp.spot != 0:
         unlock_order(bs, od)
         od.lock = order_need(bp, od.side, od.px, od.leaves)
-        if od.side > 0:
-            bs.locked_quote += od.lock
-        else:
-            bs.locked_base += od.lock
+        _hold(bs, od.side, od.lock)
 
 
 @njit(**NJIT_INLINE)
 def release_fill(bs, od, q):
-    """After a fill of ``q`` (``od.leaves`` already reduced): the filled part's share of the lock
-    returns; all of it once the order is done."""
+    """After a partial fill of ``q`` (``od.leaves`` already reduced): the filled part's share of
+    the lock returns (a filled order left the live orders, which released all of it)."""
     if od.lock != 0.0:
-        if od.live == 0:
-            unlock_order(bs, od)
-            return
         rel = od.lock * (q / (od.leaves + q))
         od.lock -= rel
-        if od.side > 0:
-            bs.locked_quote -= rel
-        else:
-            bs.locked_base -= rel
+        _hold(bs, od.side, -rel)
 
 
 @njit(**NJIT_INLINE)

@@ -52,6 +52,8 @@ def _open_add(bs, side, dq):
 
 @njit(**NJIT_INLINE)
 def _set_live(bs, od, live):
+    """An order joins or leaves our live orders: the per-side count and size follow, and one that
+    leaves (filled, cancelled) no longer holds any spot balance."""
     r = 0 if od.side > 0 else 1
     od.live = live
     if live != 0:
@@ -60,6 +62,7 @@ def _set_live(bs, od, live):
     else:
         bs.x_nlive[r] -= 1
         _open_add(bs, od.side, -od.leaves)
+        unlock_order(bs, od)
 
 
 @njit(**NJIT_INLINE)
@@ -94,7 +97,6 @@ def take(bp, bs, xo, k, lat, rs, ring, fout, t):
         fill_order(bp, bs, xo, k, lat, rs, ring, fout, t, bs.ask if od.side > 0 else bs.bid, q, 0)
     if od.live != 0:
         _set_live(bs, od, 0)
-        unlock_order(bs, od)
         respond(bs, lat, rs, t, RS_CANCELED, od.oid, od.side, od.px, od.leaves, 0.0)
 
 
@@ -257,7 +259,6 @@ def on_request_x(bp, bs, xo, keys, vals, lat, rs, ring, fout, m):  # noqa: C901 
             bs.n_cancel_unknown += 1  # already filled: its fill is on the way
             return
         _set_live(bs, xo[k], 0)
-        unlock_order(bs, xo[k])
         respond(bs, lat, rs, t, RS_CANCELED, m.oid, m.side, xo[k].px, xo[k].leaves, 0.0)
         return
     side = m.side
