@@ -1,0 +1,281 @@
+"""``calibrate(paths, ...)``: read the stores once and estimate everything from the one pass.
+
+The pieces: ``stores`` (which rows), ``scan`` (the pass: per-block sums and histograms),
+``volatility`` (sigma), ``intensity`` (A, k, fill rates), ``book`` (spread, touch and trade sizes),
+``bootstrap`` (confidence intervals over time blocks). The result, ``Calibration``, carries every
+estimate and turns into the ``--json`` document (``to_json``).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from avmm.calibrate import book, bootstrap, intensity, volatility
+from avmm.calibrate.scan import SKIPS, Scan
+from avmm.calibrate.stores import fmt_ns, plan
+from avmm.errors import UserError
+
+SCHEMA = "avmm.calibrate/1"
+GRID_S = 1.0  # the mid is sampled every second for sigma
+STALE_S = 60.0  # a quote older than this is not live: no sigma sample, no trade depth
+BLOCKS = 200  # the session is cut into this many bootstrap blocks ...
+MIN_BLOCK_S = 10.0  # ... each at least this long
+MIN_INCREMENTS = 30  # mid increments needed for sigma
+SIGMA_WINDOWS = 20
+
+
+@dataclass
+class Estimate:
+    """A value and its bootstrap confidence interval (None without resamples)."""
+
+    value: float
+    ci: list[float] | None
+
+
+@dataclass
+class Calibration:
+    """Every estimate of one calibration (units: price, seconds, base units)."""
+
+    stores: list[Path]
+    symbol: str | None
+    tick: float
+    lot: float | None
+    start_ns: int
+    end_ns: int
+    window: tuple[int | None, int | None]
+    rows: int
+    observed_s: float
+    grid_s: float
+    block_s: float
+    blocks: int
+    resamples: int
+    seed: int
+    sigma: Estimate
+    sigma_increments: int
+    sigma_windows: list[dict[str, Any]]
+    fits: dict[str, intensity.SideFit]  # bid, ask, pooled
+    est: dict[str, Estimate]  # A, k, A_bid, k_bid, A_ask, k_ask
+    bins: intensity.Bins
+    fill_rates: list[dict[str, float]]
+    spread_ticks: dict[str, Any] | None
+    touch_size: dict[str, Any] | None
+    trade_size: dict[str, Any] | None
+    skipped: dict[str, int]
+    notes: list[str] = field(default_factory=list)
+    wall_s: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``--json`` document: ``sigma``, ``A``, ``k`` (and ``_bid`` / ``_ask``) numeric at the
+        top level, each beside its ``<key>_ci`` ``[lo, hi]`` (null without resamples)."""
+        out: dict[str, Any] = {"schema": SCHEMA, "sigma": self.sigma.value, "sigma_ci": self.sigma.ci}
+        for key in ("A", "k", "A_bid", "k_bid", "A_ask", "k_ask"):
+            out[key] = self.est[key].value
+            out[f"{key}_ci"] = self.est[key].ci
+        out["units"] = {
+            "sigma": "price/sqrt(s)",
+            "A": "1/s, per side",
+            "k": "1/price",
+            "tick": "price",
+            "lot": "base units",
+            "sizes": "base units",
+        }
+        out["tick"] = self.tick
+        out["lot"] = self.lot
+        out["sigma_windows"] = self.sigma_windows
+        out["sigma_increments"] = self.sigma_increments
+        out["intensity"] = {
+            "model": "A exp(-k delta); delta: reach from the mid (0 at the touch, depth - tick beyond)",
+            "method": "poisson-mle",
+            "bins_half_ticks": [int(x) for x in self.bins.edges_h],
+            **{name: f.to_json(self.bins) for name, f in self.fits.items()},
+        }
+        out["fill_rates"] = self.fill_rates
+        out["spread_ticks"] = self.spread_ticks
+        out["touch_size"] = self.touch_size
+        out["trade_size"] = self.trade_size
+        out["skipped"] = self.skipped
+        out["bootstrap"] = {
+            "resamples": self.resamples,
+            "seed": self.seed,
+            "level": bootstrap.LEVEL,
+            "blocks": self.blocks,
+            "block_s": self.block_s,
+        }
+        out["data"] = {
+            "stores": [str(p) for p in self.stores],
+            "symbol": self.symbol,
+            "start_ns": self.start_ns,
+            "end_ns": self.end_ns,
+            "start": fmt_ns(self.start_ns),
+            "end": fmt_ns(self.end_ns),
+            "window": {"start_ns": self.window[0], "end_ns": self.window[1]},
+            "rows": self.rows,
+            "observed_s": self.observed_s,
+            "grid_s": self.grid_s,
+            "stale_s": STALE_S,
+        }
+        out["notes"] = self.notes
+        return out
+
+
+def _blocks(start_ns: int, end_ns: int, grid_ns: int) -> tuple[int, int, int]:
+    """(t0, block_ns, n_blocks): about ``BLOCKS`` blocks of whole grid steps, each at least
+    ``MIN_BLOCK_S``."""
+    t0 = start_ns // grid_ns * grid_ns
+    span = max(end_ns - t0, 1)
+    steps = max(math.ceil(MIN_BLOCK_S * 1e9 / grid_ns), math.ceil(span / BLOCKS / grid_ns))
+    block_ns = steps * grid_ns
+    return t0, block_ns, span // block_ns + 1
+
+
+def calibrate(
+    paths: list[Path] | list[str] | list[Path | str],
+    start_ns: int | None = None,
+    end_ns: int | None = None,
+    *,
+    resamples: int = bootstrap.DEFAULT_RESAMPLES,
+    seed: int = bootstrap.DEFAULT_SEED,
+    chunk_events: int = 1 << 20,
+) -> Calibration:
+    """Calibrate the model to the stores' data in the window ``[start_ns, end_ns)``.
+
+    Parameters
+    ----------
+    paths : list of paths
+        Event stores (``avmm data convert``), read in time order; they must not overlap.
+    start_ns, end_ns : int, optional
+        The window on ``local_ts``.
+    resamples, seed : int
+        The block bootstrap: resamples (0: no confidence intervals) and the generator's seed.
+    chunk_events : int
+        Rows per chunk read (memory).
+
+    Returns
+    -------
+    Calibration
+
+    Raises
+    ------
+    UserError
+        A missing or damaged store, overlapping stores, a window without data, no valid quotes,
+        too few mid increments or too few trades to fit (one line saying how many were found and
+        how many are needed).
+    """
+    t_start = time.perf_counter()
+    if resamples < 0:
+        raise UserError(f"--bootstrap {resamples}: must be >= 0 (0: no confidence intervals)")
+    st = plan([Path(p) for p in paths], start_ns, end_ns)
+    grid_ns = round(GRID_S * 1e9)
+    t0, block_ns, nb = _blocks(st.start_ns, st.end_ns, grid_ns)
+    sc = Scan(t0, block_ns, nb, grid_ns, round(STALE_S * 1e9), st.tick)
+    for lt, kind, px, qty, px2, qty2, side in st.chunks(chunk_events):
+        sc.add(lt, kind, px, qty, px2, qty2, side)
+    where = _where(st.window)
+    if sc.rows == 0:
+        raise UserError(f"no rows {where}: nothing to calibrate")
+    observed = sc.observed_s()
+    T = float(observed.sum())
+    m = int(sc.n_incr.sum())
+    if T == 0:
+        raise UserError(f"no valid quotes {where} (found {sc.rows:,} rows): sigma and the depths need QUOTE rows")
+    if m < MIN_INCREMENTS:
+        raise UserError(
+            f"too few mid samples for sigma {where}: found {m:,} one-second increments, need at least {MIN_INCREMENTS}"
+        )
+
+    # intensity: per-block bin counts, per side
+    reach_total = sc.reach_h.sum(axis=0)  # [side, half ticks]
+    for s, name in enumerate(("bid side (sells)", "ask side (buys)")):
+        n_side = int(reach_total[s].sum())
+        intensity.check_enough(n_side, n_side - int(reach_total[s, 0]), name)
+    bins = intensity.choose_bins(reach_total, st.tick)
+    blk = bins.counts(sc.reach_h)  # [block, side, bin]
+    tot = blk.sum(axis=0)
+    fits = {
+        "bid": intensity.fit_side(tot[0], bins, T, st.tick),
+        "ask": intensity.fit_side(tot[1], bins, T, st.tick),
+        "pooled": intensity.fit_side(tot.sum(axis=0) / 2.0, bins, T, st.tick),
+    }
+
+    sigma = float(volatility.sigma_of(sc.sum_sq.sum(), m, sc.grid_s))
+    cis = _bootstrap(sc, blk, bins, st.tick, resamples, seed)
+    est = {
+        "A": Estimate(fits["pooled"].A, cis["A"]),
+        "k": Estimate(fits["pooled"].k, cis["k"]),
+        "A_bid": Estimate(fits["bid"].A, cis["A_bid"]),
+        "k_bid": Estimate(fits["bid"].k, cis["k_bid"]),
+        "A_ask": Estimate(fits["ask"].A, cis["A_ask"]),
+        "k_ask": Estimate(fits["ask"].k, cis["k_ask"]),
+    }
+    skipped = sc.skipped()
+    notes = list(st.notes)
+    notes += [f"{n:,} {SKIPS[key]}" for key, n in skipped.items() if n]
+    return Calibration(
+        stores=st.paths,
+        symbol=st.symbol,
+        tick=st.tick,
+        lot=st.lot,
+        start_ns=st.start_ns,
+        end_ns=st.end_ns,
+        window=st.window,
+        rows=sc.rows,
+        observed_s=T,
+        grid_s=sc.grid_s,
+        block_s=block_ns / 1e9,
+        blocks=int((observed > 0).sum()),
+        resamples=resamples,
+        seed=seed,
+        sigma=Estimate(sigma, cis["sigma"]),
+        sigma_increments=m,
+        sigma_windows=volatility.windows(sc.sum_sq, sc.n_incr, sc.active, t0, block_ns, sc.grid_s, SIGMA_WINDOWS),
+        fits=fits,
+        est=est,
+        bins=bins,
+        fill_rates=intensity.fill_rates(sc.depth_h, T, st.tick),
+        spread_ticks=book.spread_ticks(sc.spread_h),
+        touch_size=book.sizes(sc.touch_h, st.lot),
+        trade_size=book.sizes(sc.trade_h, st.lot),
+        skipped=skipped,
+        notes=notes,
+        wall_s=time.perf_counter() - t_start,
+    )
+
+
+def _where(window: tuple[int | None, int | None]) -> str:
+    lo, hi = window
+    if lo is None and hi is None:
+        return "in the stores"
+    return f"in the window [{'-inf' if lo is None else fmt_ns(lo)}, {'+inf' if hi is None else fmt_ns(hi)})"
+
+
+def _bootstrap(
+    sc: Scan, blk: np.ndarray, bins: intensity.Bins, tick: float, resamples: int, seed: int
+) -> dict[str, list[float] | None]:
+    """The confidence intervals of sigma, A, k (pooled and per side)."""
+    keys = ("sigma", "A", "k", "A_bid", "k_bid", "A_ask", "k_ask")
+    if resamples == 0:
+        return dict.fromkeys(keys)
+    observed = sc.observed_s()
+    w = bootstrap.weights(observed, resamples, seed)
+    out: dict[str, list[float] | None] = {}
+    out["sigma"] = bootstrap.interval(volatility.sigma_of(w @ sc.sum_sq, w @ sc.n_incr, sc.grid_s))
+    T = w @ observed
+    with np.errstate(invalid="ignore", divide="ignore"):
+        for name, counts in (
+            ("", np.tensordot(w, blk.sum(axis=1), axes=1) / 2.0),
+            ("_bid", w @ blk[:, 0, :]),
+            ("_ask", w @ blk[:, 1, :]),
+        ):
+            out[f"A{name}"] = bootstrap.interval(counts.sum(axis=1) / T)
+            ok = counts.sum(axis=1) > 0
+            k = np.full(resamples, np.nan)
+            if ok.any():
+                k[ok] = intensity.fit_k(counts[ok], bins.x, tick)
+            out[f"k{name}"] = bootstrap.interval(k)
+    return out
