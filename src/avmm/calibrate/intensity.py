@@ -35,6 +35,7 @@ MIN_TRADES = 50  # per side: fewer and A, k are not fitted
 MIN_BEYOND = 10  # per side: trades beyond the touch (reach > 0) needed to fit k
 MIN_EDGE_TRADES = 5
 MAX_BINS = 40
+MIN_FAR_H = 15  # the bins reach at least 7.5 ticks
 K_TICKS_LO, K_TICKS_HI = 1e-6, 60.0  # k * tick searched in this range
 SIDES = ("bid", "ask")
 
@@ -52,13 +53,13 @@ class Bins:
 
 
 def choose_bins(hist: np.ndarray, tick: float) -> Bins:
-    """Edges 0, 1/2 tick, then every ``width`` ticks until 99.9 % of the trades (both sides) lie
-    below the last edge, at most ``MAX_BINS`` bins; ``width`` is 1 tick unless that many one-tick
-    bins do not reach that far."""
+    """Edges 0, 1/2 tick, then every ``width`` ticks until 99 % of the trades (both sides) lie
+    below the last edge (at least 7.5 ticks), at most ``MAX_BINS`` bins; ``width`` is 1 tick unless
+    that many one-tick bins do not reach that far."""
     pooled = hist.sum(axis=0) if hist.ndim > 1 else hist
     total = pooled.sum()
     cum = np.cumsum(pooled)
-    far = int(np.searchsorted(cum, 0.999 * total)) if total else 2  # half ticks
+    far = max(int(np.searchsorted(cum, 0.99 * total)) if total else 0, MIN_FAR_H)  # half ticks
     width_h = max(2, 2 * int(np.ceil(max(far - 1, 1) / (2 * (MAX_BINS - 1)))))
     edges = [0, 1]
     while edges[-1] + width_h <= max(far, 1) and len(edges) < MAX_BINS and edges[-1] + width_h < hist.shape[-1]:
