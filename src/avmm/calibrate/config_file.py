@@ -92,7 +92,7 @@ def build(cal: Calibration, target: Target, base: StrategyConfig | None = None) 
     A = sig6(cal.est["A"].value)
     k = sig6(cal.est["k"].value)
     if target.spread_ticks is not None:
-        g = sig6(gm.gamma_for_spread(target.spread_ticks * tick, sigma, k, tau_s))
+        g = sig6(gm.gamma_for_spread(target.spread_ticks * tick, sigma, k, tau_s, tick))
         how = f"--spread-ticks {target.spread_ticks:g}: the model's total spread is {target.spread_ticks:g} ticks"
         eq = f"gamma sigma^2 tau + (2/gamma) ln(1 + gamma/k) = {target.spread_ticks:g} * tick"
     else:

@@ -64,10 +64,11 @@ def gamma_for_skew(x: float, q_max: float, sigma: float, k: float, tau_s: float)
     return _bisect(f, G_LO, G_HI)
 
 
-def gamma_for_spread(spread: float, sigma: float, k: float, tau_s: float, flag: str = "--spread-ticks") -> float:
-    """gamma such that the model's total spread is ``spread`` (price)."""
+def gamma_for_spread(spread: float, sigma: float, k: float, tau_s: float, tick: float = 1.0) -> float:
+    """gamma such that the model's total spread is ``spread`` (price); messages in ``tick`` units."""
+    flag = f"--spread-ticks {spread / tick:g}"
     if not (spread > 0 and math.isfinite(spread)):
-        raise UserError(f"{flag}: must be a positive spread")
+        raise UserError(f"{flag}: must be a positive number of ticks")
 
     def s(g: float) -> float:
         return float(as_spread(g, sigma, k, tau_s))
@@ -84,8 +85,9 @@ def gamma_for_spread(spread: float, sigma: float, k: float, tau_s: float, flag: 
     s_min = s(g_min)
     if spread < s_min * (1 + 1e-9):
         raise UserError(
-            f"{flag}: a spread of {spread:g} is below the narrowest the model gives at this sigma and k "
-            f"({s_min:g} at gamma {g_min:.4g}); give a wider spread"
+            f"{flag}: below the narrowest spread the model gives at sigma {sigma:.4g} and k {k:.4g} "
+            f"({s_min / tick:.4g} ticks, {'as gamma -> 0' if g_min < 1e-9 else f'at gamma {g_min:.4g}'}); "
+            "give a wider spread"
         )
     if spread >= s(G_LO):  # above 2/k: one root, on the rising branch
         return _bisect(lambda g: s(g) - spread, g_min, G_HI)
