@@ -220,8 +220,8 @@ def _bins(cal: Calibration) -> Any:
 def _fills(cal: Calibration) -> Any:
     from rich.table import Table
 
-    t = Table(title="fills per second a quote at each depth would have had (trades at or through it)",
-              title_justify="left")  # fmt: skip
+    title = "fill rate of a quote at each depth, 1/s (trades at or through it)"
+    t = Table(title=title, title_justify="left", min_width=len(title))
     for col in ("depth, ticks", "bid", "ask"):
         t.add_column(col, justify="right")
     for r in cal.fill_rates[:20]:
@@ -235,8 +235,8 @@ def _distributions(cal: Calibration) -> Any:
     from avmm.calibrate.book import QUANTILES
 
     keys = [f"p{round(100 * q)}" for q in QUANTILES]
-    t = Table(title="distributions (spread and touch: time-weighted on the grid; trades: per trade)",
-              title_justify="left")  # fmt: skip
+    title = "distributions (spread, touch: time-weighted; trades: per trade)"
+    t = Table(title=title, title_justify="left", min_width=len(title))
     t.add_column("figure")
     for k in keys:
         t.add_column(k, justify="right")
