@@ -172,3 +172,25 @@ def test_gamma_targets_out_of_reach():
         gamma.gamma_for_spread(0.05, SIG, KK, TAU, 0.01)  # never below 2/k = 8 ticks here
     with pytest.raises(UserError, match=r"--spread-ticks 3: below the narrowest .* \(3.39\d* ticks, at gamma"):
         gamma.gamma_for_spread(0.03, 0.001, KK, TAU, 0.01)  # below the minimum, 3.39 ticks
+
+
+def test_blocks_follow_the_live_time():
+    """Quotes for 80 s of a two-hour span: the bootstrap still gets 10 s blocks where the data is."""
+    from avmm.calibrate.run import Blocks
+
+    observed = np.array([0.0] * 100 + [1.0] * 50 + [0.0] * 800 + [1.0] * 30)
+    b = Blocks.of(observed)
+    assert b.block_s == 10.0 and len(b.starts) == 8
+    np.testing.assert_array_equal(b.sums(observed), [10.0] * 8)
+    assert b.sums(np.arange(len(observed)))[0] == sum(range(100, 110))
+
+
+def test_trades_only_at_the_touch_say_k_cannot_be_fitted(tmp_path):
+    rows = [Q(i * 100, 99.99, 1, 100.01, 1) for i in range(3000)]
+    rows += [T(i * 100 + 50, 100.01 if i % 2 else 99.99, 1, BUY if i % 2 else SELL) for i in range(0, 3000, 5)]
+    rows.sort(key=lambda r: r[0])
+    p = tmp_path / "touch.parquet"
+    write_events(p, [stream(*rows)], {"tick_size": 0.01, "lot_size": 0.001})
+    msg = r"on the bid side \(sells\): found 0 of 300 trades, need at least 10 \(every trade printed at the touch"
+    with pytest.raises(UserError, match=msg):
+        calibrate([p])

@@ -145,9 +145,14 @@ def check_enough(trades: int, beyond: int, what: str) -> None:
             f"need at least {MIN_TRADES} (give more data or a wider --from/--to window)"
         )
     if beyond < MIN_BEYOND:
+        why = (
+            "every trade printed at the touch: the data cannot tell how deep trades reach; set model.k by hand"
+            if beyond == 0
+            else "give more data or a wider --from/--to window"
+        )
         raise UserError(
             f"too few trades beyond the touch to fit k on the {what}: found {beyond:,} of {trades:,} "
-            f"trades, need at least {MIN_BEYOND} (give more data or a wider --from/--to window)"
+            f"trades, need at least {MIN_BEYOND} ({why})"
         )
 
 

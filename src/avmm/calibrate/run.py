@@ -24,8 +24,10 @@ from avmm.errors import UserError
 SCHEMA = "avmm.calibrate/1"
 GRID_S = 1.0  # the mid is sampled every second for sigma
 STALE_S = 60.0  # a quote older than this is not live: no sigma sample, no trade depth
-BLOCKS = 200  # the session is cut into this many bootstrap blocks ...
-MIN_BLOCK_S = 10.0  # ... each at least this long
+SLICES = 1000  # the pass keeps its sums per time slice: about this many ...
+MIN_SLICE_S = 1.0  # ... each at least this long
+BLOCKS = 200  # the bootstrap's blocks: about this many runs of consecutive live slices ...
+MIN_BLOCK_S = 10.0  # ... each with at least this much live time
 MIN_INCREMENTS = 30  # mid increments needed for sigma
 SIGMA_WINDOWS = 20
 
@@ -124,14 +126,37 @@ class Calibration:
         return out
 
 
-def _blocks(start_ns: int, end_ns: int, grid_ns: int) -> tuple[int, int, int]:
-    """(t0, block_ns, n_blocks): about ``BLOCKS`` blocks of whole grid steps, each at least
-    ``MIN_BLOCK_S``."""
+def _slices(start_ns: int, end_ns: int, grid_ns: int) -> tuple[int, int, int]:
+    """(t0, slice_ns, n_slices): about ``SLICES`` slices of whole grid steps, each at least
+    ``MIN_SLICE_S``."""
     t0 = start_ns // grid_ns * grid_ns
     span = max(end_ns - t0, 1)
-    steps = max(math.ceil(MIN_BLOCK_S * 1e9 / grid_ns), math.ceil(span / BLOCKS / grid_ns))
-    block_ns = steps * grid_ns
-    return t0, block_ns, span // block_ns + 1
+    steps = max(math.ceil(MIN_SLICE_S * 1e9 / grid_ns), math.ceil(span / SLICES / grid_ns))
+    slice_ns = steps * grid_ns
+    return t0, slice_ns, span // slice_ns + 1
+
+
+@dataclass
+class Blocks:
+    """The bootstrap's blocks: runs of consecutive live slices with about the same live time
+    (``BLOCKS`` of them, each at least ``MIN_BLOCK_S`` live): a session with long dead stretches
+    (quotes for minutes, trades for hours) still gets its blocks where the data is."""
+
+    live: np.ndarray  # indices of the live slices
+    starts: np.ndarray  # where each block starts in ``live``
+    block_s: float  # the live time a block aims at
+
+    @classmethod
+    def of(cls, observed: np.ndarray) -> Blocks:
+        live = np.flatnonzero(observed > 0)
+        target = max(MIN_BLOCK_S, float(observed.sum()) / BLOCKS)
+        before = np.concatenate([[0.0], np.cumsum(observed[live])[:-1]])
+        gid = np.floor(before / target + 1e-9).astype(np.int64)
+        return cls(live, np.flatnonzero(np.diff(gid, prepend=-1)), target)
+
+    def sums(self, per_slice: np.ndarray) -> np.ndarray:
+        """Per-slice sums (slices on the first axis) summed per block."""
+        return np.asarray(np.add.reduceat(per_slice[self.live], self.starts, axis=0))
 
 
 def calibrate(
@@ -172,8 +197,8 @@ def calibrate(
         raise UserError(f"--bootstrap {resamples}: must be >= 0 (0: no confidence intervals)")
     st = plan([Path(p) for p in paths], start_ns, end_ns)
     grid_ns = round(GRID_S * 1e9)
-    t0, block_ns, nb = _blocks(st.start_ns, st.end_ns, grid_ns)
-    sc = Scan(t0, block_ns, nb, grid_ns, round(STALE_S * 1e9), st.tick)
+    t0, slice_ns, n_slices = _slices(st.start_ns, st.end_ns, grid_ns)
+    sc = Scan(t0, slice_ns, n_slices, grid_ns, round(STALE_S * 1e9), st.tick)
     for lt, kind, px, qty, px2, qty2, side in st.chunks(chunk_events):
         sc.add(lt, kind, px, qty, px2, qty2, side)
     where = _where(st.window)
@@ -204,7 +229,8 @@ def calibrate(
     }
 
     sigma = float(volatility.sigma_of(sc.sum_sq.sum(), m, sc.grid_s))
-    cis = _bootstrap(sc, blk, bins, st.tick, resamples, seed)
+    blocks = Blocks.of(observed)
+    cis = _bootstrap(sc, blocks, blk, bins, st.tick, resamples, seed)
     est = {
         "A": Estimate(fits["pooled"].A, cis["A"]),
         "k": Estimate(fits["pooled"].k, cis["k"]),
@@ -227,13 +253,13 @@ def calibrate(
         rows=sc.rows,
         observed_s=T,
         grid_s=sc.grid_s,
-        block_s=block_ns / 1e9,
-        blocks=int((observed > 0).sum()),
+        block_s=blocks.block_s,
+        blocks=len(blocks.starts),
         resamples=resamples,
         seed=seed,
         sigma=Estimate(sigma, cis["sigma"]),
         sigma_increments=m,
-        sigma_windows=volatility.windows(sc.sum_sq, sc.n_incr, sc.active, t0, block_ns, sc.grid_s, SIGMA_WINDOWS),
+        sigma_windows=volatility.windows(sc.sum_sq, sc.n_incr, blocks.live, t0, slice_ns, sc.grid_s, SIGMA_WINDOWS),
         fits=fits,
         est=est,
         bins=bins,
@@ -255,22 +281,23 @@ def _where(window: tuple[int | None, int | None]) -> str:
 
 
 def _bootstrap(
-    sc: Scan, blk: np.ndarray, bins: intensity.Bins, tick: float, resamples: int, seed: int
+    sc: Scan, blocks: Blocks, blk: np.ndarray, bins: intensity.Bins, tick: float, resamples: int, seed: int
 ) -> dict[str, list[float] | None]:
     """The confidence intervals of sigma, A, k (pooled and per side)."""
     keys = ("sigma", "A", "k", "A_bid", "k_bid", "A_ask", "k_ask")
     if resamples == 0:
         return dict.fromkeys(keys)
-    observed = sc.observed_s()
+    observed = blocks.sums(sc.observed_s())
+    sum_sq, n_incr, counts_b = blocks.sums(sc.sum_sq), blocks.sums(sc.n_incr), blocks.sums(blk)
     w = bootstrap.weights(observed, resamples, seed)
     out: dict[str, list[float] | None] = {}
-    out["sigma"] = bootstrap.interval(volatility.sigma_of(w @ sc.sum_sq, w @ sc.n_incr, sc.grid_s))
+    out["sigma"] = bootstrap.interval(volatility.sigma_of(w @ sum_sq, w @ n_incr, sc.grid_s))
     T = w @ observed
     with np.errstate(invalid="ignore", divide="ignore"):
         for name, counts in (
-            ("", np.tensordot(w, blk.sum(axis=1), axes=1) / 2.0),
-            ("_bid", w @ blk[:, 0, :]),
-            ("_ask", w @ blk[:, 1, :]),
+            ("", np.tensordot(w, counts_b.sum(axis=1), axes=1) / 2.0),
+            ("_bid", w @ counts_b[:, 0, :]),
+            ("_ask", w @ counts_b[:, 1, :]),
         ):
             out[f"A{name}"] = bootstrap.interval(counts.sum(axis=1) / T)
             ok = counts.sum(axis=1) > 0

@@ -19,21 +19,21 @@ def sigma_of(sum_sq: np.ndarray | float, n_incr: np.ndarray | int, grid_s: float
 
 
 def windows(
-    sum_sq: np.ndarray, n_incr: np.ndarray, active: np.ndarray, t0_ns: int, block_ns: int, grid_s: float, n: int = 20
+    sum_sq: np.ndarray, n_incr: np.ndarray, live: np.ndarray, t0_ns: int, slice_ns: int, grid_s: float, n: int = 20
 ) -> list[dict[str, float | int | None]]:
-    """sigma per window of the session: the blocks split into at most ``n`` runs of consecutive
-    blocks (windows without a live grid step are left out)."""
+    """sigma per window of the session: the live time slices (indices ``live`` of slices
+    ``[t0 + i * slice_ns, t0 + (i + 1) * slice_ns)``) split into at most ``n`` runs of about the same
+    number of slices."""
     out: list[dict[str, float | int | None]] = []
-    nb = len(n_incr)
-    for idx in np.array_split(np.arange(nb), min(n, nb)):
-        if len(idx) == 0 or active[idx].sum() == 0:
+    for idx in np.array_split(live, min(n, len(live))):
+        if len(idx) == 0:
             continue
         m = int(n_incr[idx].sum())
         s = float(sigma_of(sum_sq[idx].sum(), m, grid_s)) if m else None
         out.append(
             {
-                "start_ns": int(t0_ns + idx[0] * block_ns),
-                "end_ns": int(t0_ns + (idx[-1] + 1) * block_ns),
+                "start_ns": int(t0_ns + idx[0] * slice_ns),
+                "end_ns": int(t0_ns + (idx[-1] + 1) * slice_ns),
                 "sigma": s,
                 "increments": m,
             }
