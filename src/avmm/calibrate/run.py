@@ -30,6 +30,7 @@ BLOCKS = 200  # the bootstrap's blocks: about this many runs of consecutive live
 MIN_BLOCK_S = 10.0  # ... each with at least this much live time
 MIN_INCREMENTS = 30  # mid increments needed for sigma
 SIGMA_WINDOWS = 20
+FIT_R2_NOTE = 0.9  # a fit worse than this gets a note
 
 
 @dataclass
@@ -242,6 +243,13 @@ def calibrate(
     skipped = sc.skipped()
     notes = list(st.notes)
     notes += [f"{n:,} {SKIPS[key]}" for key, n in skipped.items() if n]
+    for who in ("bid", "ask"):
+        r2 = fits[who].r2
+        if r2 is not None and r2 < FIT_R2_NOTE:
+            notes.append(
+                f"the trades' reach on the {who} side is not exponential (R^2 of the log rates {r2:.3g}): "
+                "k is the average decay only; see the table of trades by reach"
+            )
     return Calibration(
         stores=st.paths,
         symbol=st.symbol,

@@ -51,7 +51,7 @@ SK_BAD_QUOTE = 0  # a quote with a NaN, a non-positive or a crossed price: ignor
 SK_NO_QUOTE = 1  # a trade with no live quote before it (none yet, or older than stale_ns): ignored
 SK_NO_SIDE = 2  # a trade of unknown side printed at the mid: ignored
 SK_BAD_TRADE = 3  # a trade with a NaN or non-positive price or size: ignored
-SK_WRONG_SIDE = 4  # a buy below the mid or a sell above it (a stale quote?): counted at depth 0
+SK_WRONG_SIDE = 4  # a buy below the mid or a sell above it (the quote already moved?): counted at the touch
 SK_SIDE_INFERRED = 5  # a trade of unknown side: the side taken from its price against the mid
 SK_N = 6
 SKIPS = {
@@ -59,7 +59,8 @@ SKIPS = {
     "trades_without_live_quote": "trades with no quote in the stale limit before them (ignored)",
     "trades_unknown_side_at_mid": "trades of unknown side printed at the mid (ignored)",
     "bad_trades": "trades with a NaN or non-positive price or size (ignored)",
-    "trades_wrong_side_of_mid": "buys below the mid or sells above it (counted at depth 0)",
+    "trades_wrong_side_of_mid": "buys below the mid or sells above it: the quote moved before the trade arrived? "
+    "(counted at the touch, reach 0)",
     "trades_side_inferred": "trades of unknown side, side taken from the price against the mid",
 }
 SKIP_KEYS = tuple(SKIPS)
