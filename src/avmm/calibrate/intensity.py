@@ -5,15 +5,19 @@ a trade at or inside the touch, ``depth - tick`` beyond it) and the observed tim
 empirical intensity at depth ``x`` is the number of trades reaching at least ``x`` per second,
 ``N(reach >= x) / T``.
 
-The fit is a Poisson maximum likelihood on binned counts, not a least-squares line through the log
-rates: the counts of the deep bins are small (a handful of trades, often none), where the log of a
-rate is undefined or badly biased and a least-squares weight is a guess; the likelihood uses every
-trade with its exact weight and an empty bin as the information it is. Bins ``[x_j, x_j+1)`` start at
-0 and half a tick, then step by ``width`` ticks; the last is open. With counts ``n_j`` independent
-Poisson of mean ``T * A * (exp(-k x_j) - exp(-k x_j+1))``, the likelihood in ``A`` is maximised at
-``A = N / T`` (the trades per second on that side: every trade reaches depth 0) and in ``k`` at the
-root of the score, which is decreasing in ``k`` (the interval probabilities of an exponential are
-log-concave): found by bisection, vectorised over bootstrap resamples.
+The fit is a Poisson maximum likelihood, not a least-squares line through the log rates: the counts
+of the deep bins are small (a handful of trades, often none), where the log of a rate is undefined or
+badly biased and a least-squares weight is a guess; the likelihood uses every trade with its exact
+weight and an empty bin as the information it is. Each trade is the interval its reach lies in: a
+trade beyond the touch printed at the first level its reach passed, so its reach is in
+``(depth - tick, depth]``; a trade at the touch reached between 0 and the touch, ``(0, depth]``. With
+trades arriving as a Poisson process of rate ``A`` and reaches exponential of rate ``k``, the
+likelihood is maximised in ``A`` at ``A = N / T`` (the trades per second on that side: every trade
+reaches depth 0) and in ``k`` at the root of the score ``sum n * d/dk log(e^-k lo - e^-k hi)``, which
+decreases in ``k`` (the interval probabilities of an exponential are log-concave): found by
+bisection, vectorised over bootstrap resamples. On a tick grid this is exact where binning the
+printed depths is not (a printed depth overstates the reach by up to a tick, depending on whether
+the mid sits on a tick or between two).
 
 Fit quality: the R^2 of the log empirical rates at the bins' lower edges against the fitted line
 (edges with at least ``MIN_EDGE_TRADES`` trades beyond them), and per bin the Pearson residual
@@ -68,31 +72,48 @@ def choose_bins(hist: np.ndarray, tick: float) -> Bins:
     return Bins(e, e * tick / 2.0)
 
 
-def _score(k: np.ndarray, n: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """d loglik / dk for each row of counts ``n`` (R, J) at ``k`` (R,) with bin edges ``x`` (J,).
+def _score(k: np.ndarray, n: np.ndarray, lo: np.ndarray, width: np.ndarray) -> np.ndarray:
+    """d loglik / dk for each row of interval counts ``n`` (R, J) at ``k`` (R,); interval ``j`` is
+    ``(lo_j, lo_j + width_j]`` (``width`` inf: ``r > lo``).
 
-    A closed bin ``[a, b)`` adds ``n * d/dk log(e^-ka - e^-kb) = n * (b e^-k(b-a) - a) / (1 - e^-k(b-a))``;
-    the open last bin ``[x_J, inf)`` adds ``-n * x_J``.
+    ``d/dk log(e^-k lo - e^-k hi) = (hi e^-k w - lo) / (1 - e^-k w)`` with ``w = hi - lo``; ``-lo``
+    for an open interval.
     """
     kk = k[:, None]
-    a = x[None, :-1]
-    w = x[None, 1:] - a
+    closed = np.isfinite(width)
+    w = np.where(closed, width, 1.0)[None, :]
     e = np.exp(-kk * w)
-    term = (x[None, 1:] * e - a) / -np.expm1(-kk * w)
-    return np.asarray((n[:, :-1] * term).sum(axis=1) - n[:, -1] * x[-1])
+    term = np.where(closed[None, :], ((lo[None, :] + w) * e - lo[None, :]) / -np.expm1(-kk * w), -lo[None, :])
+    return np.asarray((n * term).sum(axis=1))
 
 
-def fit_k(n: np.ndarray, x: np.ndarray, tick: float, iters: int = 80) -> np.ndarray:
-    """The maximum-likelihood ``k`` (1/price) for each row of bin counts ``n`` (R, J)."""
-    n = np.atleast_2d(np.asarray(n, dtype=np.float64))
-    lo = np.full(n.shape[0], np.log(K_TICKS_LO / tick))
-    hi = np.full(n.shape[0], np.log(K_TICKS_HI / tick))
+def intervals(beyond: np.ndarray, touch: np.ndarray, tick: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The trades as reach intervals: (counts (R, J), lower ends (J,), widths (J,)) from the
+    half-tick histograms of the trades beyond the touch by reach lower bound and of the trades at
+    the touch by depth (last axis; only the columns with a trade are kept)."""
+    beyond = np.atleast_2d(np.asarray(beyond, dtype=np.float64))
+    touch = np.atleast_2d(np.asarray(touch, dtype=np.float64))
+    h = np.arange(beyond.shape[1]) * (tick / 2.0)
+    cb = np.flatnonzero(beyond.sum(axis=0) > 0)
+    ct = np.flatnonzero(touch.sum(axis=0) > 0)
+    ct = ct[ct > 0]  # a trade at the touch of depth 0 (at the mid) says nothing about k
+    lo = np.concatenate([h[cb], np.zeros(len(ct))])
+    width = np.concatenate([np.where(cb == beyond.shape[1] - 1, np.inf, tick), h[ct]])
+    return np.hstack([beyond[:, cb], touch[:, ct]]), lo, width
+
+
+def fit_k(beyond: np.ndarray, touch: np.ndarray, tick: float, iters: int = 80) -> np.ndarray:
+    """The maximum-likelihood ``k`` (1/price) for each row of the two histograms (see
+    ``intervals``)."""
+    n, lo, width = intervals(beyond, touch, tick)
+    a = np.full(n.shape[0], np.log(K_TICKS_LO / tick))
+    b = np.full(n.shape[0], np.log(K_TICKS_HI / tick))
     for _ in range(iters):
-        mid = 0.5 * (lo + hi)
-        pos = _score(np.exp(mid), n, x) > 0
-        lo = np.where(pos, mid, lo)
-        hi = np.where(pos, hi, mid)
-    return np.asarray(np.exp(0.5 * (lo + hi)))
+        mid = 0.5 * (a + b)
+        pos = _score(np.exp(mid), n, lo, width) > 0
+        a = np.where(pos, mid, a)
+        b = np.where(pos, b, mid)
+    return np.asarray(np.exp(0.5 * (a + b)))
 
 
 @dataclass
@@ -156,12 +177,12 @@ def check_enough(trades: int, beyond: int, what: str) -> None:
         )
 
 
-def fit_side(counts: np.ndarray, bins: Bins, T: float, tick: float) -> SideFit:
-    """A, k (and quality) from one side's bin counts over ``T`` observed seconds."""
+def fit_side(counts: np.ndarray, k: float, bins: Bins, T: float) -> SideFit:
+    """A and the quality of the fit with ``k`` (``fit_k``) from one side's bin counts over ``T``
+    observed seconds."""
     counts = np.asarray(counts, dtype=np.float64)
     N = float(counts.sum())
     A = N / T
-    k = float(fit_k(counts[None, :], bins.x, tick)[0])
     tail = N - np.concatenate([[0.0], np.cumsum(counts)[:-1]])  # N(reach >= x_j)
     rates = tail / T
     fitted = A * np.exp(-k * bins.x)

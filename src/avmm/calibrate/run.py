@@ -93,8 +93,9 @@ class Calibration:
         out["sigma_windows"] = self.sigma_windows
         out["sigma_increments"] = self.sigma_increments
         out["intensity"] = {
-            "model": "A exp(-k delta); delta: reach from the mid (0 at the touch, depth - tick beyond)",
+            "model": "A exp(-k delta); a trade's reach is in (depth - tick, depth] beyond the touch, (0, depth] at it",
             "method": "poisson-mle",
+            "bins": "trades by the lower end of their reach (0 at the touch), half-tick edges",
             "bins_half_ticks": [int(x) for x in self.bins.edges_h],
             **{name: f.to_json(self.bins) for name, f in self.fits.items()},
         }
@@ -221,17 +222,24 @@ def calibrate(
         n_side = int(reach_total[s].sum())
         intensity.check_enough(n_side, n_side - int(reach_total[s, 0]), name)
     bins = intensity.choose_bins(reach_total, st.tick)
-    blk = bins.counts(sc.reach_h)  # [block, side, bin]
+    blk = bins.counts(sc.reach_h)  # [slice, side, bin]: the table and its quality
     tot = blk.sum(axis=0)
+    beyond, touch = _beyond_and_touch(sc)  # [slice, side, half ticks]: the fit
+    bt, tt = beyond.sum(axis=0), touch.sum(axis=0)
+    ks = {
+        "bid": float(intensity.fit_k(bt[0], tt[0], st.tick)[0]),
+        "ask": float(intensity.fit_k(bt[1], tt[1], st.tick)[0]),
+        "pooled": float(intensity.fit_k(bt.sum(axis=0), tt.sum(axis=0), st.tick)[0]),
+    }
     fits = {
-        "bid": intensity.fit_side(tot[0], bins, T, st.tick),
-        "ask": intensity.fit_side(tot[1], bins, T, st.tick),
-        "pooled": intensity.fit_side(tot.sum(axis=0) / 2.0, bins, T, st.tick),
+        "bid": intensity.fit_side(tot[0], ks["bid"], bins, T),
+        "ask": intensity.fit_side(tot[1], ks["ask"], bins, T),
+        "pooled": intensity.fit_side(tot.sum(axis=0) / 2.0, ks["pooled"], bins, T),
     }
 
     sigma = float(volatility.sigma_of(sc.sum_sq.sum(), m, sc.grid_s))
     blocks = Blocks.of(observed)
-    cis = _bootstrap(sc, blocks, blk, bins, st.tick, resamples, seed)
+    cis = _bootstrap(sc, blocks, beyond, touch, st.tick, resamples, seed)
     est = {
         "A": Estimate(fits["pooled"].A, cis["A"]),
         "k": Estimate(fits["pooled"].k, cis["k"]),
@@ -288,29 +296,39 @@ def _where(window: tuple[int | None, int | None]) -> str:
     return f"in the window [{'-inf' if lo is None else fmt_ns(lo)}, {'+inf' if hi is None else fmt_ns(hi)})"
 
 
+def _beyond_and_touch(sc: Scan) -> tuple[np.ndarray, np.ndarray]:
+    """Per slice and side, the trades beyond the touch by reach lower bound and the trades at the
+    touch by depth (half ticks): the reach histogram less the touch trades it holds at 0."""
+    beyond = sc.reach_h.copy()
+    beyond[:, :, 0] -= sc.touch_d_h.sum(axis=2)
+    return beyond, sc.touch_d_h
+
+
 def _bootstrap(
-    sc: Scan, blocks: Blocks, blk: np.ndarray, bins: intensity.Bins, tick: float, resamples: int, seed: int
+    sc: Scan, blocks: Blocks, beyond: np.ndarray, touch: np.ndarray, tick: float, resamples: int, seed: int
 ) -> dict[str, list[float] | None]:
     """The confidence intervals of sigma, A, k (pooled and per side)."""
     keys = ("sigma", "A", "k", "A_bid", "k_bid", "A_ask", "k_ask")
     if resamples == 0:
         return dict.fromkeys(keys)
     observed = blocks.sums(sc.observed_s())
-    sum_sq, n_incr, counts_b = blocks.sums(sc.sum_sq), blocks.sums(sc.n_incr), blocks.sums(blk)
+    sum_sq, n_incr = blocks.sums(sc.sum_sq), blocks.sums(sc.n_incr)
+    bb, tb = blocks.sums(beyond).astype(np.float64), blocks.sums(touch).astype(np.float64)  # [block, side, h]
     w = bootstrap.weights(observed, resamples, seed)
     out: dict[str, list[float] | None] = {}
     out["sigma"] = bootstrap.interval(volatility.sigma_of(w @ sum_sq, w @ n_incr, sc.grid_s))
     T = w @ observed
     with np.errstate(invalid="ignore", divide="ignore"):
-        for name, counts in (
-            ("", np.tensordot(w, counts_b.sum(axis=1), axes=1) / 2.0),
-            ("_bid", w @ counts_b[:, 0, :]),
-            ("_ask", w @ counts_b[:, 1, :]),
+        for name, b_r, t_r in (
+            ("", np.tensordot(w, bb.sum(axis=1), axes=1) / 2.0, np.tensordot(w, tb.sum(axis=1), axes=1) / 2.0),
+            ("_bid", w @ bb[:, 0, :], w @ tb[:, 0, :]),
+            ("_ask", w @ bb[:, 1, :], w @ tb[:, 1, :]),
         ):
-            out[f"A{name}"] = bootstrap.interval(counts.sum(axis=1) / T)
-            ok = counts.sum(axis=1) > 0
+            n = b_r.sum(axis=1) + t_r.sum(axis=1)
+            out[f"A{name}"] = bootstrap.interval(n / T)
             k = np.full(resamples, np.nan)
+            ok = b_r.sum(axis=1) > 0
             if ok.any():
-                k[ok] = intensity.fit_k(counts[ok], bins.x, tick)
+                k[ok] = intensity.fit_k(b_r[ok], t_r[ok], tick)
             out[f"k{name}"] = bootstrap.interval(k)
     return out

@@ -203,7 +203,10 @@ def _estimates(cal: Calibration, calibrated: Calibrated | None) -> Any:
 def _bins(cal: Calibration) -> Any:
     from rich.table import Table
 
-    t = Table(title="trades by reach from the mid (Poisson fit; residual = (n - E) / sqrt(E))", title_justify="left")
+    t = Table(
+        title="trades by reach from the mid, lower end (fit: Poisson MLE; residual = (n - E) / sqrt(E))",
+        title_justify="left",
+    )
     for col in ("reach, ticks", "bid trades", "bid rate >=", "bid fit", "bid resid", "ask trades", "ask rate >=",
                 "ask fit", "ask resid"):  # fmt: skip
         t.add_column(col, justify="right")
