@@ -7,7 +7,7 @@ PYTEST_WORKERS ?= 2
 
 BENCH_STORE ?= .bench/bench-10M-seed1.parquet
 
-.PHONY: run test check format bench bench-backtest bench-levels bench-data bench-peer fuzz clean
+.PHONY: run test check format bench bench-backtest bench-levels bench-data bench-peer defaults-table fuzz clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -57,6 +57,10 @@ bench-data: $(STAMP)
 ## 5 alternated runs each, JSON written to bench_peer.json
 bench-peer: $(STAMP)
 	$(BIN)/python benchmarks/peer/bench_peer.py --json bench_peer.json
+
+## defaults-table: the default config on every sample of ../shared/data and the built-in session (README table)
+defaults-table: $(STAMP)
+	$(BIN)/python benchmarks/defaults_table.py --json defaults_table.json
 
 ## fuzz: the readers' fuzz targets with many more examples (Hypothesis profile "fuzz"; a few minutes)
 fuzz: $(STAMP)
