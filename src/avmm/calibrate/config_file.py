@@ -119,6 +119,8 @@ def build(cal: Calibration, target: Target, base: StrategyConfig | None = None) 
         "quoting": {"tick": tick, "lot": lot, "size": size},
         "risk": {"max_position": max_position},
     }
+    if target.spread_ticks is None:
+        sections["risk"]["skew_at_limit"] = float(target.skew_at_limit or DEFAULT_SKEW_AT_LIMIT)
     merged = base.model_dump()
     for sec, kv in sections.items():
         merged[sec].update(kv)
@@ -147,7 +149,8 @@ def build(cal: Calibration, target: Target, base: StrategyConfig | None = None) 
         f"risk.max_position = {MAX_POSITION_QUOTES} quote sizes = {max_position:g} (q at the limit = {q_max:g})",
         f"gamma from {how}:",
         f"  {eq}  (A-S, core/model.py; tau = model.tau_s = {tau_s:g} s)",
-        f"  => gamma = {g:g} 1/(price * q unit) (bisection on log gamma)",
+        f"  => gamma = {g:g} 1/(price * q unit) (bisection on log gamma; for the skew target the solve of "
+        "gamma = 'auto', done once here at the calibrated sigma and k)",
         f"  model spread = {_fmt(2 * half)} = {_fmt(2 * half / tick)} ticks; reservation shift at the limit = "
         f"{_fmt(sk)} = {_fmt(sk / half)} half spreads = {_fmt(sk / tick)} ticks",
         "(the quoting rules then apply: post-only, the touch, the tick grid, min/max spread)",

@@ -9,7 +9,9 @@
   there is one root; between the minimum and 2/k there are two and the smaller gamma is taken (the
   one with less inventory skew); below the minimum there is none.
 
-Both are solved by bisection on log gamma (the functions are monotone on the bracket).
+The skew target is solved by ``core.model.implied_gamma`` (the solve behind ``gamma = 'auto'``, here
+once, at the calibrated sigma and k); the spread target by bisection on log gamma (monotone on the
+bracket).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
-from avmm.core.model import as_spread
+from avmm.core.model import MODEL_AS_ROLLING, as_spread, implied_gamma
 from avmm.errors import UserError
 
 G_LO, G_HI = 1e-12, 1e12  # gamma searched in this range (1 / (price * q unit))
@@ -56,12 +58,10 @@ def gamma_for_skew(x: float, q_max: float, sigma: float, k: float, tau_s: float)
     if tau_s <= 0 or sigma <= 0:
         raise UserError("--skew-at-limit: needs sigma > 0 and model.tau_s > 0 (no skew without them)")
 
-    def f(g: float) -> float:
-        return skew(q_max, g, sigma, tau_s) - x * half_spread(g, sigma, k, tau_s)
-
-    if f(G_LO) > 0 or f(G_HI) < 0:
+    g = float(implied_gamma(MODEL_AS_ROLLING, q_max, x, sigma, 1.0, k, tau_s, 1.0, math.nan, 1.0))
+    if not (math.isfinite(g) and G_LO <= g <= G_HI):
         raise UserError(f"--skew-at-limit {x:g}: no gamma in [{G_LO:g}, {G_HI:g}] gives it")
-    return _bisect(f, G_LO, G_HI)
+    return g
 
 
 def gamma_for_spread(spread: float, sigma: float, k: float, tau_s: float, tick: float = 1.0) -> float:
