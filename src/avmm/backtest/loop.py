@@ -61,6 +61,7 @@ from avmm.backtest.state import (
     SAMPLE_DTYPE,
     XORDER_DTYPE,
 )
+from avmm.core.signal_slot import signal_step  # SIGNAL SLOT (replaced in compiled copies)
 from avmm.core.state import ACT_AMEND, ACT_CANCEL, ACT_PLACE, ACTION_DTYPE, ORDER_DTYPE
 from avmm.core.strategy import (
     on_ack_rec,
@@ -289,9 +290,11 @@ def run_chunk(  # noqa: C901  (compiled event loop)
             na = 0
             if k == QUOTE:
                 bs.n_quotes += 1
+                signal_step(p, s, t, 1, px[il], qty[il], px2[il], qty2[il])
                 na = on_quote_rec(p, s, o, a, t, px[il], qty[il], px2[il], qty2[il])
             elif k == TRADE:
                 bs.n_trades += 1
+                signal_step(p, s, t, 2, px[il], qty[il], float(side[il]), 0.0)
                 na = on_trade_rec(p, s, o, a, t, px[il], qty[il], side[il])
             else:
                 bs.n_depth += 1
@@ -317,3 +320,12 @@ def run_chunk(  # noqa: C901  (compiled event loop)
     if flush_markouts(bs, ring, fout) > 0:
         return ST_FULL
     return ST_DONE
+
+
+def loop_with_signal(src):
+    """This module compiled with the user's signal in its slot (``core/signals.py``)."""
+    from pathlib import Path
+
+    from avmm.core.signals import compiled_variant
+
+    return compiled_variant(src, Path(__file__), "loop")

@@ -43,7 +43,7 @@ import numpy as np
 
 from avmm.backtest.config import BacktestConfig
 from avmm.backtest.latency import latency_table
-from avmm.backtest.loop import ST_DONE, ST_FULL, ST_GROW, ST_NEED, run_chunk
+from avmm.backtest.loop import ST_DONE, ST_FULL, ST_GROW, ST_NEED, loop_with_signal, run_chunk
 from avmm.backtest.market import accounting_summary, setup_accounting
 from avmm.backtest.metrics import FillStats, summarize
 from avmm.backtest.queue import QUEUE_MODELS, depth_rehash
@@ -61,6 +61,7 @@ from avmm.backtest.state import (
     new_cache,
 )
 from avmm.core.config import StrategyConfig, max_position_of, to_params
+from avmm.core.signals import run_error, signal_source
 from avmm.core.state import CoreMemory
 from avmm.errors import UserError
 from avmm.events import EVENT_DTYPE
@@ -213,6 +214,8 @@ class Backtester:
     ):
         self.bt = _backtest_section(cfg, backtest)
         self.cfg = _strategy_only(cfg)
+        self.signal = signal_source(self.cfg.signals.file, self.cfg.signals.function)
+        self.run_chunk = run_chunk if self.signal is None else loop_with_signal(self.signal).run_chunk
         self.meta = meta or {}
         self.params = to_params(cfg)
         self.params["log_rate"] = 0.0  # the core's sampled log is for the live runtime; nobody reads it here
@@ -277,13 +280,23 @@ class Backtester:
                 self.fills.add(self.staged)
                 self.n_staged = 0
 
+    def _step(self, *args: Any) -> int:
+        """One call of the compiled loop; an exception out of it is the signal's (the loop raises
+        nothing of its own)."""
+        if self.signal is None:
+            return int(self.run_chunk(*args))
+        try:
+            return int(self.run_chunk(*args))
+        except Exception as e:  # the user's code raised in compiled code
+            raise run_error(self.signal, e) from None
+
     def _run(self, final: int) -> int:
         m = self.mem
         c = self.cols
         assert c is not None
         while True:
             t0 = time.perf_counter()
-            st = run_chunk(
+            st = self._step(
                 m.params,
                 m.state,
                 m.orders,

@@ -24,6 +24,7 @@ from avmm.core.state import (
     MAX_LEVELS,
     MAX_VWAP_BUCKETS,
     PARAMS_DTYPE,
+    SIG_PARAMS,
     TOUCH_MODES,
 )
 from avmm.errors import UserError, describe_validation
@@ -193,6 +194,17 @@ class LoggingConfig(BaseModel):
     seed: int = Field(0, ge=0, le=SEED_MAX, description="seed of the log sampling")
 
 
+class SignalsConfig(BaseModel):
+    model_config = STRICT
+    file: str | None = Field(
+        None, description="a Python file with the user's @njit signal (core/signal_api.py), compiled into the loop"
+    )
+    function: str = Field("signal", description="the signal's name in that file")
+    params: list[Annotated[float, Field(ge=-PRICE_MAX, le=PRICE_MAX)]] = Field(
+        [], max_length=SIG_PARAMS, description="the signal's parameters (params[0], ...; zeros after these)"
+    )
+
+
 class StrategyConfig(BaseModel):
     """The strategy's sections: everything the compiled core needs, and nothing of a runtime."""
 
@@ -202,6 +214,7 @@ class StrategyConfig(BaseModel):
     risk: RiskConfig = RiskConfig()
     estimators: EstimatorsConfig = EstimatorsConfig()
     logging: LoggingConfig = LoggingConfig()
+    signals: SignalsConfig = SignalsConfig()
 
 
 def checked(cls: type[M], data: dict[str, Any], where: str = "config") -> M:
@@ -332,6 +345,8 @@ def to_params(cfg: StrategyConfig) -> np.ndarray:
     p["vwap_buckets"] = e.vwap_buckets
     p["vwap_bucket_ns"] = max(1, int(e.vwap_window_s * 1e9) // e.vwap_buckets)
     p["sigma_interval_ns"] = round(e.sigma_interval_s * 1e9)
+    p["sig_on"] = int(cfg.signals.file is not None)
+    p["sig_params"][0, : len(cfg.signals.params)] = cfg.signals.params
     p["log_rate"] = lg.sample_rate
     p["seed"] = lg.seed
     return p

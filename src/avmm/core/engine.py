@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from avmm.core import entry as core
 from avmm.core.config import StrategyConfig, to_params
+from avmm.core.signals import entry_module, signal_source
 from avmm.core.state import ACTION_NAMES, LOG_CAP, CoreMemory
 from avmm.jit import bind
 
@@ -69,6 +69,7 @@ class Engine:
         scratch_mem = CoreMemory(params)  # kept alive until binding is done
         scratch = scratch_mem.address
         addr, i64, f64 = self.mem.address, 0, 0.0
+        core = entry_module(signal_source(self.cfg.signals.file, self.cfg.signals.function))
         self.on_quote = partial(bind(core.on_quote_at, scratch, i64, f64, f64, f64, f64), addr)
         self.on_trade = partial(bind(core.on_trade_at, scratch, i64, f64, f64, i64), addr)
         self.on_fill = partial(bind(core.on_fill_at, scratch, i64, i64, i64, f64, f64, f64), addr)

@@ -12,6 +12,7 @@ from __future__ import annotations
 from numba import carray, njit
 
 from avmm.core.ladder import compute_targets
+from avmm.core.signal_slot import signal_step  # SIGNAL SLOT (replaced in compiled copies)
 from avmm.core.state import (
     ACTION_DTYPE,
     MAX_ACTIONS,
@@ -49,12 +50,14 @@ def views(addr):
 @njit(**NJIT)
 def on_quote_at(addr, ts_ns, bid, bid_qty, ask, ask_qty):
     p, s, o, a = views(addr)
+    signal_step(p[0], s[0], ts_ns, 1, bid, bid_qty, ask, ask_qty)
     return on_quote_rec(p[0], s[0], o, a, ts_ns, bid, bid_qty, ask, ask_qty)
 
 
 @njit(**NJIT)
 def on_trade_at(addr, ts_ns, px, qty, side):
     p, s, o, a = views(addr)
+    signal_step(p[0], s[0], ts_ns, 2, px, qty, float(side), 0.0)
     return on_trade_rec(p[0], s[0], o, a, ts_ns, px, qty, side)
 
 

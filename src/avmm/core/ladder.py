@@ -161,6 +161,10 @@ def compute_targets(p, s, ts_ns):  # noqa: C901  (compiled kernel)
     # spread limits around the centre of the quotes
     half = 0.5 * (bd + ad)
     centre = 0.5 * (ad - bd)
+    if p.sig_on != 0:  # the signal: a shift of the fair price, factors on the half spread and the skew
+        fair += s.sig_shift
+        half *= s.sig_spread
+        centre *= s.sig_skew
     if 2.0 * half < p.min_spread:
         half = 0.5 * p.min_spread
     if p.max_spread > 0.0 and 2.0 * half > p.max_spread:

@@ -28,6 +28,9 @@ MAX_VWAP_BUCKETS = 120
 LOG_CAP = 256  # sampled-log ring
 LOG_WIDTH = 8  # ts, event kind, mid, q, bid, ask, n_actions, sigma
 N_MARKS = 8  # stage timing marks
+SIG_VIEW = 16  # the signal's view of the market (core/signal_api.py names the slots)
+SIG_PARAMS = 16  # the signal's parameters from the config
+SIG_STATE = 256  # the signal's own state
 
 # sides
 BID = 1
@@ -133,6 +136,9 @@ PARAMS_DTYPE = np.dtype(
         ("vwap_buckets", "i8"),
         ("vwap_bucket_ns", "i8"),
         ("sigma_interval_ns", "i8"),  # 0: sigma from every quote event; else the mid sampled on this grid
+        # signals
+        ("sig_on", "i8"),  # 1: a signal is configured (the runtime compiled it into its loop)
+        ("sig_params", "f8", (SIG_PARAMS,)),
         # logging
         ("log_rate", "f8"),
         ("seed", "i8"),
@@ -214,6 +220,14 @@ STATE_DTYPE = np.dtype(
         ("lad_qty", "f8", (2, MAX_LEVELS)),
         ("lad_n", "i8", (2,)),
         ("matched", "i8", (MAX_LEVELS,)),  # diff scratch
+        # signal: its view, its own state, what it returned last (shift, spread and skew multipliers)
+        ("sig_view", "f8", (SIG_VIEW,)),
+        ("sig_st", "f8", (SIG_STATE,)),
+        ("sig_shift", "f8"),  # price added to the fair price
+        ("sig_spread", "f8"),  # the half spread times this
+        ("sig_skew", "f8"),  # the inventory skew times this
+        ("n_sig_calls", "i8"),
+        ("n_sig_bad", "i8"),  # calls whose outputs were not finite (or a multiplier < 0): ignored
         # counters
         ("n_events", "i8"),
         ("n_requotes", "i8"),
@@ -280,6 +294,8 @@ def init_state(s: np.ndarray, seed: int = 0) -> np.ndarray:
     s["next_oid"] = 1
     s["rng"] = np.uint64((seed * 0x9E3779B97F4A7C15 + 0x2545F4914F6CDD1D) % (1 << 64)) | np.uint64(1)
     s["spr_prev_ns"] = -1
+    s["sig_spread"] = 1.0
+    s["sig_skew"] = 1.0
     for f in (
         "g_gamma",
         "g_liq",
