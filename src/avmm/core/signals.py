@@ -123,9 +123,8 @@ def _check_function(src: SignalSource, mod: ModuleType, copy: Path) -> None:
         where = f"{src.path}:{line}" if line else str(src.path)
         raise UserError(f"{where}: {src.function} does not compile: {first}") from None
     ret = fn.nopython_signatures[-1].return_type
-    ok = (
-        isinstance(ret, types.BaseTuple) and len(ret.types) == 3 and all(isinstance(t, types.Number) for t in ret.types)
-    )
+    parts = list(getattr(ret, "types", ())) if isinstance(ret, types.BaseTuple) else []
+    ok = len(parts) == 3 and all(isinstance(t, types.Number) for t in parts)
     if not ok:
         raise UserError(
             f"{src.path}: {src.function} returns {ret}: it must return three numbers (shift, spread_mult, skew_mult)"
