@@ -115,13 +115,7 @@ def _check_function(src: SignalSource, mod: ModuleType, copy: Path) -> None:
     try:
         fn.compile((types.int64, arr, arr, arr))
     except NumbaError as e:
-        text = str(e)
-        m = re.findall(r'File "([^"]+)", line (\d+)', text)
-        line = next((int(n) for f, n in m if Path(f).resolve() == copy.resolve()), None)
-        first = next((x.strip() for x in text.splitlines() if x.strip() and not x.startswith("\x1b")), "")
-        first = re.sub(r"\x1b\[[0-9;]*m", "", first)
-        where = f"{src.path}:{line}" if line else str(src.path)
-        raise UserError(f"{where}: {src.function} does not compile: {first}") from None
+        raise _compile_error(src, copy, str(e)) from None
     ret = fn.nopython_signatures[-1].return_type
     parts = list(getattr(ret, "types", ())) if isinstance(ret, types.BaseTuple) else []
     ok = len(parts) == 3 and all(isinstance(t, types.Number) for t in parts)
@@ -129,6 +123,24 @@ def _check_function(src: SignalSource, mod: ModuleType, copy: Path) -> None:
         raise UserError(
             f"{src.path}: {src.function} returns {ret}: it must return three numbers (shift, spread_mult, skew_mult)"
         )
+
+
+def _compile_error(src: SignalSource, copy: Path, text: str) -> UserError:
+    """numba's message in one line: its first line saying what is wrong, at the line of the user's
+    file it names (or, for an unknown name, the first line using it)."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", text)
+    lines = [x.strip() for x in text.splitlines() if x.strip()]
+    skip = ("Failed in ", "During:", "File ", "^", "Resolution failure", "- ")
+    what = next((x for x in lines if not x.startswith(skip)), lines[0] if lines else "unknown error")
+    m = re.findall(r'File "([^"]+)", line (\d+)', text)
+    line = next((int(n) for f, n in m if Path(f).resolve() == copy.resolve()), None)
+    name = re.search(r"name '(\w+)' is not defined", text)
+    if line is None and name:
+        src_lines = src.text.decode(errors="replace").splitlines()
+        pat = re.compile(rf"\b{re.escape(name.group(1))}\b")
+        line = next((i + 1 for i, x in enumerate(src_lines) if pat.search(x) and not x.lstrip().startswith("#")), None)
+    where = f"{src.path}:{line}" if line else str(src.path)
+    return UserError(f"{where}: {src.function} does not compile: {what}")
 
 
 def compiled_variant(src: SignalSource, template: Path, name: str) -> ModuleType:
