@@ -8,7 +8,7 @@ import json
 import math
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import typer
 
@@ -179,7 +179,9 @@ def sweep_command(
     ),
     minimize: bool = typer.Option(False, "--minimize", help="smaller METRIC is better"),
     trials: int = typer.Option(None, "--trials", min=1, help="--optimize: the number of backtests"),
-    executor: str = typer.Option("local", "--executor", help="local (a process pool) or ray"),
+    executor: Literal["local", "ray"] = typer.Option(
+        "local", "--executor", help="local: a process pool on this machine; ray: Ray tasks"
+    ),
     ray_address: str = typer.Option(
         None, "--ray-address", help="--executor ray: an existing cluster (host:port); default: a local Ray"
     ),
@@ -327,13 +329,13 @@ def _print(doc: dict[str, Any], top: int | None) -> None:
     metric = doc["metric"]
     keys = _keys(doc)
     figs = [(k, label) for k, label in TABLE_FIGURES if k != metric]
-    console = Console(width=max(120, Console().width))
+    console = Console(width=max(160, Console().width))
     order = "smallest" if doc["minimize"] else "largest"
     if "points" in doc:
         pts = doc["points"][:top] if top else doc["points"]
         table = Table(title=f"sweep: {len(doc['points'])} points, by {metric} ({order} first)", title_justify="left")
         for c in ["#", *keys, metric, *(label for _, label in figs)]:
-            table.add_column(c, justify="right", overflow="fold")
+            table.add_column(c, justify="right", no_wrap=True)
         for i, r in enumerate(pts, 1):
             row = [str(i), *(_num(r["keys"].get(k)) for k in keys), _num(r["figures"].get(metric))]
             table.add_row(*row, *(_num(r["figures"].get(k)) for k, _ in figs))
@@ -341,9 +343,12 @@ def _print(doc: dict[str, Any], top: int | None) -> None:
         return
     title = f"sweep: the top points by {metric} ({order} first) on the training data, then on the test data"
     table = Table(title=title, title_justify="left")
-    cols = ["fold", "#", *keys, f"train {metric}", f"test {metric}", "test net PnL", "test Sharpe", "test fills"]
+    extra = [
+        (k, label) for k, label in (("pnl_net", "net PnL"), ("sharpe", "Sharpe"), ("fills", "fills")) if k != metric
+    ]
+    cols = ["fold", "#", *keys, f"train {metric}", f"test {metric}", *(f"test {label}" for _, label in extra)]
     for c in cols:
-        table.add_column(c, justify="right", overflow="fold")
+        table.add_column(c, justify="right", no_wrap=True)
     for fold in doc["selection"]:
         for i, (tr, te) in enumerate(zip(fold["train"], fold["test"], strict=False), 1):
             f = te["figures"]
@@ -353,8 +358,6 @@ def _print(doc: dict[str, Any], top: int | None) -> None:
                 *(_num(tr["keys"].get(k)) for k in keys),
                 _num(tr["figures"].get(metric)),
                 _num(f.get(metric)),
-                _num(f.get("pnl_net")),
-                _num(f.get("sharpe")),
-                _num(f.get("fills")),
+                *(_num(f.get(k)) for k, _ in extra),
             )
     console.print(table)
