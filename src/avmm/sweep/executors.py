@@ -23,6 +23,7 @@ from avmm.sweep.jobs import Job, check_payload, init_worker, run_job
 
 OnResult = Callable[[int, list[tuple[int, dict[str, Any]]], dict[str, Any]], None]
 OnRows = Callable[[int, int], None]
+LOCAL_OBJECT_STORE = 256 * 2**20  # bytes: jobs and results are small (no data goes through Ray)
 
 
 def default_workers() -> int:
@@ -114,11 +115,11 @@ def ray_session(address: str | None, workers: int | None) -> Iterator[Any]:
     kwargs: dict[str, Any] = dict(
         log_to_driver=False, include_dashboard=False, configure_logging=False, ignore_reinit_error=True
     )
-    if address is None:
-        kwargs["num_cpus"] = workers or default_workers()
+    if address is None:  # "local": a new Ray, never a cluster found on this machine
+        kwargs.update(num_cpus=workers or default_workers(), object_store_memory=LOCAL_OBJECT_STORE)
     os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")
     try:
-        ray.init(address=address, **kwargs)
+        ray.init(address=address or "local", **kwargs)
     except Exception as e:  # a bad address, a cluster that does not answer
         where = f"at {address}" if address else "locally"
         raise UserError(
