@@ -1,7 +1,8 @@
 """Sweep throughput: a 16-point ``avmm sweep`` (``quoting.refresh_s`` 0.5 / 1 / 2 / 4 x
 ``backtest.maker_fee`` 2 / 1 / 0 / -1 bp) against 16 sequential ``avmm backtest`` runs of the same
 points, each a fresh process (start-up, reading and the run: what a user's shell loop costs), in
-config x events per second of wall time; the figures of both are checked equal (timing aside).
+config x events per second of wall time; the figures of both are checked equal (timing aside). The
+load average after the run is reported: on a shared machine other work takes cores from the sweep.
 
     python benchmarks/sweep_bench.py --json bench_sweep.json                      # the store in .bench/
     python benchmarks/sweep_bench.py --store .bench/synth-10M.parquet --events 10000000
@@ -50,6 +51,7 @@ def _store(path: Path, events: int) -> None:
 
 
 def _timed(cmd: list[str]) -> float:
+    """Wall seconds of ``cmd``."""
     t0 = time.perf_counter()
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
     return time.perf_counter() - t0
@@ -107,6 +109,7 @@ def main(argv: list[str] | None = None) -> int:
         "sequential_config_events_per_s": round(work / seq_s),
         "sweep_config_events_per_s": round(work / sweep_s),
         "ratio": round(seq_s / sweep_s, 2),
+        "load_average_1min_after": round(os.getloadavg()[0], 2),
         "figures_equal": equal,
         "cpus": os.cpu_count(),
         "python": platform.python_version(),
