@@ -7,7 +7,7 @@ PYTEST_WORKERS ?= 2
 
 BENCH_STORE ?= .bench/bench-10M-seed1.parquet
 
-.PHONY: run test check format bench bench-backtest bench-levels bench-data bench-peer bench-sweep fuzz clean
+.PHONY: run test check format bench bench-backtest bench-levels bench-data bench-peer bench-sweep defaults-table fuzz clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -63,6 +63,10 @@ bench-peer: $(STAMP)
 ## JSON written to bench_sweep.json
 bench-sweep: $(STAMP)
 	$(BIN)/python benchmarks/sweep_bench.py --json bench_sweep.json
+
+## defaults-table: the default config on every sample of ../shared/data and the built-in session (README table)
+defaults-table: $(STAMP)
+	$(BIN)/python benchmarks/defaults_table.py --json defaults_table.json
 
 ## fuzz: the readers' fuzz targets with many more examples (Hypothesis profile "fuzz"; a few minutes)
 fuzz: $(STAMP)

@@ -304,6 +304,19 @@ def lobster_pair(
     return m, o
 
 
+# ---------------------------------------------------------------- synthetic stores without their truth
+def synth_store_without_truth(path: Path, events: int, seed: int = 7, **params: Any) -> Path:
+    """The store ``avmm data synth`` writes with these parameters, minus the ``true_*`` metadata
+    (``true_sigma``, ``true_A``, ``true_k``): what calibration must recover without reading."""
+    from avmm.data.store import read_meta, write_events
+    from avmm.data.synth import generate, synth_meta
+
+    meta = {k: v for k, v in synth_meta(events, seed, **params).items() if not k.startswith("true_")}
+    write_events(path, generate(events, seed, **params), meta)
+    assert not [k for k in read_meta(path) if k.startswith("true_")]
+    return path
+
+
 # ---------------------------------------------------------------- the CLI's error line
 def error_lines(stderr: str) -> list[str]:
     """stderr's lines without the one-time notice a cold numba cache prints while the backtest

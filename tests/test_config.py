@@ -24,7 +24,7 @@ def test_file_and_overrides(tmp_path):
     assert cfg.model.kind == "glft" and cfg.quoting.levels == 3 and cfg.quoting.tick == 0.5
     params = to_params(cfg)
     assert params["model"][0] == 2 and params["inv_tick"][0] == 2.0 and params["max_position"][0] == 4.0
-    assert np.all(params["sizes"][0][:3] == cfg.quoting.size)
+    assert np.all(params["sizes"][0][:3] == cfg.quoting.lot)  # size 'auto': one lot
 
 
 @pytest.mark.parametrize(
@@ -99,11 +99,11 @@ def test_numbers_at_their_limits(section, key):
     for value in HOSTILE:
         try:
             cfg = load_config(None, [f"{section}.{key}={value!r}"])
+            p = to_params(cfg)  # what only the whole config can tell (the skew target's limit) is checked here
         except UserError as e:
             msg = str(e)
             assert f"{section}.{key}" in msg and "\n" not in msg, msg
             continue
-        p = to_params(cfg)
         bt_params(cfg, cfg.backtest, p)
         latency_table(cfg.backtest)
 
@@ -148,7 +148,8 @@ def test_commented_dump_names_units_ranges_and_round_trips(tmp_path):
     text = dump_toml(cfg, comments=True)
     lines = text.splitlines()
     gamma = next(x for x in lines if x.startswith("gamma ="))
-    assert gamma.split("#")[1].strip() == "risk aversion, 1/(price * q unit); > 0, <= 1e6"
+    assert gamma.split("#")[1].strip().startswith("risk aversion, 1/(price * q unit); 'auto': implied by")
+    assert gamma.endswith('> 0, <= 1e6 or "auto"')
     assert any(x.startswith("refresh_s = 2.0") and "s; > 0, <= 86400" in x for x in lines)
     assert any(x.startswith('kind = "glft"') and "one of as | as-rolling | glft" in x for x in lines)
     assert any(x.startswith("# q_unit = (not set)") for x in lines)  # unset keys listed, commented out
@@ -168,6 +169,8 @@ def test_strings_are_escaped_in_toml(tmp_path):
 def test_every_number_at_its_upper_bound_at_once():
     """Every key at the top of its range together: the params records hold them without overflow
     (every ns interval positive, every float finite)."""
+    from typing import get_args
+
     import annotated_types
 
     from avmm.backtest.runner import bt_params
@@ -176,7 +179,12 @@ def test_every_number_at_its_upper_bound_at_once():
     for section, model in Config():
         for key, field in type(model).model_fields.items():
             top = [m.le for m in field.metadata if isinstance(m, annotated_types.Le)]
-            if top and field.annotation in (int, float):
+            numeric = field.annotation in (int, float) or "float" in str(field.annotation)
+            if not top and numeric:  # a number or 'auto': the bound sits on the number's own type
+                metas = [m for a in get_args(field.annotation) for m in getattr(a, "__metadata__", ())]
+                metas += [x for m in metas for x in getattr(m, "metadata", ())]  # inside a pydantic Field
+                top = [m.le for m in metas if isinstance(m, annotated_types.Le)]
+            if top and numeric:
                 data.setdefault(section, {})[key] = top[0]
     data["backtest"].pop("maker_fee"), data["backtest"].pop("taker_fee")
     cfg = Config.model_validate(data)

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from avmm.backtest.runner import run_backtest
 from avmm.config import load_config
+from avmm.core.config import max_position_of
 from avmm.data.synth import generate
 from avmm.events import QUOTE, TRADE, empty
 from tests.builders import Q, stream
@@ -117,10 +118,17 @@ def test_inventory_never_exceeds_limit(seed, max_pos, levels, entry, resp, model
 SAMPLES = {
     "binance_ws": ("binance_ws_capture", ["usdm_btcusdt_20240718.gz", "usdm_btcusdt_20240719.gz"]),
     "binance_spot": ("binance_ws_capture", ["spot_btcusdt_20240808.gz", "spot_btcusdt_20240809.gz"]),
+    "binance_usdm_0808": ("binance_ws_capture", ["usdm_btcusdt_20240808.gz"]),
     "tardis": ("tardis_binance-futures_btcusdt_2020-02-22", None),
     "lobster": ("lobster_amzn_2012-06-21_level1", None),
 }
-MARKETS = {"binance_ws": "perpetual", "binance_spot": "spot", "tardis": "perpetual", "lobster": "spot"}
+MARKETS = {
+    "binance_ws": "perpetual",
+    "binance_usdm_0808": "perpetual",
+    "binance_spot": "spot",
+    "tardis": "perpetual",
+    "lobster": "spot",
+}
 
 
 @pytest.mark.parametrize("name", sorted(SAMPLES))
@@ -143,7 +151,10 @@ def test_real_samples_end_to_end(name, tmp_path, shared_data):
     assert s["orders"] > 0
     assert s["overflows"] == 0
     assert np.isfinite(s["pnl_net"])
-    assert s["max_abs_position"] <= r.config.risk.max_position + 1e-9
+    # the defaults fit the market: quotes near the touch, both sides filled, within the limit
+    assert s["quote_distance_ticks"] <= max(3.0, s["market_spread_ticks"])
+    assert s["fills_bid"] >= 20 and s["fills_ask"] >= 20
+    assert s["max_abs_position"] <= max_position_of(r.config) + 1e-9
     # the market from the data; its accounting changes nothing by default: the same run on the
     # other market (spot balances checked or not) is the same, bit for bit
     assert s["market"] == MARKETS[name]

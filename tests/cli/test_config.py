@@ -18,7 +18,12 @@ def test_cli_config_check_prints_units_and_ranges(run_cli):
     assert r.returncode == 0, r.stderr
     lines = r.stdout.splitlines()
     assert any(
-        x.startswith("gamma = 0.1") and x.endswith("# risk aversion, 1/(price * q unit); > 0, <= 1e6") for x in lines
+        x.startswith('gamma = "auto"')
+        and x.endswith(
+            "1/(price * q unit); 'auto': implied by risk.skew_at_limit, "
+            're-solved every gamma_update_s from sigma and the spread; > 0, <= 1e6 or "auto"'
+        )
+        for x in lines
     )
     assert any(x.startswith("refresh_s = 5.0") and "requote at least this often, s; > 0, <= 86400" in x for x in lines)
     keys = [x for x in lines if "=" in x]

@@ -39,7 +39,11 @@ def test_bad_inputs_are_one_line_user_errors(kwargs, needle):
 
 
 def test_estimated_parameters_cannot_be_quoted_without_data():
-    with pytest.raises(UserError, match="model.sigma is 'auto'"):
+    with pytest.raises(UserError, match="model.gamma is 'auto'"):
         one_quote(StrategyConfig(), 100.0)
+    with pytest.raises(UserError, match="model.sigma is 'auto'"):
+        one_quote(_cfg(sigma="auto"), 100.0)
     with pytest.raises(UserError, match="model.k is 'auto'"):
         one_quote(_cfg(k="auto"), 100.0)
+    with pytest.raises(UserError, match="model.k is 'spread'"):
+        one_quote(_cfg(k="spread"), 100.0)

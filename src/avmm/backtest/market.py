@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from avmm.backtest.config import BacktestConfig
-from avmm.core.config import StrategyConfig
+from avmm.core.config import StrategyConfig, max_position_of
 from avmm.errors import UserError
 
 SPOT = "spot"
@@ -110,7 +110,7 @@ def setup_accounting(
         a bad funding file, or one for another symbol.
     """
     market = _checked_market(b, meta)
-    mp = cfg.risk.max_position * b.contract_size
+    mp = max_position_of(cfg) * b.contract_size
     spot = market == SPOT
     bp["spot"] = int(spot)
     bp["quote_auto"] = AUTO_BALANCE_MULTIPLE * mp if b.initial_quote == "auto" else 0.0
@@ -178,7 +178,7 @@ def accounting_summary(
         quote0 = float(bs["quote0"])
         fm = float(bs["first_mid"])
         if math.isnan(quote0) and math.isfinite(fm):  # "auto" and never needed during the run
-            quote0 = AUTO_BALANCE_MULTIPLE * cfg.risk.max_position * b.contract_size * fm
+            quote0 = AUTO_BALANCE_MULTIPLE * max_position_of(cfg) * b.contract_size * fm
     out["initial_base"] = base0
     out["initial_quote"] = _opt(quote0) if quote0 is not None else None
     out["final_base"] = base0 + float(bs["pos"]) * b.contract_size if base0 is not None else None

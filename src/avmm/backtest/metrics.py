@@ -44,6 +44,8 @@ class FillStats:
         self.spread_quote = 0.0
         self.mo_num = np.zeros(NH)
         self.mo_den = np.zeros(NH)
+        self.n_bid = 0  # fills of our bids (we bought)
+        self.n_ask = 0
 
     def add(self, f: np.ndarray) -> None:
         if f.size == 0:
@@ -53,6 +55,9 @@ class FillStats:
             self.kept.append(part)
             self.n_kept += part.size
         side = f["side"].astype(np.float64)
+        nb = int((side > 0).sum())
+        self.n_bid += nb
+        self.n_ask += f.size - nb
         px, q = f["px"], f["qty"]
         self.qty += float(q.sum())
         self.spread_num += float((side * (f["mid"] - px) / px * q).sum())
@@ -97,11 +102,30 @@ def ratios(pnl: np.ndarray, capital: float, interval_s: float) -> tuple[float | 
     return (_f(sharpe) if sharpe is not None else None), (_f(sortino) if sortino is not None else None)
 
 
+def quote_distance(samples: np.ndarray, tick: float) -> tuple[float | None, float | None, float]:
+    """From the equity samples: the median distance of our best quotes from our side's best price,
+    in ticks (both sides pooled; a side without a quote left out), the market's median spread in
+    ticks, and the fraction of samples with both sides quoted."""
+    if samples.size == 0 or tick <= 0:
+        return None, None, 0.0
+    ok = np.isfinite(samples["bid"]) & np.isfinite(samples["ask"])
+    s = samples[ok]
+    if s.size == 0:
+        return None, None, 0.0
+    d_bid = (s["bid"] - s["our_bid"]) / tick
+    d_ask = (s["our_ask"] - s["ask"]) / tick
+    d = np.concatenate([d_bid[np.isfinite(d_bid)], d_ask[np.isfinite(d_ask)]])
+    both = float((np.isfinite(d_bid) & np.isfinite(d_ask)).mean())
+    spread = float(np.median((s["ask"] - s["bid"]) / tick))
+    return (float(np.median(d)) if d.size else None), spread, both
+
+
 def summarize(
     bs: np.record,
     samples: np.ndarray,
     fs: FillStats,
     *,
+    tick: float,
     capital: float,
     interval_s: float,
     inverse: bool,
@@ -133,6 +157,7 @@ def summarize(
     mo = fs.markouts_bps()
     events = int(b["n_events"])
     placed = float(b["placed_qty"])
+    dist, spread_ticks, both = quote_distance(samples, tick)
     out = {
         "events": events,
         "quotes": int(b["n_quotes"]),
@@ -159,6 +184,8 @@ def summarize(
         "fills": int(b["n_fills"]),
         "maker_fills": int(b["n_maker_fills"]),
         "taker_fills": int(b["n_taker_fills"]),
+        "fills_bid": fs.n_bid,
+        "fills_ask": fs.n_ask,
         "fill_qty": float(b["fill_qty"]),
         "maker_volume": float(b["maker_volume"]),
         "taker_volume": float(b["taker_volume"]),
@@ -171,6 +198,9 @@ def summarize(
         "fill_ratio": float(b["fill_qty"]) / placed if placed > 0 else None,
         "spread_captured_bps": fs.spread_num / fs.qty * 1e4 if fs.qty > 0 else None,
         "spread_captured": fs.spread_quote / fs.qty if fs.qty > 0 else None,
+        "quote_distance_ticks": dist,
+        "market_spread_ticks": spread_ticks,
+        "quoted_both_fraction": both,
         "markout_1s": _f(mo[list(MARKOUT_S).index(1.0)]),
         "markout_10s": _f(mo[list(MARKOUT_S).index(10.0)]),
         "markout_60s": _f(mo[list(MARKOUT_S).index(60.0)]),

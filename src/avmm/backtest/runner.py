@@ -60,7 +60,7 @@ from avmm.backtest.state import (
     new_bt_state,
     new_cache,
 )
-from avmm.core.config import StrategyConfig, to_params
+from avmm.core.config import StrategyConfig, max_position_of, to_params
 from avmm.core.state import CoreMemory
 from avmm.errors import UserError
 from avmm.events import EVENT_DTYPE
@@ -99,8 +99,7 @@ class BacktestResult:
 
 def adapt_config(cfg: S, meta: dict) -> S:
     """Instrument sizes from the store's metadata where the config does not set them: tick and
-    lot; a quote size below the lot becomes one lot, and a position limit below 10 quote sizes
-    becomes 10 (so a default config quotes e.g. whole shares on an equity)."""
+    lot (the 'auto' size and position limit are counted in lots)."""
     q = cfg.quoting
     data = cfg.model_dump()
     set_q = q.model_fields_set
@@ -109,11 +108,6 @@ def adapt_config(cfg: S, meta: dict) -> S:
         data["quoting"]["tick"] = float(tick)
     if lot and "lot" not in set_q:
         data["quoting"]["lot"] = float(lot)
-    lot_v = data["quoting"]["lot"]
-    if "size" not in set_q and data["quoting"]["size"] < lot_v:
-        data["quoting"]["size"] = lot_v
-        if "max_position" not in cfg.risk.model_fields_set:
-            data["risk"]["max_position"] = max(data["risk"]["max_position"], 10 * lot_v)
     if data == cfg.model_dump():
         return cfg
     return type(cfg).model_validate(data)
@@ -135,7 +129,7 @@ def bt_params(cfg: StrategyConfig, b: BacktestConfig, p: np.ndarray) -> np.ndarr
     bp["partial_fills"] = int(b.partial_fills)
     bp["markouts"] = int(b.markouts)
     bp["l1_empty_left"] = int(b.l1_left_level == "empty")
-    bp["max_position"] = cfg.risk.max_position
+    bp["max_position"] = max_position_of(cfg)
     bp["post_only"] = int(p["post_only"][0])
     bp["feed_ns"] = round(b.feed_latency_ms * 1e6)
     bp["eq_ns"] = max(1, round(b.equity_interval_s * 1e9))
@@ -393,12 +387,13 @@ class Backtester:
         capital = b.initial_cash
         fm = float(bs["first_mid"])
         if capital <= 0 and math.isfinite(fm):
-            mp = self.cfg.risk.max_position * b.contract_size
+            mp = max_position_of(self.cfg) * b.contract_size
             capital = mp / fm if inverse else mp * fm
         summary = summarize(
             bs,
             samples,
             self.fills,
+            tick=self.cfg.quoting.tick,
             capital=capital,
             interval_s=b.equity_interval_s,
             inverse=inverse,

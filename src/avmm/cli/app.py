@@ -24,6 +24,7 @@ import typer
 from avmm._version import __version__
 from avmm.cli.backtest import backtest_command
 from avmm.cli.bench import bench_command
+from avmm.cli.calibrate import calibrate_command
 from avmm.cli.config import app as config_app
 from avmm.cli.data import app as data_app
 from avmm.cli.quote import quote_command
@@ -67,6 +68,7 @@ def _version(value: bool) -> None:
 app.command("quote")(quote_command)
 app.command("bench")(bench_command)
 app.command("backtest")(backtest_command)
+app.command("calibrate")(calibrate_command)
 app.command("sweep")(sweep_command)
 app.add_typer(config_app, name="config")
 app.add_typer(data_app, name="data")

@@ -92,8 +92,14 @@ def summary_rows(s: dict) -> list[tuple[str, str]]:
         ("max drawdown", f"{_fmt(s['max_drawdown'])} {cur}"),
         ("return / max drawdown", _fmt(s["return_over_max_dd"])),
         (
-            "fills (maker / taker)",
-            f"{_fmt(s['fills'], 'int')} ({_fmt(s['maker_fills'], 'int')} / {_fmt(s['taker_fills'], 'int')})",
+            "fills (maker / taker; our bids / asks)",
+            f"{_fmt(s['fills'], 'int')} ({_fmt(s['maker_fills'], 'int')} / {_fmt(s['taker_fills'], 'int')}; "
+            f"{_fmt(s['fills_bid'], 'int')} / {_fmt(s['fills_ask'], 'int')})",
+        ),
+        (
+            "our quotes behind the touch (median) / market spread (median)",
+            f"{_fmt(s['quote_distance_ticks'])} / {_fmt(s['market_spread_ticks'])} ticks; "
+            f"both sides quoted {_fmt(s['quoted_both_fraction'], 'pct')} of the time",
         ),
         ("maker volume (notional)", _fmt(s["maker_volume"])),
         (
@@ -192,10 +198,12 @@ def backtest_command(
     outs.check([*sources, *([config] if config is not None else [])])
 
     from avmm.backtest.market import check_accounting
-    from avmm.backtest.runner import plan_stores, run_backtest
+    from avmm.backtest.runner import adapt_config, plan_stores, run_backtest
+    from avmm.core.config import to_params
 
     plan = plan_stores(sources, start_ns, end_ns)  # damaged / overlapping stores, an empty window: before compiling
     check_accounting(cfg.backtest, plan.meta())  # funding on spot, a bad funding file: the same
+    to_params(adapt_config(cfg, plan.meta()))  # what only the whole config and the instrument tell (the skew target)
     for note in plan.notes:
         print(f"avmm: note: {note}", file=sys.stderr)
     _warm_up_with_notice()

@@ -17,5 +17,8 @@ def config_check(
 ) -> None:
     """Validate a config file and print it in full: defaults filled in, each key's unit and range."""
     from avmm.config import dump_toml, load_config
+    from avmm.core.config import to_params
 
-    print(dump_toml(load_config(path, set_), comments=True), end="")
+    cfg = load_config(path, set_)
+    to_params(cfg)  # what only the whole config tells (the skew target's limit), at the config's own lot
+    print(dump_toml(cfg, comments=True), end="")

@@ -49,15 +49,29 @@ class ModelConfig(BaseModel):
         "as-rolling",
         description="quote model: as (finite horizon T-t), as-rolling (constant horizon tau_s), glft (Gueant et al.)",
     )
-    gamma: float = Field(0.1, gt=0, le=1e6, description="risk aversion, 1/(price * q unit)")
+    gamma: Annotated[float, Field(gt=0, le=1e6)] | Literal["auto"] = Field(
+        "auto",
+        description="risk aversion, 1/(price * q unit); 'auto': implied by risk.skew_at_limit, "
+        "re-solved every gamma_update_s from sigma and the spread",
+    )
     sigma: PosPrice | Literal["auto"] = Field(
         "auto", description="mid volatility, price/sqrt(s); 'auto': the EWMA estimator"
     )
     A: Annotated[float, Field(gt=0, le=1e9)] | Literal["auto"] = Field(
         "auto", description="trade intensity at zero depth, 1/s; 'auto': the intensity fit"
     )
-    k: PosPrice | Literal["auto"] = Field(
-        "auto", description="intensity decay with depth, 1/price; 'auto': the intensity fit"
+    k: PosPrice | Literal["auto", "spread"] | None = Field(
+        None,
+        description="intensity decay with depth, 1/price; 'auto': the intensity fit of the trades; "
+        "'spread' (as, as-rolling): implied by the market, the liquidity term (1/gamma) ln(1 + gamma/k) "
+        "set to spread_ratio half-spreads of the market (time-averaged over gamma_update_s); "
+        "default 'spread' (as, as-rolling) or 'auto' (glft)",
+    )
+    spread_ratio: float = Field(
+        1.0, gt=0, le=1e6, description="k = 'spread': the liquidity term in market half-spreads"
+    )
+    gamma_update_s: float = Field(
+        60.0, gt=0, le=TIME_MAX_S, description="gamma = 'auto' or k = 'spread': re-solve them this often, s"
     )
     tau_s: float = Field(60.0, ge=0, le=1e9, description="rolling horizon, s (as-rolling)")
     horizon_s: float = Field(3600.0, gt=0, le=1e9, description="finite horizon T, s (as)")
@@ -70,9 +84,18 @@ class ModelConfig(BaseModel):
 
     @model_validator(mode="after")
     def _positive_fixed(self) -> ModelConfig:
-        if self.kind == "glft" and self.k != "auto" and self.A == "auto":
+        if self.kind == "glft" and self.k == "spread":
+            raise ValueError("k: 'spread' is for the A-S models (as, as-rolling); glft needs k = 'auto' or a number")
+        if self.kind == "glft" and k_mode(self) != "auto" and self.A == "auto":
             raise ValueError("A: glft with a fixed k needs a fixed A too (or k = 'auto')")
         return self
+
+
+def k_mode(m: ModelConfig) -> float | str:
+    """``model.k`` as run: the number, 'auto' or 'spread'; unset: 'auto' for glft, else 'spread'."""
+    if m.k is None:
+        return "auto" if m.kind == "glft" else "spread"
+    return m.k
 
 
 class QuotingConfig(BaseModel):
@@ -82,7 +105,9 @@ class QuotingConfig(BaseModel):
     levels: int = Field(1, ge=1, le=MAX_LEVELS, description="orders per side")
     spacing_ticks: float = Field(1.0, ge=0, le=1e9, description="level spacing, ticks (0: use spacing_frac)")
     spacing_frac: float = Field(0.5, ge=0, le=100, description="level spacing, fraction of the half spread")
-    size: float = Field(0.01, gt=0, le=SIZE_MAX, description="size per level, base units (when sizes is not given)")
+    size: Annotated[float, Field(gt=0, le=SIZE_MAX)] | Literal["auto"] = Field(
+        "auto", description="size per level, base units (when sizes is not given); 'auto': one lot"
+    )
     sizes: list[Annotated[float, Field(gt=0, le=SIZE_MAX)]] | None = Field(
         None, description="per-level sizes, base units, best level first"
     )
@@ -130,7 +155,15 @@ class QuotingConfig(BaseModel):
 
 class RiskConfig(BaseModel):
     model_config = STRICT
-    max_position: float = Field(1.0, gt=0, le=SIZE_MAX, description="|position| limit, base units")
+    max_position: Annotated[float, Field(gt=0, le=SIZE_MAX)] | Literal["auto"] = Field(
+        "auto", description="|position| limit, base units; 'auto': 10 x the size of one side's levels"
+    )
+    skew_at_limit: float = Field(
+        1.0,
+        gt=0,
+        le=1e6,
+        description="gamma = 'auto': at |position| = max_position the reservation price moves this many half-spreads",
+    )
 
 
 class EstimatorsConfig(BaseModel):
@@ -194,21 +227,70 @@ def _inverse_if_integer(step: float) -> float:
     return float(r) if r >= 1 and abs(inv - r) < 1e-9 * inv else 0.0
 
 
+AUTO_POSITION_SIZES = 10.0  # risk.max_position = 'auto': this many times one side's total size
+
+
+def level_sizes(qc: QuotingConfig) -> list[float]:
+    """Each level's size, base units: ``sizes``, else ``size`` at every level ('auto': one lot)."""
+    if qc.sizes is not None:
+        return list(qc.sizes[: qc.levels])
+    return [qc.lot if qc.size == "auto" else qc.size] * qc.levels
+
+
+def max_position_of(cfg: StrategyConfig) -> float:
+    """The |position| limit, base units ('auto': 10 x one side's total size)."""
+    mp = cfg.risk.max_position
+    return AUTO_POSITION_SIZES * sum(level_sizes(cfg.quoting)) if mp == "auto" else mp
+
+
+def q_unit_of(cfg: StrategyConfig) -> float:
+    return cfg.quoting.lot if cfg.model.q_unit is None else cfg.model.q_unit
+
+
+def _check_skew_target(cfg: StrategyConfig, max_pos: float, q_limit: float) -> None:
+    """gamma = 'auto' solves q_limit x skew per q = skew_at_limit x half spread: it has a root only
+    when the position limit, in q units, exceeds skew_at_limit / 2 (x delta for glft), and, for
+    as-rolling, when tau_s > 0 (else nothing skews the quotes)."""
+    m = cfg.model
+    if m.gamma != "auto":
+        return
+    if m.kind == "as-rolling" and m.tau_s <= 0:
+        raise UserError("model.tau_s = 0: gamma = 'auto' needs tau_s > 0 (with tau_s = 0 nothing skews the quotes)")
+    need = 0.5 * cfg.risk.skew_at_limit * (m.delta if m.kind == "glft" else 1.0)
+    if not q_limit > need:
+        auto = " = 10 x quoting.size x levels" if cfg.risk.max_position == "auto" else ""
+        raise UserError(
+            f"risk.skew_at_limit = {cfg.risk.skew_at_limit:g} half-spreads needs risk.max_position / model.q_unit "
+            f"> {need:g}, got {q_limit:g} (risk.max_position {max_pos:g}{auto}, q_unit {q_unit_of(cfg):g}); "
+            "raise risk.max_position or lower risk.skew_at_limit"
+        )
+
+
 def to_params(cfg: StrategyConfig) -> np.ndarray:
     """The params record (``PARAMS_DTYPE``, length 1) for the compiled core."""
     m, qc, r, e, lg = cfg.model, cfg.quoting, cfg.risk, cfg.estimators, cfg.logging
     p = np.zeros(1, dtype=PARAMS_DTYPE)
     p["model"] = MODEL_NAMES[m.kind]
-    p["gamma"] = m.gamma
+    p["gamma"] = math.nan if m.gamma == "auto" else m.gamma
+    p["gamma_auto"] = int(m.gamma == "auto")
+    k = k_mode(m)
+    p["k_spread"] = int(k == "spread")
+    p["spread_ratio"] = m.spread_ratio
+    p["skew_at_limit"] = r.skew_at_limit
+    p["g_update_ns"] = max(1, round(m.gamma_update_s * 1e9))
+    max_pos = max_position_of(cfg)
+    q_limit = max_pos / q_unit_of(cfg)
+    _check_skew_target(cfg, max_pos, q_limit)
+    p["q_limit"] = q_limit
     p["sigma"] = math.nan if m.sigma == "auto" else m.sigma
     p["A"] = math.nan if m.A == "auto" else m.A
-    p["k"] = math.nan if m.k == "auto" else m.k
+    p["k"] = math.nan if isinstance(k, str) else k
     p["tau_s"] = m.tau_s
     p["horizon_s"] = m.horizon_s
     p["horizon_cycle"] = int(m.horizon_cycle)
     p["delta"] = m.delta
-    p["xi"] = m.gamma if m.xi is None else m.xi
-    p["q_unit"] = qc.lot if m.q_unit is None else m.q_unit
+    p["xi"] = (math.nan if m.gamma == "auto" else m.gamma) if m.xi is None else m.xi  # NaN: gamma as solved
+    p["q_unit"] = q_unit_of(cfg)
     p["tick"] = qc.tick
     p["inv_tick"] = _inverse_if_integer(qc.tick)
     p["lot"] = qc.lot
@@ -216,7 +298,7 @@ def to_params(cfg: StrategyConfig) -> np.ndarray:
     p["levels"] = qc.levels
     p["spacing_ticks"] = qc.spacing_ticks
     p["spacing_frac"] = qc.spacing_frac
-    sizes = qc.sizes if qc.sizes is not None else [qc.size] * qc.levels
+    sizes = level_sizes(qc)
     p["sizes"][0, : len(sizes[:MAX_LEVELS])] = sizes[:MAX_LEVELS]
     p["size_eta"] = qc.size_eta
     p["min_spread"] = qc.min_spread
@@ -234,7 +316,7 @@ def to_params(cfg: StrategyConfig) -> np.ndarray:
     p["refresh_grid"] = int(qc.refresh_mode == "grid")
     p["touch"] = TOUCH_MODES[qc.touch]
     p["behind_ticks"] = qc.behind_ticks
-    p["max_position"] = r.max_position
+    p["max_position"] = max_pos
     p["vol_halflife_s"] = e.vol_halflife_s
     p["vol_min_obs"] = e.vol_min_obs
     p["int_window_ns"] = int(e.intensity_window_s * 1e9)
@@ -245,7 +327,7 @@ def to_params(cfg: StrategyConfig) -> np.ndarray:
     p["int_fit_ns"] = int(e.intensity_fit_s * 1e9)
     p["int_per_side"] = int(e.intensity_per_side)
     p["int_min_trades"] = e.intensity_min_trades
-    p["int_on"] = int(m.k == "auto")  # with k fixed, A and k are the config's: no trade counting, no fits
+    p["int_on"] = int(k == "auto")  # with k fixed, A and k are the config's: no trade counting, no fits
     p["vwap_window_ns"] = int(e.vwap_window_s * 1e9)
     p["vwap_buckets"] = e.vwap_buckets
     p["vwap_bucket_ns"] = max(1, int(e.vwap_window_s * 1e9) // e.vwap_buckets)

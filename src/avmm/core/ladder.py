@@ -25,7 +25,14 @@ import numpy as np
 from numba import njit
 
 from avmm.core.estimators import vol_sigma
-from avmm.core.model import MODEL_AS, model_depths
+from avmm.core.model import (
+    MODEL_AS,
+    as_depths_liq,
+    implied_gamma,
+    implied_gamma_liq,
+    k_of_liq,
+    model_depths,
+)
 from avmm.core.state import FAIR_MICRO, TOUCH_IMPROVE, TOUCH_JOIN
 from avmm.jit import NJIT
 
@@ -65,6 +72,39 @@ def horizon_s(p, s, ts_ns):
 
 
 @njit(**NJIT)
+def tau_ref_s(p):
+    """The horizon the implied gamma is solved at: tau_s (as-rolling), the whole horizon T (as)."""
+    return p.horizon_s if p.model == MODEL_AS else p.tau_s
+
+
+@njit(**NJIT)
+def solve_implied(p, s, ts_ns, sigma, A, k):
+    """Re-solve the implied parameters (every ``g_update_ns``): with ``k_spread`` the liquidity term
+    is ``spread_ratio`` x the market's half spread, time-averaged since the last solve (the current
+    one before the first), and k follows from it and gamma; with ``gamma_auto`` gamma meets the skew
+    target (closed form with ``k_spread``, else a bracketed bisection over the model)."""
+    s.g_last_ns = ts_ns
+    s.g_nsolve += 1
+    liq = math.nan
+    if p.k_spread != 0:
+        spread = s.spr_sum / s.spr_dt if s.spr_dt > 0.0 else s.ask - s.bid
+        s.spr_sum = 0.0
+        s.spr_dt = 0.0
+        liq = 0.5 * p.spread_ratio * spread
+    gamma = p.gamma
+    if p.gamma_auto != 0:
+        if p.k_spread != 0:
+            gamma = implied_gamma_liq(p.q_limit, p.skew_at_limit, sigma, tau_ref_s(p), liq)
+        else:
+            gamma = implied_gamma(
+                p.model, p.q_limit, p.skew_at_limit, sigma, A, k, tau_ref_s(p), p.delta, p.xi, s.g_gamma
+            )
+    s.g_gamma = gamma
+    s.g_liq = liq
+    s.g_k = k_of_liq(gamma, liq) if p.k_spread != 0 else k
+
+
+@njit(**NJIT)
 def model_params(p, s):
     """(sigma, A_bid, k_bid, A_ask, k_ask): fixed values, or the estimators' (NaN if not ready)."""
     sigma = p.sigma if not math.isnan(p.sigma) else vol_sigma(p, s)
@@ -95,14 +135,29 @@ def compute_targets(p, s, ts_ns):  # noqa: C901  (compiled kernel)
     if s.has_book == 0:
         return _clear(s)
     sigma, A_b, k_b, A_a, k_a = model_params(p, s)
-    if math.isnan(sigma) or math.isnan(k_b) or math.isnan(k_a):
+    if math.isnan(sigma) or (p.k_spread == 0 and (math.isnan(k_b) or math.isnan(k_a))):
         return _clear(s)
+    gamma = p.gamma
+    xi = p.xi
+    if p.gamma_auto != 0 or p.k_spread != 0:
+        due = p.g_update_ns if not math.isnan(s.g_gamma) else min(p.g_update_ns, 1_000_000_000)
+        if s.g_nsolve == 0 or ts_ns - s.g_last_ns >= due:
+            solve_implied(p, s, ts_ns, sigma, A_b, k_b)
+        gamma = s.g_gamma
+        if not gamma > 0.0:  # NaN: no gamma meets the target yet
+            return _clear(s)
+        if math.isnan(xi):
+            xi = gamma
     fair = s.micro if p.fair == FAIR_MICRO else s.mid
     q = s.pos / p.q_unit
     tau = horizon_s(p, s, ts_ns)
-    bd, ad = model_depths(p.model, q, p.gamma, sigma, A_b, k_b, tau, p.delta, p.xi)
-    if k_a != k_b or A_a != A_b:
-        _, ad = model_depths(p.model, q, p.gamma, sigma, A_a, k_a, tau, p.delta, p.xi)
+    if p.k_spread != 0:
+        bd, ad = as_depths_liq(q, gamma, sigma, tau, s.g_liq)
+        k_b = s.g_k
+    else:
+        bd, ad = model_depths(p.model, q, gamma, sigma, A_b, k_b, tau, p.delta, xi)
+        if k_a != k_b or A_a != A_b:
+            _, ad = model_depths(p.model, q, gamma, sigma, A_a, k_a, tau, p.delta, xi)
     # spread limits around the centre of the quotes
     half = 0.5 * (bd + ad)
     centre = 0.5 * (ad - bd)

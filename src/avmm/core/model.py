@@ -55,6 +55,15 @@ def as_spread(gamma, sigma, k, tau_s):
 
 
 @njit(**NJIT)
+def as_depths_liq(q, gamma, sigma, tau_s, liq):
+    """A-S bid and ask depths from the mid given the liquidity term ``liq`` = (1/gamma) ln(1 + gamma/k):
+    half spread gamma sigma^2 tau / 2 + liq, centred on the reservation price."""
+    half = 0.5 * gamma * sigma * sigma * tau_s + liq
+    skew = q * gamma * sigma * sigma * tau_s  # mid - r
+    return half + skew, half - skew
+
+
+@njit(**NJIT)
 def as_depths(q, gamma, sigma, k, tau_s):
     """A-S bid and ask depths from the mid: the spread centred on the reservation price."""
     half = 0.5 * as_spread(gamma, sigma, k, tau_s)
@@ -102,3 +111,78 @@ def model_depths(model, q, gamma, sigma, A, k, tau_s, delta, xi):
     if model == MODEL_GLFT:
         return glft_depths(q, gamma, sigma, A, k, delta, xi)
     return as_depths(q, gamma, sigma, k, tau_s)
+
+
+@njit(**NJIT)
+def _skew_gap(model, q_limit, skew_at_limit, gamma, sigma, A, k, tau_s, delta, xi):
+    """q_limit x (the reservation price's move per unit of q) - skew_at_limit x (the half spread at
+    q = 0): increasing in gamma; its root is the gamma that meets the skew target."""
+    x = gamma if math.isnan(xi) else xi
+    b0, a0 = model_depths(model, 0.0, gamma, sigma, A, k, tau_s, delta, x)
+    b1, a1 = model_depths(model, 1.0, gamma, sigma, A, k, tau_s, delta, x)
+    return q_limit * 0.5 * (b1 - a1) - skew_at_limit * 0.5 * (b0 + a0)
+
+
+@njit(**NJIT)
+def _bracket(model, q_limit, skew_at_limit, sigma, A, k, tau_s, delta, xi, g):
+    """(lo, hi) = (g / 4, g) with the skew gap < 0 at lo and >= 0 at hi, g grown or shrunk from
+    the guess by factors of 4; (NaN, NaN) when there is none."""
+    f = _skew_gap(model, q_limit, skew_at_limit, g, sigma, A, k, tau_s, delta, xi)
+    up = f < 0.0
+    for _ in range(400):
+        if math.isnan(f) or not (0.0 < g < math.inf):
+            break
+        if up and f >= 0.0:
+            return 0.25 * g, g
+        if not up and f < 0.0:
+            return g, 4.0 * g
+        g = g * 4.0 if up else g * 0.25
+        f = _skew_gap(model, q_limit, skew_at_limit, g, sigma, A, k, tau_s, delta, xi)
+    return math.nan, math.nan
+
+
+@njit(**NJIT)
+def implied_gamma(model, q_limit, skew_at_limit, sigma, A, k, tau_s, delta, xi, guess):
+    """The risk aversion at which the reservation price moves ``skew_at_limit`` half spreads at
+    |q| = ``q_limit`` (the half spread taken at q = 0), for any model: a bracket grown from ``guess``
+    by factors of 4, then bisection on ln gamma to 1e-12 relative. NaN when there is none (the
+    target cannot be met: q_limit too small for it, or sigma = 0)."""
+    if not q_limit > 0.5 * skew_at_limit * (delta if model == MODEL_GLFT else 1.0):
+        return math.nan  # the skew per q never outgrows the half spread enough (a root only in rounding)
+    g = guess if guess > 0.0 and math.isfinite(guess) else 1.0
+    lo, hi = _bracket(model, q_limit, skew_at_limit, sigma, A, k, tau_s, delta, xi, g)
+    if math.isnan(lo):
+        return math.nan
+    for _ in range(80):
+        if hi - lo <= 1e-12 * hi:
+            break
+        mid = math.sqrt(lo * hi)
+        f = _skew_gap(model, q_limit, skew_at_limit, mid, sigma, A, k, tau_s, delta, xi)
+        if math.isnan(f):
+            return math.nan
+        if f < 0.0:
+            lo = mid
+        else:
+            hi = mid
+    return math.sqrt(lo * hi)
+
+
+@njit(**NJIT)
+def implied_gamma_liq(q_limit, skew_at_limit, sigma, tau_s, liq):
+    """A-S with the liquidity term fixed at ``liq``: the reservation price moves ``skew_at_limit``
+    half spreads at |q| = ``q_limit`` when gamma sigma^2 tau = skew_at_limit x liq / (q_limit -
+    skew_at_limit / 2) (closed form). NaN when sigma^2 tau = 0 or q_limit is too small."""
+    st = sigma * sigma * tau_s
+    d = q_limit - 0.5 * skew_at_limit
+    if not (st > 0.0 and d > 0.0 and liq > 0.0):
+        return math.nan
+    return skew_at_limit * liq / (d * st)
+
+
+@njit(**NJIT)
+def k_of_liq(gamma, liq):
+    """The k at which (1/gamma) ln(1 + gamma/k) = liq: gamma / (e^(gamma liq) - 1) (0 past overflow)."""
+    y = gamma * liq
+    if y > 700.0:
+        return 0.0
+    return gamma / math.expm1(y) if y > 0.0 else math.inf

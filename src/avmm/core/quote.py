@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from avmm.core.config import StrategyConfig
+from avmm.core.config import StrategyConfig, k_mode
 from avmm.core.engine import Engine
 from avmm.errors import UserError
 
@@ -28,7 +28,8 @@ def one_quote(
     Parameters
     ----------
     cfg : StrategyConfig
-        The strategy; ``model.sigma``, ``model.k`` (and ``model.A`` for GLFT) must be fixed numbers.
+        The strategy; ``model.gamma``, ``model.sigma``, ``model.k`` (and ``model.A`` for GLFT) must be fixed
+        numbers.
     mid : float
         The mid price.
     q : float
@@ -49,7 +50,7 @@ def one_quote(
     ------
     UserError
         A non-finite or non-positive ``mid``, a non-finite ``q``, one of ``best_bid`` / ``best_ask``
-        without the other or not ``0 < best_bid < best_ask``, or a model parameter left ``"auto"``
+        without the other or not ``0 < best_bid < best_ask``, or a model parameter left ``"auto"`` / ``"spread"``
         (there is no data to estimate it from).
     """
     _check(cfg, mid, q, best_bid, best_ask)
@@ -94,7 +95,10 @@ def _check(cfg: StrategyConfig, mid: float, q: float, best_bid: float | None, be
     if best_bid is not None and best_ask is not None and not (0 < best_bid < best_ask):
         raise UserError(f"one_quote: best_bid = {best_bid}, best_ask = {best_ask}: need 0 < bid < ask")
     m = cfg.model
-    needs = ("sigma", "k", "A") if m.kind == "glft" else ("sigma", "k")
-    auto = [key for key in needs if getattr(m, key) == "auto"]
+    needs = ("gamma", "sigma", "k", "A") if m.kind == "glft" else ("gamma", "sigma", "k")
+    given = {"gamma": m.gamma, "sigma": m.sigma, "k": k_mode(m), "A": m.A}
+    auto = [key for key in needs if isinstance(given[key], str)]
     if auto:
-        raise UserError(f"one_quote: model.{auto[0]} is 'auto': give a number (one quote has no data to estimate it)")
+        raise UserError(
+            f"one_quote: model.{auto[0]} is {given[auto[0]]!r}: give a number (one quote has no data to estimate it)"
+        )

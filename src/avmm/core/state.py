@@ -74,7 +74,13 @@ PARAMS_DTYPE = np.dtype(
     [
         # model
         ("model", "i8"),
-        ("gamma", "f8"),
+        ("gamma", "f8"),  # fixed gamma; NaN = implied by the skew target (gamma_auto)
+        ("gamma_auto", "i8"),  # 1: gamma re-solved every g_update_ns from skew_at_limit
+        ("k_spread", "i8"),  # 1: k implied by the market's spread (the liquidity term = spread_ratio half-spreads)
+        ("spread_ratio", "f8"),
+        ("skew_at_limit", "f8"),  # half-spreads the reservation price moves at |q| = q_limit
+        ("q_limit", "f8"),  # max_position / q_unit
+        ("g_update_ns", "i8"),
         ("sigma", "f8"),  # fixed sigma (price/sqrt s); NaN = use the volatility estimator
         ("A", "f8"),  # 1/s; NaN = use the intensity estimator
         ("k", "f8"),  # 1/price; NaN = use the intensity estimator
@@ -146,6 +152,17 @@ STATE_DTYPE = np.dtype(
         ("micro", "f8"),
         ("has_book", "i8"),
         ("t0_ns", "i8"),  # first event time (finite-horizon origin)
+        # the market's time-averaged spread (k = 'spread'): spread x time since the last solve
+        ("spr_sum", "f8"),
+        ("spr_dt", "f8"),
+        ("spr_prev", "f8"),
+        ("spr_prev_ns", "i8"),
+        # implied gamma and liquidity term, re-solved every g_update_ns
+        ("g_gamma", "f8"),
+        ("g_liq", "f8"),  # (1/gamma) ln(1 + gamma/k), price
+        ("g_k", "f8"),  # the k that term implies, 1/price
+        ("g_last_ns", "i8"),
+        ("g_nsolve", "i8"),
         # volatility estimator
         ("vol_prev_mid", "f8"),
         ("vol_prev_ns", "i8"),
@@ -262,7 +279,21 @@ def init_state(s: np.ndarray, seed: int = 0) -> np.ndarray:
     s["last_quote_ns"] = np.iinfo(np.int64).min // 2
     s["next_oid"] = 1
     s["rng"] = np.uint64((seed * 0x9E3779B97F4A7C15 + 0x2545F4914F6CDD1D) % (1 << 64)) | np.uint64(1)
-    for f in ("vwap", "res_px", "fair_px", "bid_depth", "ask_depth", "sigma_used", "A_used", "k_used"):
+    s["spr_prev_ns"] = -1
+    for f in (
+        "g_gamma",
+        "g_liq",
+        "g_k",
+        "spr_prev",
+        "vwap",
+        "res_px",
+        "fair_px",
+        "bid_depth",
+        "ask_depth",
+        "sigma_used",
+        "A_used",
+        "k_used",
+    ):
         s[f] = np.nan
     s["int_A"] = np.nan
     s["int_k"] = np.nan

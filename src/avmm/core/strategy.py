@@ -256,7 +256,7 @@ def requote(p, s, o, a, ts_ns):
 
 
 @njit(**NJIT_INLINE)
-def market_update(s, ts_ns, bid, bid_qty, ask, ask_qty):
+def market_update(p, s, ts_ns, bid, bid_qty, ask, ask_qty):
     """Store a best bid/ask. Returns False (and counts it) for an unusable book."""
     if not (bid > 0.0 and ask > 0.0 and bid_qty >= 0.0 and ask_qty >= 0.0 and bid < ask):
         s.n_bad_quotes += 1  # NaN fails every comparison above
@@ -264,6 +264,13 @@ def market_update(s, ts_ns, bid, bid_qty, ask, ask_qty):
     if math.isinf(ask) or math.isinf(bid_qty) or math.isinf(ask_qty):
         s.n_bad_quotes += 1
         return False
+    if p.k_spread != 0:  # the spread held since the last quote event, for its time average
+        if s.spr_prev_ns >= 0 and ts_ns > s.spr_prev_ns:
+            dt = float(ts_ns - s.spr_prev_ns)
+            s.spr_sum += s.spr_prev * dt
+            s.spr_dt += dt
+        s.spr_prev = ask - bid
+        s.spr_prev_ns = ts_ns
     s.ts_ns = ts_ns
     s.bid = bid
     s.bid_qty = bid_qty
@@ -284,7 +291,7 @@ def on_quote_rec(p, s, o, a, ts_ns, bid, bid_qty, ask, ask_qty):
     """A best bid/ask update: the whole tick-to-quote cycle. Returns the number of actions."""
     s.n_events += 1
     _mark(s, MK_START)
-    if not market_update(s, ts_ns, bid, bid_qty, ask, ask_qty):
+    if not market_update(p, s, ts_ns, bid, bid_qty, ask, ask_qty):
         return 0
     _mark(s, MK_MARKET)
     vol_sample(p, s, ts_ns)

@@ -93,7 +93,7 @@ def bench_config(requote: str = "always") -> StrategyConfig:
     """The engine config the bench runs: estimators on (sigma, A, k 'auto'), two levels a side."""
     return StrategyConfig.model_validate(
         {
-            "model": {"kind": "as-rolling", "gamma": 0.1, "tau_s": 60.0},
+            "model": {"kind": "as-rolling", "gamma": 0.1, "k": "auto", "tau_s": 60.0},
             "quoting": {"tick": 0.01, "lot": 0.001, "levels": 2, "size": 0.01, "requote_always": requote == "always"},
             "risk": {"max_position": 1.0},
             "estimators": {
