@@ -58,6 +58,7 @@ def run_many(
     end_ns: int | None = None,
     progress: Callable[[int, int | None], None] | None = None,
     threads: int = 1,
+    keep_fills: int = 200_000,
 ) -> list[BacktestResult]:
     """Run K backtests over ``data`` in one pass (see the module's docstring).
 
@@ -73,6 +74,8 @@ def run_many(
         ``progress(rows_done, rows_total_or_None)`` after each chunk (rows of the data, once).
     threads : int
         Threads stepping the K backtests over each chunk (1: in this thread).
+    keep_fills : int
+        How many fills each result keeps (``Backtester``; the summaries count every fill).
 
     Returns
     -------
@@ -90,7 +93,7 @@ def run_many(
             lt = data["local_ts"]
             _check_samples([b for _, b in configs], max(0, int(lt[-1]) - int(lt[0])))
         meta = dict(meta0)
-        bts = [Backtester(adapt_config(c, meta), backtest=b, meta=meta) for c, b in configs]
+        bts = [Backtester(adapt_config(c, meta), backtest=b, meta=meta, keep_fills=keep_fills) for c, b in configs]
         t0 = time.perf_counter()
         for bt in bts:
             bt.t_start = t0

@@ -82,8 +82,8 @@ def run_job(job: Job) -> tuple[int, list[tuple[int, dict[str, Any]]], dict[str, 
         def progress(done: int, total: int | None) -> None:
             queue.put((job.job_id, done))
 
-    results = run_many(
-        job.paths, cfgs, start_ns=job.start_ns, end_ns=job.end_ns, progress=progress, threads=job.threads
+    results = run_many(  # the figures only: no fills kept for a report
+        job.paths, cfgs, start_ns=job.start_ns, end_ns=job.end_ns, progress=progress, threads=job.threads, keep_fills=0
     )
     out = []
     meta: dict[str, Any] = {}
