@@ -7,7 +7,7 @@ PYTEST_WORKERS ?= 2
 
 BENCH_STORE ?= .bench/bench-10M-seed1.parquet
 
-.PHONY: run test check format bench bench-backtest bench-levels bench-data bench-peer defaults-table fuzz clean
+.PHONY: run test check format bench bench-backtest bench-levels bench-data bench-peer bench-sweep defaults-table fuzz clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -57,6 +57,12 @@ bench-data: $(STAMP)
 ## 5 alternated runs each, JSON written to bench_peer.json
 bench-peer: $(STAMP)
 	$(BIN)/python benchmarks/peer/bench_peer.py --json bench_peer.json
+
+## bench-sweep: a 16-point avmm sweep (quoting.refresh_s x backtest.maker_fee) against 16 sequential avmm backtest
+## runs of the same points on 'avmm data synth --events 10000000' (written once to .bench/), in config x events/s;
+## JSON written to bench_sweep.json
+bench-sweep: $(STAMP)
+	$(BIN)/python benchmarks/sweep_bench.py --json bench_sweep.json
 
 ## defaults-table: the default config on every sample of ../shared/data and the built-in session (README table)
 defaults-table: $(STAMP)

@@ -233,6 +233,12 @@ def kept() -> list[Path]:
     return list(_DONE)
 
 
+def mark_kept(path: Path | str) -> None:
+    """Count ``path``, written outside ``atomic_output`` (an append-only partial file), among the
+    outputs kept (the interruption line names it)."""
+    _DONE.append(Path(path))
+
+
 def register_temp(path: Path) -> None:
     """Track a temporary file written outside ``atomic_output`` (removed at exit if still there)."""
     _LIVE.add(path)

@@ -26,10 +26,37 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from numba import njit
 
 from avmm.backtest.state import MARKOUT_S, NH
+from avmm.jit import NJIT
 
 SECONDS_PER_YEAR = 365.0 * 86400.0
+
+
+@njit(**NJIT)
+def _fill_sums(
+    side: np.ndarray, px: np.ndarray, qty: np.ndarray, mid: np.ndarray, mo: np.ndarray, acc: np.ndarray
+) -> None:
+    """One pass over a batch of fills, in fill order, into the running sums ``acc``: [0] quantity,
+    [1] spread captured relative to the price x quantity, [2] in price units x quantity, [3] fills of
+    our bids, then per markout horizon the relative markout x quantity ([4:4+NH]) and the quantity
+    with a markout ([4+NH:4+2NH])."""
+    nh = mo.shape[1]
+    for i in range(px.shape[0]):
+        sd = float(side[i])
+        p = px[i]
+        q = qty[i]
+        acc[0] += q
+        acc[1] += sd * (mid[i] - p) / p * q
+        acc[2] += sd * (mid[i] - p) * q
+        if sd > 0:
+            acc[3] += 1.0
+        for j in range(nh):
+            m = mo[i, j]
+            if not math.isnan(m):
+                acc[4 + j] += sd * (m - p) / p * q
+                acc[4 + nh + j] += q
 
 
 class FillStats:
@@ -39,13 +66,8 @@ class FillStats:
         self.keep = keep
         self.kept: list[np.ndarray] = []
         self.n_kept = 0
-        self.qty = 0.0
-        self.spread_num = 0.0
-        self.spread_quote = 0.0
-        self.mo_num = np.zeros(NH)
-        self.mo_den = np.zeros(NH)
-        self.n_bid = 0  # fills of our bids (we bought)
-        self.n_ask = 0
+        self.n = 0
+        self.acc = np.zeros(4 + 2 * NH)  # running sums (``_fill_sums``), in fill order
 
     def add(self, f: np.ndarray) -> None:
         if f.size == 0:
@@ -54,19 +76,28 @@ class FillStats:
             part = f[: self.keep - self.n_kept].copy()
             self.kept.append(part)
             self.n_kept += part.size
-        side = f["side"].astype(np.float64)
-        nb = int((side > 0).sum())
-        self.n_bid += nb
-        self.n_ask += f.size - nb
-        px, q = f["px"], f["qty"]
-        self.qty += float(q.sum())
-        self.spread_num += float((side * (f["mid"] - px) / px * q).sum())
-        self.spread_quote += float((side * (f["mid"] - px) * q).sum())
-        mo = f["mo"]
-        ok = ~np.isnan(mo)
-        rel = np.where(ok, side[:, None] * (mo - px[:, None]) / px[:, None] * q[:, None], 0.0)
-        self.mo_num += rel.sum(axis=0)
-        self.mo_den += np.where(ok, q[:, None], 0.0).sum(axis=0)
+        self.n += f.size
+        _fill_sums(f["side"], f["px"], f["qty"], f["mid"], f["mo"], self.acc)
+
+    @property
+    def qty(self) -> float:
+        return float(self.acc[0])
+
+    @property
+    def spread_num(self) -> float:
+        return float(self.acc[1])
+
+    @property
+    def spread_quote(self) -> float:
+        return float(self.acc[2])
+
+    @property
+    def n_bid(self) -> int:
+        return int(self.acc[3])
+
+    @property
+    def n_ask(self) -> int:
+        return self.n - self.n_bid
 
     def fills(self) -> np.ndarray:
         from avmm.backtest.state import FILL_DTYPE
@@ -74,8 +105,9 @@ class FillStats:
         return np.concatenate(self.kept) if self.kept else np.zeros(0, dtype=FILL_DTYPE)
 
     def markouts_bps(self) -> np.ndarray:
+        num, den = self.acc[4 : 4 + NH], self.acc[4 + NH :]
         with np.errstate(invalid="ignore", divide="ignore"):
-            return np.where(self.mo_den > 0, self.mo_num / self.mo_den * 1e4, np.nan)
+            return np.where(den > 0, num / den * 1e4, np.nan)
 
 
 def _f(x: float) -> float | None:
@@ -102,22 +134,57 @@ def ratios(pnl: np.ndarray, capital: float, interval_s: float) -> tuple[float | 
     return (_f(sharpe) if sharpe is not None else None), (_f(sortino) if sortino is not None else None)
 
 
+@njit(**NJIT)
+def _distances(
+    bid: np.ndarray,
+    ask: np.ndarray,
+    our_bid: np.ndarray,
+    our_ask: np.ndarray,
+    tick: float,
+    d: np.ndarray,
+    sp: np.ndarray,
+) -> tuple[int, int, int]:
+    """One pass over the samples: our quotes' distances behind the touch in ticks into ``d`` (finite
+    ones only), the market's spreads in ticks into ``sp``; returns (len of d, len of sp, samples with
+    both sides quoted)."""
+    nd = 0
+    ns = 0
+    both = 0
+    for i in range(bid.shape[0]):
+        b = bid[i]
+        a = ask[i]
+        if not (math.isfinite(b) and math.isfinite(a)):
+            continue
+        sp[ns] = (a - b) / tick
+        ns += 1
+        x = (b - our_bid[i]) / tick
+        y = (our_ask[i] - a) / tick
+        fx = math.isfinite(x)
+        fy = math.isfinite(y)
+        if fx:
+            d[nd] = x
+            nd += 1
+        if fy:
+            d[nd] = y
+            nd += 1
+        if fx and fy:
+            both += 1
+    return nd, ns, both
+
+
 def quote_distance(samples: np.ndarray, tick: float) -> tuple[float | None, float | None, float]:
     """From the equity samples: the median distance of our best quotes from our side's best price,
     in ticks (both sides pooled; a side without a quote left out), the market's median spread in
     ticks, and the fraction of samples with both sides quoted."""
     if samples.size == 0 or tick <= 0:
         return None, None, 0.0
-    ok = np.isfinite(samples["bid"]) & np.isfinite(samples["ask"])
-    s = samples[ok]
-    if s.size == 0:
+    n = samples.size
+    d, sp = np.empty(2 * n), np.empty(n)
+    nd, ns, both = _distances(samples["bid"], samples["ask"], samples["our_bid"], samples["our_ask"], tick, d, sp)
+    if ns == 0:
         return None, None, 0.0
-    d_bid = (s["bid"] - s["our_bid"]) / tick
-    d_ask = (s["our_ask"] - s["ask"]) / tick
-    d = np.concatenate([d_bid[np.isfinite(d_bid)], d_ask[np.isfinite(d_ask)]])
-    both = float((np.isfinite(d_bid) & np.isfinite(d_ask)).mean())
-    spread = float(np.median((s["ask"] - s["bid"]) / tick))
-    return (float(np.median(d)) if d.size else None), spread, both
+    dist = float(np.median(d[:nd])) if nd else None
+    return dist, float(np.median(sp[:ns])), both / ns
 
 
 def summarize(

@@ -20,7 +20,7 @@ reading error comes out where its chunks would have.
 From one chunk to the next, the rows of the old chunk one cursor has not passed yet (the strategy
 lags the exchange) are run with the head of the new chunk as a small bridge chunk (``_bridge``): a
 few rows are copied, never the new chunk. Results are bit-identical whatever the chunk size and with
-or without the read-ahead (the fills reach the summary's sums in fixed blocks, ``_stage_fills``).
+or without the read-ahead (the summary sums the fills one by one, in fill order: ``metrics.FillStats``).
 
 Memory is bounded by the chunk size: the columns of two Parquet row groups (the one being run, in
 chunks, and the one read ahead; one without read-ahead), fixed-size rings, and output buffers
@@ -73,7 +73,6 @@ COLS = ("exch_ts", "local_ts", "px", "qty", "px2", "qty2", "kind", "side")
 COL_DTYPES = (np.int64, np.int64, np.float64, np.float64, np.float64, np.float64, np.uint8, np.int8)
 FOUT_CAP = 1 << 16
 SOUT_CAP = 1 << 16
-FILL_BLOCK = 1 << 14  # fills per block of the summary's aggregates (``Backtester._stage_fills``)
 BRIDGE_ROWS = 64  # rows of the next chunk, beyond twice the rows still to be seen, in a first bridge
 
 
@@ -232,8 +231,6 @@ class Backtester:
         self.fout = np.zeros(FOUT_CAP, dtype=FILL_DTYPE)
         self.sout = np.zeros(SOUT_CAP, dtype=SAMPLE_DTYPE)
         self.fills = FillStats(keep_fills)
-        self.staged = np.zeros(FILL_BLOCK, dtype=FILL_DTYPE)  # fills not yet in ``fills`` (``_stage_fills``)
-        self.n_staged = 0
         self.samples: list[np.ndarray] = []
         self.n_samples = 0
         self.sample_limit = available_memory() // 2
@@ -248,7 +245,7 @@ class Backtester:
         bs = self.bs
         nf, ns = int(bs["n_fout"][0]), int(bs["n_sout"][0])
         if nf:
-            self._stage_fills(self.fout[:nf])
+            self.fills.add(self.fout[:nf])  # sums in fill order: the same whatever the chunking
             if self.on_fills is not None:
                 self.on_fills(self.fout[:nf])
         if ns:
@@ -261,24 +258,6 @@ class Backtester:
                 )
         bs["n_fout"] = 0
         bs["n_sout"] = 0
-
-    def _stage_fills(self, f: np.ndarray) -> None:
-        """Hand the fills to the summary's aggregates in blocks of ``FILL_BLOCK`` by fill number, not
-        in the batches the loop returns (which depend on the chunking): the floating-point sums then
-        come out bit-identical whatever the chunk size."""
-        i, n = 0, f.shape[0]
-        while i < n:
-            if self.n_staged == 0 and n - i >= FILL_BLOCK:  # a whole block: no copy
-                self.fills.add(f[i : i + FILL_BLOCK])
-                i += FILL_BLOCK
-                continue
-            k = min(n - i, FILL_BLOCK - self.n_staged)
-            self.staged[self.n_staged : self.n_staged + k] = f[i : i + k]
-            self.n_staged += k
-            i += k
-            if self.n_staged == FILL_BLOCK:
-                self.fills.add(self.staged)
-                self.n_staged = 0
 
     def _step(self, *args: Any) -> int:
         """One call of the compiled loop; an exception out of it is the signal's (the loop raises
@@ -390,8 +369,6 @@ class Backtester:
             self.cols = as_columns(np.zeros(0, dtype=EVENT_DTYPE))
         st = self._run(1)
         assert st == ST_DONE
-        self.fills.add(self.staged[: self.n_staged])
-        self.n_staged = 0
         self.done = True
         b = self.bt
         bs = self.bs[0]
