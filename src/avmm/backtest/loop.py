@@ -61,7 +61,7 @@ from avmm.backtest.state import (
     SAMPLE_DTYPE,
     XORDER_DTYPE,
 )
-from avmm.core.signal_slot import signal_step  # SIGNAL SLOT (replaced in compiled copies)
+from avmm.core.signal_none import signal_step  # SIGNAL SLOT (replaced in compiled copies)
 from avmm.core.state import ACT_AMEND, ACT_CANCEL, ACT_PLACE, ACTION_DTYPE, ORDER_DTYPE
 from avmm.core.strategy import (
     on_ack_rec,

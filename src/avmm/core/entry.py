@@ -12,7 +12,7 @@ from __future__ import annotations
 from numba import carray, njit
 
 from avmm.core.ladder import compute_targets
-from avmm.core.signal_slot import signal_step  # SIGNAL SLOT (replaced in compiled copies)
+from avmm.core.signal_none import signal_step  # SIGNAL SLOT (replaced in compiled copies)
 from avmm.core.state import (
     ACTION_DTYPE,
     MAX_ACTIONS,

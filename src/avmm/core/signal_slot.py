@@ -1,8 +1,9 @@
 """Where the runtimes' loops call a user's signal (``core/signal_api.py``): ``signal_step`` fills the
 view from the event and the state, calls the signal and keeps its outputs in the state, which
-``ladder.compute_targets`` applies. The backtest loop and the ``Engine``'s entry points import
-``signal_step`` from here; ``core/signals.py`` compiles a copy of this module, and of those loops,
-with the user's function in place of ``signal_none.signal`` (the import line below).
+``ladder.compute_targets`` applies. ``core/signals.py`` compiles a copy of this module with the
+user's function in place of ``signal_none.signal`` (the import line below), and copies of the
+loops (the backtest's ``run_chunk``, the ``Engine``'s entry points) calling it instead of
+``signal_none.signal_step`` (which does nothing).
 """
 
 from __future__ import annotations

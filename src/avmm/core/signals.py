@@ -1,9 +1,9 @@
 """A user's signal compiled into a runtime's loop (``[signals]``; the API is ``core/signal_api.py``).
 
 The loops (the backtest's ``run_chunk``, the ``Engine``'s ``on_quote_at`` / ``on_trade_at``) call
-``signal_slot.signal_step``, which calls ``signal_none.signal`` (nothing) by default. With a signal
-file, ``compiled_variant`` writes a copy of the user's file, a copy of ``signal_slot.py`` importing
-the user's function instead, and a copy of the loop's module importing that slot, into
+``signal_none.signal_step``: nothing, compiled away, no cost without a signal. With a signal file,
+``compiled_variant`` writes a copy of the user's file, a copy of ``signal_slot.py`` importing the
+user's function, and a copy of the loop's module calling that slot's ``signal_step``, into
 ``$AVMM_CACHE/signals/<key>/`` (``~/.cache/avmm``), and imports the copy. Each file is named by the
 hash of its content, so numba's on-disk cache (``cache=True``) serves a second run in about a
 second, and an edit of the signal file is a new key: never stale. (The cache directory of numba is
@@ -31,7 +31,7 @@ from typing import Any
 from avmm.errors import UserError
 
 SLOT_IMPORT = "from avmm.core.signal_none import signal as user_signal"
-SLOT_LINE = "from avmm.core.signal_slot import signal_step"
+SLOT_LINE = "from avmm.core.signal_none import signal_step"
 _HERE = Path(__file__).resolve().parent
 
 
