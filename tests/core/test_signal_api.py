@@ -1,7 +1,5 @@
 """A user's signal compiled into the core: its effect, its errors, its cache."""
 
-import math
-
 import numpy as np
 import pytest
 
