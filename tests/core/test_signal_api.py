@@ -93,6 +93,14 @@ def test_a_nan_is_counted_and_ignored(tmp_path):
             "from numba import njit\n@njit\ndef signal(ts_ns, v, params, st):\n    return undefined_name, 1.0, 1.0\n",
             r"sig.py:4: signal does not compile",
         ),
+        (
+            "from numba import njit\n@njit\ndef signal(ts_ns, v):\n    return 0.0, 1.0, 1.0\n",
+            r"signal does not compile",
+        ),
+        (
+            "from numba import njit\n@njit\ndef signal(ts_ns, v, params, st):\n    return 1j, 1.0, 1.0\n",
+            r"it must return three numbers",
+        ),
     ],
 )
 def test_a_broken_signal_is_one_line(tmp_path, text, match):

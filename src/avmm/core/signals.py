@@ -17,17 +17,21 @@ naming the file (and the line when Python or numba says it).
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import hashlib
 import importlib
 import os
 import re
 import sys
+import tempfile
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from avmm._version import __version__
 from avmm.errors import UserError
 
 SLOT_IMPORT = "from avmm.core.signal_none import signal as user_signal"
@@ -46,10 +50,22 @@ class SignalSource:
     @property
     def key(self) -> str:
         h = hashlib.sha256()
-        for part in (self.function.encode(), self.text, (_HERE / "signal_slot.py").read_bytes()):
+        for part in (self.function.encode(), self.text, _package_hash()):
             h.update(len(part).to_bytes(8, "little"))
             h.update(part)
         return h.hexdigest()[:20]
+
+
+@functools.cache
+def _package_hash() -> bytes:
+    """avmm's version and every source file: the compiled copies inline avmm's code, and numba
+    tracks only their own files (this holds even with an explicit ``NUMBA_CACHE_DIR``)."""
+    h = hashlib.sha256(__version__.encode())
+    pkg = _HERE.parent
+    for f in sorted(pkg.rglob("*.py")):
+        h.update(str(f.relative_to(pkg)).encode())
+        h.update(f.read_bytes())
+    return h.digest()
 
 
 def signal_source(file: str | None, function: str) -> SignalSource | None:
@@ -81,9 +97,17 @@ def _write_once(path: Path, data: bytes) -> None:
     concurrent process never imports half a file)."""
     if path.exists():
         return
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)  # a concurrent writer's identical file may win: either is the same
+    except OSError as e:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise UserError(
+            f"signals: cannot write the compiled signal to {path.parent} ({e.strerror}); set AVMM_CACHE"
+        ) from None
 
 
 def _user_error(src: SignalSource, copy: Path, e: BaseException) -> UserError:
@@ -114,11 +138,11 @@ def _check_function(src: SignalSource, mod: ModuleType, copy: Path) -> None:
     arr = types.float64[::1]
     try:
         fn.compile((types.int64, arr, arr, arr))
-    except NumbaError as e:
+    except (NumbaError, TypeError) as e:  # TypeError: a signature the function cannot take
         raise _compile_error(src, copy, str(e)) from None
     ret = fn.nopython_signatures[-1].return_type
     parts = list(getattr(ret, "types", ())) if isinstance(ret, types.BaseTuple) else []
-    ok = len(parts) == 3 and all(isinstance(t, types.Number) for t in parts)
+    ok = len(parts) == 3 and all(isinstance(t, (types.Integer, types.Float)) for t in parts)
     if not ok:
         raise UserError(
             f"{src.path}: {src.function} returns {ret}: it must return three numbers (shift, spread_mult, skew_mult)"
@@ -170,6 +194,7 @@ def compiled_variant(src: SignalSource, template: Path, name: str) -> ModuleType
     _write_once(d / f"{var_mod}.py", text.encode())
     if str(d) not in sys.path:
         sys.path.insert(0, str(d))
+    importlib.invalidate_caches()
     try:
         user = importlib.import_module(user_mod)
     except Exception as e:  # the user's code: any error on import is theirs
