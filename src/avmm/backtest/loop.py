@@ -61,7 +61,7 @@ from avmm.backtest.state import (
     SAMPLE_DTYPE,
     XORDER_DTYPE,
 )
-from avmm.core.signal_none import signal_step  # SIGNAL SLOT (replaced in compiled copies)
+from avmm.core.signal_none import signal_depth, signal_step  # SIGNAL SLOT (replaced in compiled copies)
 from avmm.core.state import ACT_AMEND, ACT_CANCEL, ACT_PLACE, ACTION_DTYPE, ORDER_DTYPE
 from avmm.core.strategy import (
     on_ack_rec,
@@ -298,6 +298,7 @@ def run_chunk(  # noqa: C901  (compiled event loop)
                 na = on_trade_rec(p, s, o, a, t, px[il], qty[il], side[il])
             else:
                 bs.n_depth += 1
+                signal_depth(p, s, k, side[il], px[il], qty[il])
             if na > 0:
                 send_actions(bs, a, na, lat, rq, t)
             if bs.next_timer == 0 and bp.timer_ns > 0:

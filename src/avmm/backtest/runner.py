@@ -213,7 +213,7 @@ class Backtester:
     ):
         self.bt = _backtest_section(cfg, backtest)
         self.cfg = _strategy_only(cfg)
-        self.signal = signal_source(self.cfg.signals.file, self.cfg.signals.function)
+        self.signal = signal_source(self.cfg.signals.file, self.cfg.signals.function, self.cfg.signals.builtins_on())
         self.run_chunk = run_chunk if self.signal is None else loop_with_signal(self.signal).run_chunk
         self.meta = meta or {}
         self.params = to_params(cfg)

@@ -15,8 +15,12 @@ from typing import Annotated, Any, Literal, TypeVar
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from avmm.core import signal_builtin as sb
 from avmm.core.model import MODEL_NAMES
+from avmm.core.signal_api import LEVELS
+from avmm.core.signal_builtin import MAX_BARS
 from avmm.core.state import (
+    BSIG_PARAMS,
     FAIR_MICRO,
     FAIR_MID,
     MAX_INT_BINS,
@@ -194,6 +198,75 @@ class LoggingConfig(BaseModel):
     seed: int = Field(0, ge=0, le=SEED_MAX, description="seed of the log sampling")
 
 
+WEIGHT_MAX = 1e6
+
+
+class VampSignal(BaseModel):
+    model_config = STRICT
+    weight: float = Field(
+        0.0, ge=-WEIGHT_MAX, le=WEIGHT_MAX, description="fair price shift = weight * (VAMP - mid); 0: off"
+    )
+    levels: int = Field(
+        1, ge=1, le=LEVELS, description="levels in VAMP: 1 the touch (the micro-price), more where the data has depth"
+    )
+
+
+class ImbalanceSignal(BaseModel):
+    model_config = STRICT
+    weight: float = Field(
+        0.0,
+        ge=-WEIGHT_MAX,
+        le=WEIGHT_MAX,
+        description="shift = weight * book imbalance (-1..1) * the market's half spread; 0: off",
+    )
+    levels: int = Field(1, ge=1, le=LEVELS, description="levels summed: 1 the touch, more where the data has depth")
+
+
+class FlowSignal(BaseModel):
+    model_config = STRICT
+    weight: float = Field(
+        0.0,
+        ge=-WEIGHT_MAX,
+        le=WEIGHT_MAX,
+        description="shift = weight * trade-flow imbalance (-1..1) * the market's half spread; 0: off",
+    )
+    window_s: float = Field(10.0, gt=0, le=TIME_MAX_S, description="the buy / sell volumes decay by exp(-dt/window_s)")
+
+
+class CandlesSignal(BaseModel):
+    model_config = STRICT
+    weight: float = Field(
+        0.0,
+        ge=-WEIGHT_MAX,
+        le=WEIGHT_MAX,
+        description="shift = weight * momentum of volume bars (price per bar); 0: off",
+    )
+    bars: int = Field(5, ge=1, le=MAX_BARS, description="momentum over this many bars: (close_0 - close_bars) / bars")
+    bar_volume: float | None = Field(
+        None, gt=0, le=SIZE_MAX, description="base units per bar (unset: bar_trades times the mean trade size)"
+    )
+    bar_trades: float = Field(50.0, gt=0, le=1e9, description="without bar_volume: a bar is this many mean trades")
+
+
+class DynGammaSignal(BaseModel):
+    model_config = STRICT
+    weight: float = Field(
+        0.0,
+        ge=-100,
+        le=100,
+        description="the inventory skew times (sigma_fast / sigma_slow) ** weight; 0: off",
+    )
+    fast_s: float = Field(30.0, gt=0, le=TIME_MAX_S, description="the fast variance window, seconds")
+    slow_s: float = Field(600.0, gt=0, le=TIME_MAX_S, description="the slow variance window, seconds")
+    max_mult: float = Field(3.0, ge=1, le=1e6, description="the factor is clipped to [1/max_mult, max_mult]")
+
+    @model_validator(mode="after")
+    def _windows(self) -> DynGammaSignal:
+        if self.weight != 0 and self.fast_s >= self.slow_s:
+            raise ValueError(f"fast_s ({self.fast_s:g}) must be shorter than slow_s ({self.slow_s:g})")
+        return self
+
+
 class SignalsConfig(BaseModel):
     model_config = STRICT
     file: str | None = Field(
@@ -203,6 +276,44 @@ class SignalsConfig(BaseModel):
     params: list[Annotated[float, Field(ge=-PRICE_MAX, le=PRICE_MAX)]] = Field(
         [], max_length=SIG_PARAMS, description="the signal's parameters (params[0], ...; zeros after these)"
     )
+    depth_levels: int = Field(
+        1, ge=1, le=LEVELS, description="book levels (the touch included) in the user's signal's view"
+    )
+    vamp: VampSignal = VampSignal()
+    imbalance: ImbalanceSignal = ImbalanceSignal()
+    flow: FlowSignal = FlowSignal()
+    candles: CandlesSignal = CandlesSignal()
+    dyn_gamma: DynGammaSignal = DynGammaSignal()
+
+    def builtins_on(self) -> bool:
+        """A built-in signal has a weight other than 0."""
+        return any(x.weight != 0 for x in (self.vamp, self.imbalance, self.flow, self.candles, self.dyn_gamma))
+
+    def depth_wanted(self) -> int:
+        """Levels below the touch some signal reads (0: the touch only)."""
+        n = [self.depth_levels if self.file is not None else 1]
+        n += [x.levels for x in (self.vamp, self.imbalance) if x.weight != 0]
+        return max(n) - 1
+
+
+def builtin_params(sc: SignalsConfig) -> np.ndarray:
+    """The built-in signals' parameters as ``core/signal_builtin.py`` reads them."""
+    b = np.zeros(BSIG_PARAMS)
+    b[sb.P_VAMP_W] = sc.vamp.weight
+    b[sb.P_VAMP_LEVELS] = sc.vamp.levels
+    b[sb.P_IMB_W] = sc.imbalance.weight
+    b[sb.P_IMB_LEVELS] = sc.imbalance.levels
+    b[sb.P_FLOW_W] = sc.flow.weight
+    b[sb.P_FLOW_WINDOW_S] = sc.flow.window_s
+    b[sb.P_CANDLE_W] = sc.candles.weight
+    b[sb.P_CANDLE_VOLUME] = sc.candles.bar_volume or 0.0
+    b[sb.P_CANDLE_TRADES] = sc.candles.bar_trades
+    b[sb.P_CANDLE_BARS] = sc.candles.bars
+    b[sb.P_DYN_W] = sc.dyn_gamma.weight
+    b[sb.P_DYN_FAST_S] = sc.dyn_gamma.fast_s
+    b[sb.P_DYN_SLOW_S] = sc.dyn_gamma.slow_s
+    b[sb.P_DYN_MAX] = sc.dyn_gamma.max_mult
+    return b
 
 
 class StrategyConfig(BaseModel):
@@ -345,8 +456,13 @@ def to_params(cfg: StrategyConfig) -> np.ndarray:
     p["vwap_buckets"] = e.vwap_buckets
     p["vwap_bucket_ns"] = max(1, int(e.vwap_window_s * 1e9) // e.vwap_buckets)
     p["sigma_interval_ns"] = round(e.sigma_interval_s * 1e9)
-    p["sig_on"] = int(cfg.signals.file is not None)
-    p["sig_params"][0, : len(cfg.signals.params)] = cfg.signals.params
+    sc = cfg.signals
+    p["sig_user"] = int(sc.file is not None)
+    p["bsig_on"] = int(sc.builtins_on())
+    p["sig_on"] = int(sc.file is not None or sc.builtins_on())
+    p["sig_params"][0, : len(sc.params)] = sc.params
+    p["bsig_params"][0] = builtin_params(sc)
+    p["sig_depth"] = sc.depth_wanted() if p["sig_on"][0] else 0
     p["log_rate"] = lg.sample_rate
     p["seed"] = lg.seed
     return p

@@ -38,6 +38,8 @@ class Engine:
     * ``on_fill(ts_ns, oid, side, px, qty, fee) -> n_actions``
     * ``on_ack(oid)``, ``on_reject(oid)``, ``on_canceled(oid)``
     * ``on_timer(ts_ns) -> n_actions``
+    * ``on_depth(kind, side, px, qty)``: a depth row (``events.DEPTH`` / ``SNAPSHOT`` / ``CLEAR``) for
+      the signals' book beyond the touch (nothing when no signal reads depth)
     """
 
     __slots__ = (
@@ -55,6 +57,7 @@ class Engine:
         "on_reject",
         "on_canceled",
         "on_timer",
+        "on_depth",
         "targets",
     )
 
@@ -69,7 +72,9 @@ class Engine:
         scratch_mem = CoreMemory(params)  # kept alive until binding is done
         scratch = scratch_mem.address
         addr, i64, f64 = self.mem.address, 0, 0.0
-        core = entry_module(signal_source(self.cfg.signals.file, self.cfg.signals.function))
+        core = entry_module(
+            signal_source(self.cfg.signals.file, self.cfg.signals.function, self.cfg.signals.builtins_on())
+        )
         self.on_quote = partial(bind(core.on_quote_at, scratch, i64, f64, f64, f64, f64), addr)
         self.on_trade = partial(bind(core.on_trade_at, scratch, i64, f64, f64, i64), addr)
         self.on_fill = partial(bind(core.on_fill_at, scratch, i64, i64, i64, f64, f64, f64), addr)
@@ -77,6 +82,7 @@ class Engine:
         self.on_reject = partial(bind(core.on_reject_at, scratch, i64), addr)
         self.on_canceled = partial(bind(core.on_canceled_at, scratch, i64), addr)
         self.on_timer = partial(bind(core.on_timer_at, scratch, i64), addr)
+        self.on_depth = partial(bind(core.on_depth_at, scratch, i64, i64, f64, f64), addr)
         self.targets = partial(bind(core.targets_at, scratch, i64), addr)
         del scratch_mem
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from numba import carray, njit
 
 from avmm.core.ladder import compute_targets
-from avmm.core.signal_none import signal_step  # SIGNAL SLOT (replaced in compiled copies)
+from avmm.core.signal_none import signal_depth, signal_step  # SIGNAL SLOT (replaced in compiled copies)
 from avmm.core.state import (
     ACTION_DTYPE,
     MAX_ACTIONS,
@@ -59,6 +59,14 @@ def on_trade_at(addr, ts_ns, px, qty, side):
     p, s, o, a = views(addr)
     signal_step(p[0], s[0], ts_ns, 2, px, qty, float(side), 0.0)
     return on_trade_rec(p[0], s[0], o, a, ts_ns, px, qty, side)
+
+
+@njit(**NJIT)
+def on_depth_at(addr, kind, side, px, qty):
+    """A depth row (``events.DEPTH`` / ``SNAPSHOT`` at a price, ``side`` > 0 bids; ``CLEAR``) into
+    the signals' book; nothing when no signal reads depth."""
+    p, s, o, a = views(addr)
+    signal_depth(p[0], s[0], kind, side, px, qty)
 
 
 @njit(**NJIT)

@@ -14,7 +14,7 @@ A signal is a numba ``@njit`` function in a plain Python file::
 called on every market event before the strategy handles it, with
 
 * ``ts_ns`` -- the event's time, int64 ns;
-* ``v`` -- the view, float64[16], read-only by contract (the core refills it each event): the
+* ``v`` -- the view, float64[40], read-only by contract (the core refills it each event): the
   slots below; prices in quote currency, sizes in base units, sigma in price/sqrt(s) (NaN until
   the estimator is warm), the position in base units;
 * ``params`` -- float64[16], ``signals.params`` from the config (zeros after those given);
@@ -44,6 +44,17 @@ TRADE_SIDE = 12  # aggressor: +1 buy, -1 sell, 0 unknown
 MAX_POSITION = 13  # risk.max_position, base units
 TICK = 14
 LOT = 15
+# the book by level, level 0 the touch: v[BID_PX_L + i], v[BID_QTY_L + i] for i < v[N_BID_L] (the
+# same for asks). Without depth in the data (or without ``signals.depth_levels``) only the touch.
+# Levels beyond the touch come from the depth rows, strictly worse than the touch of the quote
+# stream (which is fresher than the depth diffs).
+LEVELS = 5
+BID_PX_L = 16
+BID_QTY_L = 21
+ASK_PX_L = 26
+ASK_QTY_L = 31
+N_BID_L = 36  # levels known on the bid side, the touch included (0 before the first quote)
+N_ASK_L = 37
 
 EV_QUOTE = 1.0
 EV_TRADE = 2.0

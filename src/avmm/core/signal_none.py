@@ -17,3 +17,9 @@ def signal(ts_ns, v, params, st):
 def signal_step(p, s, ts_ns, kind, a, b, c, d):
     """Nothing: the default loops have no signal (``signal_slot.signal_step`` with one)."""
     return
+
+
+@njit(**NJIT_INLINE)
+def signal_depth(p, s, kind, side, px, qty):
+    """Nothing: no signal reads the book (``signal_slot.signal_depth`` with one)."""
+    return

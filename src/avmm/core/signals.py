@@ -35,7 +35,7 @@ from avmm._version import __version__
 from avmm.errors import UserError
 
 SLOT_IMPORT = "from avmm.core.signal_none import signal as user_signal"
-SLOT_LINE = "from avmm.core.signal_none import signal_step"
+SLOT_LINE = "from avmm.core.signal_none import signal_depth, signal_step"
 _HERE = Path(__file__).resolve().parent
 
 
@@ -68,11 +68,15 @@ def _package_hash() -> bytes:
     return h.digest()
 
 
-def signal_source(file: str | None, function: str) -> SignalSource | None:
-    """The signal file named by ``signals.file`` (None: no signal), read; a missing or unreadable
-    file is one line."""
+def signal_source(file: str | None, function: str, builtins: bool = False) -> SignalSource | None:
+    """The signal file named by ``signals.file``, read (a missing or unreadable file is one line);
+    without a file, ``signal_none`` when a built-in signal is on (the loops then call the slot), or
+    None: no signal, the default loops."""
     if file is None:
-        return None
+        if not builtins:
+            return None
+        none = _HERE / "signal_none.py"
+        return SignalSource(none, none.read_bytes(), "signal")
     path = Path(file).expanduser()
     try:
         text = path.read_bytes()
@@ -185,7 +189,7 @@ def compiled_variant(src: SignalSource, template: Path, name: str) -> ModuleType
     text = template.read_text()
     if SLOT_LINE not in text:
         raise RuntimeError(f"{template}: the signal slot import is missing")
-    text = text.replace(SLOT_LINE, f"from {slot_mod} import signal_step")
+    text = text.replace(SLOT_LINE, f"from {slot_mod} import signal_depth, signal_step")
     vkey = hashlib.sha256(text.encode()).hexdigest()[:12]
     var_mod = f"avmm_sig{name}_{key}_{vkey}"
     copy = d / f"{user_mod}.py"

@@ -28,9 +28,12 @@ MAX_VWAP_BUCKETS = 120
 LOG_CAP = 256  # sampled-log ring
 LOG_WIDTH = 8  # ts, event kind, mid, q, bid, ask, n_actions, sigma
 N_MARKS = 8  # stage timing marks
-SIG_VIEW = 16  # the signal's view of the market (core/signal_api.py names the slots)
+SIG_VIEW = 40  # the signal's view of the market (core/signal_api.py names the slots)
 SIG_PARAMS = 16  # the signal's parameters from the config
 SIG_STATE = 256  # the signal's own state
+BSIG_PARAMS = 16  # the built-in signals' parameters (core/signal_builtin.py)
+BSIG_STATE = 96  # their state
+DEPTH_CAP = 256  # depth levels kept per side for the signals (the worst dropped when full: core/depth.py)
 
 # sides
 BID = 1
@@ -138,7 +141,11 @@ PARAMS_DTYPE = np.dtype(
         ("sigma_interval_ns", "i8"),  # 0: sigma from every quote event; else the mid sampled on this grid
         # signals
         ("sig_on", "i8"),  # 1: a signal is configured (the runtime compiled it into its loop)
+        ("sig_user", "i8"),  # 1: the user's signal file
         ("sig_params", "f8", (SIG_PARAMS,)),
+        ("bsig_on", "i8"),  # 1: a built-in signal with a weight other than 0
+        ("bsig_params", "f8", (BSIG_PARAMS,)),  # core/signal_builtin.py lays them out
+        ("sig_depth", "i8"),  # depth levels below the touch the signals read (the runtime keeps a book)
         # logging
         ("log_rate", "f8"),
         ("seed", "i8"),
@@ -223,6 +230,12 @@ STATE_DTYPE = np.dtype(
         # signal: its view, its own state, what it returned last (shift, spread and skew multipliers)
         ("sig_view", "f8", (SIG_VIEW,)),
         ("sig_st", "f8", (SIG_STATE,)),
+        ("bsig_st", "f8", (BSIG_STATE,)),
+        # the book beyond the touch, for the signals (params.sig_depth > 0; core/depth.py)
+        ("dkey", "f8", (2, DEPTH_CAP)),
+        ("dqty", "f8", (2, DEPTH_CAP)),
+        ("dn", "i8", (2,)),
+        ("n_depth_dropped", "i8"),  # depth rows not kept (bad, or worse than a full row)
         ("sig_shift", "f8"),  # price added to the fair price
         ("sig_spread", "f8"),  # the half spread times this
         ("sig_skew", "f8"),  # the inventory skew times this
