@@ -68,17 +68,17 @@ def signal_step(p, s, ts_ns, kind, a, b, c, d):
         v[ASK_QTY_L] = d
         v[N_BID_L] = 1.0
         v[N_ASK_L] = 1.0
-        if p.sig_depth > 0:
-            nb = depth_below(s.dkey, s.dqty, s.dn, 0, a, v[BID_PX_L + 1 :], v[BID_QTY_L + 1 :], p.sig_depth)
-            na = depth_below(s.dkey, s.dqty, s.dn, 1, c, v[ASK_PX_L + 1 :], v[ASK_QTY_L + 1 :], p.sig_depth)
-            v[N_BID_L] = 1.0 + nb
-            v[N_ASK_L] = 1.0 + na
     else:
         if not (a > 0.0 and b > 0.0) or math.isinf(a) or math.isinf(b):
             return
         v[TRADE_PX] = a
         v[TRADE_QTY] = b
         v[TRADE_SIDE] = c
+    if p.sig_depth > 0 and v[N_BID_L] > 0.0:  # the book now, below the last quote's touch
+        nb = depth_below(s.dkey, s.dqty, s.dn, 0, v[BID], v[BID_PX_L + 1 :], v[BID_QTY_L + 1 :], p.sig_depth)
+        na = depth_below(s.dkey, s.dqty, s.dn, 1, v[ASK], v[ASK_PX_L + 1 :], v[ASK_QTY_L + 1 :], p.sig_depth)
+        v[N_BID_L] = 1.0 + nb
+        v[N_ASK_L] = 1.0 + na
     v[KIND] = kind
     v[SIGMA] = vol_sigma(p, s)
     v[VWAP] = s.vwap
