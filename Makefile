@@ -7,7 +7,7 @@ PYTEST_WORKERS ?= 2
 
 BENCH_STORE ?= .bench/bench-10M-seed1.parquet
 
-.PHONY: run test check format bench bench-backtest bench-levels bench-data bench-peer bench-sweep defaults-table fuzz clean
+.PHONY: run test check format bench bench-backtest bench-levels bench-data bench-peer bench-sweep bench-signals defaults-table signals-table fuzz clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -64,9 +64,19 @@ bench-peer: $(STAMP)
 bench-sweep: $(STAMP)
 	$(BIN)/python benchmarks/sweep_bench.py --json bench_sweep.json
 
+## bench-signals: what VAMP + book imbalance cost in the backtest loop (ns/event, on BENCH_STORE, median of 5
+## alternated runs) and on Engine.on_quote (p50 / p99); JSON written to bench_signals.json
+bench-signals: $(STAMP)
+	$(BIN)/python benchmarks/signals_bench.py --repeat 5 --store $(BENCH_STORE) --json bench_signals.json
+
 ## defaults-table: the default config on every sample of ../shared/data and the built-in session (README table)
 defaults-table: $(STAMP)
 	$(BIN)/python benchmarks/defaults_table.py --json defaults_table.json
+
+## signals-table: the default config against the README's user signal, VAMP over 5 levels and trade flow on every
+## sample of ../shared/data and the built-in session (README table in "Signals")
+signals-table: $(STAMP)
+	$(BIN)/python benchmarks/signals_table.py --json signals_table.json
 
 ## fuzz: the readers' fuzz targets with many more examples (Hypothesis profile "fuzz"; a few minutes)
 fuzz: $(STAMP)

@@ -233,3 +233,14 @@ def test_dynamic_gamma_against_numpy():
         want = np.where(warm & (f > 0) & (s > 0), np.clip((f / s) ** (0.5 * w), 1 / hi, hi), 1.0)
     np.testing.assert_allclose(got[:, 1], want, rtol=1e-6)
     assert (got[:, 1] != 1.0).mean() > 0.3 and got[:, 1].min() < 1 < got[:, 1].max()
+
+
+def test_the_readme_example_is_the_builtin_imbalance_written_by_hand():
+    from tests.builders import REPO
+
+    example = REPO / "examples" / "signals" / "imbalance.py"
+    events = [ev for ev in session() if ev[0] != "d"]
+    by_hand = drive(engine(file=str(example), params=[0.5]), events)
+    builtin = drive(engine(imbalance={"weight": 1.0}), events)
+    np.testing.assert_allclose(by_hand, builtin, rtol=1e-12, atol=1e-15)
+    assert np.abs(builtin[:, 0]).max() > 0

@@ -395,6 +395,10 @@ class Backtester:
         summary["requotes"] = int(st["n_requotes"])
         summary["bad_quotes"] = int(st["n_bad_quotes"])  # NaN / non-positive / crossed: ignored
         summary["bad_trades"] = int(st["n_bad_trades"])
+        # the signals: calls, results ignored (not finite, a negative factor), depth rows not kept
+        summary["signal_calls"] = int(st["n_sig_calls"])
+        summary["signal_bad"] = int(st["n_sig_bad"])
+        summary["signal_depth_dropped"] = int(st["n_depth_dropped"])
         fills = self.fills.fills()
         summary = _with_e2e(summary, time.perf_counter() - (self.t_start or t_finish))
         return BacktestResult(summary, samples, fills, self.cfg, self.bt, self.meta)

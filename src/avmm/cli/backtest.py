@@ -127,10 +127,21 @@ def summary_rows(s: dict) -> list[tuple[str, str]]:
             "bad rows ignored (quotes / trades / depth / exch. stamps)",
             " / ".join(_fmt(s[k], "int") for k in ("bad_quotes", "bad_trades", "bad_depth_rows", "bad_exch_ts")),
         ),
+        *signal_rows(s),
         ("session length", f"{s['session_s']:,.1f} s" + _gaps(s)),
         ("events/s, compiled loop (excl. compile)", f"{_fmt(s['events_per_s'], 'int')}  ({s['wall_s']:.3f} s)"),
         ("events/s, end to end (incl. reading)", f"{_fmt(s['events_per_s_e2e'], 'int')}  ({s['wall_s_e2e']:.3f} s)"),
     ]
+
+
+def signal_rows(s: dict) -> list[tuple[str, str]]:
+    """The signals' calls and the results ignored (none without a signal)."""
+    if not s.get("signal_calls"):
+        return []
+    text = f"{_fmt(s['signal_calls'], 'int')} / {_fmt(s['signal_bad'], 'int')}"
+    if s.get("signal_depth_dropped"):
+        text += f" (depth rows not kept: {_fmt(s['signal_depth_dropped'], 'int')})"
+    return [("signal calls / results ignored (not finite)", text)]
 
 
 def market_rows(s: dict) -> list[tuple[str, str]]:
