@@ -244,3 +244,32 @@ def test_the_readme_example_is_the_builtin_imbalance_written_by_hand():
     builtin = drive(engine(imbalance={"weight": 1.0}), events)
     np.testing.assert_allclose(by_hand, builtin, rtol=1e-12, atol=1e-15)
     assert np.abs(builtin[:, 0]).max() > 0
+
+
+@pytest.mark.parametrize(
+    ("signals", "where"),
+    [
+        ({"dyn_gamma": {"weight": 1.0, "fast_s": 600.0, "slow_s": 60.0}}, "signals.dyn_gamma"),
+        ({"vamp": {"weight": 1.0, "levels": 6}}, "signals.vamp.levels"),
+        ({"flow": {"weight": 1.0, "window_s": 0}}, "signals.flow.window_s"),
+        ({"candles": {"weight": 1.0, "bar_volume": -1}}, "signals.candles.bar_volume"),
+        ({"imbalance": {"wieght": 1.0}}, "signals.imbalance.wieght"),
+    ],
+)
+def test_a_bad_signal_setting_is_one_line_naming_the_key(signals, where):
+    from avmm.core.config import validate_strategy
+    from avmm.errors import UserError
+
+    with pytest.raises(UserError) as e:
+        validate_strategy({**BASE, "signals": signals})
+    assert where in str(e.value) and "\n" not in str(e.value)
+
+
+def test_a_weight_of_zero_is_no_signal_at_all():
+    from avmm.core.config import to_params
+
+    cfg = StrategyConfig.model_validate({**BASE, "signals": {"vamp": {"levels": 5}, "flow": {"window_s": 3.0}}})
+    p = to_params(cfg)
+    assert p["sig_on"][0] == 0 and p["bsig_on"][0] == 0 and p["sig_depth"][0] == 0
+    on = to_params(StrategyConfig.model_validate({**BASE, "signals": {"vamp": {"weight": 0.1, "levels": 5}}}))
+    assert on["sig_on"][0] == 1 and on["bsig_on"][0] == 1 and on["sig_depth"][0] == 4
