@@ -27,6 +27,16 @@ def test_grid_is_the_cartesian_product_in_order():
     assert BASE == {"quoting": {"refresh_s": 2.0}}  # the base is not touched
 
 
+def test_keys_of_a_subsection_are_swept_like_any_other():
+    s = space(["signals.imbalance.weight=0,0.5"], ["signals.flow.window_s=1:30", "signals.vamp.levels=1:5"])
+    pts = s.random_points(5, 3)
+    assert [p["signals.imbalance.weight"] for p in pts[:2]] == [0, 0.5]
+    assert all(isinstance(p["signals.vamp.levels"], int) and 1 <= p["signals.vamp.levels"] <= 5 for p in pts)
+    data = with_keys(BASE, pts[1])
+    assert data["signals"]["imbalance"] == {"weight": 0.5} and data["quoting"] == {"refresh_s": 2.0}
+    assert validate(data).signals.flow.window_s == pts[1]["signals.flow.window_s"]
+
+
 def test_grid_of_strings_and_booleans():
     s = space(['model.kind="as","glft"', "backtest.markouts=true,false"])
     assert [p["model.kind"] for p in s.grid_points()] == ["as", "as", "glft", "glft"]
@@ -55,6 +65,10 @@ def test_random_draws_are_seeded_and_inside_the_ranges():
         (["quotin.refresh_s=1,2"], [], "no section [quotin]"),
         (["quoting.refresh=1,2"], [], "no key 'refresh' in [quoting]"),
         (["quoting.refresh_s=1,-1"], [], "quoting.refresh_s"),
+        (["signals.imbalance=0,1"], [], "[signals.imbalance] is a section"),
+        (["quoting.refresh_s.x=0,1"], [], "quoting.refresh_s is a key, not a section"),
+        (["signals.imbalance.wieght=0,1"], [], "no key 'wieght' in [signals.imbalance]"),
+        (["signals.vamp.levels=1,9"], [], "signals.vamp.levels"),
         (["quoting.refresh_s=1,x"], [], "quoting.refresh_s"),
         (["quoting.refresh_s=1,1"], [], "given twice"),
         (["quoting.refresh_s=1,2", "quoting.refresh_s=3"], [], "already swept"),

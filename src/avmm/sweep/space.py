@@ -32,10 +32,12 @@ def _value(raw: str) -> Any:
         return raw
 
 
-def _numeric_kind(model: type[BaseModel], section: str, key: str) -> str | None:
+def _numeric_kind(model: type[BaseModel], path: list[str]) -> str | None:
     """``"int"`` / ``"float"`` for a numeric key (``None`` otherwise)."""
-    sec = model.model_fields[section].annotation
-    ann = sec.model_fields[key].annotation  # type: ignore[union-attr]
+    *sections, key = path
+    for section in sections:
+        model = model.model_fields[section].annotation  # type: ignore[assignment]
+    ann = model.model_fields[key].annotation
     kinds = {ann} if get_origin(ann) is None else set(get_args(ann))
     flat: set[Any] = set()
     for k in kinds:
@@ -49,27 +51,42 @@ def _numeric_kind(model: type[BaseModel], section: str, key: str) -> str | None:
     return None
 
 
-def check_key(model: type[BaseModel], key: str, flag: str, text: str) -> tuple[str, str]:
-    """``section.key`` -> (section, key), or one line naming the flag and what exists."""
+def _is_section(ann: Any) -> bool:
+    return isinstance(ann, type) and issubclass(ann, BaseModel)
+
+
+def check_key(model: type[BaseModel], key: str, flag: str, text: str) -> list[str]:
+    """``section.key`` (or ``section.sub.key``: ``signals.vamp.weight``) -> its path, or one line
+    naming the flag and what exists."""
     parts = key.split(".")
-    if len(parts) != 2 or not all(parts):
+    if len(parts) < 2 or not all(parts):
         raise UserError(f"{flag} {text}: the key needs a section, e.g. quoting.refresh_s (got {key!r})")
-    section, name = parts
-    sections = model.model_fields
-    if section not in sections:
-        raise UserError(f"{flag} {text}: no section [{section}] in the config (sections: {', '.join(sections)})")
-    sec_model = sections[section].annotation
-    if name not in sec_model.model_fields:  # type: ignore[union-attr]
-        raise UserError(f"{flag} {text}: no key {name!r} in [{section}]")
-    return section, name
+    node: Any = model
+    for depth, name in enumerate(parts):
+        fields = node.model_fields
+        where = "[" + ".".join(parts[:depth]) + "]"
+        if name not in fields:
+            if depth == 0:
+                raise UserError(f"{flag} {text}: no section [{name}] in the config (sections: {', '.join(fields)})")
+            raise UserError(f"{flag} {text}: no key {name!r} in {where}")
+        ann = fields[name].annotation
+        last = depth == len(parts) - 1
+        if last and _is_section(ann):
+            raise UserError(f"{flag} {text}: [{'.'.join(parts)}] is a section: name one of its keys")
+        if not last and not _is_section(ann):
+            raise UserError(f"{flag} {text}: {'.'.join(parts[: depth + 1])} is a key, not a section")
+        node = ann
+    return parts
 
 
 def with_keys(base: dict[str, Any], keys: dict[str, Any]) -> dict[str, Any]:
-    """The base config's data with the dotted ``keys`` set."""
+    """The base config's data with the dotted ``keys`` set (``section.key`` or deeper)."""
     data = copy.deepcopy(base)
     for dotted, v in keys.items():
-        section, name = dotted.split(".", 1)
-        node = data.setdefault(section, {})
+        *sections, name = dotted.split(".")
+        node = data
+        for section in sections:
+            node = node.setdefault(section, {})
         node[name] = v
     return data
 
@@ -175,8 +192,8 @@ def _split(text: str, flag: str, form: str) -> tuple[str, str]:
 
 def _parse_range(model: type[BaseModel], validate: Validator, base: dict[str, Any], text: str) -> Range:
     key, rest = _split(text, "--range", "KEY=LO:HI or KEY=LO:HI:log")
-    section, name = check_key(model, key, "--range", text)
-    kind = _numeric_kind(model, section, name)
+    path = check_key(model, key, "--range", text)
+    kind = _numeric_kind(model, path)
     if kind is None:
         raise UserError(f"--range {text}: {key} is not a number; sweep it with --grid")
     parts = rest.split(":")
