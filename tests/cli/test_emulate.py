@@ -4,7 +4,10 @@ streams and the control endpoint, says when the replay ends, and stops on SIGTER
 from __future__ import annotations
 
 import json
+import os
 import signal
+import subprocess
+import sys
 import urllib.request
 
 import pytest
@@ -79,3 +82,15 @@ def test_port_in_use_is_one_line(run_cli, l1_store):
     with EmulatorProcess([str(l1_store)]) as p:
         port = p.url.rsplit(":", 1)[1]
         assert_one_line_error(run_cli("emulate", l1_store, "--port", port, timeout=60), f"--port {port}")
+
+
+def test_without_the_live_extra_is_one_line(run_cli, l1_store, tmp_path):
+    """aiohttp missing: one line naming the extra (the rest of avmm does not need it)."""
+    blocker = tmp_path / "block"
+    blocker.mkdir()
+    (blocker / "aiohttp.py").write_text("raise ImportError('blocked for the test')\n")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(blocker), os.environ.get("PYTHONPATH", "")]))
+    r = subprocess.run(
+        [sys.executable, "-m", "avmm", "emulate", str(l1_store)], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert_one_line_error(r, "aiohttp", "pip install 'avmm[live]'")

@@ -141,6 +141,7 @@ class Emulator:
     ) -> None:
         from avmm.backtest.runner import plan_stores
 
+        _aiohttp()  # the extra is missing: one line, before anything is read
         if venue not in fr.VENUES:
             raise UserError(f"--venue {venue}: unknown venue (use {' or '.join(fr.VENUES)})")
         if not (isinstance(speed, int | float) and math.isfinite(speed) and speed > 0):
@@ -316,6 +317,8 @@ class Emulator:
             return f
         self._fire(f)
         return f
+
+    fault = apply_fault
 
     def _fire(self, f: Fault) -> None:
         n = f.name
