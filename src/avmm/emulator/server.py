@@ -560,7 +560,9 @@ class Emulator:
             names = [x for x in request.query.get("streams", "").split("/") if x]
         else:
             names = [x for x in request.match_info.get("streams", "").split("/") if x]
-        ws = web.WebSocketResponse(heartbeat=self.heartbeat, autoping=True, max_msg_size=1 << 20, compress=False)
+        ws = web.WebSocketResponse(
+            heartbeat=self.heartbeat, autoping=True, max_msg_size=1 << 20, compress=False, timeout=2.0
+        )
         await ws.prepare(request)
         c = _Conn(ws, combined)
         self._conns.add(c)
