@@ -408,7 +408,7 @@ class Emulator:
             await self._loop_steps()
         except asyncio.CancelledError:
             raise
-        except BaseException as e:  # a bad store: kept for wait_done / the CLI
+        except Exception as e:  # a bad store: kept for wait_done / the CLI
             self._error = e
         finally:
             self.done = True
