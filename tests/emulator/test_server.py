@@ -85,7 +85,7 @@ def test_stream_frames_have_binances_fields_and_types(depth_store, venue):
 
 def test_raw_stream_paths_and_usdm_public_market(depth_store):
     async def go():
-        async with Emulator(depth_store, venue="binance-um") as emu, aiohttp.ClientSession() as s:
+        async with Emulator(depth_store, venue="binance-um", speed=0.3) as emu, aiohttp.ClientSession() as s:
             for path in ("/ws/btcusdt@bookTicker", "/public/ws/btcusdt@bookTicker", "/market/ws/btcusdt@aggTrade"):
                 async with s.ws_connect(emu.ws_url + path) as ws:
                     got = await _collect(ws, lambda o: len(o) >= 1)
@@ -106,7 +106,11 @@ def test_subscribe_unsubscribe_list_and_bad_frames(depth_store):
                 return d
 
     async def go():
-        async with Emulator(depth_store) as emu, aiohttp.ClientSession() as s, s.ws_connect(emu.ws_url + "/ws") as ws:
+        async with (
+            Emulator(depth_store, speed=0.3) as emu,
+            aiohttp.ClientSession() as s,
+            s.ws_connect(emu.ws_url + "/ws") as ws,
+        ):
             assert await ask(ws, {"method": "LIST_SUBSCRIPTIONS", "id": 1}) == {"result": [], "id": 1}
             sub = {"method": "SUBSCRIBE", "params": ["btcusdt@trade", "btcusdt@depth@100ms"], "id": 2}
             assert await ask(ws, sub) == {"result": None, "id": 2}

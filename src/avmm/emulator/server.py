@@ -455,6 +455,12 @@ class Emulator:
                 await self._diff(st)
         for ch in list(self._batches):
             await self._flush(ch)
+        for ch, held in list(self._reorder.items()):  # a diff held for a reorder that no diff followed
+            self._reorder.pop(ch, None)
+            self._reorder_on.discard(ch)
+            if held is not None:
+                for name in self._depth_names(ch):
+                    await self._send(name, held)
 
     def _fire_timed(self, t: int) -> None:
         el = (t - self.t0) / 1e9
