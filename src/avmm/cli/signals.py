@@ -29,7 +29,6 @@ import contextlib
 import os
 import signal
 import sys
-import threading
 from types import FrameType
 from typing import Any
 
@@ -69,11 +68,12 @@ class Interrupted(Terminated):
 
 
 def _redeliver(signum: int) -> None:
-    """Run the handler again in the main thread, at its next bytecode: ``interrupt_main`` from a
-    helper thread (called here, inside the finaliser, the handler would run inside it)."""
+    """Run the handler again in the main thread, at its next bytecode once the finaliser has
+    returned: ``interrupt_main`` from a helper thread, started without waiting for it (a
+    ``threading.Thread`` waits for its start, and the handler would run in that wait, inside the
+    finaliser, to be swallowed again)."""
     try:
-        t = threading.Thread(target=_thread.interrupt_main, args=(signum,), name="avmm-signal", daemon=True)
-        t.start()
+        _thread.start_new_thread(_thread.interrupt_main, (signal.Signals(signum),))
     except Exception:  # interpreter shutdown: no new thread; nothing is left to unwind
         _exit_now(signum, again=False)
 
