@@ -111,10 +111,10 @@ def _run(cx: Any, exits: tuple[type[BaseException], ...], aborts: tuple[type[Bas
         first = signals.pending()  # a signal whose exception was swallowed on the way: it counts
         if first is not None:
             code, msg = 128 + first, signals.line(first)
+        signals.finish()  # from here a signal exits at once, with its own line
     except Terminated as e:  # a signal, or one while the outcome above was worked out
-        signals.landed()
+        signals.finish()
         code, msg = 128 + e.signum, signals.line(e.signum)
-    signals.finish()  # from here a signal exits at once, with its own line
     if msg:
         print(msg, file=sys.stderr)
     return code

@@ -2,15 +2,15 @@
 number with one line on stderr, whatever it was doing when the signal came.
 
 The first signal raises ``Interrupted`` (an ``avmm.outputs.Terminated``) in the main thread: every
-``finally`` and every output in progress cleans up on the way to the top, where ``landed`` reports
-it. A second signal while that runs exits at once (temp files removed).
+``finally`` and every output in progress cleans up on the way to the top, which reports it
+(``finish``). A second signal while that runs exits at once (temp files removed).
 
 A signal handler's exception is raised wherever the main thread happens to be, and some code there
 swallows anything. Cython's memoryview support registers its classes with
 ``collections.abc.Sequence`` inside a bare ``except: pass`` while an extension module is imported
-(``numpy.random._generator`` is imported on first use): a signal that arrives while such a module
-loads is handled at that first Python call, its exception is swallowed, and the command ran to the
-end with exit 0, the Ctrl-C lost. So ``Interrupted`` knows when it dies on the way: freed before
+(``numpy.random._generator`` is imported on first use). The module's C code runs no bytecode, so a
+signal that arrives while it loads is handled at that first Python call, its exception swallowed:
+the command ran to the end with exit 0, the Ctrl-C lost. So ``Interrupted`` knows when it dies on the way: freed before
 the top took it, it has the signal delivered again (from a helper thread: the main thread runs the
 handler at its next bytecode, outside the code that swallowed it), until one gets through -- after
 ``GIVE_UP`` swallowed ones the process exits at once. An ``Interrupted`` raised inside a finaliser
@@ -97,17 +97,19 @@ def installed() -> bool:
 
 def _handle(signum: int, frame: FrameType | None) -> None:
     s = _S
+    if s.owed:  # the first signal, delivered again
+        s.owed = False
+        if s.landed:  # the top counted it already
+            return
+        if s.swallowed >= GIVE_UP:
+            _exit_now(s.first or signum, again=False)
+        s.serial += 1
+        raise Interrupted(s.first or signum, s.serial)
     if s.done:  # the outcome is known: nothing to unwind
         _exit_now(signum, again=s.first is not None)
     if s.first is None:
         s.first = signum
         raise Interrupted(signum, s.serial)
-    if s.owed and not s.landed:  # the first one, delivered again
-        s.owed = False
-        if s.swallowed >= GIVE_UP:
-            _exit_now(s.first, again=False)
-        s.serial += 1
-        raise Interrupted(s.first, s.serial)
     _exit_now(signum, again=True)  # a second signal while the first one unwinds
 
 
@@ -122,11 +124,6 @@ def _quiet_unraisable(prev: Any) -> Any:
 
     hook._avmm_signals = True  # type: ignore[attr-defined]
     return hook
-
-
-def landed() -> None:
-    """The top took the ``Terminated``: no delivery again."""
-    _S.landed = True
 
 
 def pending() -> int | None:
