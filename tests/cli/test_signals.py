@@ -273,20 +273,19 @@ main()
 '''
 
 
-@pytest.mark.parametrize(
-    ("scenario", "sig", "kept"),
-    [
-        ("bare-except", signal.SIGINT, False),  # the handler's exception swallowed by a bare except
-        ("cython-import", signal.SIGINT, False),  # ... by Cython's, importing numpy.random (the flaky test)
-        ("finaliser", signal.SIGTERM, False),  # raised inside a __del__: "Exception ignored", then lost
-        ("converted", signal.SIGINT, False),  # turned into another exception: not an internal error
-        ("kept-alive", signal.SIGTERM, True),  # swallowed and kept: the command ends, the signal counts
-        ("always-swallowed", signal.SIGINT, False),  # every delivery swallowed: the process gives up
-        ("after-the-outcome", signal.SIGINT, True),  # after the command, during the exit
-        ("while-loading", signal.SIGINT, False),  # while the command line's modules load
-    ],
-    ids=lambda v: v if isinstance(v, str) else None,
-)
+CASES = [
+    ("bare-except", signal.SIGINT, False),  # the handler's exception swallowed by a bare except
+    ("cython-import", signal.SIGINT, False),  # ... by Cython's, importing numpy.random (the flaky test)
+    ("finaliser", signal.SIGTERM, False),  # raised inside a __del__: "Exception ignored", then lost
+    ("converted", signal.SIGINT, False),  # turned into another exception: not an internal error
+    ("kept-alive", signal.SIGTERM, True),  # swallowed and kept: the command ends, the signal counts
+    ("always-swallowed", signal.SIGINT, False),  # every delivery swallowed: the process gives up
+    ("after-the-outcome", signal.SIGINT, True),  # after the command, during the exit
+    ("while-loading", signal.SIGINT, False),  # while the command line's modules load
+]
+
+
+@pytest.mark.parametrize(("scenario", "sig", "kept"), CASES, ids=[c[0] for c in CASES])
 def test_a_signal_is_never_lost(tmp_path, scenario, sig, kept):
     """Wherever the handler runs -- under a bare except, in a finaliser, while modules load or
     after the command -- the signal gives its exit code and one line; no temp file is left."""
