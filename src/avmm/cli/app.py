@@ -3,7 +3,8 @@
 Every command turns a `UserError` (bad file, bad config value, bad argument) into one line on
 stderr and exit code 2 -- never a traceback. Signals: SIGINT exits 130 and SIGTERM 143 (SIGHUP
 129), after the command's outputs in progress are removed (``avmm.outputs``), with one line naming
-what was kept. A second signal while the first one unwinds exits at once (temp files removed). stderr is ours:
+what was kept. A second signal while the first one unwinds exits at once (temp files removed); a
+signal whose exception some library swallowed is delivered again (``avmm.cli.signals``). stderr is ours:
 library warnings and log records are silenced unless ``--verbose`` (or ``AVMM_DEBUG=1``), which
 also shows the traceback of an internal error.
 """
