@@ -120,21 +120,32 @@ def dump_toml(cfg: BaseModel, comments: bool = False) -> str:
     """
     lines: list[str] = []
     for section, model in cfg:
-        lines.append(f"[{section}]")
-        rows: list[tuple[str, str]] = []
-        fields = type(model).model_fields
-        for key, value in model:
-            note = _comment(fields[key]) if comments else ""
-            if value is None:
-                if comments:
-                    rows.append((f"# {key} = (not set)", note))
-                continue
-            rows.append((f"{key} = {_toml_value(value)}", note))
-        width = max((len(text) for text, note in rows if note), default=0)
-        for text, note in rows:
-            lines.append(f"{text:<{width}}  # {note}" if note else text)
-        lines.append("")
+        _dump_section(lines, section, model, comments)
     return "\n".join(lines)
+
+
+def _dump_section(lines: list[str], name: str, model: BaseModel, comments: bool) -> None:
+    """``[name]`` and its keys, then each subsection (``[signals.vamp]``) after them."""
+    lines.append(f"[{name}]")
+    rows: list[tuple[str, str]] = []
+    subs: list[tuple[str, BaseModel]] = []
+    fields = type(model).model_fields
+    for key, value in model:
+        if isinstance(value, BaseModel):
+            subs.append((f"{name}.{key}", value))
+            continue
+        note = _comment(fields[key]) if comments else ""
+        if value is None:
+            if comments:
+                rows.append((f"# {key} = (not set)", note))
+            continue
+        rows.append((f"{key} = {_toml_value(value)}", note))
+    width = max((len(text) for text, note in rows if note), default=0)
+    for text, note in rows:
+        lines.append(f"{text:<{width}}  # {note}" if note else text)
+    lines.append("")
+    for sub, value in subs:
+        _dump_section(lines, sub, value, comments)
 
 
 def _toml_value(value: Any) -> str:
