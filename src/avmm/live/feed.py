@@ -373,8 +373,6 @@ class Feed:
             return False
         self.counters.snapshots += 1
         if self.rec is not None:
-            if not self.rec.is_open:
-                self.rec.start(t)
             self.rec.line(t, body if b"\n" not in body else msgspec.json.encode(msgspec.json.decode(body)))
         book, on_depth = self.book, self.sink.on_depth
         book.clear()
@@ -523,11 +521,11 @@ class Feed:
         while True:
             if self._stopped():
                 return "stop"
-            if conn.closed:
-                return "closed"
-            if self._rotate:
+            if self._rotate:  # (before a close: serverShutdown, then the venue closes)
                 why, self._rotate = self._rotate, ""
                 return why
+            if conn.closed:
+                return "closed"
             left = conn.opened + self.cfg.rotate_s - time.monotonic()
             if left <= 0:
                 return "lifetime"

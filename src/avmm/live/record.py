@@ -54,6 +54,7 @@ class Recorder:
         self.next_t = 0  # when the open file is due to be replaced (0: no file open)
         self.files: list[Path] = []
         self.lines = 0
+        self.closed = False
         self.error: BaseException | None = None
         self._f: gzip.GzipFile | None = None
         self._path: Path | None = None
@@ -69,7 +70,11 @@ class Recorder:
         return self.next_t != 0 and t >= self.next_t
 
     def line(self, t: int, raw: bytes) -> None:
-        """One received message at local time ``t`` (ns)."""
+        """One received message at local time ``t`` (ns); the first opens the first file."""
+        if self.next_t == 0:
+            if self.closed:
+                return
+            self.start(t)
         self.buf += b"%d %s\n" % (t, raw)
         self.lines += 1
         if len(self.buf) >= FLUSH_BYTES:
@@ -85,7 +90,7 @@ class Recorder:
             path = self.folder / f"{self.name}-{_stamp(t)}-{k}.gz"
         self.files.append(path)
         self._submit(self._open, path)
-        self.next_t = (t // self.period + 1) * self.period
+        self.next_t = (t // self.period + 1) * self.period  # (never 0: "open")
         if first is not None:
             self.line(t, first)
 
@@ -99,6 +104,9 @@ class Recorder:
 
     def close(self) -> None:
         """Write what is buffered, close the file and stop the writer (waits for it)."""
+        if self.closed:
+            return
+        self.closed = True
         try:
             self.flush()
         finally:
