@@ -6,7 +6,8 @@ the REST snapshot used (written when it is applied, after the diffs it replays, 
 has it); the later files with the feed's own book written as a snapshot at the first diff past
 the hour, followed by that diff (its update ids bracket the snapshot, so a reader applies the
 file on its own, and a reader of the whole recording applies it in place -- depth sizes are
-absolute, so the diff applied twice leaves the book as it is).
+absolute, so the diff applied twice leaves the book as it is). That diff also ends the file before
+(it may be the one that confirms that file's last REST snapshot).
 
 Compression and disk writes run on one worker thread, in order, from buffers of lines handed over
 every ``FLUSH_BYTES`` bytes or ``flush()`` call: the event loop only appends bytes.
