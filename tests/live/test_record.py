@@ -146,3 +146,21 @@ _n = [0]
 def _summary(files: Path | list[Path], tmp: Path) -> ConvertSummary:
     _n[0] += 1
     return convert(files if isinstance(files, list) else [files], tmp / f"c{_n[0]}.parquet")
+
+
+def test_a_recording_folder_that_goes_away_is_one_error(tmp_path):
+    import shutil
+
+    from avmm.errors import UserError
+
+    folder = tmp_path / "rec"
+    folder.mkdir()
+    rec = Recorder(folder, "X", period_ns=1)
+    rec.line(1, b"{}")
+    shutil.rmtree(folder)
+    rec.line(2, b"{}")
+    rec.start(3)  # a new file in a folder that is gone: no exception here (the feed's hot path)
+    with pytest.raises(UserError, match="recording to .*rec"):
+        rec.flush()
+    with pytest.raises(UserError):
+        rec.close()

@@ -61,6 +61,7 @@ DECODE_ERRORS = (msgspec.DecodeError, msgspec.ValidationError)
 _HEAD = b'{"stream":"'
 BT, TR, DP = 0, 1, 2  # watched streams
 STREAM_NAMES = ("bookTicker", "trade", "depth")
+FLUSH_S = 1.0  # the recorder's lines handed to its writer at least this often
 OVERLAP_S = 10.0  # longest wait for a new connection's first frame before the old one closes
 
 
@@ -187,6 +188,7 @@ class Feed:
         self._stop: asyncio.Event | None = None
         self._resync_task: asyncio.Task[None] | None = None
         self._tasks: list[asyncio.Task[Any]] = []
+        self.error: UserError | None = None
 
     # ---------------------------------------------------------------- frames (the hot path)
     def on_frame(self, conn: ws.Conn, raw: bytes, t: int) -> None:
@@ -592,6 +594,8 @@ class Feed:
         self._wake = asyncio.Event()
         loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(self._watchdog())]
+        if self.rec is not None:
+            self._tasks.append(loop.create_task(self._flush_recording(self.rec)))
         if duration is not None:
             loop.call_later(duration, self.stop)
         try:
@@ -599,7 +603,21 @@ class Feed:
             await self._stop.wait()
         finally:
             await self._shutdown()
+        if self.error is not None:
+            raise self.error
         return self.counters
+
+    async def _flush_recording(self, rec: Recorder) -> None:
+        """Hand the recorded lines to the writer every second (a quiet feed's lines reach the disk
+        too); a write failure stops the feed with its one-line error."""
+        while True:
+            await asyncio.sleep(FLUSH_S)
+            try:
+                rec.flush()
+            except UserError as e:
+                self.error = e
+                self.stop()
+                return
 
     def stop(self) -> None:
         if self._stop is not None:
