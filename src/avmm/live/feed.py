@@ -149,6 +149,7 @@ class Feed:
         recorder: Recorder | None = None,
         seed: int | None = None,
     ) -> None:
+        cfg.check_for(venue)
         self.venue = venue
         self.symbol = symbol.upper()
         self.cfg = cfg
