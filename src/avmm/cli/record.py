@@ -13,7 +13,7 @@ from avmm.outputs import Terminated
 
 
 def record_command(
-    folder: Path = typer.Argument(..., help="folder for the capture files (created if missing)"),
+    folder: Path = typer.Argument(..., metavar="DIR", help="folder for the capture files (created if missing)"),
     venue: str = typer.Option(..., "--venue", metavar="<binance-spot|binance-um>", help="venue and market"),
     symbol: str = typer.Option(..., "--symbol", help="symbol, e.g. BTCUSDT"),
     url: str = typer.Option(
@@ -24,7 +24,9 @@ def record_command(
     ),
     duration: float = typer.Option(None, "--duration", help="stop after this many wall seconds (default: a signal)"),
     config: Path = typer.Option(None, "--config", "-c", help="TOML config (its [venue] section)"),
-    overrides: list[str] = typer.Option([], "--set", help="override a key, e.g. venue.stale_s=2 (repeatable)"),
+    overrides: list[str] = typer.Option(
+        [], "--set", metavar="<section.key=value>", help="override a key, e.g. venue.stale_s=2 (repeatable)"
+    ),
 ) -> None:
     """Record the market data of one Binance symbol (bookTicker, trades, depth diffs and the
     snapshots the book was synced from) as '<local_ns> <json>' gzip files, one per UTC hour,
