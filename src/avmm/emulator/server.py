@@ -1,0 +1,902 @@
+"""The emulator's server: one aiohttp application on 127.0.0.1 serving Binance's REST market data,
+its streams and a control endpoint, driven by one replay task.
+
+REST (spot ``/api/v3``, USD-M ``/fapi/v1``): ``ping``, ``time``, ``exchangeInfo``, ``depth``; errors
+as Binance's ``{"code":..,"msg":..}`` with HTTP 400.
+
+Streams: ``/ws``, ``/ws/<stream>[/<stream>...]`` (raw payloads), ``/stream?streams=a/b`` (combined
+``{"stream":..,"data":..}``), and USD-M's ``/public/ws``, ``/market/ws`` and their ``/stream`` forms
+(every stream is served on each). A path segment that is not a stream name (ccxt connects to
+``/ws/0``) is ignored. Control frames: ``SUBSCRIBE``, ``UNSUBSCRIBE``, ``LIST_SUBSCRIPTIONS``,
+``SET_PROPERTY`` / ``GET_PROPERTY`` ``combined``, answered ``{"result":..,"id":..}``; a bad frame is
+answered ``{"error":{"code":..,"msg":..},"id":..}`` with Binance's codes (0 unknown property, 1 bad
+value type, 2 invalid request, 3 invalid JSON). The server pings every ``heartbeat`` seconds and
+answers pings.
+
+Streams of the symbol ``s`` (lower case): ``s@bookTicker``, ``s@trade``, ``s@aggTrade``,
+``s@depth`` and ``s@depth@0ms`` (every diff of the store), ``s@depth@100ms`` / ``@250ms`` /
+``@500ms`` / ``@1000ms`` (the diffs merged over that many ms of venue time, stamped at the end of
+the interval).
+
+Control (not Binance's): ``POST /_avmm/fault`` with ``{"fault": "drop:2"}`` (``faults`` grammar)
+answers ``{"ok":true,"fault":"drop:2"}`` or 400 ``{"code":-1100,"msg":..}``; ``GET /_avmm/status``
+answers the replay's state (started, done, steps, frames sent, connections, venue time);
+``POST /_avmm/start`` starts the replay without a subscriber.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import math
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from avmm.emulator import frames as fr
+from avmm.emulator.faults import Fault, parse_fault
+from avmm.emulator.replay import BT, CHUNK_EVENTS, DIFF, TR, Replay, capture_lag
+from avmm.errors import UserError, missing_extra
+
+DEPTH_INTERVALS = {"depth": 0, "depth@0ms": 0, "depth@100ms": 100, "depth@250ms": 250, "depth@500ms": 500}
+DEPTH_INTERVALS["depth@1000ms"] = 1000
+KINDS_SPOT = ("bookTicker", "trade", "aggTrade", *DEPTH_INTERVALS)
+KINDS_UM = ("bookTicker", "trade", "aggTrade", *DEPTH_INTERVALS)
+YIELD_EVERY = 256  # at --max, let the loop run other tasks (REST, control frames) this often
+WS_PATHS = ("/ws", "/public/ws", "/market/ws")
+STREAM_PATHS = ("/stream", "/public/stream", "/market/stream")
+
+
+def _aiohttp() -> Any:
+    try:
+        import aiohttp
+        from aiohttp import web
+    except ImportError:
+        raise missing_extra("avmm emulate", "live", "aiohttp") from None
+    return aiohttp, web
+
+
+def _num(x: float, dec: int) -> str:
+    return f"{x:.{dec}f}"
+
+
+def split_symbol(symbol: str) -> tuple[str, str]:
+    """Base and quote asset of a Binance symbol (``BTCUSDT`` -> ``BTC``, ``USDT``)."""
+    for q in ("USDT", "USDC", "FDUSD", "BUSD", "TUSD", "BTC", "ETH", "BNB", "EUR", "TRY", "USD"):
+        if symbol.endswith(q) and len(symbol) > len(q):
+            return symbol[: -len(q)], q
+    return symbol, "USDT"
+
+
+class _Conn:
+    """One stream socket."""
+
+    __slots__ = ("ws", "combined", "subs", "opened", "timer", "closing")
+
+    def __init__(self, ws: Any, combined: bool) -> None:
+        self.ws = ws
+        self.combined = combined
+        self.subs: list[str] = []
+        self.opened = time.monotonic()
+        self.timer: asyncio.TimerHandle | None = None
+        self.closing = False
+
+
+class _Batch:
+    """Depth diffs merged over one interval of venue time."""
+
+    __slots__ = ("U", "pu", "u", "exch", "bids", "asks", "end")
+
+    def __init__(self, U: int, pu: int, end: int) -> None:
+        self.U, self.pu, self.u, self.exch = U, pu, 0, 0
+        self.bids: dict[float, float] = {}
+        self.asks: dict[float, float] = {}
+        self.end = end
+
+
+class Emulator:
+    """A local Binance (market data) replaying event stores.
+
+    Parameters
+    ----------
+    data : path or sequence of paths
+        Event stores (one symbol, following one another in time).
+    venue : {"binance-spot", "binance-um"}
+        The venue to speak: spot (``/api/v3``, ``trade``) or USD-M futures (``/fapi/v1``, ``pu``).
+    symbol : str, optional
+        The symbol served (default: the store's).
+    speed : float
+        The venue clock runs ``speed`` x wall time.
+    max_speed : bool
+        Send as fast as the clients read (the venue clock follows the replay).
+    host, port : str, int
+        Where to listen (``port=0``: an ephemeral port; see ``url``).
+    start_now : bool
+        Start the replay at once instead of at the first subscription.
+    faults : sequence of str or Fault
+        Fault knobs applied at the start of the replay (or at their ``@`` time).
+    heartbeat : float or None
+        Seconds between the server's pings (None: no pings).
+
+    Use ``async with Emulator(...) as emu`` (or ``await emu.start()`` / ``await emu.stop()``);
+    ``EmulatorThread`` runs one in a thread for synchronous code.
+    """
+
+    def __init__(
+        self,
+        data: Path | str | Sequence[Path | str],
+        *,
+        venue: str = fr.SPOT,
+        symbol: str | None = None,
+        speed: float = 1.0,
+        max_speed: bool = False,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        start_now: bool = False,
+        faults: Sequence[str | Fault] = (),
+        heartbeat: float | None = 20.0,
+        chunk_events: int = CHUNK_EVENTS,
+    ) -> None:
+        from avmm.backtest.runner import plan_stores
+
+        _aiohttp()  # the extra is missing: one line, before anything is read
+        if venue not in fr.VENUES:
+            raise UserError(f"--venue {venue}: unknown venue (use {' or '.join(fr.VENUES)})")
+        if not (isinstance(speed, int | float) and math.isfinite(speed) and speed > 0):
+            raise UserError(f"--speed {speed}: must be a positive number")
+        if not (0 <= int(port) <= 65535):
+            raise UserError(f"--port {port}: must be 0 to 65535")
+        paths = [data] if isinstance(data, str | Path) else list(data)
+        if not paths:
+            raise UserError("give at least one event store")
+        plan = plan_stores(paths)
+        self.paths = plan.paths
+        meta = plan.metas[0]
+        self.t0 = min((sp[0] for sp in plan.spans if sp is not None), default=0)
+        sym = symbol or meta.get("symbol") or "BTCUSDT"
+        sym = "".join(ch for ch in str(sym).upper() if ch.isalnum())
+        if not sym:
+            raise UserError(f"--symbol {symbol!r}: not a symbol")
+        self.symbol = sym
+        self.lsym = sym.lower()
+        self.venue = venue
+        self.um = venue == fr.UM
+        self.tick = meta.get("tick_size")
+        self.lot = meta.get("lot_size")
+        pdec = 8 if not self.um else fr.decimals(self.tick)
+        qdec = 8 if not self.um else fr.decimals(self.lot)
+        self.pdec, self.qdec = pdec, qdec
+        self.enc = fr.Encoder(venue, sym, pdec, qdec)
+        self.speed = float(speed)
+        self.max_speed = bool(max_speed)
+        self.host = host
+        self.port = int(port)
+        self.start_now = start_now
+        self.heartbeat = heartbeat
+        self.chunk_events = chunk_events
+        self.initial_faults = [f if isinstance(f, Fault) else parse_fault(f) for f in faults]
+        kinds = KINDS_UM if self.um else KINDS_SPOT
+        self.streams = {f"{self.lsym}@{k}": k for k in kinds}
+        self._kinds_lower = {k.lower(): k for k in kinds}
+        self.lag_ns = capture_lag(self.paths[0]) if plan.spans[0] is not None else 0
+        self._lag_ms = self.lag_ns // 1_000_000
+        self.replay = Replay(self.paths, chunk_events, self.lag_ns)
+        # state
+        self._subs: dict[str, set[_Conn]] = {}
+        self._conns: set[_Conn] = set()
+        self._go: asyncio.Event | None = None
+        self._done: asyncio.Event | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._runner: Any = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.started = False
+        self.done = False
+        self.steps = 0
+        self.frames = 0
+        self.dropped = 0
+        self._shift_ms = 0
+        self._skew_ms = 0
+        self._start_mono = 0.0
+        self._end_mono = 0.0
+        self._pos = self.t0
+        self._stall_until = 0.0
+        self._lifetime: float | None = None
+        self._drop: dict[int, int] = {}
+        self._reorder: dict[int, bytes | None] = {}
+        self._reorder_on: set[int] = set()
+        self._timed: list[Fault] = []
+        self._batches: dict[int, _Batch] = {}
+        self._error: BaseException | None = None
+        self._op: Any = None
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    @property
+    def url(self) -> str:
+        """``http://127.0.0.1:PORT``: the origin of REST and streams (``ws://`` for streams)."""
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://{self.host}:{self.port}"
+
+    async def start(self) -> Emulator:
+        aiohttp, web = _aiohttp()
+        self._op = aiohttp.WSMsgType.TEXT
+        self._loop = asyncio.get_running_loop()
+        self._go = asyncio.Event()
+        self._done = asyncio.Event()
+        app = web.Application()
+        r = app.router
+        pre = "/fapi/v1" if self.um else "/api/v3"
+        r.add_get(pre + "/ping", self._ping)
+        r.add_get(pre + "/time", self._time)
+        r.add_get(pre + "/exchangeInfo", self._exchange_info)
+        r.add_get(pre + "/depth", self._depth)
+        for p in WS_PATHS:
+            r.add_get(p, self._ws)
+            r.add_get(p + "/{streams:.*}", self._ws)
+        for p in STREAM_PATHS:
+            r.add_get(p, self._ws)
+        r.add_post("/_avmm/fault", self._ctl_fault)
+        r.add_get("/_avmm/status", self._ctl_status)
+        r.add_post("/_avmm/start", self._ctl_start)
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port, reuse_address=True)
+        try:
+            await site.start()
+        except OSError as e:
+            await self._runner.cleanup()
+            raise UserError(f"--port {self.port}: cannot listen on {self.host} ({e.strerror or e})") from None
+        sock = site._server.sockets[0] if site._server is not None else None
+        if sock is not None:
+            self.port = sock.getsockname()[1]
+        self._task = asyncio.get_running_loop().create_task(self._run())
+        if self.start_now:
+            self._go.set()
+        return self
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+            self._task = None
+        for c in list(self._conns):
+            c.closing = True
+            with contextlib.suppress(Exception):
+                await c.ws.close()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> Emulator:
+        return await self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    async def wait_done(self, timeout: float | None = None) -> None:
+        """Wait until the replay has sent its last step (the sockets stay open)."""
+        assert self._done is not None, "start() first"
+        await asyncio.wait_for(self._done.wait(), timeout)
+        if self._error is not None:
+            raise self._error
+
+    def begin(self) -> None:
+        """Start the replay now (it starts by itself at the first subscription)."""
+        if self._go is not None:
+            self._go.set()
+
+    # -- clock -------------------------------------------------------------------------------
+    def venue_ms(self) -> int:
+        """The venue clock in ms: the capture's time shifted to start now (wall time before the replay)."""
+        if not self.started:
+            return time.time_ns() // 1_000_000 + self._skew_ms
+        if self.max_speed:
+            base = self._pos // 1_000_000 + self._shift_ms
+            if self.done:
+                base += int((time.monotonic() - self._end_mono) * 1000)
+            return base + self._skew_ms
+        el = (time.monotonic() - self._start_mono) * self.speed
+        return self.t0 // 1_000_000 + self._shift_ms + int(el * 1000) + self._skew_ms
+
+    def _due(self, t: int) -> float:
+        return self._start_mono + (t - self.t0) / 1e9 / self.speed
+
+    # -- faults ------------------------------------------------------------------------------
+    def apply_fault(self, f: Fault | str) -> Fault:
+        """Apply a fault now (or at its ``@`` time): call from the emulator's event loop
+        (``EmulatorThread.fault`` does that from another thread)."""
+        f = f if isinstance(f, Fault) else parse_fault(f)
+        if f.at_s is not None:
+            self._timed.append(f)
+            self._timed.sort(key=lambda x: x.at_s or 0.0)
+            return f
+        self._fire(f)
+        return f
+
+    fault = apply_fault
+
+    def _fire(self, f: Fault) -> None:
+        n = f.name
+        if n == "drop":
+            for ch in set(DEPTH_INTERVALS.values()):
+                self._drop[ch] = self._drop.get(ch, 0) + int(f.arg or 1)
+        elif n == "reorder":
+            self._reorder_on.update(set(DEPTH_INTERVALS.values()))
+        elif n == "stall":
+            self._stall_until = math.inf if f.arg is None else time.monotonic() + f.arg
+        elif n == "skew":
+            self._skew_ms = int(round(f.arg or 0))
+        elif n == "lifetime":
+            self._lifetime = float(f.arg or 0)
+            for c in self._conns:
+                self._arm_lifetime(c)
+        elif n in ("close", "shutdown"):
+            for c in list(self._conns):
+                asyncio.get_running_loop().create_task(self._close(c, n == "shutdown"))
+
+    def _arm_lifetime(self, c: _Conn) -> None:
+        if self._lifetime is None:
+            return
+        if c.timer is not None:
+            c.timer.cancel()
+        delay = max(0.0, c.opened + self._lifetime - time.monotonic())
+        loop = asyncio.get_running_loop()
+        c.timer = loop.call_later(delay, lambda: loop.create_task(self._close(c, False)))
+
+    async def _close(self, c: _Conn, shutdown: bool) -> None:
+        if c.closing:
+            return
+        c.closing = True
+        self._unsubscribe_all(c)
+        try:
+            if shutdown:
+                await c.ws.send_frame(self.enc.shutdown(self.venue_ms()), self._op)
+            await c.ws.close(code=1000)
+        except Exception:
+            pass
+
+    # -- subscriptions ----------------------------------------------------------------------
+    def canonical(self, name: str) -> str | None:
+        """The stream's canonical name if it is one the emulator serves for its symbol or another
+        well-formed symbol (``""``: well formed, another symbol: accepted, never sends)."""
+        sym, at, kind = str(name).partition("@")
+        if not at or not sym:
+            return None
+        k = self._kinds_lower.get(kind.lower())
+        if k is None:
+            return None
+        return f"{sym.lower()}@{k}"
+
+    def _subscribe(self, c: _Conn, name: str) -> None:
+        if name in c.subs:
+            return
+        c.subs.append(name)
+        self._subs.setdefault(name, set()).add(c)
+        if name in self.streams and self._go is not None:
+            self._go.set()
+
+    def _unsubscribe(self, c: _Conn, name: str) -> None:
+        if name in c.subs:
+            c.subs.remove(name)
+        s = self._subs.get(name)
+        if s is not None:
+            s.discard(c)
+
+    def _unsubscribe_all(self, c: _Conn) -> None:
+        for name in list(c.subs):
+            self._unsubscribe(c, name)
+        self._conns.discard(c)
+        if c.timer is not None:
+            c.timer.cancel()
+
+    # -- the replay --------------------------------------------------------------------------
+    async def _run(self) -> None:
+        assert self._go is not None and self._done is not None
+        await self._go.wait()
+        now_ms = time.time_ns() // 1_000_000
+        self._shift_ms = now_ms - self.t0 // 1_000_000
+        self._start_mono = time.monotonic()
+        self.started = True
+        for f in self.initial_faults:
+            self.apply_fault(f)
+        try:
+            await self._loop_steps()
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:  # a bad store: kept for wait_done / the CLI
+            self._error = e
+        finally:
+            self.done = True
+            self._end_mono = time.monotonic()
+            self._done.set()
+
+    async def _loop_steps(self) -> None:  # noqa: C901 - the hot loop stays flat
+        enc = self.enc
+        lsym = self.lsym
+        bt_name = f"{lsym}@bookTicker"
+        tr_name = f"{lsym}@trade"
+        agg_name = f"{lsym}@aggTrade"
+        subs = self._subs
+        send = self._send
+        max_speed = self.max_speed
+        n = 0
+        for st in self.replay.steps():
+            t = st[1]
+            if self._timed:
+                self._fire_timed(t)
+            if self._batches:
+                await self._flush_due(t)
+            if not max_speed:
+                delay = self._due(t) - time.monotonic()
+                if delay > 0.0005:
+                    await asyncio.sleep(delay)
+            else:
+                n += 1
+                if n >= YIELD_EVERY:
+                    n = 0
+                    await asyncio.sleep(0)
+            self._pos = t
+            self.steps += 1
+            k = st[0]
+            if k == BT:
+                if subs.get(bt_name):
+                    await send(bt_name, enc.book_ticker(st, self._shift_ms + self._lag_ms + self._skew_ms))
+            elif k == TR:
+                if subs.get(tr_name):
+                    await send(tr_name, enc.trade(st, self._shift_ms + self._lag_ms + self._skew_ms))
+                if subs.get(agg_name):
+                    await send(agg_name, enc.agg_trade(st, self._shift_ms + self._lag_ms + self._skew_ms))
+            elif k == DIFF:
+                await self._diff(st)
+        for ch in list(self._batches):
+            await self._flush(ch)
+
+    def _fire_timed(self, t: int) -> None:
+        el = (t - self.t0) / 1e9
+        while self._timed and (self._timed[0].at_s or 0.0) <= el:
+            f = self._timed.pop(0)
+            self._fire(Fault(f.name, f.arg, None))
+
+    def _depth_names(self, ch: int) -> list[str]:
+        return [
+            f"{self.lsym}@{k}" for k, v in DEPTH_INTERVALS.items() if v == ch and self._subs.get(f"{self.lsym}@{k}")
+        ]
+
+    async def _diff(self, st: Any) -> None:
+        _, t, exch, U, u, pu, bids, asks = st
+        off = self._shift_ms + self._lag_ms + self._skew_ms
+        names = self._depth_names(0)
+        if names:
+            ms = exch // 1_000_000 + off
+            await self._send_depth(0, names, self.enc.depth(U, u, pu, bids, asks, ms, ms))
+        for k, ch in DEPTH_INTERVALS.items():
+            if ch == 0 or not self._subs.get(f"{self.lsym}@{k}"):
+                continue
+            b = self._batches.get(ch)
+            if b is None:
+                iv = ch * 1_000_000
+                b = self._batches[ch] = _Batch(U, pu, (t // iv + 1) * iv)
+            for p, q in bids:
+                b.bids[p] = q
+            for p, q in asks:
+                b.asks[p] = q
+            b.u, b.exch = u, exch
+
+    async def _flush_due(self, t: int) -> None:
+        for ch, b in sorted(self._batches.items(), key=lambda x: x[1].end):
+            if b.end > t:
+                continue
+            if not self.max_speed:
+                delay = self._due(b.end) - time.monotonic()
+                if delay > 0.0005:
+                    await asyncio.sleep(delay)
+            await self._flush(ch)
+
+    async def _flush(self, ch: int) -> None:
+        b = self._batches.pop(ch, None)
+        if b is None:
+            return
+        names = self._depth_names(ch)
+        if not names:
+            return
+        off = self._shift_ms + self._skew_ms
+        E = b.end // 1_000_000 + off
+        T = b.exch // 1_000_000 + off + self._lag_ms
+        data = self.enc.depth(b.U, b.u, b.pu, list(b.bids.items()), list(b.asks.items()), E, T)
+        await self._send_depth(ch, names, data)
+
+    async def _send_depth(self, ch: int, names: list[str], data: bytes) -> None:
+        if self._drop.get(ch):
+            self._drop[ch] -= 1
+            self.dropped += 1
+            return
+        if ch in self._reorder_on:
+            held = self._reorder.get(ch)
+            if held is None:
+                self._reorder[ch] = data  # held until the next diff of this channel
+                return
+            self._reorder_on.discard(ch)
+            del self._reorder[ch]
+            for name in names:
+                await self._send(name, data)
+                await self._send(name, held)
+            return
+        for name in names:
+            await self._send(name, data)
+
+    async def _send(self, name: str, data: bytes) -> None:
+        conns = self._subs.get(name)
+        if not conns:
+            return
+        if self._stall_until and time.monotonic() < self._stall_until:
+            return
+        wrapped = None
+        op = self._op
+        for c in tuple(conns):
+            if c.combined:
+                if wrapped is None:
+                    wrapped = fr.wrap(name.encode(), data)
+                payload = wrapped
+            else:
+                payload = data
+            try:
+                await c.ws.send_frame(payload, op)
+                self.frames += 1
+            except Exception:
+                self._unsubscribe_all(c)
+
+    # -- websocket handler -------------------------------------------------------------------
+    async def _ws(self, request: Any) -> Any:
+        aiohttp, web = _aiohttp()
+        path = request.path
+        combined = any(path == p or path.startswith(p + "/") for p in STREAM_PATHS)
+        names: list[str] = []
+        if combined:
+            names = [x for x in request.query.get("streams", "").split("/") if x]
+        else:
+            names = [x for x in request.match_info.get("streams", "").split("/") if x]
+        ws = web.WebSocketResponse(
+            heartbeat=self.heartbeat, autoping=True, max_msg_size=1 << 20, compress=False, timeout=2.0
+        )
+        await ws.prepare(request)
+        c = _Conn(ws, combined)
+        self._conns.add(c)
+        for x in names:
+            cn = self.canonical(x)
+            if cn is not None:
+                self._subscribe(c, cn)
+        self._arm_lifetime(c)
+        try:
+            async for msg in ws:
+                if msg.type == aiohttp.WSMsgType.TEXT:
+                    reply = self._control(c, msg.data)
+                    if reply is not None and not c.closing:
+                        await ws.send_str(reply)
+                elif msg.type == aiohttp.WSMsgType.ERROR:
+                    break
+        except Exception:
+            pass
+        finally:
+            self._unsubscribe_all(c)
+        return ws
+
+    def _control(self, c: _Conn, text: str) -> str | None:  # noqa: C901 - one branch per method
+        """The answer to a control frame (SUBSCRIBE, ...)."""
+        try:
+            req = json.loads(text)
+        except ValueError as e:
+            line, col = getattr(e, "lineno", 1), getattr(e, "colno", 1)
+            return _err(3, f"Invalid JSON: expected value at line {line} column {col}", None)
+        if not isinstance(req, dict):
+            return _err(2, "Invalid request: expected an object", None)
+        rid = req.get("id")
+        ok_id = isinstance(rid, int) and not isinstance(rid, bool) and rid >= 0
+        if "id" in req and not ok_id and not isinstance(rid, str):
+            return _err(2, "Invalid request: request ID must be an unsigned integer", None)
+        method = req.get("method")
+        if method is None:
+            return _err(2, "Invalid request: missing field `method`", rid)
+        params = req.get("params", [])
+        if not isinstance(params, list):
+            return _err(2, "Invalid request: params must be an array", rid)
+        if method in ("SUBSCRIBE", "UNSUBSCRIBE"):
+            canon = []
+            for p in params:
+                cn = self.canonical(p) if isinstance(p, str) else None
+                if cn is None:
+                    return _err(
+                        2,
+                        f"Invalid request: invalid stream name {p!r}"
+                        if isinstance(p, str)
+                        else "Invalid request: stream name must be a string",
+                        rid,
+                    )
+                canon.append(cn)
+            for cn in canon:
+                (self._subscribe if method == "SUBSCRIBE" else self._unsubscribe)(c, cn)
+            return json.dumps({"result": None, "id": rid}, separators=(",", ":"))
+        if method == "LIST_SUBSCRIPTIONS":
+            return json.dumps({"result": list(c.subs), "id": rid}, separators=(",", ":"))
+        if method in ("SET_PROPERTY", "GET_PROPERTY"):
+            if not params or not isinstance(params[0], str):
+                return _err(2, "Invalid request: property name must be a string", rid)
+            if params[0] != "combined":
+                return _err(0, "Unknown property", rid)
+            if method == "GET_PROPERTY":
+                return json.dumps({"result": c.combined, "id": rid}, separators=(",", ":"))
+            if len(params) < 2 or not isinstance(params[1], bool):
+                return _err(1, "Invalid value type: expected Boolean", rid)
+            c.combined = params[1]
+            return json.dumps({"result": None, "id": rid}, separators=(",", ":"))
+        return _err(
+            2,
+            f"Invalid request: unknown variant `{method}`, expected one of `SUBSCRIBE`, `UNSUBSCRIBE`, "
+            "`LIST_SUBSCRIPTIONS`, `SET_PROPERTY`, `GET_PROPERTY` at line 1 column 28",
+            rid,
+        )
+
+    # -- REST --------------------------------------------------------------------------------
+    def _json(self, body: Any, status: int = 200) -> Any:
+        _, web = _aiohttp()
+        data = body if isinstance(body, bytes) else json.dumps(body, separators=(",", ":")).encode()
+        return web.Response(body=data, status=status, content_type="application/json")
+
+    def _rest_error(self, code: int, msg: str, status: int = 400) -> Any:
+        return self._json({"code": code, "msg": msg}, status)
+
+    async def _ping(self, request: Any) -> Any:
+        return self._json({})
+
+    async def _time(self, request: Any) -> Any:
+        return self._json({"serverTime": self.venue_ms()})
+
+    def _check_symbol(self, request: Any) -> Any:
+        sym = request.query.get("symbol")
+        if sym is None or sym == "":
+            return self._rest_error(-1102, "Mandatory parameter 'symbol' was not sent, was empty/null, or malformed.")
+        if sym != self.symbol:
+            return self._rest_error(-1121, "Invalid symbol.")
+        return None
+
+    async def _depth(self, request: Any) -> Any:
+        bad = self._check_symbol(request)
+        if bad is not None:
+            return bad
+        lim_text = request.query.get("limit")
+        limit = 500 if self.um else 100
+        if lim_text is not None:
+            if not lim_text.isdigit() or len(lim_text) > 20:
+                return self._rest_error(
+                    -1100, "Illegal characters found in parameter 'limit'; legal range is '^[0-9]{1,20}$'."
+                )
+            limit = int(lim_text)
+            if self.um:
+                if limit not in (5, 10, 20, 50, 100, 500, 1000):
+                    return self._rest_error(-1130, "Data sent for parameter 'limit' is not valid.")
+            else:
+                if limit < 1:
+                    return self._rest_error(
+                        -1100, "Illegal characters found in parameter 'limit'; legal range is '[1, 5000]'."
+                    )
+                limit = min(limit, 5000)
+        book = self.replay.book
+        bids, asks = book.top(limit)
+        now = self.venue_ms()
+        return self._json(self.enc.snapshot(book.last_u, bids, asks, now, now))
+
+    async def _exchange_info(self, request: Any) -> Any:
+        q = request.query
+        if "symbol" in q and q["symbol"] != self.symbol:
+            return self._rest_error(-1121, "Invalid symbol.")
+        if "symbols" in q:
+            try:
+                want = json.loads(q["symbols"])
+            except ValueError:
+                return self._rest_error(-1100, "Illegal characters found in parameter 'symbols'.")
+            if not isinstance(want, list) or any(s != self.symbol for s in want):
+                return self._rest_error(-1121, "Invalid symbol.")
+        return self._json(self.exchange_info())
+
+    def exchange_info(self) -> dict[str, Any]:
+        """``exchangeInfo`` of the venue: the symbol's filters from the store's tick and lot size."""
+        base, quote = split_symbol(self.symbol)
+        tick = float(self.tick) if self.tick else 10.0**-self.pdec
+        lot = float(self.lot) if self.lot else 10.0**-self.qdec
+        pd, qd = self.pdec, self.qdec
+        price_filter = {
+            "filterType": "PRICE_FILTER",
+            "minPrice": _num(tick, pd),
+            "maxPrice": _num(1e7, pd),
+            "tickSize": _num(tick, pd),
+        }
+        lot_filter = {
+            "filterType": "LOT_SIZE",
+            "minQty": _num(lot, qd),
+            "maxQty": _num(9000.0, qd),
+            "stepSize": _num(lot, qd),
+        }
+        mlot = dict(lot_filter, filterType="MARKET_LOT_SIZE")
+        if self.um:
+            limits = [
+                {"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1, "limit": 2400},
+                {"rateLimitType": "ORDERS", "interval": "MINUTE", "intervalNum": 1, "limit": 1200},
+                {"rateLimitType": "ORDERS", "interval": "SECOND", "intervalNum": 10, "limit": 300},
+            ]
+            sym = {
+                "symbol": self.symbol,
+                "pair": self.symbol,
+                "contractType": "PERPETUAL",
+                "deliveryDate": 4133404800000,
+                "onboardDate": 1569398400000,
+                "status": "TRADING",
+                "maintMarginPercent": "2.5000",
+                "requiredMarginPercent": "5.0000",
+                "baseAsset": base,
+                "quoteAsset": quote,
+                "marginAsset": quote,
+                "pricePrecision": pd,
+                "quantityPrecision": qd,
+                "baseAssetPrecision": 8,
+                "quotePrecision": 8,
+                "underlyingType": "COIN",
+                "underlyingSubType": [],
+                "settlePlan": 0,
+                "triggerProtect": "0.0500",
+                "liquidationFee": "0.012500",
+                "marketTakeBound": "0.05",
+                "maxMoveOrderLimit": 10000,
+                "filters": [
+                    price_filter,
+                    lot_filter,
+                    mlot,
+                    {"filterType": "MAX_NUM_ORDERS", "limit": 200},
+                    {"filterType": "MAX_NUM_ALGO_ORDERS", "limit": 10},
+                    {"filterType": "MIN_NOTIONAL", "notional": "5"},
+                    {
+                        "filterType": "PERCENT_PRICE",
+                        "multiplierUp": "1.0500",
+                        "multiplierDown": "0.9500",
+                        "multiplierDecimal": "4",
+                    },
+                ],
+                "orderTypes": [
+                    "LIMIT",
+                    "MARKET",
+                    "STOP",
+                    "STOP_MARKET",
+                    "TAKE_PROFIT",
+                    "TAKE_PROFIT_MARKET",
+                    "TRAILING_STOP_MARKET",
+                ],
+                "timeInForce": ["GTC", "IOC", "FOK", "GTX", "GTD"],
+            }
+            return {
+                "timezone": "UTC",
+                "serverTime": self.venue_ms(),
+                "futuresType": "U_MARGINED",
+                "rateLimits": limits,
+                "exchangeFilters": [],
+                "assets": [{"asset": quote, "marginAvailable": True, "autoAssetExchange": "-10000"}],
+                "symbols": [sym],
+            }
+        limits = [
+            {"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1, "limit": 6000},
+            {"rateLimitType": "ORDERS", "interval": "SECOND", "intervalNum": 10, "limit": 50},
+            {"rateLimitType": "ORDERS", "interval": "DAY", "intervalNum": 1, "limit": 160000},
+            {"rateLimitType": "RAW_REQUESTS", "interval": "MINUTE", "intervalNum": 5, "limit": 61000},
+        ]
+        sym = {
+            "symbol": self.symbol,
+            "status": "TRADING",
+            "baseAsset": base,
+            "baseAssetPrecision": 8,
+            "quoteAsset": quote,
+            "quotePrecision": 8,
+            "quoteAssetPrecision": 8,
+            "baseCommissionPrecision": 8,
+            "quoteCommissionPrecision": 8,
+            "orderTypes": [
+                "LIMIT",
+                "LIMIT_MAKER",
+                "MARKET",
+                "STOP_LOSS",
+                "STOP_LOSS_LIMIT",
+                "TAKE_PROFIT",
+                "TAKE_PROFIT_LIMIT",
+            ],
+            "icebergAllowed": True,
+            "ocoAllowed": True,
+            "otoAllowed": True,
+            "quoteOrderQtyMarketAllowed": True,
+            "allowTrailingStop": True,
+            "cancelReplaceAllowed": True,
+            "amendAllowed": True,
+            "isSpotTradingAllowed": True,
+            "isMarginTradingAllowed": False,
+            "filters": [
+                price_filter,
+                lot_filter,
+                {"filterType": "ICEBERG_PARTS", "limit": 10},
+                mlot,
+                {
+                    "filterType": "TRAILING_DELTA",
+                    "minTrailingAboveDelta": 10,
+                    "maxTrailingAboveDelta": 2000,
+                    "minTrailingBelowDelta": 10,
+                    "maxTrailingBelowDelta": 2000,
+                },
+                {
+                    "filterType": "PERCENT_PRICE_BY_SIDE",
+                    "bidMultiplierUp": "5",
+                    "bidMultiplierDown": "0.2",
+                    "askMultiplierUp": "5",
+                    "askMultiplierDown": "0.2",
+                    "avgPriceMins": 5,
+                },
+                {
+                    "filterType": "NOTIONAL",
+                    "minNotional": "5.00000000",
+                    "applyMinToMarket": True,
+                    "maxNotional": "9000000.00000000",
+                    "applyMaxToMarket": False,
+                    "avgPriceMins": 5,
+                },
+                {"filterType": "MAX_NUM_ORDERS", "maxNumOrders": 200},
+                {"filterType": "MAX_NUM_ALGO_ORDERS", "maxNumAlgoOrders": 5},
+            ],
+            "permissions": [],
+            "permissionSets": [["SPOT"]],
+            "defaultSelfTradePreventionMode": "EXPIRE_MAKER",
+            "allowedSelfTradePreventionModes": ["EXPIRE_TAKER", "EXPIRE_MAKER", "EXPIRE_BOTH", "DECREMENT"],
+        }
+        return {
+            "timezone": "UTC",
+            "serverTime": self.venue_ms(),
+            "rateLimits": limits,
+            "exchangeFilters": [],
+            "symbols": [sym],
+        }
+
+    # -- control -----------------------------------------------------------------------------
+    async def _ctl_fault(self, request: Any) -> Any:
+        try:
+            body = await request.json()
+            spec = body["fault"] if isinstance(body, dict) else body
+            f = self.apply_fault(str(spec))
+        except UserError as e:
+            return self._rest_error(-1100, str(e))
+        except (ValueError, KeyError, TypeError):
+            return self._rest_error(-1100, 'expected a JSON body {"fault": "NAME[:ARG][@SECONDS]"}')
+        return self._json({"ok": True, "fault": f.spec()})
+
+    async def _ctl_start(self, request: Any) -> Any:
+        self.begin()
+        return self._json({"ok": True})
+
+    async def _ctl_status(self, request: Any) -> Any:
+        return self._json(self.status())
+
+    def status(self) -> dict[str, Any]:
+        """The replay's state: started, done, steps and frames sent, connections, the venue clock."""
+        return {
+            "venue": self.venue,
+            "symbol": self.symbol,
+            "started": self.started,
+            "done": self.done,
+            "steps": self.steps,
+            "frames": self.frames,
+            "dropped": self.dropped,
+            "connections": len(self._conns),
+            "last_update_id": self.replay.book.last_u,
+            "venue_time": self.venue_ms(),
+            "error": None if self._error is None else str(self._error),
+        }
+
+
+def _err(code: int, msg: str, rid: Any) -> str:
+    return json.dumps({"error": {"code": code, "msg": msg}, "id": rid}, separators=(",", ":"))

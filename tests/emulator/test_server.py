@@ -1,0 +1,295 @@
+"""The emulator's REST and stream frames against Binance's documented shapes, control frames,
+the venue clock, and books kept by a client from snapshot + diffs."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+import pytest
+
+from avmm.emulator import Emulator
+from tests.emulator.conftest import BookClient, run, store_book
+
+aiohttp = pytest.importorskip("aiohttp")
+
+# Binance's documented fields, in order (spot: web-socket-streams.md; USD-M: websocket-market-streams)
+SPOT_FIELDS = {
+    "bookTicker": ["u", "s", "b", "B", "a", "A"],
+    "trade": ["e", "E", "s", "t", "p", "q", "T", "m", "M"],
+    "aggTrade": ["e", "E", "s", "a", "p", "q", "f", "l", "T", "m", "M"],
+    "depth": ["e", "E", "s", "U", "u", "b", "a"],
+}
+UM_FIELDS = {
+    "bookTicker": ["e", "u", "s", "b", "B", "a", "A", "T", "E"],
+    "trade": ["e", "E", "T", "s", "t", "p", "q", "X", "m"],
+    "aggTrade": ["e", "E", "s", "a", "p", "q", "f", "l", "T", "m"],
+    "depth": ["e", "E", "T", "s", "U", "u", "pu", "b", "a"],
+}
+DECIMAL = ("b", "B", "a", "A", "p", "q")
+
+
+def _check_types(kind: str, d: dict) -> None:
+    ints = ("E", "T", "u", "U", "pu", "t", "f", "l") + (("a",) if kind == "aggTrade" else ())
+    for k in DECIMAL:
+        if k in d and k not in ints and kind != "depth":
+            assert isinstance(d[k], str) and float(d[k]) >= 0, (k, d)
+    for k in ints:
+        if k in d:
+            assert isinstance(d[k], int) and not isinstance(d[k], bool), (k, d)
+    for k in ("m", "M"):
+        if k in d:
+            assert isinstance(d[k], bool)
+    if kind == "depth":
+        for side in ("b", "a"):
+            assert all(isinstance(p, str) and isinstance(q, str) for p, q in d[side])
+    assert d["s"] == "BTCUSDT"
+
+
+async def _collect(ws, until, timeout=10.0) -> list[dict]:
+    out = []
+    end = time.monotonic() + timeout
+    while not until(out) and time.monotonic() < end:
+        try:
+            m = await asyncio.wait_for(ws.receive(), 0.5)
+        except TimeoutError:
+            continue
+        if m.type != aiohttp.WSMsgType.TEXT:
+            break
+        out.append(json.loads(m.data))
+    return out
+
+
+@pytest.mark.parametrize("venue", ["binance-spot", "binance-um"])
+def test_stream_frames_have_binances_fields_and_types(depth_store, venue):
+    fields = UM_FIELDS if venue == "binance-um" else SPOT_FIELDS
+    names = ["btcusdt@bookTicker", "btcusdt@trade", "btcusdt@aggTrade", "btcusdt@depth"]
+
+    async def go():
+        async with (
+            Emulator(depth_store, venue=venue, max_speed=True) as emu,
+            aiohttp.ClientSession() as s,
+            s.ws_connect(f"{emu.ws_url}/stream?streams={'/'.join(names)}") as ws,
+        ):
+            got = await _collect(ws, lambda o: {f["stream"] for f in o} >= set(names))
+        for f in got:
+            assert list(f) == ["stream", "data"]
+            kind = f["stream"].split("@")[1]
+            assert list(f["data"]) == fields[kind], f
+            _check_types(kind, f["data"])
+        assert {f["stream"] for f in got} == set(names)
+
+    run(go())
+
+
+def test_raw_stream_paths_and_usdm_public_market(depth_store):
+    async def go():
+        async with Emulator(depth_store, venue="binance-um") as emu, aiohttp.ClientSession() as s:
+            for path in ("/ws/btcusdt@bookTicker", "/public/ws/btcusdt@bookTicker", "/market/ws/btcusdt@aggTrade"):
+                async with s.ws_connect(emu.ws_url + path) as ws:
+                    got = await _collect(ws, lambda o: len(o) >= 1)
+                    assert got and "stream" not in got[0] and got[0]["e"] in ("bookTicker", "aggTrade")
+            async with s.ws_connect(emu.ws_url + "/public/stream?streams=btcusdt@depth@0ms") as ws:
+                got = await _collect(ws, lambda o: len(o) >= 1)
+                assert got[0]["stream"] == "btcusdt@depth@0ms" and got[0]["data"]["e"] == "depthUpdate"
+
+    run(go())
+
+
+def test_subscribe_unsubscribe_list_and_bad_frames(depth_store):
+    async def ask(ws, frame):
+        await ws.send_str(frame if isinstance(frame, str) else json.dumps(frame))
+        while True:
+            d = json.loads((await asyncio.wait_for(ws.receive(), 5)).data)
+            if "result" in d or "error" in d:
+                return d
+
+    async def go():
+        async with Emulator(depth_store) as emu, aiohttp.ClientSession() as s, s.ws_connect(emu.ws_url + "/ws") as ws:
+            assert await ask(ws, {"method": "LIST_SUBSCRIPTIONS", "id": 1}) == {"result": [], "id": 1}
+            sub = {"method": "SUBSCRIBE", "params": ["btcusdt@trade", "btcusdt@depth@100ms"], "id": 2}
+            assert await ask(ws, sub) == {"result": None, "id": 2}
+            assert await ask(ws, {"method": "LIST_SUBSCRIPTIONS", "id": 3}) == {
+                "result": ["btcusdt@trade", "btcusdt@depth@100ms"],
+                "id": 3,
+            }
+            unsub = {"method": "UNSUBSCRIBE", "params": ["btcusdt@trade"], "id": 4}
+            assert await ask(ws, unsub) == {"result": None, "id": 4}
+            assert (await ask(ws, {"method": "LIST_SUBSCRIPTIONS", "id": 5}))["result"] == ["btcusdt@depth@100ms"]
+            assert await ask(ws, {"method": "GET_PROPERTY", "params": ["combined"], "id": 6}) == {
+                "result": False,
+                "id": 6,
+            }
+            assert (await ask(ws, {"method": "SET_PROPERTY", "params": ["combined", True], "id": 7}))["result"] is None
+            # errors: Binance's codes
+            assert (await ask(ws, "{not json"))["error"]["code"] == 3
+            bad = await ask(ws, {"method": "SUBSCRIB", "params": [], "id": 8})
+            assert bad["error"]["code"] == 2 and "unknown variant" in bad["error"]["msg"] and bad["id"] == 8
+            assert (await ask(ws, {"method": "SUBSCRIBE", "params": ["btcusdt@nope"], "id": 9}))["error"]["code"] == 2
+            assert (await ask(ws, {"method": "LIST_SUBSCRIPTIONS", "id": -1}))["error"]["code"] == 2
+            assert (await ask(ws, {"method": "SET_PROPERTY", "params": ["x", True], "id": 10}))["error"]["code"] == 0
+            bad = await ask(ws, {"method": "SET_PROPERTY", "params": ["combined", 1], "id": 11})
+            assert bad["error"]["code"] == 1
+            # combined now: the diffs come wrapped
+            got = await _collect(ws, lambda o: any("stream" in f for f in o))
+            f = next(f for f in got if "stream" in f)
+            assert f["stream"] == "btcusdt@depth@100ms" and f["data"]["e"] == "depthUpdate"
+
+    run(go())
+
+
+@pytest.mark.parametrize("venue", ["binance-spot", "binance-um"])
+def test_rest_ping_time_exchange_info_depth_and_errors(depth_store, venue):
+    um = venue == "binance-um"
+    pre = "/fapi/v1" if um else "/api/v3"
+
+    async def go():
+        async with Emulator(depth_store, venue=venue, start_now=True, max_speed=True) as emu:
+            await emu.wait_done(30)
+            async with aiohttp.ClientSession() as s:
+
+                async def get(path, **params):
+                    async with s.get(emu.url + pre + path, params=params) as r:
+                        return r.status, await r.json()
+
+                assert await get("/ping") == (200, {})
+                st, t = await get("/time")
+                assert st == 200 and list(t) == ["serverTime"] and isinstance(t["serverTime"], int)
+                st, xi = await get("/exchangeInfo")
+                sym = xi["symbols"][0]
+                assert sym["symbol"] == "BTCUSDT" and sym["status"] == "TRADING"
+                assert (sym["baseAsset"], sym["quoteAsset"]) == ("BTC", "USDT")
+                filters = {f["filterType"]: f for f in sym["filters"]}
+                assert float(filters["PRICE_FILTER"]["tickSize"]) == 0.01
+                assert float(filters["LOT_SIZE"]["stepSize"]) == 0.001
+                assert {r["rateLimitType"] for r in xi["rateLimits"]} >= {"REQUEST_WEIGHT", "ORDERS"}
+                st, d = await get("/depth", symbol="BTCUSDT", limit="5")
+                assert st == 200
+                assert list(d) == (
+                    ["lastUpdateId", "E", "T", "bids", "asks"] if um else ["lastUpdateId", "bids", "asks"]
+                )
+                assert len(d["bids"]) == 5 and len(d["asks"]) == 5
+                bids, asks = store_book(depth_store)
+                assert [[float(p), float(q)] for p, q in d["bids"]] == [list(x) for x in sorted(bids.items())[::-1][:5]]
+                assert [[float(p), float(q)] for p, q in d["asks"]] == [list(x) for x in sorted(asks.items())[:5]]
+                assert d["lastUpdateId"] == emu.replay.book.last_u
+                assert await get("/depth", symbol="ETHUSDT") == (400, {"code": -1121, "msg": "Invalid symbol."})
+                st, e = await get("/depth")
+                assert st == 400 and e["code"] == -1102
+                st, e = await get("/depth", symbol="BTCUSDT", limit="x")
+                assert st == 400 and e["code"] == -1100
+                st, e = await get("/depth", symbol="BTCUSDT", limit="7")
+                if um:  # USD-M takes 5, 10, 20, 50, 100, 500, 1000 only
+                    assert (st, e["code"]) == (400, -1130)
+                else:  # spot takes 1..5000
+                    assert st == 200 and len(e["bids"]) == 7
+                st, e = await get("/exchangeInfo", symbol="ETHUSDT")
+                assert (st, e["code"]) == (400, -1121)
+
+    run(go())
+
+
+@pytest.mark.parametrize(
+    ("venue", "stream"),
+    [
+        ("binance-spot", "btcusdt@depth"),
+        ("binance-spot", "btcusdt@depth@100ms"),
+        ("binance-um", "btcusdt@depth@0ms"),
+        ("binance-um", "btcusdt@depth@100ms"),
+    ],
+)
+def test_snapshot_plus_diffs_give_the_store_book(depth_store, venue, stream):
+    """A client by Binance's rules (subscribe, buffer, REST snapshot part-way, U/u or pu) ends with the
+    store's book, through the resync in the middle of the store."""
+
+    async def go():
+        async with Emulator(depth_store, venue=venue, speed=20.0) as emu, aiohttp.ClientSession() as s:
+            c = BookClient(emu.url, venue == "binance-um", stream)
+            async with s.ws_connect(f"{emu.ws_url}/stream?streams={stream}") as ws:
+                n = 0
+                while True:
+                    try:
+                        m = await asyncio.wait_for(ws.receive(), 1.0 if emu.done else 10.0)
+                    except TimeoutError:
+                        break
+                    c.on_frame(m.data)
+                    n += 1
+                    if n == 3:
+                        await c.snapshot(s)
+                    if emu.done and c.last_u == emu.replay.book.last_u:
+                        break
+            return c
+
+    c = run(go())
+    from avmm.venues.binance import depth_sync as ds
+
+    assert ds.GAP not in c.outcomes
+    assert c.outcomes.count(ds.APPLY) > 10
+    assert (c.bids, c.asks) == store_book(depth_store)
+
+
+def test_l1_store_served_as_depth_keeps_the_last_quote(l1_store):
+    async def go():
+        async with Emulator(l1_store, max_speed=True) as emu, aiohttp.ClientSession() as s:
+            c = BookClient(emu.url, False, "synth@depth", symbol="SYNTH")
+            async with s.ws_connect(f"{emu.ws_url}/stream?streams=synth@depth/synth@bookTicker") as ws:
+                await c.snapshot(s)
+                last_bt = None
+                while True:
+                    try:
+                        m = await asyncio.wait_for(ws.receive(), 1.0 if emu.done else 10.0)
+                    except TimeoutError:
+                        break
+                    if "bookTicker" in m.data:
+                        last_bt = json.loads(m.data)["data"]
+                    else:
+                        c.on_frame(m.data)
+            return c, last_bt
+
+    c, bt = run(go())
+    assert (c.bids, c.asks) == store_book(l1_store)
+    assert c.bids == {float(bt["b"]): float(bt["B"])} and c.asks == {float(bt["a"]): float(bt["A"])}
+
+
+def test_venue_clock_starts_now_and_runs_at_speed(depth_store):
+    """serverTime is wall time before the replay; the frames' E are the capture's times shifted to
+    start now and advancing speed x wall time; the replay waits for the first subscriber."""
+
+    async def go():
+        async with Emulator(depth_store, venue="binance-um", speed=4.0) as emu, aiohttp.ClientSession() as s:
+            await asyncio.sleep(0.3)
+            assert not emu.status()["started"]  # nobody subscribed yet
+            async with s.get(emu.url + "/fapi/v1/time") as r:
+                assert abs((await r.json())["serverTime"] - time.time() * 1000) < 1000
+            async with s.ws_connect(emu.ws_url + "/ws/btcusdt@depth") as ws:
+                w0 = time.time() * 1000
+                got = await _collect(ws, lambda o: len(o) >= 2 and o[-1]["E"] - o[0]["E"] >= 400)
+                w1 = time.time() * 1000
+            assert got[0]["U"] == 1_000_001  # the whole session: the first diff of the store
+            assert abs(got[0]["E"] - w0) < 500
+            venue_span, wall_span = got[-1]["E"] - got[0]["E"], w1 - w0
+            assert wall_span < venue_span  # 4x: 400 venue ms take ~100 wall ms
+            async with s.get(emu.url + "/fapi/v1/time") as r:
+                t = (await r.json())["serverTime"]
+            assert t >= got[-1]["E"] - 50
+
+    run(go(), timeout=30)
+
+
+def test_sockets_stay_open_after_the_end(depth_store):
+    async def go():
+        async with (
+            Emulator(depth_store, max_speed=True, heartbeat=None) as emu,
+            aiohttp.ClientSession() as s,
+            s.ws_connect(emu.ws_url + "/ws/btcusdt@trade") as ws,
+        ):
+            await emu.wait_done(30)
+            await _collect(ws, lambda o: False, timeout=0.5)
+            assert not ws.closed
+            await ws.send_str(json.dumps({"method": "LIST_SUBSCRIPTIONS", "id": 1}))
+            d = json.loads((await asyncio.wait_for(ws.receive(), 5)).data)
+            assert d == {"result": ["btcusdt@trade"], "id": 1}
+            await ws.ping()
+
+    run(go())
