@@ -7,7 +7,7 @@ PYTEST_WORKERS ?= 2
 
 BENCH_STORE ?= .bench/bench-10M-seed1.parquet
 
-.PHONY: run test check format bench bench-backtest bench-levels bench-data bench-peer bench-sweep bench-signals bench-emulator defaults-table signals-table fuzz clean
+.PHONY: run test check format bench bench-backtest bench-levels bench-data bench-peer bench-sweep bench-signals bench-emulator bench-ws defaults-table signals-table fuzz clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -68,6 +68,11 @@ bench-sweep: $(STAMP)
 ## alternated runs) and on Engine.on_quote (p50 / p99); JSON written to bench_signals.json
 bench-signals: $(STAMP)
 	$(BIN)/python benchmarks/signals_bench.py --repeat 5 --store $(BENCH_STORE) --json bench_signals.json
+
+## bench-ws: the websocket clients on loopback (picows, websockets, aiohttp; uvloop): ns per bookTicker frame
+## received and decoded (flood) and receive latency p50 / p99 (paced); JSON written to bench_ws.json
+bench-ws: $(STAMP)
+	$(BIN)/python benchmarks/ws_clients.py --repeat 5 --json bench_ws.json
 
 ## bench-emulator: frames/s that `avmm emulate --max` serves to one picows client (synthetic L1 session and the real
 ## spot / USD-M captures of ../shared/data), median of 3 runs; JSON written to bench_emulator.json

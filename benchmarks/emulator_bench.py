@@ -96,10 +96,18 @@ def main() -> None:
             runs = [run_one(store, venue) for _ in range(args.repeat)]
             fps = statistics.median(r["frames_per_s"] for r in runs)
             r0 = runs[0]
-            out[label] = {"venue": venue, "frames": r0["frames"], "mb": r0["bytes"] / 1e6, "frames_per_s": fps,
-                          "runs": [round(r["frames_per_s"]) for r in runs]}
-            print(f"{label:28s} {venue:13s} {r0['frames']:>9,} frames {r0['bytes'] / 1e6:8.1f} MB "
-                  f"{fps:>10,.0f} frames/s (median of {args.repeat}: {out[label]['runs']})", flush=True)
+            out[label] = {
+                "venue": venue,
+                "frames": r0["frames"],
+                "mb": r0["bytes"] / 1e6,
+                "frames_per_s": fps,
+                "runs": [round(r["frames_per_s"]) for r in runs],
+            }
+            print(
+                f"{label:28s} {venue:13s} {r0['frames']:>9,} frames {r0['bytes'] / 1e6:8.1f} MB "
+                f"{fps:>10,.0f} frames/s (median of {args.repeat}: {out[label]['runs']})",
+                flush=True,
+            )
     if args.json:
         args.json.write_text(json.dumps(out, indent=2))
 

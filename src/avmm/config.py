@@ -2,7 +2,8 @@
 
 ``Config`` is the strategy's sections (``avmm.core.config.StrategyConfig``: ``[model]``,
 ``[quoting]``, ``[risk]``, ``[estimators]``, ``[logging]``) plus ``[backtest]``
-(``avmm.backtest.config.BacktestConfig``). Only this module and the CLI see the whole file: the
+(``avmm.backtest.config.BacktestConfig``) and ``[venue]`` (``avmm.live.config.VenueConfig``: the
+live runtime's URLs and feed timers). Only this module and the CLI see the whole file: the
 runtimes receive their validated sections. A bad value raises ``UserError`` naming the key, the
 value and the accepted range.
 """
@@ -23,15 +24,17 @@ from pydantic.fields import FieldInfo
 from avmm.backtest.config import BacktestConfig
 from avmm.core.config import SEED_MAX, STRICT, StrategyConfig, checked
 from avmm.errors import UserError
+from avmm.live.config import VenueConfig
 
 __all__ = ["Config", "dump_toml", "load_config", "parse_override", "validate"]
 
 
 class Config(StrategyConfig):
-    """The whole file: the strategy's sections and ``[backtest]``."""
+    """The whole file: the strategy's sections, ``[backtest]`` and ``[venue]``."""
 
     model_config = STRICT
     backtest: BacktestConfig = BacktestConfig()
+    venue: VenueConfig = VenueConfig()
 
 
 def validate(data: dict[str, Any], where: str = "config") -> Config:
@@ -117,21 +120,32 @@ def dump_toml(cfg: BaseModel, comments: bool = False) -> str:
     """
     lines: list[str] = []
     for section, model in cfg:
-        lines.append(f"[{section}]")
-        rows: list[tuple[str, str]] = []
-        fields = type(model).model_fields
-        for key, value in model:
-            note = _comment(fields[key]) if comments else ""
-            if value is None:
-                if comments:
-                    rows.append((f"# {key} = (not set)", note))
-                continue
-            rows.append((f"{key} = {_toml_value(value)}", note))
-        width = max((len(text) for text, note in rows if note), default=0)
-        for text, note in rows:
-            lines.append(f"{text:<{width}}  # {note}" if note else text)
-        lines.append("")
+        _dump_section(lines, section, model, comments)
     return "\n".join(lines)
+
+
+def _dump_section(lines: list[str], name: str, model: BaseModel, comments: bool) -> None:
+    """``[name]`` and its keys, then each subsection (``[signals.vamp]``) after them."""
+    lines.append(f"[{name}]")
+    rows: list[tuple[str, str]] = []
+    subs: list[tuple[str, BaseModel]] = []
+    fields = type(model).model_fields
+    for key, value in model:
+        if isinstance(value, BaseModel):
+            subs.append((f"{name}.{key}", value))
+            continue
+        note = _comment(fields[key]) if comments else ""
+        if value is None:
+            if comments:
+                rows.append((f"# {key} = (not set)", note))
+            continue
+        rows.append((f"{key} = {_toml_value(value)}", note))
+    width = max((len(text) for text, note in rows if note), default=0)
+    for text, note in rows:
+        lines.append(f"{text:<{width}}  # {note}" if note else text)
+    lines.append("")
+    for sub, value in subs:
+        _dump_section(lines, sub, value, comments)
 
 
 def _toml_value(value: Any) -> str:

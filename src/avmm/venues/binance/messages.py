@@ -9,7 +9,11 @@ as floats (``strict=False``). ``Env*`` are the combined-stream envelopes ``{"str
 * ``Trade`` -- ``<symbol>@trade`` (``X`` on USD-M only, ``M`` on spot only);
 * ``AggTrade`` -- ``<symbol>@aggTrade`` (``f``/``l``: the first and last trade id it aggregates);
 * ``Depth`` -- ``<symbol>@depth@100ms`` diffs (``pu`` on USD-M only; -1 when absent);
-* ``Snapshot`` -- the REST ``depth`` answer (``lastUpdateId``; USD-M adds ``E``/``T``).
+* ``Snapshot`` -- the REST ``depth`` answer (``lastUpdateId``; USD-M adds ``E``/``T``);
+* ``Control`` -- whatever else a stream connection sends: ``serverShutdown`` (``{"e", "E"}``,
+  bare or in an envelope), the answers to SUBSCRIBE / LIST_SUBSCRIPTIONS (``{"result", "id"}``)
+  and errors (``{"error": {"code", "msg"}, "id"}``);
+* ``ApiError`` -- a REST error body ``{"code", "msg"}``.
 
 Numbers at their limits fail decoding (``msgspec.ValidationError``, which a reader counts) instead
 of reaching NumPy: an id outside int64 (``Id``), a time in ms that is negative or whose ns value
@@ -104,6 +108,35 @@ class EnvSnapshot(msgspec.Struct):
     stream: str = ""
 
 
+class Control(msgspec.Struct):
+    e: str = ""
+    E: int = 0
+    id: Any = None
+    result: Any = None
+    error: Any = None
+
+
+class EnvControl(msgspec.Struct):
+    """Any frame of a stream connection, read for what it is: the stream name of an envelope, or a
+    bare control message's fields."""
+
+    stream: str = ""
+    data: Control | None = None
+    e: str = ""
+    E: int = 0
+    id: Any = None
+    result: Any = None
+    error: Any = None
+
+
+class ApiError(msgspec.Struct):
+    code: int = 0
+    msg: str = ""
+
+
+SERVER_SHUTDOWN = "serverShutdown"
+
+
 def _decoder(t: type[_T]) -> msgspec.json.Decoder[_T]:
     return msgspec.json.Decoder(t, strict=False)
 
@@ -114,6 +147,8 @@ DECODE_AGG_TRADE = _decoder(EnvAggTrade)
 DECODE_DEPTH = _decoder(EnvDepth)
 DECODE_SNAPSHOT_ENV = _decoder(EnvSnapshot)
 DECODE_SNAPSHOT = _decoder(Snapshot)
+DECODE_CONTROL_ENV = _decoder(EnvControl)
+DECODE_API_ERROR = _decoder(ApiError)
 
 # by stream kind (``data.readers.binance_ws``)
 DECODERS: dict[str, msgspec.json.Decoder[Any]] = {

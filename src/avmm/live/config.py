@@ -1,0 +1,116 @@
+"""``[venue]``: where the live runtime connects and how its feed keeps itself healthy.
+
+Every base URL is configurable (``rest_url``, ``stream_url``, ``ws_api_url``); left unset, each is
+the production host of the market chosen on the command line (``--venue binance-spot`` /
+``binance-um``). ``with_origin`` points all three at one origin (``--url``: the emulator).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+from urllib.parse import urlsplit
+
+from pydantic import AfterValidator, BaseModel, Field
+
+from avmm.core.config import STRICT
+from avmm.errors import UserError
+
+VENUES = ("binance-spot", "binance-um")
+Venue = Literal["binance-spot", "binance-um"]
+
+# (rest, stream, ws_api) production hosts by venue
+PRODUCTION: dict[str, tuple[str, str, str]] = {
+    "binance-spot": (
+        "https://api.binance.com",
+        "wss://stream.binance.com:9443",
+        "wss://ws-api.binance.com:443/ws-api/v3",
+    ),
+    "binance-um": (
+        "https://fapi.binance.com",
+        "wss://fstream.binance.com",
+        "wss://ws-fapi.binance.com/ws-fapi/v1",
+    ),
+}
+DEPTH_INTERVALS = {"binance-spot": ("100ms", "1000ms"), "binance-um": ("0ms", "100ms", "250ms", "500ms")}
+WS_API_PATH = {"binance-spot": "/ws-api/v3", "binance-um": "/ws-fapi/v1"}
+
+
+def _url(schemes: tuple[str, ...]) -> AfterValidator:
+    def check(v: str | None) -> str | None:
+        if v is None:
+            return v
+        u = urlsplit(v)
+        if u.scheme not in schemes or not u.hostname:
+            raise ValueError(f"expected a {' or '.join(schemes)} URL with a host, got {v!r}")
+        return v.rstrip("/")
+
+    return AfterValidator(check)
+
+
+HttpUrl = Annotated[str | None, _url(("http", "https"))]
+WsUrl = Annotated[str | None, _url(("ws", "wss"))]
+
+
+class VenueConfig(BaseModel):
+    """``[venue]``: the venue's base URLs and the feed's timers."""
+
+    model_config = STRICT
+    rest_url: HttpUrl = Field(
+        None, description="REST base URL (unset: https://api.binance.com spot, https://fapi.binance.com USD-M)"
+    )
+    stream_url: WsUrl = Field(
+        None,
+        description="market streams base URL (unset: wss://stream.binance.com:9443 spot, "
+        "wss://fstream.binance.com USD-M)",
+    )
+    ws_api_url: WsUrl = Field(
+        None,
+        description="WebSocket API URL (unset: wss://ws-api.binance.com:443/ws-api/v3 spot, "
+        "wss://ws-fapi.binance.com/ws-fapi/v1 USD-M)",
+    )
+    depth_interval: Literal["100ms", "250ms", "500ms", "1000ms", "0ms"] = Field(
+        "100ms", description="depth diff stream speed (spot: 100ms, 1000ms; USD-M: 0ms, 100ms, 250ms, 500ms)"
+    )
+    depth_limit: int = Field(1000, ge=5, le=5000, description="levels per side in the REST depth snapshot")
+    stale_s: float = Field(5.0, gt=0, le=3600, description="a book stream silent this long is stale, s")
+    trade_stale_s: float = Field(
+        0.0, ge=0, le=86400, description="the trade stream silent this long is stale, s (0: not watched)"
+    )
+    stale_reconnect_s: float = Field(
+        30.0,
+        ge=0,
+        le=86400,
+        description="all streams stale this long: a new connection replaces the old, s (0: never)",
+    )
+    rotate_s: float = Field(
+        85800.0, gt=0, le=86400, description="replace a connection (make-before-break) this long after it opened, s"
+    )
+    backoff_min_s: float = Field(0.1, gt=0, le=600, description="first reconnect delay, s (doubled per failure)")
+    backoff_max_s: float = Field(30.0, gt=0, le=3600, description="longest reconnect delay, s")
+    connect_timeout_s: float = Field(10.0, gt=0, le=600, description="connect / handshake / REST request timeout, s")
+
+    def check_for(self, venue: str) -> None:
+        """The keys that depend on the venue: one line naming the key when they do not fit it."""
+        if self.depth_interval not in DEPTH_INTERVALS[venue]:
+            raise UserError(
+                f"venue.depth_interval = {self.depth_interval!r}: not served on {venue} "
+                f"(use {' or '.join(DEPTH_INTERVALS[venue])})"
+            )
+
+    def urls(self, venue: str) -> tuple[str, str, str]:
+        """``(rest, stream, ws_api)``: each key set here, else the production host of ``venue``."""
+        rest, stream, ws_api = PRODUCTION[venue]
+        return (self.rest_url or rest, self.stream_url or stream, self.ws_api_url or ws_api)
+
+
+def with_origin(cfg: VenueConfig, origin: str, venue: str) -> VenueConfig:
+    """``cfg`` with all three URLs on one origin (``--url http://127.0.0.1:PORT``): REST at the
+    origin, the streams at its ws:// twin, the WebSocket API at the venue's path there."""
+    u = urlsplit(origin)
+    if u.scheme not in ("http", "https", "ws", "wss") or not u.hostname or u.path not in ("", "/"):
+        raise UserError(f"--url {origin}: expected an origin like http://127.0.0.1:8080 (scheme, host, port; no path)")
+    secure = u.scheme in ("https", "wss")
+    host = u.netloc
+    http = f"{'https' if secure else 'http'}://{host}"
+    ws = f"{'wss' if secure else 'ws'}://{host}"
+    return cfg.model_copy(update={"rest_url": http, "stream_url": ws, "ws_api_url": ws + WS_API_PATH[venue]})
