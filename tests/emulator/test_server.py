@@ -297,3 +297,22 @@ def test_sockets_stay_open_after_the_end(depth_store):
             await ws.ping()
 
     run(go())
+
+
+def test_server_pings_and_answers_pings(depth_store):
+    async def go():
+        async with (
+            Emulator(depth_store, heartbeat=0.2, speed=0.3) as emu,
+            aiohttp.ClientSession() as s,
+            s.ws_connect(emu.ws_url + "/ws", autoping=False) as ws,
+        ):
+            m = await asyncio.wait_for(ws.receive(), 5)
+            assert m.type == aiohttp.WSMsgType.PING
+            await ws.pong(m.data)
+            await ws.ping(b"x")
+            m = await asyncio.wait_for(ws.receive(), 5)
+            while m.type == aiohttp.WSMsgType.PING:
+                m = await asyncio.wait_for(ws.receive(), 5)
+            assert (m.type, m.data) == (aiohttp.WSMsgType.PONG, b"x")
+
+    run(go())
