@@ -14,9 +14,11 @@ value type, 2 invalid request, 3 invalid JSON). The server pings every ``heartbe
 answers pings.
 
 Streams of the symbol ``s`` (lower case): ``s@bookTicker``, ``s@trade``, ``s@aggTrade``,
-``s@depth`` and ``s@depth@0ms`` (every diff of the store), ``s@depth@100ms`` / ``@250ms`` /
-``@500ms`` / ``@1000ms`` (the diffs merged over that many ms of venue time, stamped at the end of
-the interval).
+``s@depth`` and ``s@depth@0ms`` (every diff of the store: one source message, or the rows of one
+exchange time; Binance's own ``@depth`` is 1000 ms on spot and 250 ms on USD-M),
+``s@depth@100ms`` / ``@250ms`` / ``@500ms`` / ``@1000ms`` (the diffs merged over that many ms of
+venue time, stamped ``E`` at the end of the interval). Partial book depth (``@depth5`` ...) is not
+served (SUBSCRIBE answers an error). Faults act on every connection at once.
 
 Control (not Binance's): ``POST /_avmm/fault`` with ``{"fault": "drop:2"}`` (``faults`` grammar)
 answers ``{"ok":true,"fault":"drop:2"}`` or 400 ``{"code":-1100,"msg":..}``; ``GET /_avmm/status``
