@@ -226,6 +226,8 @@ class Emulator:
         self._batches: dict[int, _Batch] = {}
         self._error: BaseException | None = None
         self._op: Any = None
+        self._names0: list[str] = []
+        self._active: list[int] = []
 
     # -- lifecycle ---------------------------------------------------------------------------
     @property
@@ -393,6 +395,7 @@ class Emulator:
             return
         c.subs.append(name)
         self._subs.setdefault(name, set()).add(c)
+        self._recount()
         if name in self.streams and self._go is not None:
             self._go.set()
 
@@ -402,6 +405,12 @@ class Emulator:
         s = self._subs.get(name)
         if s is not None:
             s.discard(c)
+        self._recount()
+
+    def _recount(self) -> None:
+        """The depth channels with subscribers (read by the replay loop on every diff)."""
+        self._names0 = self._depth_names(0)
+        self._active = [ch for ch, streams in self._by_interval.items() if any(self._subs.get(x) for x in streams)]
 
     def _unsubscribe_all(self, c: _Conn) -> None:
         for name in list(c.subs):
@@ -492,13 +501,11 @@ class Emulator:
     async def _diff(self, st: Any) -> None:
         _, t, exch, U, u, pu, bids, asks = st
         off = self._shift_ms + self._lag_ms + self._skew_ms
-        names = self._depth_names(0)
+        names = self._names0
         if names:
             ms = exch // 1_000_000 + off
             await self._send_depth(0, names, self.enc.depth(U, u, pu, bids, asks, ms, ms))
-        for ch, streams in self._by_interval.items():
-            if not any(self._subs.get(x) for x in streams):
-                continue
+        for ch in self._active:
             b = self._batches.get(ch)
             if b is None:
                 iv = ch * 1_000_000
