@@ -293,6 +293,9 @@ def paper_summary(
         wall_s=wall_s,
     )
     out.update(accounting_summary(acc, cfg, b, bs, samples, capital))
+    from avmm.backtest.runner import _with_e2e
+
+    out = _with_e2e(out, wall_s)
     st = engine_state[0]
     out["requotes"] = int(st["n_requotes"])
     out["bad_quotes"] = int(st["n_bad_quotes"])
