@@ -143,3 +143,35 @@ def test_bad_arguments_are_one_line(tmp_path):
     assert_one_line_error(_avmm("report", str(tmp_path / "none.db")), "no such file")
     (tmp_path / "x.db").write_text("not sqlite")
     assert_one_line_error(_avmm("report", str(tmp_path / "x.db")), "not an avmm journal")
+
+
+def test_a_stalled_feed_cancels_everything_and_quoting_resumes_after(root):
+    """The emulator sends nothing for 1 s (wall) 40 s into the capture: the feed turns stale
+    (venue.stale_s = 0.2), every order is cancelled, and quoting resumes once data flows again."""
+    import sqlite3
+
+    from avmm.emulator import EmulatorProcess
+
+    store = capture("usdm_btcusdt_20240808", root)
+    j = root / "stall.db"
+    args = [store, "--venue", "binance-um", "--speed", str(SPEED), "--fault", "stall:1@40"]
+    with EmulatorProcess(args, env=_env()) as emu:
+        p = _avmm(
+            "paper", "--venue", "binance-um", "--symbol", "BTCUSDT", "--url", emu.url, "--journal", str(j),
+            "--duration", "6", "--status-json", "--set", "venue.stale_s=0.2",
+        )  # fmt: skip
+    assert p.returncode == 0, p.stderr
+    con = sqlite3.connect(j)
+    ev = con.execute("SELECT seq, text FROM events WHERE text LIKE 'stale%'").fetchall()
+    assert ev, "the feed turned stale"
+    seq = ev[0][0]
+    after = con.execute("SELECT kind FROM actions WHERE seq > ? ORDER BY seq LIMIT 20", (seq,)).fetchall()
+    assert after and after[0][0] == "cancel"  # the first actions after it cancel
+    ok = con.execute("SELECT seq FROM events WHERE text = 'ok' AND seq > ?", (seq,)).fetchone()
+    assert ok is not None, "healthy again"
+    placed = con.execute("SELECT count(*) FROM actions WHERE kind = 'place' AND seq > ?", (ok[0],)).fetchone()[0]
+    assert placed > 0, "quoting again"
+    con.close()
+    r = _avmm("report", str(j), "--json", str(root / "stall.json"))
+    assert r.returncode == 0, r.stderr
+    assert json.loads((root / "stall.json").read_text())["halts"] >= 1
