@@ -12,7 +12,9 @@ modes:
   receive latency = the client's ``perf_counter_ns`` after the decode - the stamp, p50 / p99.
 
 Every client runs on uvloop; runs alternate between clients (``--repeat``) and the median of the
-runs is reported. ``make bench-ws``.
+runs is reported. Then the feed's own cost per frame once received (``avmm.live.feed.Feed.on_frame``:
+route, decode, dedupe, book, a no-op sink), in process, for bookTicker and 3-level depth diffs.
+``make bench-ws``.
 """
 
 from __future__ import annotations
@@ -186,6 +188,33 @@ async def one(client: str, port: int, n: int, paced: bool) -> dict[str, float]:
     return {"ns_per_frame": (sink.t1 - sink.t0) / max(1, n - 1)}
 
 
+def feed_cost(n: int) -> dict[str, float]:
+    """ns per ``Feed.on_frame`` call: bookTicker frames, then depth diffs of 3 levels (book in sync)."""
+    from avmm.live.config import VenueConfig
+    from avmm.live.feed import Feed
+
+    async def run() -> dict[str, float]:
+        f = Feed("binance-spot", "BTCUSDT", VenueConfig())
+        f.sync.synced, f.depth_ok = True, True
+        bts = [_payload(i + 1) for i in range(n)]
+        diffs = [
+            b'{"stream":"btcusdt@depth@100ms","data":{"e":"depthUpdate","E":1,"s":"BTCUSDT","U":%d,"u":%d,'
+            b'"b":[["61234.10","1.5"],["61234.00","0"]],"a":[["61235.10","2.5"]]}}' % (i + 1, i + 1)
+            for i in range(n)
+        ]
+        out = {}
+        t = time.time_ns()
+        for name, frames in (("bookTicker", bts), ("depth3", diffs)):
+            t0 = time.perf_counter_ns()
+            for raw in frames:
+                f.on_frame(None, raw, t)  # type: ignore[arg-type]
+            out[f"feed_{name}_ns"] = (time.perf_counter_ns() - t0) / n
+        assert f.counters.quotes == n and f.counters.diffs_applied == n
+        return out
+
+    return asyncio.run(run())
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--frames", type=int, default=200_000, help="frames per flood run")
@@ -218,10 +247,12 @@ def main() -> None:
     print(f"{'client':<12}{'flood ns/frame':>16}{'paced p50 us':>14}{'paced p99 us':>14}")
     for c, d in out.items():
         print(f"{c:<12}{d['ns_per_frame']:>16.0f}{d['p50_us']:>14.1f}{d['p99_us']:>14.1f}")
+    feed = feed_cost(a.frames)
+    print("avmm Feed.on_frame (in process, after the receive): " + ", ".join(f"{k} {v:.0f}" for k, v in feed.items()))
     meta = {"python": sys.version.split()[0], "frames": a.frames, "paced_frames": a.paced_frames, "pace_us": a.pace_us}
     if a.json:
         with open(a.json, "w") as f:
-            json.dump({"meta": meta, "results": out, "runs": res}, f, indent=1)
+            json.dump({"meta": meta, "results": out, "runs": res, "feed": feed}, f, indent=1)
 
 
 if __name__ == "__main__":

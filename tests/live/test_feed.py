@@ -144,12 +144,17 @@ def test_malformed_frames_are_counted_and_skipped():
         await fake.send('{"stream":"btcusdt@depth@100ms","data":{"U":')
         await fake.send("not json")
         await fake.send('{"stream":"ethusdt@bookTicker","data":{}}')
+        await fake.send('{"result":null,"id":1}')  # a control answer: not counted
         await fake.book_ticker()
-        await until(lambda: sink.quotes)
+        # the same stream spelt with spaces: routed by its decoded name
+        await fake.send(
+            '{"stream": "btcusdt@bookTicker", "data": {"u": 99, "b": "1.5", "B": "2", "a": "1.6", "A": "3"}}'
+        )
+        await until(lambda: len(sink.quotes) == 2)
 
     _, feed, sink = run(scenario)
     assert feed.counters.decode_errors == 3 and feed.counters.unknown_frames == 1
-    assert len(sink.quotes) == 1
+    assert sink.quotes[1][2:] == (1.5, 2.0, 1.6, 3.0)
 
 
 def test_reconnects_after_the_venue_closes_the_socket():

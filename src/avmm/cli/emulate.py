@@ -81,8 +81,8 @@ async def _serve(emu: object) -> int:
 
     for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         loop.add_signal_handler(s, on_signal, s)
-    await emu.start()
     try:
+        await emu.start()
         when = "now" if emu.start_now else "at the first subscription"
         pace = "as fast as the clients read" if emu.max_speed else f"{emu.speed:g}x real time"
         print(

@@ -122,6 +122,11 @@ class Replay:
         self._g_b, self._g_a = {}, {}
         return self._diff(self._g_t, self._g_exch_last, b, a)
 
+    def _group_step(self) -> Step:
+        s = self._close_group()
+        assert s is not None
+        return s
+
     def _close_rebuild(self) -> Step | None:
         rb = self._rb
         if rb is None:
@@ -207,7 +212,7 @@ class Replay:
         """The venue's steps, in time order (the stores read ``chunk_events`` rows at a time)."""
         from avmm.data.store import iter_columns
 
-        quote_, trade_ = QUOTE, TRADE
+        quote_, trade_, depth_, last_ = QUOTE, TRADE, DEPTH, F_LAST_IN_BATCH
         for path in self.paths:
             for c in iter_columns(path, self.chunk_events):
                 n = len(c.local_ts)
@@ -235,6 +240,17 @@ class Replay:
                             yield from self._quote(ts[i], ex[i], px[i], qty[i], px2[i], qty2[i])
                         else:
                             yield self._trade(ts[i], ex[i], seq[i], px[i], qty[i], side[i])
+                    elif k == depth_ and self._rb is None and self.depth_mode:  # the common case, inline
+                        e = ex[i]
+                        if self._g_exch >= 0 and e != self._g_exch:
+                            yield self._group_step()
+                        if self._g_exch < 0:
+                            self._g_exch = e
+                        self._g_exch_last = e
+                        self._g_t = ts[i]
+                        (self._g_b if side[i] > 0 else self._g_a)[px[i]] = qty[i]
+                        if flags[i] & last_:
+                            yield self._group_step()
                     elif k in (DEPTH, SNAPSHOT, CLEAR):
                         yield from self._depth_row(ts[i], ex[i], k, px[i], qty[i], side[i], flags[i])
         s = self._close_group()

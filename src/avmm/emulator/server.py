@@ -141,6 +141,7 @@ class Emulator:
     ) -> None:
         from avmm.backtest.runner import plan_stores
 
+        _aiohttp()  # the extra is missing: one line, before anything is read
         if venue not in fr.VENUES:
             raise UserError(f"--venue {venue}: unknown venue (use {' or '.join(fr.VENUES)})")
         if not (isinstance(speed, int | float) and math.isfinite(speed) and speed > 0):
@@ -317,6 +318,8 @@ class Emulator:
         self._fire(f)
         return f
 
+    fault = apply_fault
+
     def _fire(self, f: Fault) -> None:
         n = f.name
         if n == "drop":
@@ -405,7 +408,7 @@ class Emulator:
             await self._loop_steps()
         except asyncio.CancelledError:
             raise
-        except BaseException as e:  # a bad store: kept for wait_done / the CLI
+        except Exception as e:  # a bad store: kept for wait_done / the CLI
             self._error = e
         finally:
             self.done = True
@@ -557,7 +560,9 @@ class Emulator:
             names = [x for x in request.query.get("streams", "").split("/") if x]
         else:
             names = [x for x in request.match_info.get("streams", "").split("/") if x]
-        ws = web.WebSocketResponse(heartbeat=self.heartbeat, autoping=True, max_msg_size=1 << 20)
+        ws = web.WebSocketResponse(
+            heartbeat=self.heartbeat, autoping=True, max_msg_size=1 << 20, compress=False, timeout=2.0
+        )
         await ws.prepare(request)
         c = _Conn(ws, combined)
         self._conns.add(c)

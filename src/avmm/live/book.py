@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from avmm.core.depth import depth_clear, depth_set
+from avmm.jit import bind
 
 CAP = 16384  # levels per side: a 5000-level snapshot and the levels that appear beyond it
 
@@ -16,29 +17,31 @@ class Book:
     ``dropped`` counts levels the rows could not keep (a full row: the worst levels go first, so
     the best levels stay exact)."""
 
-    __slots__ = ("key", "qty", "n", "dropped")
+    __slots__ = ("key", "qty", "n", "dropped", "_set")
 
     def __init__(self, cap: int = CAP) -> None:
         self.key = np.zeros((2, cap), dtype=np.float64)
         self.qty = np.zeros((2, cap), dtype=np.float64)
         self.n = np.zeros(2, dtype=np.int64)
         self.dropped = 0
+        # the compiled entry point for exactly these argument types: no per-call type dispatch
+        self._set = bind(depth_set, self.key, self.qty, self.n, 0, 1.0, 0.0)
 
     def clear(self) -> None:
         depth_clear(self.n)
 
     def set(self, side: int, px: float, qty: float) -> None:
         """The size at ``px`` on ``side`` (0 removes the level)."""
-        if depth_set(self.key, self.qty, self.n, 0 if side > 0 else 1, px, qty):
+        if self._set(self.key, self.qty, self.n, 0 if side > 0 else 1, float(px), float(qty)):
             self.dropped += 1
 
     def apply(self, bids: list[tuple[float, float]], asks: list[tuple[float, float]]) -> None:
-        k, q, n = self.key, self.qty, self.n
+        k, q, n, put = self.key, self.qty, self.n, self._set
         for px, qty in bids:
-            if depth_set(k, q, n, 0, px, qty):
+            if put(k, q, n, 0, px, qty):
                 self.dropped += 1
         for px, qty in asks:
-            if depth_set(k, q, n, 1, px, qty):
+            if put(k, q, n, 1, px, qty):
                 self.dropped += 1
 
     def levels(self, side: int) -> list[tuple[float, float]]:

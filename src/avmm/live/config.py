@@ -31,6 +31,7 @@ PRODUCTION: dict[str, tuple[str, str, str]] = {
         "wss://ws-fapi.binance.com/ws-fapi/v1",
     ),
 }
+DEPTH_INTERVALS = {"binance-spot": ("100ms", "1000ms"), "binance-um": ("0ms", "100ms", "250ms", "500ms")}
 WS_API_PATH = {"binance-spot": "/ws-api/v3", "binance-um": "/ws-fapi/v1"}
 
 
@@ -54,11 +55,21 @@ class VenueConfig(BaseModel):
     """``[venue]``: the venue's base URLs and the feed's timers."""
 
     model_config = STRICT
-    rest_url: HttpUrl = Field(None, description="REST base URL (unset: the venue's production host)")
-    stream_url: WsUrl = Field(None, description="market-data stream base URL (unset: the venue's production host)")
-    ws_api_url: WsUrl = Field(None, description="WebSocket API URL (unset: the venue's production host)")
+    rest_url: HttpUrl = Field(
+        None, description="REST base URL (unset: https://api.binance.com spot, https://fapi.binance.com USD-M)"
+    )
+    stream_url: WsUrl = Field(
+        None,
+        description="market streams base URL (unset: wss://stream.binance.com:9443 spot, "
+        "wss://fstream.binance.com USD-M)",
+    )
+    ws_api_url: WsUrl = Field(
+        None,
+        description="WebSocket API URL (unset: wss://ws-api.binance.com:443/ws-api/v3 spot, "
+        "wss://ws-fapi.binance.com/ws-fapi/v1 USD-M)",
+    )
     depth_interval: Literal["100ms", "250ms", "500ms", "1000ms", "0ms"] = Field(
-        "100ms", description="depth diff stream update speed (Binance's @depth@<speed>)"
+        "100ms", description="depth diff stream speed (spot: 100ms, 1000ms; USD-M: 0ms, 100ms, 250ms, 500ms)"
     )
     depth_limit: int = Field(1000, ge=5, le=5000, description="levels per side in the REST depth snapshot")
     stale_s: float = Field(5.0, gt=0, le=3600, description="a book stream silent this long is stale, s")
@@ -77,6 +88,14 @@ class VenueConfig(BaseModel):
     backoff_min_s: float = Field(0.1, gt=0, le=600, description="first reconnect delay, s (doubled per failure)")
     backoff_max_s: float = Field(30.0, gt=0, le=3600, description="longest reconnect delay, s")
     connect_timeout_s: float = Field(10.0, gt=0, le=600, description="connect / handshake / REST request timeout, s")
+
+    def check_for(self, venue: str) -> None:
+        """The keys that depend on the venue: one line naming the key when they do not fit it."""
+        if self.depth_interval not in DEPTH_INTERVALS[venue]:
+            raise UserError(
+                f"venue.depth_interval = {self.depth_interval!r}: not served on {venue} "
+                f"(use {' or '.join(DEPTH_INTERVALS[venue])})"
+            )
 
     def urls(self, venue: str) -> tuple[str, str, str]:
         """``(rest, stream, ws_api)``: each key set here, else the production host of ``venue``."""

@@ -61,6 +61,7 @@ DECODE_ERRORS = (msgspec.DecodeError, msgspec.ValidationError)
 _HEAD = b'{"stream":"'
 BT, TR, DP = 0, 1, 2  # watched streams
 STREAM_NAMES = ("bookTicker", "trade", "depth")
+FLUSH_S = 1.0  # the recorder's lines handed to its writer at least this often
 OVERLAP_S = 10.0  # longest wait for a new connection's first frame before the old one closes
 
 
@@ -148,6 +149,7 @@ class Feed:
         recorder: Recorder | None = None,
         seed: int | None = None,
     ) -> None:
+        cfg.check_for(venue)
         self.venue = venue
         self.symbol = symbol.upper()
         self.cfg = cfg
@@ -170,7 +172,8 @@ class Feed:
         self.last_bt = -1  # the last bookTicker u / trade id taken (duplicates: not above)
         self.last_tr = -1
         # health
-        self.rx = [0.0, 0.0, 0.0]  # monotonic time of each stream's last frame
+        self.seen = [0, 0, 0]  # frames of each stream (the watchdog times their changes)
+        self.rx = [0.0, 0.0, 0.0]  # monotonic time the watchdog last saw each stream's count move
         self.stale = [False, False, False]
         self.any_stale = False
         self.connected = False
@@ -186,6 +189,7 @@ class Feed:
         self._stop: asyncio.Event | None = None
         self._resync_task: asyncio.Task[None] | None = None
         self._tasks: list[asyncio.Task[Any]] = []
+        self.error: UserError | None = None
 
     # ---------------------------------------------------------------- frames (the hot path)
     def on_frame(self, conn: ws.Conn, raw: bytes, t: int) -> None:
@@ -207,7 +211,7 @@ class Feed:
             m = DECODE_BOOK_TICKER.decode(raw).data
         except DECODE_ERRORS:
             return self._bad()
-        self.rx[BT] = time.monotonic()
+        self.seen[BT] += 1
         if self.any_stale:
             self._unstale(BT, t)
         if m.u <= self.last_bt:
@@ -238,7 +242,7 @@ class Feed:
         return None
 
     def _trade(self, raw: bytes, t: int, tid: int, ms: int, px: float, qty: float, maker_buys: bool) -> None:
-        self.rx[TR] = time.monotonic()
+        self.seen[TR] += 1
         if self.any_stale:
             self._unstale(TR, t)
         if tid <= self.last_tr:
@@ -255,14 +259,17 @@ class Feed:
             m = DECODE_DEPTH.decode(raw).data
         except DECODE_ERRORS:
             return self._bad()
-        self.rx[DP] = time.monotonic()
+        self.seen[DP] += 1
         if self.any_stale:
             self._unstale(DP, t)
         last_u = self.sync.last_u
         out = self.sync.on_diff(m, t)
         if out == ds.APPLY:
             rec = self.rec
-            if rec is not None and rec.due(t):  # a new file: the book after this diff, then the diff
+            if rec is not None and rec.due(t):
+                # the diff ends this file (it may confirm the file's last snapshot) and starts the
+                # next one, after the book it leaves written as a snapshot that it brackets
+                rec.line(t, raw)
                 self._apply(m, t)
                 rec.start(t, self._book_snapshot(m))
                 rec.line(t, raw)
@@ -295,12 +302,11 @@ class Feed:
 
     def _apply(self, m: Depth, t: int) -> None:
         self.counters.diffs_applied += 1
-        book, on_depth = self.book, self.sink.on_depth
+        self.book.apply(m.b, m.a)
+        on_depth = self.sink.on_depth
         for px, q in m.b:
-            book.set(BUY, px, q)
             on_depth(t, DEPTH, BUY, px, q)
         for px, q in m.a:
-            book.set(SELL, px, q)
             on_depth(t, DEPTH, SELL, px, q)
 
     def _gap(self, m: Depth, last_u: int, t: int) -> None:
@@ -444,25 +450,31 @@ class Feed:
         return (c.stale_s, c.trade_stale_s, c.stale_s)
 
     async def _watchdog(self) -> None:
+        """Every quarter of the shortest limit: a stream whose frame count has not moved for longer
+        than its limit is stale (the frames themselves clear it, at once)."""
         limits = self._limits()
         period = max(0.01, min(x for x in limits if x > 0) / 4)
+        watched = [k for k in range(3) if limits[k] > 0]
+        prev = list(self.seen)
         stale_since = 0.0
         while True:
             await asyncio.sleep(period)
+            now = time.monotonic()
+            for k in range(3):
+                if self.seen[k] != prev[k]:
+                    prev[k] = self.seen[k]
+                    self.rx[k] = now
             if not self.connected:
                 continue
-            now = time.monotonic()
             changed = False
-            for k in range(3):
-                lim = limits[k]
-                if lim > 0 and not self.stale[k] and now - self.rx[k] > lim:
+            for k in watched:
+                if not self.stale[k] and now - self.rx[k] > limits[k]:
                     self.stale[k] = True
                     self.counters.stale_periods += 1
                     changed = True
             if changed:
                 self.any_stale = True
                 self._set_health(time.time_ns())
-            watched = [k for k in range(3) if limits[k] > 0]
             if all(self.stale[k] for k in watched):
                 stale_since = stale_since or now
                 lim = self.cfg.stale_reconnect_s
@@ -583,6 +595,8 @@ class Feed:
         self._wake = asyncio.Event()
         loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(self._watchdog())]
+        if self.rec is not None:
+            self._tasks.append(loop.create_task(self._flush_recording(self.rec)))
         if duration is not None:
             loop.call_later(duration, self.stop)
         try:
@@ -590,7 +604,21 @@ class Feed:
             await self._stop.wait()
         finally:
             await self._shutdown()
+        if self.error is not None:
+            raise self.error
         return self.counters
+
+    async def _flush_recording(self, rec: Recorder) -> None:
+        """Hand the recorded lines to the writer every second (a quiet feed's lines reach the disk
+        too); a write failure stops the feed with its one-line error."""
+        while True:
+            await asyncio.sleep(FLUSH_S)
+            try:
+                rec.flush()
+            except UserError as e:
+                self.error = e
+                self.stop()
+                return
 
     def stop(self) -> None:
         if self._stop is not None:

@@ -6,7 +6,8 @@ the REST snapshot used (written when it is applied, after the diffs it replays, 
 has it); the later files with the feed's own book written as a snapshot at the first diff past
 the hour, followed by that diff (its update ids bracket the snapshot, so a reader applies the
 file on its own, and a reader of the whole recording applies it in place -- depth sizes are
-absolute, so the diff applied twice leaves the book as it is).
+absolute, so the diff applied twice leaves the book as it is). That diff also ends the file before
+(it may be the one that confirms that file's last REST snapshot).
 
 Compression and disk writes run on one worker thread, in order, from buffers of lines handed over
 every ``FLUSH_BYTES`` bytes or ``flush()`` call: the event loop only appends bytes.
@@ -55,7 +56,7 @@ class Recorder:
         self.files: list[Path] = []
         self.lines = 0
         self.closed = False
-        self.error: BaseException | None = None
+        self.error: UserError | None = None
         self._f: gzip.GzipFile | None = None
         self._path: Path | None = None
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="avmm-record")
@@ -78,12 +79,16 @@ class Recorder:
         self.buf += b"%d %s\n" % (t, raw)
         self.lines += 1
         if len(self.buf) >= FLUSH_BYTES:
-            self.flush()
+            self._handoff()
 
     def start(self, t: int, first: bytes | None = None) -> None:
         """Close the open file (if any) and start a new one at ``t`` with ``first`` as its first line."""
-        self.flush()
-        path = check_output(self.folder / f"{self.name}-{_stamp(t)}.gz")
+        self._handoff()
+        try:
+            path = check_output(self.folder / f"{self.name}-{_stamp(t)}.gz")
+        except UserError as e:  # (the folder went away): reported by the next flush
+            self.error = e
+            path = self.folder / f"{self.name}-{_stamp(t)}.gz"
         k = 1
         while path in self.files or path.exists():
             k += 1
@@ -94,11 +99,14 @@ class Recorder:
         if first is not None:
             self.line(t, first)
 
-    def flush(self) -> None:
-        """Hand the buffered lines to the writer thread."""
+    def _handoff(self) -> None:
         if self.buf:
             data, self.buf = bytes(self.buf), bytearray()
             self._submit(self._write, data)
+
+    def flush(self) -> None:
+        """Hand the buffered lines to the writer thread; a write that failed is a ``UserError``."""
+        self._handoff()
         if self.error is not None:
             raise UserError(f"recording to {self.folder}: {self.error}")
 
@@ -125,7 +133,7 @@ class Recorder:
         try:
             fn(arg)  # type: ignore[operator]
         except OSError as e:
-            self.error = e
+            self.error = UserError(f"{getattr(e, 'filename', None) or self.folder}: {e.strerror or e}")
 
     def _open(self, path: Path) -> None:
         self._close(None)
