@@ -73,7 +73,7 @@ def test_drop_shows_a_gap_and_reorder_swaps_two_diffs(depth_store):
         from avmm.emulator import Emulator
 
         async with (
-            Emulator(depth_store) as emu,
+            Emulator(depth_store, speed=0.3) as emu,
             aiohttp.ClientSession() as s,
             s.ws_connect(emu.ws_url + "/ws/btcusdt@depth") as ws,
         ):
@@ -103,7 +103,7 @@ def test_stall_keeps_the_socket_open_and_sends_nothing(depth_store):
         from avmm.emulator import Emulator
 
         async with (
-            Emulator(depth_store) as emu,
+            Emulator(depth_store, speed=0.3) as emu,
             aiohttp.ClientSession() as s,
             s.ws_connect(emu.ws_url + "/ws/btcusdt@bookTicker") as ws,
         ):
@@ -123,7 +123,7 @@ def test_close_and_shutdown_and_lifetime(depth_store):
     async def go():
         from avmm.emulator import Emulator
 
-        async with Emulator(depth_store, speed=0.5) as emu, aiohttp.ClientSession() as s:
+        async with Emulator(depth_store, speed=0.3) as emu, aiohttp.ClientSession() as s:
             async with s.ws_connect(emu.ws_url + "/ws/btcusdt@trade") as ws:
                 emu.apply_fault("close")
                 m = await asyncio.wait_for(ws.receive(), 5)
@@ -153,7 +153,10 @@ def test_skew_moves_the_venue_clock(depth_store):
     async def go():
         from avmm.emulator import Emulator
 
-        async with Emulator(depth_store, venue="binance-um", start_now=True) as emu, aiohttp.ClientSession() as s:
+        async with (
+            Emulator(depth_store, venue="binance-um", start_now=True, speed=0.3) as emu,
+            aiohttp.ClientSession() as s,
+        ):
 
             async def server_time():
                 async with s.get(emu.url + "/fapi/v1/time") as r:

@@ -85,7 +85,7 @@ def test_stream_frames_have_binances_fields_and_types(depth_store, venue):
 
 def test_raw_stream_paths_and_usdm_public_market(depth_store):
     async def go():
-        async with Emulator(depth_store, venue="binance-um") as emu, aiohttp.ClientSession() as s:
+        async with Emulator(depth_store, venue="binance-um", speed=0.3) as emu, aiohttp.ClientSession() as s:
             for path in ("/ws/btcusdt@bookTicker", "/public/ws/btcusdt@bookTicker", "/market/ws/btcusdt@aggTrade"):
                 async with s.ws_connect(emu.ws_url + path) as ws:
                     got = await _collect(ws, lambda o: len(o) >= 1)
@@ -106,7 +106,11 @@ def test_subscribe_unsubscribe_list_and_bad_frames(depth_store):
                 return d
 
     async def go():
-        async with Emulator(depth_store) as emu, aiohttp.ClientSession() as s, s.ws_connect(emu.ws_url + "/ws") as ws:
+        async with (
+            Emulator(depth_store, speed=0.3) as emu,
+            aiohttp.ClientSession() as s,
+            s.ws_connect(emu.ws_url + "/ws") as ws,
+        ):
             assert await ask(ws, {"method": "LIST_SUBSCRIPTIONS", "id": 1}) == {"result": [], "id": 1}
             sub = {"method": "SUBSCRIBE", "params": ["btcusdt@trade", "btcusdt@depth@100ms"], "id": 2}
             assert await ask(ws, sub) == {"result": None, "id": 2}
@@ -293,3 +297,56 @@ def test_sockets_stay_open_after_the_end(depth_store):
             await ws.ping()
 
     run(go())
+
+
+def test_server_pings_and_answers_pings(depth_store):
+    async def go():
+        async with (
+            Emulator(depth_store, heartbeat=0.2, speed=0.3) as emu,
+            aiohttp.ClientSession() as s,
+            s.ws_connect(emu.ws_url + "/ws", autoping=False) as ws,
+        ):
+            m = await asyncio.wait_for(ws.receive(), 5)
+            assert m.type == aiohttp.WSMsgType.PING
+            await ws.pong(m.data)
+            await ws.ping(b"x")
+            m = await asyncio.wait_for(ws.receive(), 5)
+            while m.type == aiohttp.WSMsgType.PING:
+                m = await asyncio.wait_for(ws.receive(), 5)
+            assert (m.type, m.data) == (aiohttp.WSMsgType.PONG, b"x")
+
+    run(go())
+
+
+@pytest.mark.parametrize(
+    ("venue", "stream", "n"), [("binance-spot", "btcusdt@depth5", 5), ("binance-um", "btcusdt@depth10@100ms", 10)]
+)
+def test_partial_book_depth_is_the_books_top_levels(depth_store, venue, stream, n):
+    import heapq
+
+    from avmm.emulator.replay import DIFF, Replay
+
+    async def go():
+        async with (
+            Emulator(depth_store, venue=venue, max_speed=True) as emu,
+            aiohttp.ClientSession() as s,
+            s.ws_connect(f"{emu.ws_url}/stream?streams={stream}") as ws,
+        ):
+            await emu.wait_done(30)
+            return await _collect(ws, lambda o: False, timeout=1.0)
+
+    got = [f["data"] for f in run(go())]
+    assert len(got) >= (15 if venue == "binance-um" else 2)  # a ~2 s store: every 100 ms, or every second
+    um = venue == "binance-um"
+    assert all(list(d) == (UM_FIELDS["depth"] if um else ["lastUpdateId", "bids", "asks"]) for d in got)
+    ref = {}
+    r = Replay([depth_store])
+    for st in r.steps():
+        if st[0] == DIFF:
+            ref[st[4]] = (heapq.nlargest(n, r.book.bids.items()), heapq.nsmallest(n, r.book.asks.items()))
+    for d in got:
+        uid, bids, asks = (d["u"], d["b"], d["a"]) if um else (d["lastUpdateId"], d["bids"], d["asks"])
+        want_b, want_a = ref[uid]
+        assert [(float(p), float(q)) for p, q in bids] == want_b and [(float(p), float(q)) for p, q in asks] == want_a
+    if um:
+        assert all(isinstance(d["E"], int) and d["E"] % 100 == got[0]["E"] % 100 for d in got)  # on the 100 ms grid

@@ -3,7 +3,8 @@
 Every command turns a `UserError` (bad file, bad config value, bad argument) into one line on
 stderr and exit code 2 -- never a traceback. Signals: SIGINT exits 130 and SIGTERM 143 (SIGHUP
 129), after the command's outputs in progress are removed (``avmm.outputs``), with one line naming
-what was kept. A second signal while the first one unwinds exits at once (temp files removed). stderr is ours:
+what was kept. A second signal while the first one unwinds exits at once (temp files removed); a
+signal whose exception some library swallowed is delivered again (``avmm.cli.signals``). stderr is ours:
 library warnings and log records are silenced unless ``--verbose`` (or ``AVMM_DEBUG=1``), which
 also shows the traceback of an internal error.
 """
@@ -16,12 +17,12 @@ import os
 import signal
 import sys
 import warnings
-from types import FrameType
 from typing import Any
 
 import typer
 
 from avmm._version import __version__
+from avmm.cli import signals
 from avmm.cli.backtest import backtest_command
 from avmm.cli.bench import bench_command
 from avmm.cli.calibrate import calibrate_command
@@ -34,7 +35,7 @@ from avmm.cli.record import record_command
 from avmm.cli.replicate import app as replicate_app
 from avmm.cli.sweep import sweep_command
 from avmm.errors import UserError
-from avmm.outputs import Terminated, kept, remove_temps
+from avmm.outputs import Terminated
 
 app = typer.Typer(
     rich_markup_mode=None,
@@ -94,41 +95,10 @@ def _click_exceptions() -> Any:
 _QUIET = logging.NullHandler()  # on the root logger: library log records are not printed
 
 
-def _terminate(signum: int, frame: FrameType | None) -> None:
-    """The first signal: unwind (every ``finally`` and output in progress cleans up); a second one
-    while that runs exits at once."""
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, _exit_now)
-    raise Terminated(signum)
-
-
-def _exit_now(signum: int, frame: FrameType | None) -> None:
-    """A second signal: remove the temp files of outputs in progress and exit without unwinding."""
-    remove_temps()
-    name = signal.Signals(signum).name
-    os.write(2, f"avmm: interrupted again by {name}; exiting now (outputs in progress were removed)\n".encode())
-    os._exit(128 + signum)
-
-
-def _install_signals() -> None:
-    """SIGINT, SIGTERM and SIGHUP raise ``Terminated`` in the main thread, even when the process was
-    started with them ignored (a background job): every ``finally`` and every output in progress
-    cleans up, and the exit code says which signal it was. (Not KeyboardInterrupt: typer turns that
-    into a silent exit code.)"""
-    signal.signal(signal.SIGINT, _terminate)
-    signal.signal(signal.SIGTERM, _terminate)
-    signal.signal(signal.SIGHUP, _terminate)
-
-
-def _interrupted(signame: str) -> None:
-    done = kept()
-    what = f"kept {', '.join(str(p) for p in done)}" if done else "no output was written"
-    print(f"avmm: interrupted by {signame}; {what} (outputs in progress were removed)", file=sys.stderr)
-
-
 def main() -> None:
     """Run the command line; exits with the command's code."""
-    _install_signals()
+    if not signals.installed():  # ``avmm.cli.main`` installs them before the imports
+        signals.install()
     if not os.environ.get("AVMM_DEBUG"):
         warnings.simplefilter("ignore")
         logging.getLogger().addHandler(_QUIET)
@@ -143,36 +113,48 @@ def main() -> None:
 
 
 def _run(cx: Any, exits: tuple[type[BaseException], ...], aborts: tuple[type[BaseException], ...]) -> int:
-    """Run the app; returns the exit code (one line on stderr for an error)."""
+    """Run the app; returns the exit code (one line on stderr for an error or a signal)."""
+    try:
+        code, msg = _outcome(cx, exits, aborts)
+        first = signals.pending()  # a signal whose exception was swallowed on the way: it counts
+        if first is not None:
+            code, msg = 128 + first, signals.line(first)
+        signals.finish()  # from here a signal exits at once, with its own line
+    except Terminated as e:  # a signal, or one while the outcome above was worked out
+        signals.finish()
+        code, msg = 128 + e.signum, signals.line(e.signum)
+    if msg:
+        print(msg, file=sys.stderr)
+    return code
+
+
+def _outcome(
+    cx: Any, exits: tuple[type[BaseException], ...], aborts: tuple[type[BaseException], ...]
+) -> tuple[int, str]:
+    """Run the app: the exit code and the line for stderr ("" for none)."""
     try:
         rv = app(standalone_mode=False)
-        return rv if isinstance(rv, int) else 0
+        return (rv if isinstance(rv, int) else 0), ""
     except UserError as e:
-        print(f"avmm: error: {e}", file=sys.stderr)
-        return e.exit_code
+        return e.exit_code, f"avmm: error: {e}"
     except cx.UsageError as e:  # bad option value, unknown command or option
         where = e.ctx.command_path if e.ctx is not None else "avmm"
         msg = " ".join(e.format_message().split())
-        print(f"{where}: error: {msg} (see --help)", file=sys.stderr)
-        return e.exit_code
+        return e.exit_code, f"{where}: error: {msg} (see --help)"
     except cx.ClickException as e:
-        print(f"avmm: error: {' '.join(e.format_message().split())}", file=sys.stderr)
-        return e.exit_code
+        return e.exit_code, f"avmm: error: {' '.join(e.format_message().split())}"
     except exits as e:
-        return int(getattr(e, "exit_code", 0))
+        return int(getattr(e, "exit_code", 0)), ""
     except aborts:
-        _interrupted("SIGINT")
-        return 130
-    except Terminated as e:
-        _interrupted(signal.Signals(e.signum).name)
-        return 128 + e.signum
+        return 130, signals.line(signal.SIGINT)
     except BrokenPipeError:
-        return 0
+        return 0, ""
     except Exception as e:  # a bug: one line unless AVMM_DEBUG asks for the traceback
+        if signals.pending() is not None:  # raised from a swallowed signal's exception: the signal counts
+            return 0, ""
         if os.environ.get("AVMM_DEBUG"):
             raise
-        print(f"avmm: internal error: {type(e).__name__}: {e} (set AVMM_DEBUG=1 for the traceback)", file=sys.stderr)
-        return 1
+        return 1, f"avmm: internal error: {type(e).__name__}: {e} (set AVMM_DEBUG=1 for the traceback)"
 
 
 if __name__ == "__main__":

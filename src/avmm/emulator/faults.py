@@ -14,8 +14,9 @@ skew       MS         the venue clock (every E / T, ``time``, ``serverTime``) mo
 lifetime   S          a stream connection is closed S seconds after it opened (Binance: 24 h)
 ========== ========== =====================================================================
 
-``@SECONDS`` fires the fault that many seconds of venue time after the replay started (default:
-at once, or at the start of the replay for a fault given at start).
+``@SECONDS`` fires the fault that many seconds of venue time (the capture's clock) after the replay
+started (default: at once, or at the start of the replay for a fault given at start; a time past
+the end of the store never fires). The durations of ``stall`` and ``lifetime`` are wall seconds.
 """
 
 from __future__ import annotations

@@ -14,9 +14,13 @@ value type, 2 invalid request, 3 invalid JSON). The server pings every ``heartbe
 answers pings.
 
 Streams of the symbol ``s`` (lower case): ``s@bookTicker``, ``s@trade``, ``s@aggTrade``,
-``s@depth`` and ``s@depth@0ms`` (every diff of the store), ``s@depth@100ms`` / ``@250ms`` /
-``@500ms`` / ``@1000ms`` (the diffs merged over that many ms of venue time, stamped at the end of
-the interval).
+``s@depth`` and ``s@depth@0ms`` (every diff of the store: one source message, or the rows of one
+exchange time; Binance's own ``@depth`` is 1000 ms on spot and 250 ms on USD-M),
+``s@depth@100ms`` / ``@250ms`` / ``@500ms`` / ``@1000ms`` (the diffs merged over that many ms of
+venue time, stamped ``E`` at the end of the interval), and partial book depth ``s@depth5`` /
+``@depth10`` / ``@depth20`` (spot: ``{lastUpdateId,bids,asks}`` every 1000 ms or ``@100ms``; USD-M:
+a ``depthUpdate`` of the top levels every 250 ms, ``@500ms`` or ``@100ms``), sent at the end of an
+interval in which the book changed. Faults act on every connection at once.
 
 Control (not Binance's): ``POST /_avmm/fault`` with ``{"fault": "drop:2"}`` (``faults`` grammar)
 answers ``{"ok":true,"fault":"drop:2"}`` or 400 ``{"code":-1100,"msg":..}``; ``GET /_avmm/status``
@@ -42,8 +46,11 @@ from avmm.errors import UserError, missing_extra
 
 DEPTH_INTERVALS = {"depth": 0, "depth@0ms": 0, "depth@100ms": 100, "depth@250ms": 250, "depth@500ms": 500}
 DEPTH_INTERVALS["depth@1000ms"] = 1000
-KINDS_SPOT = ("bookTicker", "trade", "aggTrade", *DEPTH_INTERVALS)
-KINDS_UM = ("bookTicker", "trade", "aggTrade", *DEPTH_INTERVALS)
+# partial book depth: kind -> (levels, interval ms); spot's default is 1000 ms, USD-M's 250 ms
+PARTIAL_SPOT = {f"depth{n}{x}": (n, iv) for n in (5, 10, 20) for x, iv in (("", 1000), ("@100ms", 100))}
+PARTIAL_UM = {f"depth{n}{x}": (n, iv) for n in (5, 10, 20) for x, iv in (("", 250), ("@500ms", 500), ("@100ms", 100))}
+KINDS_SPOT = ("bookTicker", "trade", "aggTrade", *DEPTH_INTERVALS, *PARTIAL_SPOT)
+KINDS_UM = ("bookTicker", "trade", "aggTrade", *DEPTH_INTERVALS, *PARTIAL_UM)
 YIELD_EVERY = 256  # at --max, let the loop run other tasks (REST, control frames) this often
 WS_PATHS = ("/ws", "/public/ws", "/market/ws")
 STREAM_PATHS = ("/stream", "/public/stream", "/market/stream")
@@ -180,6 +187,15 @@ class Emulator:
         kinds = KINDS_UM if self.um else KINDS_SPOT
         self.streams = {f"{self.lsym}@{k}": k for k in kinds}
         self._kinds_lower = {k.lower(): k for k in kinds}
+        partial = PARTIAL_UM if self.um else PARTIAL_SPOT
+        self._partial = {
+            ch: [(f"{self.lsym}@{k}", n) for k, (n, iv) in partial.items() if iv == ch] for ch in (100, 250, 500, 1000)
+        }
+        # the streams fed by the diffs merged over each interval (diff and partial streams)
+        self._by_interval = {
+            ch: [f"{self.lsym}@{k}" for k, v in DEPTH_INTERVALS.items() if v == ch] + [x for x, _ in self._partial[ch]]
+            for ch in (100, 250, 500, 1000)
+        }
         self.lag_ns = capture_lag(self.paths[0]) if plan.spans[0] is not None else 0
         self._lag_ms = self.lag_ns // 1_000_000
         self.replay = Replay(self.paths, chunk_events, self.lag_ns)
@@ -210,6 +226,8 @@ class Emulator:
         self._batches: dict[int, _Batch] = {}
         self._error: BaseException | None = None
         self._op: Any = None
+        self._names0: list[str] = []
+        self._active: list[int] = []
 
     # -- lifecycle ---------------------------------------------------------------------------
     @property
@@ -377,6 +395,7 @@ class Emulator:
             return
         c.subs.append(name)
         self._subs.setdefault(name, set()).add(c)
+        self._recount()
         if name in self.streams and self._go is not None:
             self._go.set()
 
@@ -386,6 +405,12 @@ class Emulator:
         s = self._subs.get(name)
         if s is not None:
             s.discard(c)
+        self._recount()
+
+    def _recount(self) -> None:
+        """The depth channels with subscribers (read by the replay loop on every diff)."""
+        self._names0 = self._depth_names(0)
+        self._active = [ch for ch, streams in self._by_interval.items() if any(self._subs.get(x) for x in streams)]
 
     def _unsubscribe_all(self, c: _Conn) -> None:
         for name in list(c.subs):
@@ -455,6 +480,12 @@ class Emulator:
                 await self._diff(st)
         for ch in list(self._batches):
             await self._flush(ch)
+        for ch, held in list(self._reorder.items()):  # a diff held for a reorder that no diff followed
+            self._reorder.pop(ch, None)
+            self._reorder_on.discard(ch)
+            if held is not None:
+                for name in self._depth_names(ch):
+                    await self._send(name, held)
 
     def _fire_timed(self, t: int) -> None:
         el = (t - self.t0) / 1e9
@@ -470,13 +501,11 @@ class Emulator:
     async def _diff(self, st: Any) -> None:
         _, t, exch, U, u, pu, bids, asks = st
         off = self._shift_ms + self._lag_ms + self._skew_ms
-        names = self._depth_names(0)
+        names = self._names0
         if names:
             ms = exch // 1_000_000 + off
             await self._send_depth(0, names, self.enc.depth(U, u, pu, bids, asks, ms, ms))
-        for k, ch in DEPTH_INTERVALS.items():
-            if ch == 0 or not self._subs.get(f"{self.lsym}@{k}"):
-                continue
+        for ch in self._active:
             b = self._batches.get(ch)
             if b is None:
                 iv = ch * 1_000_000
@@ -501,14 +530,22 @@ class Emulator:
         b = self._batches.pop(ch, None)
         if b is None:
             return
-        names = self._depth_names(ch)
-        if not names:
-            return
         off = self._shift_ms + self._skew_ms
         E = b.end // 1_000_000 + off
         T = b.exch // 1_000_000 + off + self._lag_ms
-        data = self.enc.depth(b.U, b.u, b.pu, list(b.bids.items()), list(b.asks.items()), E, T)
-        await self._send_depth(ch, names, data)
+        names = self._depth_names(ch)
+        if names:
+            data = self.enc.depth(b.U, b.u, b.pu, list(b.bids.items()), list(b.asks.items()), E, T)
+            await self._send_depth(ch, names, data)
+        for name, n in self._partial[ch]:
+            if self._subs.get(name):
+                book = self.replay.book  # (its id with it: the book may hold the diff being sent next)
+                bids, asks = book.top(n)
+                if self.um:
+                    data = self.enc.depth(b.U, book.last_u, b.pu, bids, asks, E, T)
+                else:
+                    data = self.enc.snapshot(book.last_u, bids, asks, E, T)
+                await self._send(name, data)
 
     async def _send_depth(self, ch: int, names: list[str], data: bytes) -> None:
         if self._drop.get(ch):

@@ -14,11 +14,14 @@ import contextlib
 import multiprocessing as mp
 import os
 import queue as queue_mod
+import signal
+import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from typing import Any
 
 from avmm.errors import UserError, missing_extra
+from avmm.outputs import Terminated
 from avmm.sweep.jobs import Job, check_payload, init_worker, run_job
 
 OnResult = Callable[[int, list[tuple[int, dict[str, Any]]], dict[str, Any]], None]
@@ -118,18 +121,43 @@ def ray_session(address: str | None, workers: int | None) -> Iterator[Any]:
     if address is None:  # "local": a new Ray, never a cluster found on this machine
         kwargs.update(num_cpus=workers or default_workers(), object_store_memory=LOCAL_OBJECT_STORE)
     os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")
-    try:
-        ray.init(address=address or "local", **kwargs)
-    except Exception as e:  # a bad address, a cluster that does not answer
-        where = f"at {address}" if address else "locally"
-        raise UserError(
-            f"--executor ray: cannot start or reach Ray {where}: {' '.join(str(e).split())[:300]}"
-        ) from None
-    try:
+    try:  # a local Ray stopped whatever stops its start, too
+        with _own_signal_handlers():
+            try:
+                ray.init(address=address or "local", **kwargs)
+            except Exception as e:  # a bad address, a cluster that does not answer
+                where = f"at {address}" if address else "locally"
+                raise UserError(
+                    f"--executor ray: cannot start or reach Ray {where}: {' '.join(str(e).split())[:300]}"
+                ) from None
         yield ray
     finally:
-        with contextlib.suppress(Exception):
+        with _own_signal_handlers(), contextlib.suppress(Exception):
             ray.shutdown()
+
+
+@contextlib.contextmanager
+def _own_signal_handlers() -> Iterator[None]:
+    """Keep this process's SIGINT, SIGTERM and SIGHUP handlers through ``ray.init`` and
+    ``ray.shutdown``: the start sets Ray's own for SIGTERM (``sys.exit(15)`` in Python, a stack
+    dump in C++), the shutdown leaves it at the default (the process killed); the CLI's unwinds,
+    exits 143 and says what was kept. A SIGTERM that Ray's handler took is raised as
+    ``Terminated``."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    sigs = [signal.SIGINT, signal.SIGTERM] + ([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])
+    saved = {sig: signal.getsignal(sig) for sig in sigs}
+    try:
+        yield
+    except SystemExit as e:
+        if e.code == signal.SIGTERM and callable(saved[signal.SIGTERM]):
+            raise Terminated(signal.SIGTERM) from None
+        raise
+    finally:
+        for sig, handler in saved.items():
+            if handler is not None:  # set again even if Python still names it: Ray's C++ sets its own
+                signal.signal(sig, handler)
 
 
 def execute_ray(
