@@ -5,8 +5,9 @@ Times: the core and the paper venue run on the venue's clock. Events carrying a 
 (trades' ``T``, USD-M bookTicker ``T``/``E``, depth diffs' ``T``/``E``) are taken at it, by the
 venue and by the core; the others (spot bookTicker) at the last stamp advanced by the wall time
 since at the stamps' rate (``VenueClock.after_stamps``: a replay at ``--speed 20`` runs 20 x).
-The clock anchored on the venue's ``time`` (``VenueClock.now``) times the pump, the health changes
-and the end. Between events, a pump calls ``Trader.tick``
+So do the pump, the health changes and the end: one time base. The clock anchored on the venue's
+``time`` (``VenueClock.now``, polled every ``SYNC_S``) measures the feed's lag (the status's
+``feed_lag_ms``: the venue's time at arrival - the event's stamp). Between events, a pump calls ``Trader.tick``
 every ``PUMP_S`` wall seconds: responses come due and the timer ticks.
 
 ``PaperSession.run(duration)`` runs until ``stop()`` (a signal) or ``duration`` wall seconds; then
@@ -34,6 +35,7 @@ from avmm.live.journal import Journal
 from avmm.live.trader import Trader
 
 PUMP_S = 0.001
+PUMP_HOLD_NS = 100_000_000  # wall time without a stamp before the pump moves the clock past it
 SYNC_S = 0.5  # between two reads of the venue's time
 RATE_MIN_NS = 50_000_000  # wall time of stamps before their rate is used
 TIME_PATH = {"binance-spot": "/api/v3/time", "binance-um": "/fapi/v1/time"}
@@ -159,13 +161,13 @@ class PaperSession(FeedSink):
         tr.core_trade(self._core_t(ts_ns), px, qty, side)
 
     def on_depth(self, local_ns: int, kind: int, side: int, px: float, qty: float) -> None:
-        te = self.depth_E or self.clock.now(local_ns)
+        te = self.depth_E or self.clock.after_stamps(local_ns)
         tr = self.trader
         tr.venue_depth(te, kind, side, px, qty)
         tr.core_depth(self._core_t(te), kind, side, px, qty)
 
     def on_health(self, local_ns: int, healthy: bool, reason: str) -> None:
-        self.trader.set_health(self._core_t(self.clock.now(local_ns)), healthy, reason)
+        self.trader.set_health(self._core_t(self.clock.after_stamps(local_ns)), healthy, reason)
 
     # --- the session ------------------------------------------------------------------------------
     async def _pump(self) -> None:
@@ -173,7 +175,11 @@ class PaperSession(FeedSink):
         while True:
             await asyncio.sleep(PUMP_S)
             if clock.n:
-                tr.tick(self._core_t(clock.now(time.time_ns())))
+                w = time.time_ns()
+                # up to the last stamp while events flow: the venue's next events may carry
+                # earlier times than the wall clock suggests (frames late or bunched); past it only
+                # when the venue has been quiet for PUMP_HOLD_NS (the timer, late responses)
+                tr.tick(self._core_t(clock.after_stamps(w) if w - clock.w > PUMP_HOLD_NS else clock.v))
 
     async def _sync(self) -> None:
         """The venue's time every ``SYNC_S`` once its events flow (a replay's clock starts then):
@@ -234,7 +240,7 @@ class PaperSession(FeedSink):
     def finish(self) -> dict[str, Any]:
         """Cancel every order, let what is in flight complete, close the records."""
         tr = self.trader
-        t = self._core_t(self.clock.now(time.time_ns()))
+        t = self._core_t(self.clock.after_stamps(time.time_ns()))
         tr.halt(t)
         tr.next_timer = 0
         tr.gw.advance(int(INF_NS), True)
