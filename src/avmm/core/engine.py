@@ -38,6 +38,8 @@ class Engine:
     * ``on_fill(ts_ns, oid, side, px, qty, fee) -> n_actions``
     * ``on_ack(oid)``, ``on_reject(oid)``, ``on_canceled(oid)``
     * ``on_timer(ts_ns) -> n_actions``
+    * ``cancel_all(ts_ns) -> n_actions``: cancel every working order (an unhealthy feed); the next
+      market event requotes
     * ``on_depth(kind, side, px, qty)``: a depth row (``events.DEPTH`` / ``SNAPSHOT`` / ``CLEAR``) for
       the signals' book beyond the touch (nothing when no signal reads depth)
     """
@@ -58,6 +60,7 @@ class Engine:
         "on_canceled",
         "on_timer",
         "on_depth",
+        "cancel_all",
         "targets",
     )
 
@@ -83,6 +86,7 @@ class Engine:
         self.on_canceled = partial(bind(core.on_canceled_at, scratch, i64), addr)
         self.on_timer = partial(bind(core.on_timer_at, scratch, i64), addr)
         self.on_depth = partial(bind(core.on_depth_at, scratch, i64, i64, f64, f64), addr)
+        self.cancel_all = partial(bind(core.cancel_all_at, scratch, i64), addr)
         self.targets = partial(bind(core.targets_at, scratch, i64), addr)
         del scratch_mem
 

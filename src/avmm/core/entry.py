@@ -26,6 +26,7 @@ from avmm.core.state import (
     STATE_DTYPE,
 )
 from avmm.core.strategy import (
+    cancel_all_rec,
     on_ack_rec,
     on_canceled_rec,
     on_fill_rec,
@@ -104,3 +105,10 @@ def targets_at(addr, ts_ns):
     """Compute the target ladder only (no orders): used by ``avmm quote`` and tests."""
     p, s, o, a = views(addr)
     return compute_targets(p[0], s[0], ts_ns)
+
+
+@njit(**NJIT)
+def cancel_all_at(addr, ts_ns):
+    """Cancel every working order (``strategy.cancel_all_rec``)."""
+    p, s, o, a = views(addr)
+    return cancel_all_rec(s[0], o, a, ts_ns)

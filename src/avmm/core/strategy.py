@@ -436,3 +436,20 @@ def on_timer_rec(p, s, o, a, ts_ns):
     if s.has_book != 0 and (s.dirty != 0 or refresh_due(p, s, ts_ns)):
         return requote(p, s, o, a, ts_ns)
     return 0
+
+
+@njit(**NJIT)
+def cancel_all_rec(s, o, a, ts_ns):
+    """Cancel every working order and quote nothing more until the next market event requotes
+    (``dirty``): the runtime calls it when its feed is unhealthy (stale, crossed, resyncing) and
+    stops calling the market handlers until the feed is healthy again."""
+    n = 0
+    for i in range(s.o_hwm):
+        od = o[i]
+        if od.status == OS_LIVE or od.status == OS_PENDING_NEW or od.status == OS_PENDING_AMEND:
+            od.status = OS_PENDING_CANCEL
+            od.ts_ns = ts_ns
+            n = _emit(a, n, ACT_CANCEL, od.side, od.oid, od.level, od.px, od.leaves)
+    s.dirty = 1
+    s.n_actions += n
+    return n

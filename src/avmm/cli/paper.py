@@ -1,0 +1,279 @@
+"""``avmm paper`` (paper trading on a live Binance feed) and ``avmm report`` (a journal's summary,
+JSON and charts, as a backtest gives them).
+
+Signals: the first SIGINT / SIGTERM stops the session cleanly (every order cancelled, the journal
+flushed, the summary printed; exit 0); a second one exits at once (130 / 143) with one line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from avmm.errors import UserError
+
+
+def paper_command(
+    venue: str = typer.Option(..., "--venue", metavar="<binance-spot|binance-um>", help="the market"),
+    symbol: str = typer.Option(..., "--symbol", help="symbol, e.g. BTCUSDT"),
+    config: Path = typer.Option(None, "--config", "-c", help="config TOML ([model] ... [backtest] [venue])"),
+    url: str = typer.Option(
+        None, "--url", help="one origin for REST, streams and the WebSocket API (the emulator: http://127.0.0.1:PORT)"
+    ),
+    duration: float = typer.Option(None, "--duration", help="stop after this many wall seconds"),
+    journal: Path = typer.Option(None, "--journal", help="SQLite journal of every action, response and fill"),
+    status_json: bool = typer.Option(False, "--status-json", help="status as JSON lines on stdout, every second"),
+    metrics_port: int = typer.Option(None, "--metrics-port", help="Prometheus metrics on 127.0.0.1:PORT"),
+    set_: list[str] = typer.Option(None, "--set", help="override a config value, e.g. backtest.maker_fee=0"),
+) -> None:
+    """Paper trading: the live feed drives the strategy core; its orders are filled by the
+    backtester's exchange model (latency, queue position, fees) against the live book, in real time."""
+    from avmm.config import load_config
+    from avmm.live.config import VENUES, with_origin
+
+    if venue not in VENUES:
+        raise UserError(f"--venue {venue}: expected one of {', '.join(VENUES)}")
+    if duration is not None and not (math.isfinite(duration) and duration > 0):
+        raise UserError(f"--duration {duration}: must be a positive number of seconds")
+    if metrics_port is not None and not 0 <= metrics_port <= 65535:
+        raise UserError(f"--metrics-port {metrics_port}: must be a port number (0-65535)")
+    cfg = load_config(config, set_ or [])
+    vcfg = with_origin(cfg.venue, url, venue) if url else cfg.venue
+    if journal is not None:
+        from avmm.outputs import check_output
+
+        check_output(journal, "--journal", [config] if config is not None else [])
+    metrics = _metrics(metrics_port) if metrics_port is not None else None
+    from avmm.emulator.process import new_loop
+
+    loop = new_loop()
+    try:
+        summary, signum = loop.run_until_complete(
+            _paper(venue, symbol, cfg, vcfg, duration, journal, status_json, metrics)
+        )
+    finally:
+        loop.close()
+    if signum:
+        print(f"avmm paper: stopped by {signal.Signals(signum).name}; orders cancelled", file=sys.stderr)
+    title = f"paper: {venue} {symbol.upper()}" + (f"  journal {journal}" if journal else "")
+    _print_summary(summary, title, to_stderr=status_json)
+
+
+async def _paper(
+    venue: str,
+    symbol: str,
+    cfg: Any,
+    vcfg: Any,
+    duration: float | None,
+    journal_path: Path | None,
+    status_json: bool,
+    metrics: Any,
+) -> tuple[dict[str, Any], int]:
+    from avmm.backtest.runner import _strategy_only, adapt_config
+    from avmm.live.journal import Journal
+    from avmm.live.paper import PaperSession, instrument
+
+    info = await instrument(venue, symbol, vcfg)
+    strat = _strategy_only(adapt_config(cfg, info))
+    bt = cfg.backtest
+    journal = None
+    if journal_path is not None:
+        meta = {
+            "venue": venue,
+            "symbol": symbol.upper(),
+            "instrument": info,
+            "config": {**strat.model_dump(mode="json"), "backtest": bt.model_dump(mode="json")},
+        }
+        journal = Journal(journal_path, meta)
+    live = _Status(status_json, metrics)
+    session = PaperSession(venue, symbol, strat, bt, vcfg, journal=journal, on_status=live)
+    got = [0]
+    loop = asyncio.get_running_loop()
+
+    def on_signal(s: int) -> None:
+        if got[0]:  # a second signal: at once
+            os.write(2, f"avmm: interrupted again by {signal.Signals(s).name}; exiting now\n".encode())
+            os._exit(128 + s)
+        got[0] = s
+        session.stop()
+
+    for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        loop.add_signal_handler(s, on_signal, s)
+    try:
+        live.start()
+        summary = await session.run(duration)
+    finally:
+        live.stop()
+        if journal is not None:
+            journal.close()
+        for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            loop.remove_signal_handler(s)
+    return summary, got[0]
+
+
+class _Status:
+    """The session's status: a rich Live panel on a terminal, JSON lines with ``--status-json``,
+    Prometheus gauges with ``--metrics-port``."""
+
+    def __init__(self, as_json: bool, metrics: Any) -> None:
+        self.as_json = as_json
+        self.metrics = metrics
+        self.live: Any = None
+
+    def start(self) -> None:
+        if self.as_json or not sys.stdout.isatty():
+            return
+        from rich.live import Live
+
+        self.live = Live(_panel({}), refresh_per_second=4, transient=True)
+        self.live.start()
+
+    def stop(self) -> None:
+        if self.live is not None:
+            self.live.stop()
+            self.live = None
+
+    def __call__(self, st: dict[str, Any]) -> None:
+        if self.metrics is not None:
+            self.metrics(st)
+        if self.as_json:
+            print(json.dumps(st), flush=True)
+        elif self.live is not None:
+            self.live.update(_panel(st))
+
+
+def _panel(st: dict[str, Any]) -> Any:
+    from rich.table import Table
+
+    t = Table(title=f"avmm paper {st.get('symbol', '')}", show_header=False, title_justify="left")
+    t.add_column("what", style="bold")
+    t.add_column("value", justify="right")
+    if not st:
+        t.add_row("status", "connecting")
+        return t
+    ok = "ok" if st["healthy"] else f"NOT QUOTING: {st['reason']}"
+
+    def f(x: Any, d: int = 2) -> str:
+        return "-" if x is None else f"{x:,.{d}f}"
+
+    t.add_row("feed", ok)
+    t.add_row("book", f"{f(st['bid'])} x {f(st['bid_qty'], 4)}  |  {f(st['ask'])} x {f(st['ask_qty'], 4)}")
+    t.add_row("our bids", " ".join(f"{p:,.2f}x{q:g}" for p, q in st["our_bids"]) or "-")
+    t.add_row("our asks", " ".join(f"{p:,.2f}x{q:g}" for p, q in st["our_asks"]) or "-")
+    t.add_row("position", f"{st['position']:g}")
+    t.add_row("PnL (net) / fees", f"{f(st['pnl'], 4)} / {f(st['fees'], 4)}")
+    t.add_row("fills / orders / cancels", f"{st['fills']} / {st['orders']} / {st['cancels']}")
+    t.add_row("markout 1s / 10s, bp", f"{f(st['markout_1s_bps'])} / {f(st['markout_10s_bps'])}")
+    t.add_row("feed lag (venue ms)", f(st["feed_lag_ms"], 1))
+    t.add_row("frames / reconnects / gaps", f"{st['frames']:,} / {st['reconnects']} / {st['gaps']}")
+    t.add_row("halts", str(st["halts"]))
+    return t
+
+
+def _metrics(port: int) -> Any:
+    """Prometheus gauges of the status on 127.0.0.1:``port``; returns the status sink."""
+    try:
+        import prometheus_client as pc
+    except ImportError:
+        raise UserError("--metrics-port needs prometheus-client: pip install 'avmm[live]'") from None
+    reg = pc.CollectorRegistry()
+    keys = (
+        "position", "pnl", "fees", "fills", "orders", "cancels", "markout_1s_bps", "markout_10s_bps",
+        "feed_lag_ms", "frames", "reconnects", "gaps", "resyncs", "stale_periods", "halts", "bid", "ask",
+    )  # fmt: skip
+    gauges = {k: pc.Gauge(f"avmm_paper_{k}", k.replace("_", " "), registry=reg) for k in keys}
+    healthy = pc.Gauge("avmm_paper_healthy", "1 when quoting (the feed healthy)", registry=reg)
+    try:
+        pc.start_http_server(port, addr="127.0.0.1", registry=reg)
+    except OSError as e:
+        raise UserError(f"--metrics-port {port}: cannot listen ({e.strerror or e})") from None
+
+    def update(st: dict[str, Any]) -> None:
+        for k, g in gauges.items():
+            v = st.get(k)
+            if v is not None:
+                g.set(float(v))
+        healthy.set(1.0 if st.get("healthy") else 0.0)
+
+    return update
+
+
+def _print_summary(summary: dict[str, Any], title: str, to_stderr: bool) -> None:
+    """The backtest's summary table (on stderr when stdout carries the JSON status lines)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from avmm.cli.backtest import summary_rows
+
+    table = Table(title=title, show_header=False, title_justify="left")
+    table.add_column("figure", style="bold")
+    table.add_column("value", justify="right")
+    for k, v in summary_rows(summary):
+        table.add_row(k, v)
+    Console(width=max(100, Console().width), file=sys.stderr if to_stderr else None).print(table)
+
+
+# --- avmm report -------------------------------------------------------------------------------------
+def report_command(
+    journal: Path = typer.Argument(..., help="a paper session's journal (avmm paper --journal)"),
+    json_out: Path = typer.Option(None, "--json", help="write the summary figures and the config used as JSON"),
+    report: Path = typer.Option(None, "--report", help="write charts: .html (plotly) or .png (matplotlib)"),
+    fills_out: Path = typer.Option(None, "--fills", help="write every fill (with its markouts), .parquet or .csv"),
+    equity_out: Path = typer.Option(None, "--equity", help="write the equity / inventory samples, .parquet or .csv"),
+) -> None:
+    """The summary, JSON and charts of a paper session from its journal, as a backtest gives them."""
+    import contextlib
+
+    from avmm.cli.backtest import _Outputs, _print_table
+
+    outs = _Outputs(json_out, report, fills_out, equity_out)
+    outs.check([journal])
+    res = journal_result(journal)
+    with contextlib.ExitStack() as stack:
+        write = outs.open_fills(stack, [journal])
+        if write is not None and res.fills.size:
+            write(res.fills)
+        outs.close_fills()
+    _print_table(res, [journal])
+    outs.write(res, [journal])
+
+
+def journal_result(path: Path) -> Any:
+    """A journal as a ``BacktestResult``: the summary recomputed from its records by the
+    backtest's own ``summarize``."""
+    import numpy as np
+
+    from avmm.backtest.config import BacktestConfig
+    from avmm.backtest.metrics import FillStats
+    from avmm.backtest.runner import BacktestResult, bt_params
+    from avmm.backtest.state import new_bt_state
+    from avmm.core.config import StrategyConfig, to_params
+    from avmm.live.gateway import paper_summary
+    from avmm.live.journal import load_journal
+
+    j = load_journal(path)
+    conf = dict(j.config)
+    bt = BacktestConfig.model_validate(conf.pop("backtest", {}))
+    cfg = StrategyConfig.model_validate(conf)
+    from avmm.backtest.market import setup_accounting
+
+    meta = {"market": "spot" if j.meta.get("venue") == "binance-spot" else "perpetual", "symbol": j.meta.get("symbol")}
+    bp = bt_params(cfg, bt, to_params(cfg))
+    acc = setup_accounting(cfg, bt, meta, bp, new_bt_state())
+    fs = FillStats()
+    fs.add(j.fills)
+    summary = paper_summary(
+        cfg, bt, acc, j.bt_state[0], j.samples, fs, j.core_state, float(j.summary.get("wall_s") or 0.0)
+    )
+    for k, v in j.summary.items():  # the session's own figures (feed counters, halts)
+        summary.setdefault(k, v)
+    data = {"journal": str(path), "venue": j.meta.get("venue"), "symbol": j.meta.get("symbol"), **j.counts}
+    return BacktestResult(summary, j.samples, np.asarray(j.fills), cfg, bt, data)

@@ -1,0 +1,278 @@
+"""The trading runtime without its I/O: the strategy core (``Engine``), a gateway, the journal, the
+timer and the feed's health, driven one event at a time.
+
+Each market event has two sides, called in the backtest loop's order (``backtest/loop.py``):
+
+* ``venue_quote`` / ``venue_trade`` / ``venue_depth`` / ``venue_clear`` -- the event at the venue,
+  at its exchange time: the paper gateway's book, queues and fills;
+* ``core_quote`` / ``core_trade`` / ``core_depth`` -- the event at the strategy, at its local time:
+  the core's handlers, whose actions are journaled and sent.
+
+Before either, everything due earlier runs in time order: requests arriving at the venue, responses
+(journaled, then handed to the core, whose new actions leave at the response's time) and the timer.
+Ties are the loop's: market data at the venue first; at the strategy, everything else first.
+``tick(t)`` runs what is due by ``t`` (the live runtime's clock between events).
+
+Health: ``set_health(t, False, why)`` (a stale feed, a resync, a crossed book, a lost connection)
+cancels every working order (``Engine.cancel_all``) and stops quoting: the core gets no market
+events and no timer until the feed is healthy again (its book is marked empty, so a fill meanwhile
+does not requote); the first quote after that requotes.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+
+from avmm.backtest.config import BacktestConfig
+from avmm.backtest.state import RS_ACK, RS_CANCELED, RS_FILL, RS_REJECT
+from avmm.core.config import StrategyConfig
+from avmm.core.engine import Engine
+from avmm.events import CLEAR
+from avmm.live.gateway import PaperGateway, PaperRecords, Responses
+from avmm.live.journal import Journal
+
+
+class Trader(Responses):
+    """One symbol's strategy and its gateway (paper), with an optional journal.
+
+    ``healthy`` starts True (a replay); the live runtime sets it from the feed's health.
+    """
+
+    def __init__(
+        self,
+        cfg: StrategyConfig,
+        backtest: BacktestConfig,
+        *,
+        meta: dict[str, Any] | None = None,
+        journal: Journal | None = None,
+        healthy: bool = True,
+    ) -> None:
+        self.cfg, self.bt = cfg, backtest
+        self.engine = Engine(cfg)
+        self.engine.params["log_rate"] = 0.0
+        self.journal = journal
+        recs = PaperRecords()
+        if journal is not None:
+            recs.on_fills = journal.fills
+            recs.on_samples = journal.samples
+        self.gw = PaperGateway(cfg, backtest, self, self.engine.params, meta, recs)
+        bp = self.gw.bp[0]
+        self.bs = self.gw.bs  # the venue's records (counters, position, PnL)
+        self.timer_ns = int(bp["timer_ns"])
+        self.timer_grid = int(bp["timer_grid"])
+        self.next_timer = 0
+        self.healthy = healthy
+        self.reason = "ok" if healthy else "starting"
+        self.crossed = False
+        self.t_core = 0  # the core's clock: the last time it was called at
+        self.n_halts = 0
+        self.t_wall0 = time.perf_counter()
+        self.last_fill: tuple[int, int, float, float] | None = None
+
+    # --- the core's actions -----------------------------------------------------------------------
+    def _send(self, t: int, n: int) -> None:
+        if n > 0:
+            a = self.engine.actions
+            if self.journal is not None:
+                self.journal.actions(t, a, n)
+            self.gw.send(t, a, n)
+
+    # --- responses (Responses): journaled, then to the core ------------------------------------------
+    def ack(self, t: int, oid: int) -> None:
+        if self.journal is not None:
+            self.journal.response(t, RS_ACK, oid, 0, 0.0, 0.0, 0.0)
+        self.engine.on_ack(oid)
+
+    def reject(self, t: int, oid: int) -> None:
+        if self.journal is not None:
+            self.journal.response(t, RS_REJECT, oid, 0, 0.0, 0.0, 0.0)
+        self.engine.on_reject(oid)
+
+    def canceled(self, t: int, oid: int) -> None:
+        if self.journal is not None:
+            self.journal.response(t, RS_CANCELED, oid, 0, 0.0, 0.0, 0.0)
+        self.engine.on_canceled(oid)
+
+    def fill(self, t: int, oid: int, side: int, px: float, qty: float, fee: float) -> None:
+        if self.journal is not None:
+            self.journal.response(t, RS_FILL, oid, side, px, qty, fee)
+        self.last_fill = (t, side, px, qty)
+        self._clock(t)
+        self._send(t, self.engine.on_fill(t, oid, side, px, qty, fee))
+
+    # --- time -------------------------------------------------------------------------------------
+    def _clock(self, t: int) -> None:
+        if t > self.t_core:
+            self.t_core = t
+
+    def _until(self, t: int, inclusive: bool) -> None:
+        """Requests, responses and timer ticks due before ``t`` (at ``t`` too when ``inclusive``)."""
+        gw = self.gw
+        while self.next_timer > 0 and (self.next_timer < t or (inclusive and self.next_timer == t)):
+            tt = self.next_timer
+            gw.advance(tt, True)
+            self.bs["n_timer"] += 1
+            if self.healthy:
+                self._clock(tt)
+                self._send(tt, self.engine.on_timer(tt))
+            self.next_timer = tt + self.timer_ns
+        gw.advance(t, inclusive)
+
+    def tick(self, t: int) -> None:
+        """Everything due by ``t`` (the clock between market events)."""
+        self._until(t, True)
+
+    def _start_timer(self, t: int) -> None:
+        if self.next_timer == 0 and self.timer_ns > 0:
+            if self.timer_grid:
+                self.next_timer = (t // self.timer_ns + 1) * self.timer_ns
+            else:
+                self.next_timer = t + self.timer_ns
+
+    # --- market data at the venue (exchange time) -------------------------------------------------
+    def venue_quote(self, t: int, bid: float, bid_qty: float, ask: float, ask_qty: float) -> None:
+        self._until(t, False)
+        self.gw.quote(t, bid, bid_qty, ask, ask_qty)
+
+    def venue_trade(self, t: int, px: float, qty: float, side: int) -> None:
+        self._until(t, False)
+        self.gw.trade(t, px, qty, side)
+
+    def venue_depth(self, t: int, kind: int, side: int, px: float, qty: float) -> None:
+        self._until(t, False)
+        if kind == CLEAR:
+            self.gw.clear(t)
+        else:
+            self.gw.depth(t, side, px, qty)
+
+    # --- market data at the strategy (local time) -------------------------------------------------
+    def core_quote(self, t: int, bid: float, bid_qty: float, ask: float, ask_qty: float) -> None:
+        self._until(t, True)
+        bs = self.bs
+        bs["n_events"] += 1
+        bs["n_quotes"] += 1
+        crossed = bid >= ask
+        if crossed != self.crossed:
+            was = self.healthy and not self.crossed
+            self.crossed = crossed
+            if self.journal is not None:
+                self.journal.event(t, "health", "crossed book" if crossed else "uncrossed")
+            self._apply_health(t, was)
+        if self.healthy and not crossed:
+            self._clock(t)
+            self._send(t, self.engine.on_quote(t, bid, bid_qty, ask, ask_qty))
+        self._start_timer(t)
+
+    def core_trade(self, t: int, px: float, qty: float, side: int) -> None:
+        self._until(t, True)
+        bs = self.bs
+        bs["n_events"] += 1
+        bs["n_trades"] += 1
+        if self.healthy and not self.crossed:
+            self._clock(t)
+            self._send(t, self.engine.on_trade(t, px, qty, side))
+        self._start_timer(t)
+
+    def core_depth(self, t: int, kind: int, side: int, px: float, qty: float) -> None:
+        self._until(t, True)
+        bs = self.bs
+        bs["n_events"] += 1
+        bs["n_depth"] += 1
+        self.engine.on_depth(kind, side, px, qty)
+        self._start_timer(t)
+
+    # --- health -----------------------------------------------------------------------------------
+    def set_health(self, t: int, healthy: bool, reason: str) -> None:
+        """The feed's health changed: unhealthy cancels everything and stops quoting."""
+        was = self.healthy and not self.crossed
+        self.healthy, self.reason = healthy, reason
+        if self.journal is not None:
+            self.journal.event(t, "health", reason)
+        self._apply_health(t, was)
+
+    def _apply_health(self, t: int, was: bool) -> None:
+        now = self.healthy and not self.crossed
+        if was and not now:
+            self.n_halts += 1
+            t = max(t, self.t_core)
+            self._until(t, True)
+            self._clock(t)
+            self._send(t, self.engine.cancel_all(t))
+            self.engine.state["has_book"] = 0  # no requote on a fill or a timer until a quote
+
+    def halt(self, t: int) -> None:
+        """Cancel every working order (the end of a session)."""
+        t = max(t, self.t_core)
+        self._until(t, True)
+        self._clock(t)
+        self._send(t, self.engine.cancel_all(t))
+        self.engine.state["has_book"] = 0
+        self.healthy, self.reason = False, "stopping"
+
+    # --- the end ----------------------------------------------------------------------------------
+    def finish(self, t: int | None = None) -> dict[str, Any]:
+        """Run what is due by ``t``, close the session's records; the summary."""
+        if t is not None:
+            self._until(t, True)
+        self.gw.finish()
+        s = self.summary()
+        if self.journal is not None:
+            self.journal.finish(self.gw.bs, self.engine.state, s)
+        return s
+
+    def summary(self) -> dict[str, Any]:
+        return self.gw.summary(self.engine.state, time.perf_counter() - self.t_wall0)
+
+    def orders(self) -> list[tuple[int, float, float]]:
+        """Our working orders at the venue: (side, price, leaves)."""
+        xo = self.gw.xo
+        n = int(self.bs["x_hwm"][0])
+        live = xo[:n][xo["live"][:n] != 0]
+        return [(int(r["side"]), float(r["px"]), float(r["leaves"])) for r in live]
+
+    def state(self) -> np.ndarray:
+        return self.bs
+
+
+def replay(trader: Trader, ev: np.ndarray, feed_ns: int = 0) -> dict[str, Any]:
+    """Drive ``trader`` with ``EVENT_DTYPE`` rows merged as the backtest loop merges them: each row
+    at the venue at its exchange time (never back in time), at the strategy at its local time +
+    ``feed_ns``; at the end, the requests and responses still in flight. Returns the summary."""
+    from avmm.backtest.state import INF_NS
+    from avmm.events import QUOTE, TRADE
+
+    n = ev.shape[0]
+    exch, loc = ev["exch_ts"].astype(np.int64), ev["local_ts"].astype(np.int64)
+    kind, side = ev["kind"], ev["side"]
+    px, qty, px2, qty2 = ev["px"], ev["qty"], ev["px2"], ev["qty2"]
+    ie = il = 0
+    clock = -int(INF_NS)
+    inf = int(INF_NS)
+    while ie < n or il < n:
+        te = max(int(exch[ie]), clock) if ie < n else inf
+        tl = int(loc[il]) + feed_ns if il < n else inf
+        if te <= tl:
+            clock = te
+            k = kind[ie]
+            if k == QUOTE:
+                trader.venue_quote(te, float(px[ie]), float(qty[ie]), float(px2[ie]), float(qty2[ie]))
+            elif k == TRADE:
+                trader.venue_trade(te, float(px[ie]), float(qty[ie]), int(side[ie]))
+            else:
+                trader.venue_depth(te, int(k), int(side[ie]), float(px[ie]), float(qty[ie]))
+            ie += 1
+        else:
+            k = kind[il]
+            if k == QUOTE:
+                trader.core_quote(tl, float(px[il]), float(qty[il]), float(px2[il]), float(qty2[il]))
+            elif k == TRADE:
+                trader.core_trade(tl, float(px[il]), float(qty[il]), int(side[il]))
+            else:
+                trader.core_depth(tl, int(k), int(side[il]), float(px[il]), float(qty[il]))
+            il += 1
+    trader.next_timer = 0  # the loop ticks no more after the last row at the strategy
+    trader.gw.advance(inf, True)
+    return trader.finish()

