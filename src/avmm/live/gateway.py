@@ -145,6 +145,22 @@ class PaperGateway(Gateway):
         self.msg = np.zeros(1, dtype=MSG_DTYPE)
         self.rec = records if records is not None else PaperRecords()
         self.finished = False
+        self._compile()
+
+    def _compile(self) -> None:
+        """Compile every entry point now, on copies of the records (the state is not touched): a
+        first compilation (tens of seconds on a cold cache) must not happen during the session."""
+        bp, bs, xo, lat = self.bp.copy(), self.bs.copy(), self.xo.copy(), self.lat.copy()
+        keys, vals, rq, rs = self.keys.copy(), self.vals.copy(), self.rq.copy(), self.rs.copy()
+        ring, fout, sout, msg = self.ring.copy(), self.fout.copy(), self.sout.copy(), self.msg.copy()
+        fts, frate = self.acc.fund_ts, self.acc.fund_rate
+        x_send(bs, np.zeros(1, dtype=ACTION_DTYPE), 0, lat, rq, 1)
+        x_advance(bp, bs, xo, keys, vals, lat, rq, rs, ring, fout, sout, fts, frate, 1, 1, msg)
+        x_quote(bp, bs, xo, keys, vals, lat, rs, ring, fout, fts, 2, math.nan, 0.0, math.nan, 0.0)
+        x_trade(bp, bs, xo, keys, vals, lat, rs, ring, fout, fts, 3, math.nan, 0.0, 0)
+        x_depth(bp, bs, xo, keys, vals, ring, fout, fts, 4, 1, math.nan, 0.0)
+        x_clear(bp, bs, xo, keys, ring, fout, fts, 5)
+        x_finish(bp, bs, xo, ring, fout, sout)
 
     # --- the core's orders ------------------------------------------------------------------------
     def send(self, t: int, actions: np.ndarray, n: int) -> None:
