@@ -202,6 +202,23 @@ def test_volume_candles_against_numpy(bars):
     np.testing.assert_allclose(got[:, 0], want, rtol=1e-9, atol=1e-12)
 
 
+def test_a_tiny_bar_closes_bars_instead_of_overflowing():
+    events = [("q", T0, 99.99, 1.0, 100.01, 1.0)]
+    events += [("t", T0 + (i + 1) * NS, 100.0 + i * 0.01, 0.5, 1) for i in range(5)]
+    got = drive(engine(candles={"weight": 1.0, "bars": 2, "bar_volume": 1e-300}), events)
+    # each trade closes every bar of the ring at its price: the momentum is 0, then the step
+    assert got[1:, 0].tolist() == [0.0] * 5
+    assert engine_state_bars(events) > 1e18
+
+
+def engine_state_bars(events):
+    from avmm.core.signal_builtin import S_CANDLE_N
+
+    e = engine(candles={"weight": 1.0, "bars": 2, "bar_volume": 1e-300})
+    drive(e, events)
+    return float(e.state["bsig_st"][0][S_CANDLE_N])
+
+
 def test_volume_candles_sized_by_the_mean_trade():
     events = [("q", T0, 99.99, 1.0, 100.01, 1.0)]
     for i in range(30):  # equal trades of 0.5: bars of 4 trades (2.0) at bar_trades = 4
@@ -230,7 +247,7 @@ def test_dynamic_gamma_against_numpy():
     s = np.where(live, np.exp(-np.clip(dt, 0, None) / slow), 0) @ dm2 / slow
     warm = (last_q_t - tq[0]) >= slow
     with np.errstate(divide="ignore", invalid="ignore"):
-        want = np.where(warm & (f > 0) & (s > 0), np.clip((f / s) ** (0.5 * w), 1 / hi, hi), 1.0)
+        want = np.where(warm & (s > 0), np.clip((f / s) ** (0.5 * w), 1 / hi, hi), 1.0)
     np.testing.assert_allclose(got[:, 1], want, rtol=1e-6)
     assert (got[:, 1] != 1.0).mean() > 0.3 and got[:, 1].min() < 1 < got[:, 1].max()
 

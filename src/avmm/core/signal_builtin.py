@@ -148,7 +148,7 @@ def candles(ts_ns, v, params, st):
             bar = params[P_CANDLE_TRADES] * st[S_CANDLE_QSUM] / st[S_CANDLE_QN]
         vol = st[S_CANDLE_VOL] + v[TRADE_QTY]
         if vol >= bar:
-            closes = math.floor(vol / bar)
+            closes = vol // bar  # a float: a tiny bar cannot overflow an integer
             vol -= closes * bar
             n = int(st[S_CANDLE_N])
             for _ in range(int(min(closes, size))):  # a trade closing many bars: each at its price
@@ -186,7 +186,7 @@ def dyn_gamma(ts_ns, v, params, st):
         return 0.0, 1.0, 1.0
     fast = st[S_DYN_FAST] / params[P_DYN_FAST_S]
     slow = st[S_DYN_SLOW] / params[P_DYN_SLOW_S]
-    if not (fast > 0.0 and slow > 0.0):
+    if not slow > 0.0:  # no change at all yet (a fast variance decayed to 0 clips below)
         return 0.0, 1.0, 1.0
     mult = (fast / slow) ** (0.5 * params[P_DYN_W])
     hi = params[P_DYN_MAX]
