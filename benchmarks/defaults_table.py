@@ -56,6 +56,21 @@ def _store(name: str, data: Path, stores: Path) -> Path | None:
     return out
 
 
+def sample_stores(data: Path, stores: Path) -> list[tuple[str, list[Path]]]:
+    """(what it is, [store]) for every sample found (converted once), then the built-in session."""
+    from avmm.backtest.session import default_session
+
+    out = []
+    for name in SAMPLES:
+        store = _store(name, data, stores)
+        if store is None:
+            print(f"{name}: {data / SAMPLES[name][0]} not found, left out", file=sys.stderr)
+            continue
+        out.append((SAMPLES[name][2], [store]))
+    out.append(("built-in synthetic session", [default_session()]))
+    return out
+
+
 def _row(what: str, s: dict, limit: float) -> dict:
     return {
         "data": what,
@@ -84,21 +99,14 @@ def main() -> int:
     a = ap.parse_args()
 
     from avmm.backtest.runner import run_backtest
-    from avmm.backtest.session import default_session
     from avmm.config import load_config
     from avmm.core.config import max_position_of
 
     cfg = load_config(None, [])
     rows = []
-    for name in SAMPLES:
-        store = _store(name, a.data, a.stores)
-        if store is None:
-            print(f"{name}: {a.data / SAMPLES[name][0]} not found, left out", file=sys.stderr)
-            continue
-        r = run_backtest(store, cfg)
-        rows.append(_row(SAMPLES[name][2], r.summary, max_position_of(r.config)))
-    r = run_backtest([default_session()], cfg)
-    rows.append(_row("built-in synthetic session", r.summary, max_position_of(r.config)))
+    for what, data in sample_stores(a.data, a.stores):
+        r = run_backtest(data, cfg)
+        rows.append(_row(what, r.summary, max_position_of(r.config)))
 
     print(
         "| data | fills (our bids / asks) | quotes behind the touch / market spread, ticks (median) "

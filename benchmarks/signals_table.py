@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from defaults_table import ROOT, SAMPLES, _store  # noqa: E402
+from defaults_table import ROOT, _f, sample_stores  # noqa: E402
 
 VARIANTS = {
     "plain A-S": [],
@@ -31,10 +31,6 @@ VARIANTS = {
 }
 
 
-def _f(v: float | None, fmt: str) -> str:
-    return "n/a" if v is None else format(v, fmt)
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
@@ -43,17 +39,9 @@ def main() -> int:
     a = ap.parse_args()
 
     from avmm.backtest.runner import run_backtest
-    from avmm.backtest.session import default_session
     from avmm.config import load_config
 
-    stores = []
-    for name in SAMPLES:
-        store = _store(name, a.data, a.stores)
-        if store is None:
-            print(f"{name}: {a.data / SAMPLES[name][0]} not found, left out", file=sys.stderr)
-            continue
-        stores.append((SAMPLES[name][2], [store]))
-    stores.append(("built-in synthetic session", [default_session()]))
+    stores = sample_stores(a.data, a.stores)
     rows = []
     print(
         "| data | signal | fills | fill ratio | markout 1 s / 10 s, bp | spread captured, bp | net PnL |\n"
