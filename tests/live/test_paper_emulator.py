@@ -73,30 +73,13 @@ def _avmm(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
 
 
 def venue_clock(store: Path, out: Path) -> Path:
-    """``store`` as the paper session's clock sees it: each row at its venue stamp (``exch_ts``);
-    a row without one (a spot bookTicker) at the previous stamp + the capture time since, as
-    ``live.paper.VenueClock.after_stamps`` stamps it; at the strategy at that time, never back in
-    time (``PaperSession._core_t``). The capture's own local clock ran ~1.27 s behind Binance's, so
-    a backtest of the store as it is shows the strategy every event 1.27 s before the venue has
-    it."""
-    import numpy as np
-
+    """``store`` on the paper session's clock (``live.paper.venue_clock_events``)."""
     from avmm.data.store import read_events, read_meta, write_events
-    from avmm.events import F_EXCH_TS
+    from avmm.live.paper import venue_clock_events
 
-    ev = read_events(store).copy()
-    loc, ex = ev["local_ts"].astype(np.int64), ev["exch_ts"].astype(np.int64)
-    stamped = (ev["flags"] & F_EXCH_TS) != 0
-    idx = np.where(stamped, np.arange(len(ev)), -1)
-    last = np.maximum.accumulate(idx)  # the last stamped row at or before each row
-    has = last >= 0
-    te = loc.copy()
-    te[has] = ex[last[has]] + (loc[has] - loc[last[has]])
-    ev["exch_ts"] = te
-    ev["local_ts"] = np.maximum.accumulate(te)
     meta = read_meta(store)
     keep = {k: meta[k] for k in ("symbol", "source", "tick_size", "lot_size", "market") if k in meta}
-    write_events(out, [ev], keep)
+    write_events(out, [venue_clock_events(read_events(store))], keep)
     return out
 
 

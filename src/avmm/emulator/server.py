@@ -17,7 +17,8 @@ Streams of the symbol ``s`` (lower case): ``s@bookTicker``, ``s@trade``, ``s@agg
 ``s@depth`` and ``s@depth@0ms`` (every diff of the store: one source message, or the rows of one
 exchange time; Binance's own ``@depth`` is 1000 ms on spot and 250 ms on USD-M),
 ``s@depth@100ms`` / ``@250ms`` / ``@500ms`` / ``@1000ms`` (the diffs merged over that many ms of
-venue time, stamped ``E`` at the end of the interval), and partial book depth ``s@depth5`` /
+venue time, on a grid of exchange time as Binance's, stamped ``E`` at the end of the interval: a
+capture of that stream is served diff for diff), and partial book depth ``s@depth5`` /
 ``@depth10`` / ``@depth20`` (spot: ``{lastUpdateId,bids,asks}`` every 1000 ms or ``@100ms``; USD-M:
 a ``depthUpdate`` of the top levels every 250 ms, ``@500ms`` or ``@100ms``), sent at the end of an
 interval in which the book changed. Faults act on every connection at once.
@@ -224,6 +225,7 @@ class Emulator:
         self._reorder_on: set[int] = set()
         self._timed: list[Fault] = []
         self._batches: dict[int, _Batch] = {}
+        self._last_end: dict[int, int] = {}  # the end of each interval stream's last diff
         self._error: BaseException | None = None
         self._op: Any = None
         self._names0: list[str] = []
@@ -508,8 +510,13 @@ class Emulator:
         for ch in self._active:
             b = self._batches.get(ch)
             if b is None:
+                # Binance's intervals are a grid of exchange time (E = k x interval): a capture of the
+                # same stream is served diff for diff, with its own E; in the replay's time base
+                # (stamps are moved by the lag), never two diffs in one interval
                 iv = ch * 1_000_000
-                b = self._batches[ch] = _Batch(U, pu, (t // iv + 1) * iv)
+                end = -(-exch // iv) * iv + self._lag_ms * 1_000_000
+                last = self._last_end.get(ch, 0)
+                b = self._batches[ch] = _Batch(U, pu, end if end > last else last + iv)
             for p, q in bids:
                 b.bids[p] = q
             for p, q in asks:
@@ -530,6 +537,7 @@ class Emulator:
         b = self._batches.pop(ch, None)
         if b is None:
             return
+        self._last_end[ch] = b.end
         off = self._shift_ms + self._skew_ms
         E = b.end // 1_000_000 + off
         T = b.exch // 1_000_000 + off + self._lag_ms
