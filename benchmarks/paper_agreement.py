@@ -1,7 +1,8 @@
 """Paper trading against the backtest, on the emulator's replay of the real Binance captures: the
 README's figures in "Paper trading".
 
-    python benchmarks/paper_agreement.py [--data ../shared/data] [--span-s 120] [--speed 20] [--runs 3] [--venue V] [--json FILE]
+    python benchmarks/paper_agreement.py [--data ../shared/data] [--span-s 120] [--speed 20] [--runs 3]
+                                         [--venue V] [--json FILE]
 
 For each capture (USD-M and spot BTCUSDT, 2024-08-08): its first ``--span-s`` seconds as a store;
 ``avmm backtest`` of them on the paper session's clock (``live.paper.venue_clock_events``); then
