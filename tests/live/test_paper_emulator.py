@@ -29,7 +29,7 @@ DEPTH = {"binance-um": "0ms", "binance-spot": "100ms"}
 # burners beside it): USD-M 278-286 / 266 (+4.5 to +7.5 %); spot 103-130 / 144 (-10 to -28 %).
 # The bar is 25 % on USD-M; spot's quotes carry no venue stamp (see the test's docstring).
 TOLERANCE = {"binance-um": 0.25, "binance-spot": 0.35}
-_STORES: dict[str, Path] = {}
+_STORES: dict[str, Path] = {}  # by name and span
 
 
 def capture(name: str, root: Path, span_s: float = SPAN_S) -> Path:
@@ -37,20 +37,22 @@ def capture(name: str, root: Path, span_s: float = SPAN_S) -> Path:
     src = SHARED / "binance_ws_capture" / f"{name}.gz"
     if not src.exists():
         pytest.skip(f"{src} not here")
-    if name in _STORES and _STORES[name].exists():
-        return _STORES[name]
+    key = f"{name}-{span_s:g}s"
+    if key in _STORES and _STORES[key].exists():
+        return _STORES[key]
     from avmm.data.convert import convert
     from avmm.data.store import read_events, read_meta, write_events
 
     full = root / f"{name}.full.parquet"
-    convert([src], full)
+    if not full.exists():
+        convert([src], full)
     meta = read_meta(full)
     ev = read_events(full)
     ev = ev[ev["local_ts"] < ev["local_ts"][0] + int(span_s * 1e9)]
-    out = root / f"{name}.parquet"
+    out = root / f"{key}.parquet"
     keep = {k: meta[k] for k in ("symbol", "source", "tick_size", "lot_size", "market") if k in meta}
     write_events(out, [ev], keep)
-    _STORES[name] = out
+    _STORES[key] = out
     return out
 
 

@@ -164,3 +164,29 @@ def test_a_recording_folder_that_goes_away_is_one_error(tmp_path):
         rec.flush()
     with pytest.raises(UserError):
         rec.close()
+
+
+@pytest.mark.parametrize("quiet", [False, True], ids=["lines", "quiet"])
+def test_a_file_removed_while_it_is_written_is_one_error(tmp_path, quiet):
+    """The folder deleted under an open file: the lines would go to an unlinked file, lost; the
+    next flush says so instead (with lines to write, and without: the flush checks the file)."""
+    import shutil
+
+    from avmm.errors import UserError
+
+    folder = tmp_path / "rec"
+    folder.mkdir()
+    rec = Recorder(folder, "X")
+    rec.line(1, b"{}")
+    rec.flush()
+    rec._pool.submit(lambda: None).result()  # the writer has written it
+    rec.flush()
+    shutil.rmtree(folder)
+    if not quiet:
+        rec.line(2, b"{}")
+    rec.flush()  # handed over; the writer finds the file gone
+    rec._pool.submit(lambda: None).result()
+    with pytest.raises(UserError, match=r"recording to .*rec: .*X-.*\.gz: removed while recording"):
+        rec.flush()
+    with pytest.raises(UserError):
+        rec.close()

@@ -12,7 +12,15 @@ every ``PUMP_S`` wall seconds: responses come due and the timer ticks.
 
 ``PaperSession.run(duration)`` runs until ``stop()`` (a signal) or ``duration`` wall seconds; then
 every order is cancelled, what is in flight completes, the journal is flushed and the summary
-returned.
+returned. It ends the same way, then raises, when the recorder cannot write (the feed's one-line
+error) or the user's signal raises inside the core (``core.signals.run_error``: the backtest's
+line): the sink methods catch it (a ``try`` costs nothing until it raises), detach the session from
+the feed and stop it.
+
+Stage latencies (the status's ``latency_us``): at most one quote or trade every ``LAT_EVERY_NS`` of
+wall time is timed -- ``feed`` (received -> the sink: payload copy, decode, dedupe, recording),
+``venue`` (the paper exchange model) and ``core`` (the strategy, the journal's queue, the gateway) --
+into a fixed ring; the others take the untimed path (one comparison more).
 """
 
 from __future__ import annotations
@@ -32,9 +40,11 @@ import numpy as np
 from avmm.backtest.config import BacktestConfig
 from avmm.backtest.state import INF_NS
 from avmm.core.config import StrategyConfig
+from avmm.core.signals import SignalSource, run_error, signal_source
 from avmm.live.config import VenueConfig
 from avmm.live.feed import Feed, FeedSink
 from avmm.live.journal import Journal
+from avmm.live.record import Recorder
 from avmm.live.trader import Trader
 
 PUMP_S = 0.001
@@ -43,6 +53,9 @@ SYNC_S = 0.5  # between two reads of the venue's time
 RATE_MIN_NS = 50_000_000  # wall time of stamps before their rate is used
 TIME_PATH = {"binance-spot": "/api/v3/time", "binance-um": "/fapi/v1/time"}
 MARKET = {"binance-spot": "spot", "binance-um": "perpetual"}
+LAT_EVERY_NS = 10_000_000  # one quote or trade timed per this much wall time, at most
+LAT_RING = 1024  # the last timed events the percentiles are taken over
+STAGES = ("feed", "venue", "core")
 
 
 class VenueClock:
@@ -142,16 +155,24 @@ class PaperSession(FeedSink):
         venue_cfg: VenueConfig,
         *,
         journal: Journal | None = None,
+        recorder: Recorder | None = None,
         on_status: Callable[[dict[str, Any]], None] | None = None,
         status_s: float = 1.0,
         seed: int | None = None,
     ) -> None:
         self.venue, self.symbol = venue, symbol.upper()
         meta = {"market": MARKET[venue], "symbol": self.symbol, "source": venue}
+        sig = cfg.signals
+        self.signal: SignalSource | None = signal_source(sig.file, sig.function, sig.builtins_on())
         self.trader = Trader(cfg, backtest, meta=meta, journal=journal, healthy=False)
         self.trader.reason = "connecting"
         self.journal = journal
-        self.feed = _Feed(venue, symbol, venue_cfg, self, seed=seed)
+        self.recorder = recorder
+        self.feed = _Feed(venue, symbol, venue_cfg, self, recorder=recorder, seed=seed)
+        self.error: BaseException | None = None  # what stopped the session from inside (raised by run)
+        self.lat = [0] * (len(STAGES) * LAT_RING)  # ns, a ring of (feed, venue, core)
+        self.n_lat = 0
+        self.lat_next = 0  # the wall time (ns) from which the next quote or trade is timed
         self.venue_cfg = venue_cfg
         self.depth_E = 0  # the venue stamp of the depth diff being applied (0: none)
         self.clock = VenueClock()
@@ -175,24 +196,67 @@ class PaperSession(FeedSink):
         else:
             te = tl = clock.after_stamps(local_ns)
         tr = self.trader
-        tr.venue_quote(te, bid, bid_qty, ask, ask_qty)
-        tr.core_quote(self._core_t(tl), bid, bid_qty, ask, ask_qty)
+        try:
+            if local_ns < self.lat_next:
+                tr.venue_quote(te, bid, bid_qty, ask, ask_qty)
+                tr.core_quote(self._core_t(tl), bid, bid_qty, ask, ask_qty)
+                return
+            t0, p0 = time.time_ns(), time.perf_counter_ns()
+            tr.venue_quote(te, bid, bid_qty, ask, ask_qty)
+            p1 = time.perf_counter_ns()
+            tr.core_quote(self._core_t(tl), bid, bid_qty, ask, ask_qty)
+            self._timed(local_ns, t0, p0, p1, time.perf_counter_ns())
+        except Exception as e:
+            self._fail(e)
 
     def on_trade(self, ts_ns: int, local_ns: int, px: float, qty: float, side: int) -> None:
         self.clock.stamp(ts_ns, local_ns)
         self.totals.lag_ns = self.clock.now(local_ns) - ts_ns
         tr = self.trader
-        tr.venue_trade(ts_ns, px, qty, side)
-        tr.core_trade(self._core_t(ts_ns), px, qty, side)
+        try:
+            if local_ns < self.lat_next:
+                tr.venue_trade(ts_ns, px, qty, side)
+                tr.core_trade(self._core_t(ts_ns), px, qty, side)
+                return
+            t0, p0 = time.time_ns(), time.perf_counter_ns()
+            tr.venue_trade(ts_ns, px, qty, side)
+            p1 = time.perf_counter_ns()
+            tr.core_trade(self._core_t(ts_ns), px, qty, side)
+            self._timed(local_ns, t0, p0, p1, time.perf_counter_ns())
+        except Exception as e:
+            self._fail(e)
 
     def on_depth(self, local_ns: int, kind: int, side: int, px: float, qty: float) -> None:
         te = self.depth_E or self.clock.after_stamps(local_ns)
         tr = self.trader
-        tr.venue_depth(te, kind, side, px, qty)
-        tr.core_depth(self._core_t(te), kind, side, px, qty)
+        try:
+            tr.venue_depth(te, kind, side, px, qty)
+            tr.core_depth(self._core_t(te), kind, side, px, qty)
+        except Exception as e:
+            self._fail(e)
 
     def on_health(self, local_ns: int, healthy: bool, reason: str) -> None:
-        self.trader.set_health(self._core_t(self.clock.after_stamps(local_ns)), healthy, reason)
+        try:
+            self.trader.set_health(self._core_t(self.clock.after_stamps(local_ns)), healthy, reason)
+        except Exception as e:
+            self._fail(e)
+
+    def _timed(self, local_ns: int, t0: int, p0: int, p1: int, p2: int) -> None:
+        i = 3 * (self.n_lat % LAT_RING)
+        lat = self.lat
+        lat[i] = t0 - local_ns
+        lat[i + 1] = p1 - p0
+        lat[i + 2] = p2 - p1
+        self.n_lat += 1
+        self.lat_next = local_ns + LAT_EVERY_NS
+
+    def _fail(self, e: BaseException) -> None:
+        """An exception out of the core (the user's signal: the compiled code raises nothing of its
+        own) or the session: the first one kept, the session detached from the feed and stopped."""
+        if self.error is None:
+            self.error = run_error(self.signal, e) if self.signal is not None else e
+        self.feed.sink = FeedSink()
+        self.stop()
 
     # --- the session ------------------------------------------------------------------------------
     async def _pump(self) -> None:
@@ -204,7 +268,11 @@ class PaperSession(FeedSink):
                 # up to the last stamp while events flow: the venue's next events may carry
                 # earlier times than the wall clock suggests (frames late or bunched); past it only
                 # when the venue has been quiet for PUMP_HOLD_NS (the timer, late responses)
-                tr.tick(self._core_t(clock.after_stamps(w) if w - clock.w > PUMP_HOLD_NS else clock.v))
+                try:
+                    tr.tick(self._core_t(clock.after_stamps(w) if w - clock.w > PUMP_HOLD_NS else clock.v))
+                except Exception as e:
+                    self._fail(e)
+                    return
 
     async def _sync(self) -> None:
         """The venue's time every ``SYNC_S`` once its events flow (a replay's clock starts then):
@@ -267,6 +335,8 @@ class PaperSession(FeedSink):
                 with contextlib.suppress(asyncio.CancelledError):
                     await t
             self.summary = self.finish()
+        if self.error is not None:
+            raise self.error
         return self.summary
 
     def finish(self) -> dict[str, Any]:
@@ -323,9 +393,20 @@ class PaperSession(FeedSink):
             "resyncs": c.resyncs,
             "stale_periods": c.stale_periods,
             "halts": tr.n_halts,
+            "latency_us": self.latencies(),
             "journal_rows": self.journal.rows if self.journal is not None else None,
+            "recorded_lines": self.recorder.lines if self.recorder is not None else None,
             "uptime_s": time.monotonic() - self.totals.started,
         }
+
+    def latencies(self) -> dict[str, list[float] | None]:
+        """Each stage's p50 and p99 (µs) over the last ``LAT_RING`` timed events (None before one)."""
+        n = min(self.n_lat, LAT_RING)
+        if n == 0:
+            return dict.fromkeys(STAGES)
+        lat = np.array(self.lat[: 3 * n], np.int64).reshape(n, 3)
+        q = np.percentile(lat, [50.0, 99.0], axis=0) / 1e3
+        return {k: [round(float(q[0, i]), 2), round(float(q[1, i]), 2)] for i, k in enumerate(STAGES)}
 
 
 def _num(x: Any) -> float | None:
