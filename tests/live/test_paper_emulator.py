@@ -25,8 +25,9 @@ SPEED = 20.0
 # same one, so the venue model sees the same diffs as the backtest (the emulator merges the diffs over
 # a slower interval, a different book at the venue).
 DEPTH = {"binance-um": "0ms", "binance-spot": "100ms"}
-# paper fills / backtest fills at --speed 20, 120 s of capture, measured (each alone and with two CPU
-# burners beside it): USD-M 278-286 / 266 (+4.5 to +7.5 %); spot 103-130 / 144 (-10 to -28 %).
+# paper fills / backtest fills at --speed 20, 120 s of capture, measured (alone, with helpers' tests and
+# with two CPU burners beside it; `benchmarks/paper_agreement.py`): USD-M 278-288 / 266 (+4.5 to
+# +8.3 %), spot 103-139 / 144 (-3.5 to -28 %).
 # The issue's bar is 25 % on USD-M; spot's quotes carry no venue stamp (see the test's docstring).
 TOLERANCE = {"binance-um": 0.25, "binance-spot": 0.35}
 _STORES: dict[str, Path] = {}  # by name and span
