@@ -192,3 +192,27 @@ def test_timed_faults_given_at_start(depth_store):
     gaps = [i for i in range(1, len(got)) if got[i]["U"] != got[i - 1]["u"] + 1]
     assert st["dropped"] == 2 and len(gaps) == 1
     assert got[gaps[0]]["E"] - got[0]["E"] >= 1000  # not before 1 s of venue time
+
+
+def test_grammar_of_paths_and_limits():
+    assert parse_fault("close@2/public") == Fault("close", None, 2.0, "public")
+    assert parse_fault("lifetime:3/market").spec() == "lifetime:3/market"
+    assert parse_fault("stall:1@0.5/legacy") == Fault("stall", 1.0, 0.5, "legacy")
+    assert parse_fault("msgrate:0") == Fault("msgrate", 0.0)
+    assert parse_fault("maxstreams:200").arg == 200
+
+
+@pytest.mark.parametrize(
+    ("spec", "needle"),
+    [
+        ("drop/public", "acts on every socket"),
+        ("close/nowhere", "unknown paths 'nowhere'"),
+        ("msgrate", "needs an argument (msgrate:N)"),
+        ("msgrate:1.5", "whole number >= 0"),
+        ("maxstreams:-1", "whole number >= 0"),
+    ],
+)
+def test_bad_paths_and_limits_are_one_line(spec, needle):
+    with pytest.raises(UserError) as e:
+        parse_fault(spec)
+    assert needle in str(e.value) and spec in str(e.value) and "\n" not in str(e.value)

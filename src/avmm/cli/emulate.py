@@ -30,9 +30,11 @@ def emulate_command(
     fault: list[str] = typer.Option(
         [],
         "--fault",
-        metavar="NAME[:ARG][@S]",
-        help="fault knob (repeatable): drop[:N], reorder, stall[:S], close, shutdown, skew:MS, lifetime:S; "
-        '@S fires it S seconds into the replay. At run time: POST /_avmm/fault {"fault": "drop:2"}',
+        metavar="NAME[:ARG][@S][/PATHS]",
+        help="fault knob (repeatable): drop[:N], reorder, stall[:S], close, shutdown, skew:MS, lifetime:S, "
+        "msgrate:N, maxstreams:N (the limits; 0: none); @S fires it S seconds into the replay; /public, /market "
+        "or /legacy limits stall, close, shutdown and lifetime to those sockets. "
+        'At run time: POST /_avmm/fault {"fault": "drop:2"}',
     ),
     heartbeat: float = typer.Option(20.0, "--heartbeat", help="seconds between the server's pings (0: none)"),
 ) -> None:
