@@ -61,6 +61,7 @@ def run(
         task = asyncio.create_task(feed.run())
         try:
             await asyncio.wait_for(fake.connected.wait(), 10)
+            await until(lambda: feed.connected and len(fake.clients) == len(feed.links), what="every link")
             await scenario(fake, feed, sink)
         finally:
             feed.stop()
