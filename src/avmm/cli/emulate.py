@@ -87,9 +87,10 @@ async def _serve(emu: object) -> int:
         await emu.start()
         when = "now" if emu.start_now else "at the first subscription"
         pace = "as fast as the clients read" if emu.max_speed else f"{emu.speed:g}x real time"
+        paths = ("/public/stream", "/market/stream", "/ws", "/stream") if emu.um else ("/ws", "/stream")
         print(
-            f"avmm emulate: serving {emu.url} ({emu.venue} {emu.symbol}; streams {emu.ws_url}/ws, "
-            f"{emu.ws_url}/stream); the replay starts {when}, {pace}",
+            f"avmm emulate: serving {emu.url} ({emu.venue} {emu.symbol}; streams "
+            f"{', '.join(emu.ws_url + p for p in paths)}); the replay starts {when}, {pace}",
             flush=True,
         )
         waiter = loop.create_task(emu.wait_done())
