@@ -216,3 +216,12 @@ def test_bad_paths_and_limits_are_one_line(spec, needle):
     with pytest.raises(UserError) as e:
         parse_fault(spec)
     assert needle in str(e.value) and spec in str(e.value) and "\n" not in str(e.value)
+
+
+def test_limit_knobs_given_at_start_hold_at_once(depth_store):
+    from avmm.emulator import Emulator
+
+    emu = Emulator(depth_store, venue="binance-um", faults=["msgrate:0", "maxstreams:3", "close@1", "msgrate:7@2"])
+    assert (emu.msg_rate, emu.max_streams) == (0, 3)
+    assert [f.spec() for f in emu.initial_faults] == ["close@1", "msgrate:7@2"]  # at their time in the replay
+    assert (Emulator(depth_store).msg_rate, Emulator(depth_store, venue="binance-um").msg_rate) == (5, 10)
