@@ -15,7 +15,7 @@ pytest.importorskip("aiohttp")
 
 from avmm.events import BUY, CLEAR, SELL  # noqa: E402
 from avmm.live.config import VenueConfig, with_origin  # noqa: E402
-from avmm.live.feed import Backoff, Feed, FeedSink, stream_names  # noqa: E402
+from avmm.live.feed import Backoff, Feed, FeedSink, stream_links, stream_names  # noqa: E402
 from tests.live.fake_binance import FakeBinance  # noqa: E402
 
 pytestmark = pytest.mark.xdist_group("live")
@@ -61,6 +61,7 @@ def run(
         task = asyncio.create_task(feed.run())
         try:
             await asyncio.wait_for(fake.connected.wait(), 10)
+            await until(lambda: feed.connected and len(fake.clients) == len(feed.links), what="every link")
             await scenario(fake, feed, sink)
         finally:
             feed.stop()
@@ -257,6 +258,25 @@ def test_stream_names():
     )
     assert stream_names("binance-spot", "BTCUSDT", "1000ms")[2] == "btcusdt@depth"
     assert stream_names("binance-um", "BTCUSDT", "250ms") == ("btcusdt@bookTicker", "btcusdt@aggTrade", "btcusdt@depth")
+
+
+def test_stream_links():
+    """USD-M: book streams on /public, aggTrade on /market (or one legacy /stream); spot: one /stream."""
+    um = stream_names("binance-um", "BTCUSDT", "100ms")
+    assert stream_links("binance-um", "wss://fstream.binance.com", um) == [
+        ("public", "wss://fstream.binance.com/public/stream?streams=btcusdt@bookTicker/btcusdt@depth@100ms", (0, 2)),
+        ("market", "wss://fstream.binance.com/market/stream?streams=btcusdt@aggTrade", (1,)),
+    ]
+    assert stream_links("binance-um", "wss://x", um, "combined") == [
+        ("stream", "wss://x/stream?streams=btcusdt@bookTicker/btcusdt@aggTrade/btcusdt@depth@100ms", (0, 1, 2))
+    ]
+    spot = stream_names("binance-spot", "BTCUSDT", "100ms")
+    assert [name for name, *_ in stream_links("binance-spot", "wss://x", spot, "split")] == ["stream"]
+    feed = Feed("binance-um", "BTCUSDT", VenueConfig(), seed=1)
+    assert [(ln.name, ln.url.split("?")[0]) for ln in feed.links] == [
+        ("public", "wss://fstream.binance.com/public/stream"),
+        ("market", "wss://fstream.binance.com/market/stream"),
+    ]
 
 
 def test_backoff_doubles_with_jitter_up_to_the_cap():

@@ -19,7 +19,7 @@ from avmm.live.config import VenueConfig, with_origin  # noqa: E402
 from avmm.live.feed import Feed  # noqa: E402
 from avmm.live.record import Recorder  # noqa: E402
 from tests.live.fake_binance import FakeBinance  # noqa: E402
-from tests.live.test_feed import Sink, book_equal, synced  # noqa: E402
+from tests.live.test_feed import Sink, book_equal, synced, until  # noqa: E402
 
 pytestmark = pytest.mark.xdist_group("live")
 
@@ -36,6 +36,7 @@ def record(tmp_path: Path, um: bool, period_ns: int = 3600 * 10**9, rounds: int 
         task = asyncio.create_task(feed.run())
         try:
             await asyncio.wait_for(fake.connected.wait(), 10)
+            await until(lambda: feed.connected and len(fake.clients) == len(feed.links), what="every link")
             await fake.book_ticker()
             await synced(fake, feed)
             for i in range(rounds):

@@ -71,6 +71,13 @@ class VenueConfig(BaseModel):
     depth_interval: Literal["100ms", "250ms", "500ms", "1000ms", "0ms"] = Field(
         "100ms", description="depth diff stream speed (spot: 100ms, 1000ms; USD-M: 0ms, 100ms, 250ms, 500ms)"
     )
+    um_streams: Literal["split", "combined"] = Field(
+        "split",
+        description="USD-M market streams: 'split' = two connections as Binance routes them since 2026-04 "
+        "(<stream_url>/public/stream: bookTicker + depth; <stream_url>/market/stream: aggTrade); 'combined' = "
+        "one legacy <stream_url>/stream connection, for hosts that still serve it (testnet, demo, market-maker "
+        "hosts); spot always opens one /stream connection",
+    )
     depth_limit: int = Field(1000, ge=5, le=5000, description="levels per side in the REST depth snapshot")
     stale_s: float = Field(5.0, gt=0, le=3600, description="a book stream silent this long is stale, s")
     trade_stale_s: float = Field(
