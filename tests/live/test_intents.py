@@ -329,6 +329,18 @@ def test_fills_replayed_twice_are_counted_once_in_a_session_and_after_a_resume(t
     assert [r[6] for r in _rows(db, f"WHERE kind = {K_FILL}")] == [1000, 1001, 1002, 1003, 1004, 1005]
 
 
+def test_the_trade_id_table_holds_every_id_through_collisions_and_growth():
+    from avmm.live.intents import TradeIds
+
+    ids = TradeIds([5, 7], bits=3)  # 8 slots: grows past 4
+    assert ids.seen(5) and ids.seen(7) and not ids.seen(0) and not ids.seen(0) and len(ids) == 2
+    new = [1 << 20, 2 << 20, 3 << 20, *range(100, 160), 2**62 + 1]  # strided, sequential, large
+    assert not any(ids.seen(t) for t in new)
+    assert all(ids.seen(t) for t in [5, 7, *new])
+    assert len(ids) == 2 + len(new) and ids.ids() == {5, 7, *new} and ids.bits == 8
+    assert 100 in ids and 99 not in ids
+
+
 # --- the recovery view ------------------------------------------------------------------------------
 def test_the_recovery_view_names_every_order_not_known_final_and_the_unknown_ones():
     rows: list[tuple] = []

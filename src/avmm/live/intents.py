@@ -16,7 +16,7 @@ this file, 7 its creation time (ns); 8 ``head`` (records appended: the next seq)
 of its own; 16 ``copied`` (records committed to SQLite), 17 ``failed`` (1: the writer failed, 2:
 reported), 18 ``closed``.
 
-Append (``log_append``, ``log_actions``: compiled, called through their bound entry points, no
+Append (``log_append``, ``log_answer``, ``log_actions``: compiled, called through their bound entry points, no
 syscall, no allocation): fill the slot at ``head``, a release fence, then ``head + 1``. A record
 below ``head`` is whole, whenever the process dies. The ring never overwrites a record not yet
 copied: a full ring returns -1 (the journal waits briefly for its writer, then raises).
@@ -206,20 +206,29 @@ def log_actions(addr: int, actions_addr: int, n: int, t: int) -> int:
     return s0
 
 
+@njit(**NJIT)
+def log_answer(addr: int, t: int, kind: int, oid: int) -> int:
+    """``log_append`` of an answer that carries nothing but the order (an ack, a reject, a
+    cancel): four arguments to unbox instead of twelve."""
+    return log_append(addr, t, kind, 0, oid, 0, 0.0, 0.0, 0.0, 0, 0, 0)
+
+
 _BOUND: dict[str, Any] = {}
 
 
-def kernels() -> tuple[Any, Any]:
-    """The bound entry points of ``log_append`` and ``log_actions`` (compiled once per process)."""
-    if not _BOUND:
+def kernels() -> tuple[Any, Any, Any]:
+    """The bound entry points of ``log_append``, ``log_answer`` and ``log_actions`` (compiled once
+    per process)."""
+    if "append" not in _BOUND:
         scratch = np.zeros((HDR_BYTES + 2 * REC_BYTES) // 8, dtype=np.int64)
         h = scratch[:HDR_WORDS]
         h[H_CAP], h[H_CLOSED] = 2, 1  # closed: the examples write nothing
         acts = np.zeros(1, dtype=ACTION_DTYPE)
         addr = int(scratch.ctypes.data)
         _BOUND["append"] = bind(log_append, addr, 1, 1, 0, 1, 1, 1.0, 1.0, 0.0, 0, 0, 0)
+        _BOUND["answer"] = bind(log_answer, addr, 1, 1, 1)
         _BOUND["actions"] = bind(log_actions, addr, int(acts.ctypes.data), 1, 1)
-    return _BOUND["append"], _BOUND["actions"]
+    return _BOUND["append"], _BOUND["answer"], _BOUND["actions"]
 
 
 # --- the file ---------------------------------------------------------------------------------------
@@ -327,6 +336,76 @@ class IntentLog:
                 f"the journal has the records before it: move the log away to resume without the rest"
             )
         return out
+
+
+# --- fills counted ------------------------------------------------------------------------------------
+_FIB = 0x9E3779B97F4A7C15  # Fibonacci hashing: the product's high bits
+
+
+@njit(**NJIT)
+def ids_seen(addr: int, bits: int, tid: int) -> int:
+    """1 if ``tid`` is in the table of ``2**bits`` int64 slots at ``addr`` (0: empty), else 0 and it
+    is now (linear probing; the caller keeps the table at most half full)."""
+    n = 1 << bits
+    t = numba.carray(voidptr(addr), n, np.int64)
+    i = np.int64((np.uint64(tid) * np.uint64(_FIB)) >> np.uint64(64 - bits))
+    while True:
+        v = t[i]
+        if v == tid:
+            return 1
+        if v == 0:
+            t[i] = tid
+            return 0
+        i = (i + 1) & (n - 1)
+
+
+class TradeIds:
+    """The trade ids of the fills counted: a pre-sized open-addressing table of int64 (``2**bits``
+    slots, at most half full: 2**21 slots, 16 MiB, hold 1M ids). ``seen(tid)`` is one compiled call,
+    no allocation and no growth on the way; past half full the table doubles (one rehash, off the
+    usual path: at 1M fills by default). Trade ids are > 0 (0: none, never counted)."""
+
+    def __init__(self, ids: Any = (), bits: int = 21) -> None:
+        self.bits = bits
+        self.n = 0
+        self.table = np.zeros(1 << bits, dtype=np.int64)
+        self._addr = int(self.table.ctypes.data)
+        self.limit = (1 << bits) // 2
+        if "seen" not in _BOUND:
+            _BOUND["seen"] = bind(ids_seen, self._addr, bits, 1)
+            self.table[:] = 0
+        self._seen = _BOUND["seen"]
+        for tid in ids:
+            self.seen(int(tid))
+
+    def seen(self, tid: int) -> bool:
+        """True if ``tid`` was counted; else it is now."""
+        if tid <= 0:
+            return False
+        if self._seen(self._addr, self.bits, tid):
+            return True
+        self.n += 1
+        if self.n > self.limit:
+            self._grow()
+        return False
+
+    def _grow(self) -> None:
+        old = self.table[self.table != 0]
+        self.bits += 1
+        self.table = np.zeros(1 << self.bits, dtype=np.int64)
+        self._addr = int(self.table.ctypes.data)
+        self.limit = (1 << self.bits) // 2
+        for tid in old.tolist():
+            self._seen(self._addr, self.bits, tid)
+
+    def __contains__(self, tid: object) -> bool:
+        return bool(np.any(self.table == tid))
+
+    def __len__(self) -> int:
+        return self.n
+
+    def ids(self) -> set[int]:
+        return set(self.table[self.table != 0].tolist())
 
 
 # --- client order ids -------------------------------------------------------------------------------

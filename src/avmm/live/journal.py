@@ -73,6 +73,7 @@ from avmm.live.intents import (
     ClientIds,
     IntentLog,
     Recovery,
+    TradeIds,
     kernels,
     recovery,
 )
@@ -122,7 +123,8 @@ class Journal:
 
     ``capacity``: the intent log's records (a power of two); ``prefix``: the client ids'; ``poll_s``:
     how often the writer copies the log; ``full_wait_s``: how long an append waits for a writer
-    that has fallen a whole ring behind before it raises."""
+    that has fallen a whole ring behind before it raises; ``trade_id_bits``: the trade-id table's
+    size (``intents.TradeIds``)."""
 
     def __init__(
         self,
@@ -134,6 +136,7 @@ class Journal:
         prefix: str = "avmm",
         poll_s: float = 0.005,
         full_wait_s: float = 1.0,
+        trade_id_bits: int = 21,
     ) -> None:
         self.path = Path(path)
         self.log_path = Path(str(self.path) + ".log")
@@ -161,11 +164,11 @@ class Journal:
         self.con = con
         self.jid, self.session = jid, session
         self.ids = ClientIds(prefix, session)
-        self.trade_ids: set[int] = set(self.recovery.trade_ids)
+        self.trade_ids = TradeIds(self.recovery.trade_ids, trade_id_bits)
         self.log = IntentLog.create(self.log_path, capacity, jid, session, start)
         self._words = self.log.words
         self._addr = self.log.addr
-        self._append, self._actions = kernels()  # bound entry points: no per-call dispatch
+        self._append, self._answer, self._actions = kernels()  # bound entry points: no per-call dispatch
         self._a: np.ndarray | None = None  # the actions array last seen, and its address
         self._a_addr = 0
         self.copied = start
@@ -274,14 +277,18 @@ class Journal:
             )
         return s
 
+    def answer(self, t: int, kind: int, oid: int) -> int:
+        """``response`` of an answer with nothing but the order (``K_ACK``, ``K_REJECT``,
+        ``K_CANCELED``): the cheaper call; its seq."""
+        s: int = self._answer(self._addr, t, kind, oid)
+        if s < 0:
+            s = self._blocked(s, self._answer, self._addr, t, kind, oid)
+        return s
+
     def fill_seen(self, trade_id: int) -> bool:
         """True if the fill ``trade_id`` was counted already (this session or one before); else it
         is now. Journal the fill right after a False."""
-        ids = self.trade_ids
-        if trade_id in ids:
-            return True
-        ids.add(trade_id)
-        return False
+        return self.trade_ids.seen(trade_id)
 
     def event(self, t: int, kind: str, text: str) -> None:
         s = self.response(t, K_EVENT, 0, 0, 0.0, 0.0, 0.0, code=EVENT_CODES.get(kind, 0))

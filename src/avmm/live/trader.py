@@ -84,17 +84,17 @@ class Trader(Responses):
     # --- responses (Responses): journaled, then to the core ------------------------------------------
     def ack(self, t: int, oid: int) -> None:
         if self.journal is not None:
-            self.journal.response(t, RS_ACK, oid, 0, 0.0, 0.0, 0.0)
+            self.journal.answer(t, RS_ACK, oid)
         self.engine.on_ack(oid)
 
     def reject(self, t: int, oid: int) -> None:
         if self.journal is not None:
-            self.journal.response(t, RS_REJECT, oid, 0, 0.0, 0.0, 0.0)
+            self.journal.answer(t, RS_REJECT, oid)
         self.engine.on_reject(oid)
 
     def canceled(self, t: int, oid: int) -> None:
         if self.journal is not None:
-            self.journal.response(t, RS_CANCELED, oid, 0, 0.0, 0.0, 0.0)
+            self.journal.answer(t, RS_CANCELED, oid)
         self.engine.on_canceled(oid)
 
     def fill(self, t: int, oid: int, side: int, px: float, qty: float, fee: float, trade_id: int = 0) -> None:
