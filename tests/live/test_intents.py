@@ -476,6 +476,10 @@ def test_a_resume_of_a_format_1_journal_is_one_line_and_report_still_reads_it(tm
     with pytest.raises(UserError) as e:  # read as format 1: the end records are missing
         load_journal(db)
     _one_line(e, "did not end", "bt_state")
+    (tmp_path / "text.db").write_text("not sqlite, not a journal\n" * 200)
+    with pytest.raises(UserError) as e:
+        Journal(tmp_path / "text.db", META, resume=True)
+    _one_line(e, "text.db")
 
 
 # --- the report of a resumed journal ----------------------------------------------------------------

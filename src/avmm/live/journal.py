@@ -47,6 +47,7 @@ import queue
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -163,14 +164,21 @@ class Journal:
             raise UserError(f"--journal {self.path}: cannot write the journal ({e})") from None
         self.con = con
         self.jid, self.session = jid, session
-        self.ids = ClientIds(prefix, session)
-        self.trade_ids = TradeIds(self.recovery.trade_ids, trade_id_bits)
-        self.log = IntentLog.create(self.log_path, capacity, jid, session, start)
+        try:
+            self.ids = ClientIds(prefix, session)
+            self.trade_ids = TradeIds(self.recovery.trade_ids, trade_id_bits)
+            # fill_seen(trade_id): True if the fill was counted (this session or one before), else it
+            # is now: journal it right after a False (the table's own method: one call less)
+            self.fill_seen: Callable[[int], bool] = self.trade_ids.seen
+            self.log = IntentLog.create(self.log_path, capacity, jid, session, start)
+        except BaseException:
+            con.close()
+            raise
         self._words = self.log.words
         self._addr = self.log.addr
         self._append, self._answer, self._actions = kernels()  # bound entry points: no per-call dispatch
-        self._a: np.ndarray | None = None  # the actions array last seen, and its address
-        self._a_addr = 0
+        self._a: np.ndarray | None = None  # the actions array last seen, its address and length
+        self._a_addr = self._a_len = 0
         self.copied = start
         self.q: queue.SimpleQueue[tuple[str, tuple] | None] = queue.SimpleQueue()
         self.thread = threading.Thread(target=self._write, name="avmm-journal", daemon=True)
@@ -210,9 +218,18 @@ class Journal:
 
     def _resume(self, meta: dict[str, Any], prefix: str) -> tuple[sqlite3.Connection, int, int, int]:
         """Copy what the log holds beyond the journal's last record, then a new session."""
+        con = self._connect()
+        try:
+            return self._replay(con, meta, prefix)
+        except BaseException:
+            con.close()
+            raise
+
+    def _replay(
+        self, con: sqlite3.Connection, meta: dict[str, Any], prefix: str
+    ) -> tuple[sqlite3.Connection, int, int, int]:
         p = self.path
         try:
-            con = self._connect()
             kv = dict(con.execute("SELECT key, value FROM meta").fetchall())
         except sqlite3.DatabaseError as e:
             raise UserError(f"--journal {p}: not an avmm journal ({e})") from None
@@ -247,8 +264,8 @@ class Journal:
     def actions(self, t: int, a: np.ndarray, n: int) -> int:
         """The first ``n`` records of ``a`` (``ACTION_DTYPE``) at ``t``; the first one's seq (the
         i-th's client id: ``client_id(seq + i)``)."""
-        if a is not self._a:
-            self._bind_actions(a)
+        if a is not self._a or n > self._a_len:
+            self._bind_actions(a, n)
         s: int = self._actions(self._addr, self._a_addr, n, t)
         if s < 0:
             s = self._blocked(s, self._actions, self._addr, self._a_addr, n, t)
@@ -285,11 +302,6 @@ class Journal:
             s = self._blocked(s, self._answer, self._addr, t, kind, oid)
         return s
 
-    def fill_seen(self, trade_id: int) -> bool:
-        """True if the fill ``trade_id`` was counted already (this session or one before); else it
-        is now. Journal the fill right after a False."""
-        return self.trade_ids.seen(trade_id)
-
     def event(self, t: int, kind: str, text: str) -> None:
         s = self.response(t, K_EVENT, 0, 0, 0.0, 0.0, 0.0, code=EVENT_CODES.get(kind, 0))
         self.q.put(("e", (s, t, kind, text, self.session)))
@@ -297,10 +309,10 @@ class Journal:
     def client_id(self, seq: int) -> str:
         return self.ids(seq)
 
-    def _bind_actions(self, a: np.ndarray) -> None:
-        if a.dtype != ACTION_DTYPE or not a.flags.c_contiguous:
-            raise TypeError("Journal.actions: a C-contiguous ACTION_DTYPE array")
-        self._a, self._a_addr = a, int(a.ctypes.data)
+    def _bind_actions(self, a: np.ndarray, n: int) -> None:
+        if a.dtype != ACTION_DTYPE or not a.flags.c_contiguous or a.ndim != 1 or n > a.shape[0]:
+            raise TypeError(f"Journal.actions: {n} records of a C-contiguous ACTION_DTYPE array")
+        self._a, self._a_addr, self._a_len = a, int(a.ctypes.data), a.shape[0]
 
     def _blocked(self, code: int, fn: Any, *args: Any) -> int:
         """An append refused: the writer failed (raised once, then the appends go on into the log),
