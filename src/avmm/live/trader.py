@@ -69,12 +69,14 @@ class Trader(Responses):
         self.crossed = False
         self.t_core = 0  # the core's clock: the last time it was called at
         self.n_halts = 0
+        self.sends = 0  # calls that sent actions (a runtime compares it around an event)
         self.t_wall0 = time.perf_counter()
         self.last_fill: tuple[int, int, float, float] | None = None
 
     # --- the core's actions -----------------------------------------------------------------------
     def _send(self, t: int, n: int) -> None:
         if n > 0:
+            self.sends += 1
             a = self.engine.actions
             if self.journal is not None:
                 self.journal.actions(t, a, n)
