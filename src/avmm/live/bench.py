@@ -47,6 +47,7 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
+from time import time_ns
 from typing import Any, Protocol
 
 import numpy as np
@@ -100,9 +101,9 @@ class _TimedDecoder:
         self.t0 = self.t1 = 0
 
     def decode(self, raw: bytes) -> Any:
-        self.t0 = time.time_ns()
+        self.t0 = time_ns()
         m = self.dec.decode(raw)
-        self.t1 = time.time_ns()
+        self.t1 = time_ns()
         return m
 
 
@@ -130,12 +131,12 @@ class _Pipeline(FeedSink):
 
     # FeedSink
     def on_quote(self, ts_ns: int, local_ns: int, bid: float, bid_qty: float, ask: float, ask_qty: float) -> None:
-        t_book = time.time_ns()
+        t_book = time_ns()
         n = self.core(ts_ns, bid, bid_qty, ask, ask_qty)
-        t_core = time.time_ns()
+        t_core = time_ns()
         if n:
             self.encode(n, t_core // 1_000_000)
-            t_enc = time.time_ns()
+            t_enc = time_ns()
         else:
             t_enc = t_core
         i = self.i

@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -165,6 +166,21 @@ class PaperGateway(Gateway):
         self._x_depth = bind(x_depth, bp, bs, xo, keys, vals, ring, fout, fts, 4, 1, math.nan, 0.0)
         x_clear(bp, bs, xo, keys, ring, fout, fts, 5)
         x_finish(bp, bs, xo, ring, fout, sout)
+        self._bind_records()
+
+    def _bind_records(self) -> None:
+        """The per-event entry points with the records bound in front (C-level ``partial``s, as
+        ``Engine`` binds its block): again whenever the depth cache is replaced."""
+        bp, bs, xo, keys, vals, lat, rs, ring, fout = (
+            self.bp, self.bs, self.xo, self.keys, self.vals, self.lat, self.rs, self.ring, self.fout,
+        )  # fmt: skip
+        fts = self.acc.fund_ts
+        self._advance = partial(
+            self._x_advance, bp, bs, xo, keys, vals, lat, self.rq, rs, ring, fout, self.sout, fts, self.acc.fund_rate
+        )
+        self._quote = partial(self._x_quote, bp, bs, xo, keys, vals, lat, rs, ring, fout, fts)
+        self._trade = partial(self._x_trade, bp, bs, xo, keys, vals, lat, rs, ring, fout, fts)
+        self._depth = partial(self._x_depth, bp, bs, xo, keys, vals, ring, fout, fts)
 
     # --- the core's orders ------------------------------------------------------------------------
     def send(self, t: int, actions: np.ndarray, n: int) -> None:
@@ -174,13 +190,10 @@ class PaperGateway(Gateway):
     def advance(self, t: int, inclusive: bool = True) -> None:
         """The requests arriving and the responses due before ``t`` (at ``t`` too when
         ``inclusive``), in time order; each response goes to ``responses`` (which may send more)."""
-        m, adv, inc = self.msg, self._x_advance, int(inclusive)
+        m, adv, inc = self.msg, self._advance, int(inclusive)
         nf, ns = self._n_fout, self._n_sout
         while True:
-            st = adv(
-                self.bp, self.bs, self.xo, self.keys, self.vals, self.lat, self.rq, self.rs, self.ring, self.fout,
-                self.sout, self.acc.fund_ts, self.acc.fund_rate, t, inc, m,
-            )  # fmt: skip
+            st = adv(t, inc, m)
             if nf[0] or ns[0]:
                 self._drain()
             if st == ADV_RESPONSE:
@@ -201,28 +214,21 @@ class PaperGateway(Gateway):
 
     # --- market data at the venue -----------------------------------------------------------------
     def quote(self, t: int, bid: float, bid_qty: float, ask: float, ask_qty: float) -> None:
-        self._x_quote(
-            self.bp, self.bs, self.xo, self.keys, self.vals, self.lat, self.rs, self.ring, self.fout,
-            self.acc.fund_ts, t, bid, bid_qty, ask, ask_qty,
-        )  # fmt: skip
+        self._quote(t, bid, bid_qty, ask, ask_qty)
         if self._n_fout[0]:
             self._drain()
 
     def trade(self, t: int, px: float, qty: float, side: int) -> None:
-        self._x_trade(
-            self.bp, self.bs, self.xo, self.keys, self.vals, self.lat, self.rs, self.ring, self.fout,
-            self.acc.fund_ts, t, px, qty, side,
-        )  # fmt: skip
+        self._trade(t, px, qty, side)
         if self._n_fout[0]:
             self._drain()
 
     def depth(self, t: int, side: int, px: float, qty: float) -> None:
-        while self._x_depth(
-            self.bp, self.bs, self.xo, self.keys, self.vals, self.ring, self.fout, self.acc.fund_ts, t, side, px, qty
-        ):
+        while self._depth(t, side, px, qty):
             old_keys, old_vals = self.keys, self.vals
             self.keys, self.vals = new_cache(self.bs, 2 * old_keys.shape[1])
             depth_rehash(self.bs, old_keys, old_vals, self.keys, self.vals)
+            self._bind_records()
         if self._n_fout[0]:
             self._drain()
 
