@@ -62,6 +62,7 @@ NS = 6  # stamps per frame
 QUIET_S = 1.0  # no bookTicker for this long: ask the emulator whether its replay has ended
 STALL_S = 120.0  # no bookTicker for this long: give up (the emulator does not answer)
 MAX_FRAMES = 1_000_000
+IDLE_NS = 200_000  # a frame arriving this long after the previous one finds the process idle (caches cold)
 
 
 class Emulator(Protocol):
@@ -352,6 +353,8 @@ class LiveBenchResult:
     requoted: int  # frames (of the first run) whose core call produced actions
     stages_all: dict[str, dict[str, Any]]  # median of the runs' percentiles, µs
     stages_requote: dict[str, dict[str, Any]]
+    stages_back_to_back: dict[str, dict[str, Any]]  # frames within IDLE_NS of the previous one
+    stages_after_idle: dict[str, dict[str, Any]]  # the others: the process was idle, its caches cold
     runtime: dict[str, Any]  # PaperSession's tick-to-order, µs
     runs: list[dict[str, Any]] = field(default_factory=list)
     notes: dict[str, Any] = field(default_factory=dict)
@@ -368,6 +371,9 @@ class LiveBenchResult:
             "requoted": self.requoted,
             "stages_us": self.stages_all,
             "stages_requote_us": self.stages_requote,
+            "stages_back_to_back_us": self.stages_back_to_back,
+            "stages_after_idle_us": self.stages_after_idle,
+            "idle_us": IDLE_NS / 1e3,
             "runtime_us": self.runtime,
             "runs": self.runs,
             "notes": self.notes,
@@ -381,7 +387,7 @@ def _median_tables(tables: list[dict[str, dict[str, Any]]]) -> dict[str, dict[st
         for k in KEYS:
             vals = [t[name][k] for t in tables if t[name][k] is not None]
             row[k] = statistics.median(vals) if vals else None
-        row["n"] = tables[0][name]["n"]
+        row["n"] = statistics.median(t[name]["n"] for t in tables)
         out[name] = row
     return out
 
@@ -410,7 +416,7 @@ def run_live_bench(
     warm = warmup_for(frames) if warmup is None else warmup
     say = progress or (lambda _m: None)
     runs: list[dict[str, Any]] = []
-    all_t, req_t, rt_t = [], [], []
+    all_t, req_t, rt_t, b2b_t, idle_t = [], [], [], [], []
     requoted = 0
     for k in range(repeat):
         loop = new_loop("avmm bench live")
@@ -425,9 +431,13 @@ def run_live_bench(
             loop.close()
         rows, nact = st["rows"], st["nact"]
         a, r = stage_table(rows), stage_table(rows, nact > 0)
+        gap = np.diff(rows[:, 0], prepend=rows[0, 0] - IDLE_NS)
+        b2b, idle = stage_table(rows, gap < IDLE_NS), stage_table(rows, gap >= IDLE_NS)
         p = pcts_us(rt["lat"])
         all_t.append(a)
         req_t.append(r)
+        b2b_t.append(b2b)
+        idle_t.append(idle)
         rt_t.append({"total": p})
         if k == 0:
             requoted = int((nact > 0).sum())
@@ -435,6 +445,8 @@ def run_live_bench(
             {
                 "stages_us": a,
                 "stages_requote_us": r,
+                "stages_back_to_back_us": b2b,
+                "stages_after_idle_us": idle,
                 "runtime_us": p,
                 "requoted": int((nact > 0).sum()),
                 "actions": int(nact.sum()),
@@ -462,6 +474,8 @@ def run_live_bench(
         requoted=requoted,
         stages_all=_median_tables(all_t),
         stages_requote=_median_tables(req_t),
+        stages_back_to_back=_median_tables(b2b_t),
+        stages_after_idle=_median_tables(idle_t),
         runtime=_median_tables(rt_t)["total"],
         runs=runs,
         notes=notes,
