@@ -1,6 +1,8 @@
 """A third-party Binance client keeps a correct book from the emulator: ccxt.pro's
 ``watch_order_book``, ``watch_trades`` and ``watch_bids_asks`` with its URLs pointed at it, on the
-real captures (cut short), at 20x."""
+real captures (cut short), at 20x. For USD-M ccxt routes as Binance does since 2026-04 (its
+``get_ws_url`` turns ``.../ws`` into ``.../public/ws`` for depth, trade and bookTicker, ``.../market/ws``
+for the rest): the emulator's strict routing delivers every stream it asked for."""
 
 from __future__ import annotations
 
@@ -63,11 +65,15 @@ def test_ccxt_pro_keeps_the_stores_book(shared_data, capture_dir, venue, capture
                     )
                 trades = await ex.watch_trades(sym)
                 tickers = await ex.watch_bids_asks([sym])
+                conns = emu.connections()
             finally:
                 await ex.close()
-        return seen, trades, tickers[sym]
+        return seen, trades, tickers[sym], conns
 
-    seen, trades, ticker = run(go(), timeout=120)
+    seen, trades, ticker, conns = run(go(), timeout=120)
+    assert conns["connections"] and all(c["undelivered"] == [] for c in conns["connections"])
+    assert {c["path"] for c in conns["connections"]} == ({"/public/ws"} if venue == "binance-um" else {"/ws"})
+    assert conns["limit_closes"] == {"msgrate": 0, "maxstreams": 0}
     ref = _books_at(path, {n for n, _, _ in seen})
     assert len({n for n, _, _ in seen}) > 10
     for nonce, bids, asks in seen:

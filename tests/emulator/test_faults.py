@@ -192,3 +192,36 @@ def test_timed_faults_given_at_start(depth_store):
     gaps = [i for i in range(1, len(got)) if got[i]["U"] != got[i - 1]["u"] + 1]
     assert st["dropped"] == 2 and len(gaps) == 1
     assert got[gaps[0]]["E"] - got[0]["E"] >= 1000  # not before 1 s of venue time
+
+
+def test_grammar_of_paths_and_limits():
+    assert parse_fault("close@2/public") == Fault("close", None, 2.0, "public")
+    assert parse_fault("lifetime:3/market").spec() == "lifetime:3/market"
+    assert parse_fault("stall:1@0.5/legacy") == Fault("stall", 1.0, 0.5, "legacy")
+    assert parse_fault("msgrate:0") == Fault("msgrate", 0.0)
+    assert parse_fault("maxstreams:200").arg == 200
+
+
+@pytest.mark.parametrize(
+    ("spec", "needle"),
+    [
+        ("drop/public", "acts on every socket"),
+        ("close/nowhere", "unknown paths 'nowhere'"),
+        ("msgrate", "needs an argument (msgrate:N)"),
+        ("msgrate:1.5", "whole number >= 0"),
+        ("maxstreams:-1", "whole number >= 0"),
+    ],
+)
+def test_bad_paths_and_limits_are_one_line(spec, needle):
+    with pytest.raises(UserError) as e:
+        parse_fault(spec)
+    assert needle in str(e.value) and spec in str(e.value) and "\n" not in str(e.value)
+
+
+def test_limit_knobs_given_at_start_hold_at_once(depth_store):
+    from avmm.emulator import Emulator
+
+    emu = Emulator(depth_store, venue="binance-um", faults=["msgrate:0", "maxstreams:3", "close@1", "msgrate:7@2"])
+    assert (emu.msg_rate, emu.max_streams) == (0, 3)
+    assert [f.spec() for f in emu.initial_faults] == ["close@1", "msgrate:7@2"]  # at their time in the replay
+    assert (Emulator(depth_store).msg_rate, Emulator(depth_store, venue="binance-um").msg_rate) == (5, 10)

@@ -107,7 +107,7 @@ def test_subscribe_unsubscribe_list_and_bad_frames(depth_store):
 
     async def go():
         async with (
-            Emulator(depth_store, speed=0.3) as emu,
+            Emulator(depth_store, speed=0.3, msg_rate=0) as emu,  # more than 5 requests a second: no limit
             aiohttp.ClientSession() as s,
             s.ws_connect(emu.ws_url + "/ws") as ws,
         ):
@@ -350,3 +350,158 @@ def test_partial_book_depth_is_the_books_top_levels(depth_store, venue, stream, 
         assert [(float(p), float(q)) for p, q in bids] == want_b and [(float(p), float(q)) for p, q in asks] == want_a
     if um:
         assert all(isinstance(d["E"], int) and d["E"] % 100 == got[0]["E"] % 100 for d in got)  # on the 100 ms grid
+
+
+async def _ask(ws, frame: dict) -> dict:
+    """Send a control frame; its answer (data frames before it skipped)."""
+    await ws.send_str(json.dumps(frame))
+    while True:
+        m = await asyncio.wait_for(ws.receive(), 5)
+        assert m.type == aiohttp.WSMsgType.TEXT, (m.type, m.data, m.extra)
+        d = json.loads(m.data)
+        if "result" in d or "error" in d:
+            return d
+
+
+async def _closed(ws) -> tuple[int, str]:
+    """The close frame's code and reason (data frames before it skipped)."""
+    while True:
+        m = await asyncio.wait_for(ws.receive(), 5)
+        if m.type != aiohttp.WSMsgType.TEXT:
+            assert m.type == aiohttp.WSMsgType.CLOSE, m.type
+            return m.data, m.extra
+
+
+def test_usdm_routed_paths_deliver_their_own_streams(depth_store):
+    """USD-M as Binance routes it: ``/public`` delivers bookTicker, depth and trade, ``/market``
+    aggTrade; a stream on the other path is acknowledged and listed (as Binance does) and never sent;
+    the legacy ``/stream`` sends every one. ``GET /_avmm/connections`` shows which is which."""
+    names = ["btcusdt@bookTicker", "btcusdt@trade", "btcusdt@aggTrade", "btcusdt@depth@0ms"]
+    q = "/".join(names)
+
+    async def drain(ws, emu) -> list[dict]:
+        out: list[dict] = []
+        while True:
+            try:
+                m = await asyncio.wait_for(ws.receive(), 0.3 if emu.done else 10.0)
+            except TimeoutError:
+                return out
+            out.append(json.loads(m.data))
+
+    async def go():
+        async with (
+            Emulator(depth_store, venue="binance-um", max_speed=True, autostart=False) as emu,
+            aiohttp.ClientSession() as s,
+            s.ws_connect(f"{emu.ws_url}/public/stream?streams={q}") as pub,
+            s.ws_connect(f"{emu.ws_url}/market/stream?streams={q}") as mkt,
+            s.ws_connect(f"{emu.ws_url}/stream?streams={q}") as legacy,
+            s.ws_connect(f"{emu.ws_url}/market/ws") as raw,
+        ):
+            sub = {"method": "SUBSCRIBE", "params": ["btcusdt@bookTicker", "btcusdt@aggTrade"], "id": 1}
+            assert await _ask(raw, sub) == {"result": None, "id": 1}
+            listed = await _ask(raw, {"method": "LIST_SUBSCRIPTIONS", "id": 2})
+            assert listed == {"result": ["btcusdt@bookTicker", "btcusdt@aggTrade"], "id": 2}
+            async with s.get(emu.url + "/_avmm/connections") as r:
+                rep = await r.json()
+            emu.begin()
+            return rep, await asyncio.gather(*(drain(ws, emu) for ws in (pub, mkt, legacy, raw)))
+
+    rep, (pub, mkt, legacy, raw) = run(go())
+    assert {f["stream"] for f in pub} == {"btcusdt@bookTicker", "btcusdt@trade", "btcusdt@depth@0ms"}
+    assert {f["stream"] for f in mkt} == {"btcusdt@aggTrade"}
+    assert {f["stream"] for f in legacy} == set(names)
+    assert raw and {f["e"] for f in raw} == {"aggTrade"}
+    assert len(mkt) == len(raw) == sum(f["stream"] == "btcusdt@aggTrade" for f in legacy)
+    conns = {c["path"] + ("" if c["combined"] else " raw"): c for c in rep["connections"]}
+    assert conns["/public/stream"]["undelivered"] == ["btcusdt@aggTrade"]
+    assert conns["/market/stream"]["undelivered"] == ["btcusdt@bookTicker", "btcusdt@trade", "btcusdt@depth@0ms"]
+    assert conns["/market/stream"]["streams"] == ["btcusdt@aggTrade"]
+    assert conns["/stream"]["undelivered"] == [] and conns["/stream"]["streams"] == names
+    assert conns["/market/ws raw"]["undelivered"] == ["btcusdt@bookTicker"]
+    assert conns["/market/ws raw"]["messages"] == 2
+    assert rep["opened"] == {"/public/stream": 1, "/market/stream": 1, "/stream": 1, "/market/ws": 1}
+
+
+@pytest.mark.parametrize(("venue", "limit"), [("binance-spot", 5), ("binance-um", 10)])
+def test_one_message_too_many_in_a_second_closes_the_connection(depth_store, venue, limit):
+    """Binance's limit of incoming messages a second (5 spot, 10 USD-M; pings count): the next one
+    closes the connection with 1008 "Too many requests". ``msgrate:0`` lifts it."""
+
+    async def go():
+        async with Emulator(depth_store, venue=venue, speed=0.3) as emu, aiohttp.ClientSession() as s:
+            async with s.ws_connect(emu.ws_url + "/ws") as ws:
+                for i in range(limit):
+                    assert await _ask(ws, {"method": "LIST_SUBSCRIPTIONS", "id": i}) == {"result": [], "id": i}
+                await ws.send_str(json.dumps({"method": "LIST_SUBSCRIPTIONS", "id": limit}))
+                assert await _closed(ws) == (1008, "Too many requests")
+            async with s.ws_connect(emu.ws_url + "/ws", autoping=False) as ws:
+                for _ in range(limit):
+                    await ws.ping(b"p")
+                await ws.send_str(json.dumps({"method": "LIST_SUBSCRIPTIONS", "id": 1}))
+                pongs = 0
+                while True:  # the pings answered, then the close
+                    m = await asyncio.wait_for(ws.receive(), 5)
+                    if m.type != aiohttp.WSMsgType.PONG:
+                        break
+                    pongs += 1
+                assert (pongs, m.type, m.data) == (limit, aiohttp.WSMsgType.CLOSE, 1008)
+            async with s.get(emu.url + "/_avmm/connections") as r:
+                assert (await r.json())["limit_closes"] == {"msgrate": 2, "maxstreams": 0}
+            async with s.post(emu.url + "/_avmm/fault", json={"fault": "msgrate:0"}) as r:
+                assert r.status == 200
+            async with s.ws_connect(emu.ws_url + "/ws") as ws:
+                for i in range(3 * limit):
+                    assert await _ask(ws, {"method": "LIST_SUBSCRIPTIONS", "id": i}) == {"result": [], "id": i}
+                assert not ws.closed
+
+    run(go())
+
+
+def test_a_subscription_past_1024_streams_is_refused_and_closes(depth_store):
+    """1024 streams a connection: the SUBSCRIBE past it is answered code 4 and the connection closed
+    with 1008 (as measured on fstream.binance.com); a URL past ``maxstreams`` is closed at once."""
+
+    async def go():
+        async with Emulator(depth_store, venue="binance-um", speed=0.3) as emu, aiohttp.ClientSession() as s:
+            async with s.ws_connect(emu.ws_url + "/ws") as ws:
+                many = [f"s{i:04d}usdt@bookTicker" for i in range(1024)]
+                assert await _ask(ws, {"method": "SUBSCRIBE", "params": many, "id": 1}) == {"result": None, "id": 1}
+                again = {"method": "SUBSCRIBE", "params": many[:10], "id": 2}  # already there: not more
+                assert await _ask(ws, again) == {"result": None, "id": 2}
+                over = await _ask(ws, {"method": "SUBSCRIBE", "params": ["btcusdt@bookTicker"], "id": 3})
+                assert over == {"error": {"code": 4, "msg": "Too many subscriptions"}, "id": 3}
+                assert await _closed(ws) == (1008, "Invalid request")
+            emu.fault("maxstreams:2")
+            async with s.ws_connect(emu.ws_url + "/stream?streams=a@trade/b@trade/c@trade") as ws:
+                assert await _closed(ws) == (1008, "Invalid request")
+            assert emu.connections()["limit_closes"] == {"msgrate": 0, "maxstreams": 2}
+
+    run(go())
+
+
+def test_a_merged_diff_stream_left_and_rejoined_shows_the_gap(depth_store):
+    """The last subscriber of ``@depth@500ms`` leaves and another comes within the same interval: the
+    diffs in between were merged into no batch, so the next diff must not chain to the last one sent
+    (its ``pu`` is not that ``u``): the client sees the gap and resyncs. (The store's own resync is at
+    ~1.05 s, after the interval used here: 0.5-1.0 s.)"""
+
+    async def go():
+        async with (
+            Emulator(depth_store, venue="binance-um", speed=1.0) as emu,
+            aiohttp.ClientSession() as s,
+            s.ws_connect(emu.ws_url + "/ws") as ws,
+        ):
+            sub = {"method": "SUBSCRIBE", "params": ["btcusdt@depth@500ms"], "id": 1}
+            assert await _ask(ws, sub) == {"result": None, "id": 1}
+            first = await _collect(ws, lambda o: len(o) >= 1)  # the diffs of 0-0.5 s, sent at 0.5 s
+            await asyncio.sleep(0.1)  # into the next interval: its batch holds some diffs
+            unsub = {"method": "UNSUBSCRIBE", "params": ["btcusdt@depth@500ms"], "id": 2}
+            assert await _ask(ws, unsub) == {"result": None, "id": 2}
+            await asyncio.sleep(0.15)  # ~20 diffs of the store
+            assert await _ask(ws, dict(sub, id=3)) == {"result": None, "id": 3}
+            second = await _collect(ws, lambda o: len(o) >= 1, timeout=5)  # sent at 1.0 s
+            return first[0], second[0]
+
+    first, second = run(go())
+    assert second["E"] - first["E"] == 500
+    assert second["pu"] != first["u"] and second["U"] > first["u"] + 1

@@ -1,7 +1,9 @@
 """A scripted Binance for the feed's tests (127.0.0.1): the test decides every frame.
 
 It keeps one symbol's book with Binance's update ids and serves ``/stream`` (combined streams,
-every client gets every frame) and the REST depth snapshot (``/api/v3/depth``, ``/fapi/v1/depth``).
+every client gets every frame), USD-M's routed ``/public/stream`` (every stream but aggTrade) and
+``/market/stream`` (aggTrade), and the REST depth snapshot
+(``/api/v3/depth``, ``/fapi/v1/depth``).
 ``diff()`` changes the book and sends the diff (or drops it, or holds it back to send later:
 reordering); ``close_all()``, ``server_shutdown()`` are the faults the feed must survive.
 """
@@ -33,8 +35,11 @@ class FakeBinance:
             self.bids[round(100.0 - 0.01 * i, 2)] = float(i)
             self.asks[round(100.0 + 0.01 * i, 2)] = float(i)
         self.clients: list[web.WebSocketResponse] = []
+        self.path: dict[web.WebSocketResponse, str] = {}  # each client's path
         self.connects = 0
+        self.connects_by_path: dict[str, int] = {}
         self.snapshots = 0
+        self.used_weight: int | None = None  # X-MBX-USED-WEIGHT-1M on snapshots (None: no header)
         self.bt_u = 0
         self.trade_id = 0
         self.held: list[bytes] = []
@@ -45,7 +50,8 @@ class FakeBinance:
     # ---------------------------------------------------------------- server
     async def start(self) -> str:
         app = web.Application()
-        app.router.add_get("/stream", self._ws)
+        for path in ("/stream", "/public/stream", "/market/stream"):
+            app.router.add_get(path, self._ws)
         app.router.add_get("/api/v3/depth", self._depth)
         app.router.add_get("/fapi/v1/depth", self._depth)
         self.runner = web.AppRunner(app)
@@ -65,6 +71,8 @@ class FakeBinance:
         ws = web.WebSocketResponse()
         await ws.prepare(request)
         self.connects += 1
+        self.connects_by_path[request.path] = self.connects_by_path.get(request.path, 0) + 1
+        self.path[ws] = request.path
         self.clients.append(ws)
         self.connected.set()
         try:
@@ -79,7 +87,8 @@ class FakeBinance:
     async def _depth(self, request: web.Request) -> web.Response:
         self.snapshots += 1
         body = self.snapshot_body()
-        return web.Response(body=body, content_type="application/json")
+        headers = {} if self.used_weight is None else {"X-MBX-USED-WEIGHT-1M": str(self.used_weight)}
+        return web.Response(body=body, content_type="application/json", headers=headers)
 
     def snapshot_body(self) -> bytes:
         snap: dict = {"lastUpdateId": self.u}
@@ -90,10 +99,19 @@ class FakeBinance:
         return _dumps(snap).encode()
 
     # ---------------------------------------------------------------- frames
-    async def send(self, frame: bytes | str) -> None:
+    def routed(self, ws: web.WebSocketResponse, data: str) -> bool:
+        """Whether ``ws`` is sent ``data``: the legacy ``/stream`` and the frames of no stream
+        (serverShutdown, junk) go to every client; ``/market`` gets aggTrade, ``/public`` the rest."""
+        path = self.path.get(ws, "/stream")
+        if path == "/stream" or not data.startswith('{"stream"'):
+            return True
+        return ('@aggTrade"' in data[:60]) == (path == "/market/stream")
+
+    async def send(self, frame: bytes | str, path: str | None = None) -> None:
+        """``frame`` to each client it is routed to (``path``: to the clients on that path only)."""
         data = frame.decode() if isinstance(frame, bytes) else frame
         for ws in list(self.clients):
-            if not ws.closed:
+            if not ws.closed and (self.path[ws] == path if path else self.routed(ws, data)):
                 with contextlib.suppress(ConnectionError):
                     await ws.send_str(data)
 
@@ -155,12 +173,13 @@ class FakeBinance:
             data.update(m=self.rng.random() < 0.5, M=True)
             await self.send(self._env("trade", data))
 
-    async def close_all(self) -> None:
+    async def close_all(self, path: str | None = None) -> None:
         for ws in list(self.clients):
-            await ws.close()
+            if path is None or self.path.get(ws) == path:
+                await ws.close()
 
-    async def server_shutdown(self) -> None:
-        await self.send(_dumps({"e": "serverShutdown", "E": 1_700_000_000_000}))
+    async def server_shutdown(self, path: str | None = None) -> None:
+        await self.send(_dumps({"e": "serverShutdown", "E": 1_700_000_000_000}), path)
 
     def levels(self) -> tuple[list[tuple[float, float]], list[tuple[float, float]]]:
         return sorted(self.bids.items(), reverse=True), sorted(self.asks.items())

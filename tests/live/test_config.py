@@ -56,6 +56,7 @@ def test_a_bad_origin_is_one_line(origin):
         ('rest_url = "wss://x"', "venue.rest_url"),
         ("stale_s = 0", "venue.stale_s"),
         ("depth_limit = 6000", "venue.depth_limit"),
+        ('um_streams = "both"', "venue.um_streams"),
         ("wat = 1", "venue.wat"),
     ],
 )
@@ -70,3 +71,10 @@ def test_a_depth_speed_the_venue_does_not_serve_is_one_line():
     VenueConfig(depth_interval="0ms").check_for("binance-um")
     with pytest.raises(UserError, match=r"venue.depth_interval = '0ms': not served on binance-spot"):
         VenueConfig(depth_interval="0ms").check_for("binance-spot")
+
+
+def test_um_streams_from_the_file(tmp_path):
+    assert VenueConfig().um_streams == "split"
+    p = tmp_path / "c.toml"
+    p.write_text('[venue]\num_streams = "combined"\n')
+    assert load_config(p).venue.um_streams == "combined"

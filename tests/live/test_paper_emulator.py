@@ -21,12 +21,16 @@ pytestmark = pytest.mark.xdist_group("live")
 SHARED = Path(os.environ.get("AVMM_SHARED_DATA", "/work/shared/data"))
 SPAN_S = 120.0  # of capture: 6 s at --speed 20
 SPEED = 20.0
-# measured, paper fills / backtest fills at --speed 20 (120 s of capture): USD-M 245-261 / 228
-# (+7..+14 %) and spot 120-121 / 120 on a quiet machine; USD-M 296-312 / 228 (+30..+37 %) while
-# the other xdist worker runs the rest of the suite (the issue's target is 25 %: met alone, not
-# under that load; see the reply of issue 13)
-TOLERANCE = 0.40
-_STORES: dict[str, Path] = {}
+# The depth stream each capture was recorded from (../shared/data/README.md): paper subscribes to the
+# same one, so the venue model sees the same diffs as the backtest (the emulator merges the diffs over
+# a slower interval, a different book at the venue).
+DEPTH = {"binance-um": "0ms", "binance-spot": "100ms"}
+# paper fills / backtest fills at --speed 20, 120 s of capture, measured (alone, with helpers' tests and
+# with two CPU burners beside it; `benchmarks/paper_agreement.py`): USD-M 278-288 / 266 (+4.5 to
+# +8.3 %), spot 103-139 / 144 (-3.5 to -28 %).
+# The issue's bar is 25 % on USD-M; spot's quotes carry no venue stamp (see the test's docstring).
+TOLERANCE = {"binance-um": 0.25, "binance-spot": 0.35}
+_STORES: dict[str, Path] = {}  # by name and span
 
 
 def capture(name: str, root: Path, span_s: float = SPAN_S) -> Path:
@@ -34,20 +38,22 @@ def capture(name: str, root: Path, span_s: float = SPAN_S) -> Path:
     src = SHARED / "binance_ws_capture" / f"{name}.gz"
     if not src.exists():
         pytest.skip(f"{src} not here")
-    if name in _STORES and _STORES[name].exists():
-        return _STORES[name]
+    key = f"{name}-{span_s:g}s"
+    if key in _STORES and _STORES[key].exists():
+        return _STORES[key]
     from avmm.data.convert import convert
     from avmm.data.store import read_events, read_meta, write_events
 
     full = root / f"{name}.full.parquet"
-    convert([src], full)
+    if not full.exists():
+        convert([src], full)
     meta = read_meta(full)
     ev = read_events(full)
     ev = ev[ev["local_ts"] < ev["local_ts"][0] + int(span_s * 1e9)]
-    out = root / f"{name}.parquet"
+    out = root / f"{key}.parquet"
     keep = {k: meta[k] for k in ("symbol", "source", "tick_size", "lot_size", "market") if k in meta}
     write_events(out, [ev], keep)
-    _STORES[name] = out
+    _STORES[key] = out
     return out
 
 
@@ -69,37 +75,43 @@ def _avmm(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
     )
 
 
-@pytest.mark.parametrize(
-    ("name", "venue", "speed"),
-    [("usdm_btcusdt_20240808", "binance-um", SPEED), ("spot_btcusdt_20240808", "binance-spot", SPEED)],
-)
-def test_paper_agrees_with_the_backtest(root, name, venue, speed):
-    """The captures' local clock ran ~1.27 s behind Binance's: a backtest of the store as it is
-    shows the strategy every event 1.27 s before the venue has it (most of its orders then cross
-    and are rejected post-only). The emulator's venue clock follows the venue's stamps, so paper
-    trading sees events after the venue, as live: the backtest is run with that skew taken out
-    (``backtest.feed_latency_ms`` = the median venue stamp - local stamp)."""
-    import numpy as np
+def venue_clock(store: Path, out: Path) -> Path:
+    """``store`` on the paper session's clock (``live.paper.venue_clock_events``)."""
+    from avmm.data.store import read_events, read_meta, write_events
+    from avmm.live.paper import venue_clock_events
 
-    from avmm.data.store import read_events
+    meta = read_meta(store)
+    keep = {k: meta[k] for k in ("symbol", "source", "tick_size", "lot_size", "market") if k in meta}
+    write_events(out, [venue_clock_events(read_events(store))], keep)
+    return out
+
+
+@pytest.mark.parametrize(
+    ("name", "venue"), [("usdm_btcusdt_20240808", "binance-um"), ("spot_btcusdt_20240808", "binance-spot")]
+)
+def test_paper_agrees_with_the_backtest(root, name, venue):
+    """Paper trading the emulator's replay of 120 s of a capture at --speed 20 gives the fills of
+    ``avmm backtest`` of the same 120 s on the paper session's clock (``venue_clock``), with the
+    depth stream the capture was recorded from.
+
+    Measured, what is left: the paper session's input is the backtest's (its logged calls, replayed
+    through ``trader.replay``, give the backtest's fills exactly on USD-M); it differs in its start
+    (no quote until the book is synced from the REST snapshot, ~0.7 s of venue time), after which
+    one different fill changes the inventory and every quote after it. Spot bookTickers carry no
+    venue stamp: paper stamps them from the wall clock, whose jitter the 20x replay multiplies by 20
+    (p1 / p99 of the stamp against the capture's: -65 / +103 ms), hence spot's wider tolerance."""
     from avmm.emulator import EmulatorProcess
-    from avmm.events import TRADE
 
     store = capture(name, root)
-    ev = read_events(store)
-    tr = ev[ev["kind"] == TRADE]
-    skew_ms = max(0.0, float(np.median(tr["exch_ts"] - tr["local_ts"])) / 1e6)
-    bt = _avmm(
-        "backtest", str(store), "--json", str(root / f"{name}.bt.json"), "--no-progress",
-        "--set", f"backtest.feed_latency_ms={skew_ms:.3f}",
-    )  # fmt: skip
+    bt_store = venue_clock(store, root / f"{name}.venue_clock.parquet")
+    bt = _avmm("backtest", str(bt_store), "--json", str(root / f"{name}.bt.json"), "--no-progress")
     assert bt.returncode == 0, bt.stderr
     want = json.loads((root / f"{name}.bt.json").read_text())
     j = root / f"{name}.db"
-    with EmulatorProcess([store, "--venue", venue, "--speed", str(speed)], env=_env()) as emu:
+    with EmulatorProcess([store, "--venue", venue, "--speed", str(SPEED)], env=_env()) as emu:
         p = _avmm(
             "paper", "--venue", venue, "--symbol", "BTCUSDT", "--url", emu.url, "--journal", str(j),
-            "--duration", str(SPAN_S / speed + 3.0), "--status-json",
+            "--duration", str(SPAN_S / SPEED + 3.0), "--status-json", "--set", f"venue.depth_interval={DEPTH[venue]}",
         )  # fmt: skip
     assert p.returncode == 0, p.stderr
     lines = [json.loads(x) for x in p.stdout.splitlines() if x.startswith("{")]
@@ -112,7 +124,7 @@ def test_paper_agrees_with_the_backtest(root, name, venue, speed):
     print(f"{name}: backtest {want['fills']} fills, paper {got['fills']} fills; "
           f"orders {want['orders']} / {got['orders']}; halts {got.get('halts')}")  # fmt: skip
     assert got["fills"] > 0 and want["fills"] > 0
-    assert abs(got["fills"] - want["fills"]) <= TOLERANCE * want["fills"]
+    assert abs(got["fills"] - want["fills"]) <= TOLERANCE[venue] * want["fills"]
 
 
 def test_sigint_cancels_flushes_and_exits_0(root):

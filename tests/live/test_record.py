@@ -19,7 +19,7 @@ from avmm.live.config import VenueConfig, with_origin  # noqa: E402
 from avmm.live.feed import Feed  # noqa: E402
 from avmm.live.record import Recorder  # noqa: E402
 from tests.live.fake_binance import FakeBinance  # noqa: E402
-from tests.live.test_feed import Sink, book_equal, synced  # noqa: E402
+from tests.live.test_feed import Sink, book_equal, synced, until  # noqa: E402
 
 pytestmark = pytest.mark.xdist_group("live")
 
@@ -36,6 +36,7 @@ def record(tmp_path: Path, um: bool, period_ns: int = 3600 * 10**9, rounds: int 
         task = asyncio.create_task(feed.run())
         try:
             await asyncio.wait_for(fake.connected.wait(), 10)
+            await until(lambda: feed.connected and len(fake.clients) == len(feed.links), what="every link")
             await fake.book_ticker()
             await synced(fake, feed)
             for i in range(rounds):
@@ -161,6 +162,32 @@ def test_a_recording_folder_that_goes_away_is_one_error(tmp_path):
     rec.line(2, b"{}")
     rec.start(3)  # a new file in a folder that is gone: no exception here (the feed's hot path)
     with pytest.raises(UserError, match="recording to .*rec"):
+        rec.flush()
+    with pytest.raises(UserError):
+        rec.close()
+
+
+@pytest.mark.parametrize("quiet", [False, True], ids=["lines", "quiet"])
+def test_a_file_removed_while_it_is_written_is_one_error(tmp_path, quiet):
+    """The folder deleted under an open file: the lines would go to an unlinked file, lost; the
+    next flush says so instead (with lines to write, and without: the flush checks the file)."""
+    import shutil
+
+    from avmm.errors import UserError
+
+    folder = tmp_path / "rec"
+    folder.mkdir()
+    rec = Recorder(folder, "X")
+    rec.line(1, b"{}")
+    rec.flush()
+    rec._pool.submit(lambda: None).result()  # the writer has written it
+    rec.flush()
+    shutil.rmtree(folder)
+    if not quiet:
+        rec.line(2, b"{}")
+    rec.flush()  # handed over; the writer finds the file gone
+    rec._pool.submit(lambda: None).result()
+    with pytest.raises(UserError, match=r"recording to .*rec: .*X-.*\.gz: removed while recording"):
         rec.flush()
     with pytest.raises(UserError):
         rec.close()

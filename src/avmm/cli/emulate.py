@@ -30,9 +30,11 @@ def emulate_command(
     fault: list[str] = typer.Option(
         [],
         "--fault",
-        metavar="NAME[:ARG][@S]",
-        help="fault knob (repeatable): drop[:N], reorder, stall[:S], close, shutdown, skew:MS, lifetime:S; "
-        '@S fires it S seconds into the replay. At run time: POST /_avmm/fault {"fault": "drop:2"}',
+        metavar="NAME[:ARG][@S][/PATHS]",
+        help="fault knob (repeatable): drop[:N], reorder, stall[:S], close, shutdown, skew:MS, lifetime:S, "
+        "msgrate:N, maxstreams:N (the limits; 0: none); @S fires it S seconds into the replay; /public, /market "
+        "or /legacy limits stall, close, shutdown and lifetime to those sockets. "
+        'At run time: POST /_avmm/fault {"fault": "drop:2"}',
     ),
     heartbeat: float = typer.Option(20.0, "--heartbeat", help="seconds between the server's pings (0: none)"),
 ) -> None:
@@ -85,9 +87,10 @@ async def _serve(emu: object) -> int:
         await emu.start()
         when = "now" if emu.start_now else "at the first subscription"
         pace = "as fast as the clients read" if emu.max_speed else f"{emu.speed:g}x real time"
+        paths = ("/public/stream", "/market/stream", "/ws", "/stream") if emu.um else ("/ws", "/stream")
         print(
-            f"avmm emulate: serving {emu.url} ({emu.venue} {emu.symbol}; streams {emu.ws_url}/ws, "
-            f"{emu.ws_url}/stream); the replay starts {when}, {pace}",
+            f"avmm emulate: serving {emu.url} ({emu.venue} {emu.symbol}; streams "
+            f"{', '.join(emu.ws_url + p for p in paths)}); the replay starts {when}, {pace}",
             flush=True,
         )
         waiter = loop.create_task(emu.wait_done())

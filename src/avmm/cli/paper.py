@@ -2,15 +2,17 @@
 JSON and charts, as a backtest gives them).
 
 Signals: the first SIGINT / SIGTERM stops the session cleanly (every order cancelled, the journal
-flushed, the summary printed; exit 0); a second one exits at once (130 / 143) with one line.
+flushed, the summary printed; exit 0); a second one exits at once (130 / 143) with one line. A
+recording that cannot be written and a user's signal that raises stop it the same way, then exit 2
+with one line.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import math
-import os
 import signal
 import sys
 from pathlib import Path
@@ -30,17 +32,22 @@ def paper_command(
     ),
     duration: float = typer.Option(None, "--duration", help="stop after this many wall seconds"),
     journal: Path = typer.Option(None, "--journal", help="SQLite journal of every action, response and fill"),
+    record: Path = typer.Option(
+        None, "--record", metavar="DIR", help="also record the feed into DIR, as 'avmm record' does (hourly gzip files)"
+    ),
     status_json: bool = typer.Option(False, "--status-json", help="status as JSON lines on stdout, every second"),
     metrics_port: int = typer.Option(None, "--metrics-port", help="Prometheus metrics on 127.0.0.1:PORT"),
     set_: list[str] = typer.Option(None, "--set", help="override a config value, e.g. backtest.maker_fee=0"),
 ) -> None:
     """Paper trading: the live feed drives the strategy core; its orders are filled by the
     backtester's exchange model (latency, queue position, fees) against the live book, in real time."""
+    from avmm.cli import signals
     from avmm.config import load_config
-    from avmm.live.config import VENUES, with_origin
+    from avmm.live.config import with_origin
+    from avmm.live.run import check_symbol, check_venue, new_loop, record_folder
 
-    if venue not in VENUES:
-        raise UserError(f"--venue {venue}: expected one of {', '.join(VENUES)}")
+    venue = check_venue(venue)
+    symbol = check_symbol(symbol)
     if duration is not None and not (math.isfinite(duration) and duration > 0):
         raise UserError(f"--duration {duration}: must be a positive number of seconds")
     if metrics_port is not None and not 0 <= metrics_port <= 65535:
@@ -51,20 +58,26 @@ def paper_command(
         from avmm.outputs import check_output
 
         check_output(journal, "--journal", [config] if config is not None else [])
+    if record is not None:
+        record_folder(record)
     metrics = _metrics(metrics_port) if metrics_port is not None else None
-    from avmm.emulator.process import new_loop
-
-    loop = new_loop()
+    loop = new_loop("avmm paper")
+    files: list[Path] = []
     try:
         summary, signum = loop.run_until_complete(
-            _paper(venue, symbol, cfg, vcfg, duration, journal, status_json, metrics)
+            _paper(venue, symbol, cfg, vcfg, duration, journal, record, files, status_json, metrics, signals.stopped)
         )
     finally:
         loop.close()
     if signum:
         print(f"avmm paper: stopped by {signal.Signals(signum).name}; orders cancelled", file=sys.stderr)
-    title = f"paper: {venue} {symbol.upper()}" + (f"  journal {journal}" if journal else "")
+    title = f"paper: {venue} {symbol}" + (f"  journal {journal}" if journal else "")
     _print_summary(summary, title, to_stderr=status_json)
+    if record is not None:
+        out = sys.stderr if status_json else sys.stdout
+        print(f"avmm paper: recorded {len(files)} file(s) in {record}", file=out)
+        for f in files:
+            print(f"  {f}", file=out)
 
 
 async def _paper(
@@ -74,66 +87,73 @@ async def _paper(
     vcfg: Any,
     duration: float | None,
     journal_path: Path | None,
+    record: Path | None,
+    files: list[Path],
     status_json: bool,
     metrics: Any,
+    on_signal: Any,
 ) -> tuple[dict[str, Any], int]:
+    """The session; the files recorded are appended to ``files`` (an error too keeps them)."""
     from avmm.backtest.runner import _strategy_only, adapt_config
     from avmm.live.journal import Journal
     from avmm.live.paper import PaperSession, instrument
+    from avmm.live.record import Recorder
+    from avmm.live.run import StopOnSignal
 
     info = await instrument(venue, symbol, vcfg)
     strat = _strategy_only(adapt_config(cfg, info))
     bt = cfg.backtest
-    journal = None
-    if journal_path is not None:
-        meta = {
-            "venue": venue,
-            "symbol": symbol.upper(),
-            "instrument": info,
-            "config": {**strat.model_dump(mode="json"), "backtest": bt.model_dump(mode="json")},
-        }
-        journal = Journal(journal_path, meta)
+    journal = rec = None
     live = _Status(status_json, metrics)
-    session = PaperSession(venue, symbol, strat, bt, vcfg, journal=journal, on_status=live)
-    got = [0]
-    loop = asyncio.get_running_loop()
-
-    def on_signal(s: int) -> None:
-        if got[0]:  # a second signal: at once
-            os.write(2, f"avmm: interrupted again by {signal.Signals(s).name}; exiting now\n".encode())
-            os._exit(128 + s)
-        got[0] = s
-        session.stop()
-
-    for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        loop.add_signal_handler(s, on_signal, s)
     try:
-        live.start()
-        summary = await session.run(duration)
-    finally:
-        live.stop()
+        if journal_path is not None:
+            meta = {
+                "venue": venue,
+                "symbol": symbol,
+                "instrument": info,
+                "config": {**strat.model_dump(mode="json"), "backtest": bt.model_dump(mode="json")},
+            }
+            journal = Journal(journal_path, meta)
+        if record is not None:
+            rec = Recorder(record, f"{symbol}-{venue}")
+        session = PaperSession(venue, symbol, strat, bt, vcfg, journal=journal, recorder=rec, on_status=live)
+        stopper = StopOnSignal(asyncio.get_running_loop(), session.stop, on_signal)
+        with stopper:
+            live.start()
+            try:
+                summary = await session.run(duration)
+            finally:
+                live.stop()
+    finally:  # the journal flushed and the recorder closed, whatever stopped the session
         if journal is not None:
             journal.close()
-        for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-            loop.remove_signal_handler(s)
-    return summary, got[0]
+        if rec is not None:
+            files.extend(rec.files)
+            with contextlib.suppress(UserError):  # (the feed closed it: a failure was raised there)
+                rec.close()
+    return summary, stopper.signum
 
 
 class _Status:
     """The session's status: a rich Live panel on a terminal, JSON lines with ``--status-json``,
     Prometheus gauges with ``--metrics-port``."""
 
-    def __init__(self, as_json: bool, metrics: Any) -> None:
+    def __init__(self, as_json: bool, metrics: Any, console: Any = None) -> None:
         self.as_json = as_json
         self.metrics = metrics
+        self.console = console  # rich's Console (default: stdout's)
         self.live: Any = None
 
     def start(self) -> None:
-        if self.as_json or not sys.stdout.isatty():
+        if self.as_json:
             return
+        from rich.console import Console
         from rich.live import Live
 
-        self.live = Live(_panel({}), refresh_per_second=4, transient=True)
+        console = self.console if self.console is not None else Console()
+        if not console.is_terminal:
+            return
+        self.live = Live(_panel({}), console=console, refresh_per_second=4, transient=True)
         self.live.start()
 
     def stop(self) -> None:
@@ -173,16 +193,21 @@ def _panel(st: dict[str, Any]) -> Any:
     t.add_row("fills / orders / cancels", f"{st['fills']} / {st['orders']} / {st['cancels']}")
     t.add_row("markout 1s / 10s, bp", f"{f(st['markout_1s_bps'])} / {f(st['markout_10s_bps'])}")
     t.add_row("feed lag (venue ms)", f(st["feed_lag_ms"], 1))
-    t.add_row("tick-to-order p50 / p99, µs", f"{f(st['tick_to_order_us_p50'], 1)} / {f(st['tick_to_order_us_p99'], 1)}")
     t.add_row("frames / reconnects / gaps", f"{st['frames']:,} / {st['reconnects']} / {st['gaps']}")
     t.add_row("halts", str(st["halts"]))
+    lat = st.get("latency_us") or {}
+    t.add_row(
+        "latency p50 / p99, µs",
+        "  ".join(f"{k} {f(v[0], 1)} / {f(v[1], 1)}" if v else f"{k} -" for k, v in lat.items()) or "-",
+    )
+    t.add_row("tick-to-order p50 / p99, µs", f"{f(st['tick_to_order_us_p50'], 1)} / {f(st['tick_to_order_us_p99'], 1)}")
     return t
 
 
 METRIC_KEYS = (
     "position", "pnl", "fees", "fills", "orders", "cancels", "markout_1s_bps", "markout_10s_bps",
     "feed_lag_ms", "frames", "reconnects", "gaps", "resyncs", "stale_periods", "halts", "bid", "ask",
-    "tick_to_order_us_p50", "tick_to_order_us_p99",
+    "journal_rows", "recorded_lines", "tick_to_order_us_p50", "tick_to_order_us_p99",
 )  # fmt: skip
 """The status figures exported as Prometheus gauges (``avmm_paper_<key>``)."""
 
@@ -196,6 +221,7 @@ def _metrics(port: int) -> Any:
     reg = pc.CollectorRegistry()
     gauges = {k: pc.Gauge(f"avmm_paper_{k}", k.replace("_", " "), registry=reg) for k in METRIC_KEYS}
     healthy = pc.Gauge("avmm_paper_healthy", "1 when quoting (the feed healthy)", registry=reg)
+    lat = pc.Gauge("avmm_paper_latency_us", "stage latency, µs (sampled)", ["stage", "quantile"], registry=reg)
     try:
         pc.start_http_server(port, addr="127.0.0.1", registry=reg)
     except OSError as e:
@@ -207,6 +233,10 @@ def _metrics(port: int) -> Any:
             if v is not None:
                 g.set(float(v))
         healthy.set(1.0 if st.get("healthy") else 0.0)
+        for stage, v in (st.get("latency_us") or {}).items():
+            if v:
+                lat.labels(stage, "0.5").set(v[0])
+                lat.labels(stage, "0.99").set(v[1])
 
     return update
 

@@ -1,15 +1,20 @@
 """``avmm record``: the live market data of one Binance symbol written as capture files that
-``avmm data convert`` reads (``avmm.live``)."""
+``avmm data convert`` reads (``avmm.live``).
+
+Signals: the first SIGINT / SIGTERM / SIGHUP is the normal end of an unbounded recording (the files
+closed, the summary printed, one line on stderr; exit 0); a second one exits at once (128 + its
+number)."""
 
 from __future__ import annotations
 
 import math
+import signal
+import sys
 from pathlib import Path
 
 import typer
 
 from avmm.errors import UserError
-from avmm.outputs import Terminated
 
 
 def record_command(
@@ -31,9 +36,10 @@ def record_command(
     """Record the market data of one Binance symbol (bookTicker, trades, depth diffs and the
     snapshots the book was synced from) as '<local_ns> <json>' gzip files, one per UTC hour,
     each starting with a snapshot: 'avmm data convert' reads them."""
+    from avmm.cli import signals
     from avmm.config import load_config
     from avmm.live.config import with_origin
-    from avmm.live.run import check_symbol, check_venue, record
+    from avmm.live.run import check_symbol, check_venue, record, record_folder
 
     venue = check_venue(venue)
     symbol = check_symbol(symbol)
@@ -42,16 +48,8 @@ def record_command(
     cfg = load_config(config, overrides).venue
     if url is not None:
         cfg = with_origin(cfg, url, venue)
-    if not folder.is_dir():
-        if folder.exists():
-            raise UserError(f"{folder}: not a folder")
-        if not folder.parent.is_dir():
-            raise UserError(f"{folder}: folder {folder.parent} does not exist")
-        try:
-            folder.mkdir()
-        except OSError as e:
-            raise UserError(f"{folder}: cannot create the folder ({e.strerror})") from None
-    counters, files, signum = record(venue, symbol, cfg, folder, duration)
+    record_folder(folder)
+    counters, files, signum = record(venue, symbol, cfg, folder, duration, on_signal=signals.stopped)
     lines = sum(counters[k] for k in ("quotes", "trades"))
     print(f"avmm record: {venue} {symbol}: {len(files)} file(s) in {folder}, {lines:,} quotes and trades")
     shown = ", ".join(f"{k} {v:,}" for k, v in counters.items() if v)
@@ -59,4 +57,4 @@ def record_command(
     for f in files:
         print(f"  {f}")
     if signum:
-        raise Terminated(signum)
+        print(f"avmm record: stopped by {signal.Signals(signum).name}", file=sys.stderr)

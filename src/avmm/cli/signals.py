@@ -19,7 +19,9 @@ handler at its next bytecode, outside the code that swallowed it), until one get
 signal came, and the command's outcome is reported as that interruption.
 
 Once the command's outcome is known (``finish``), a signal exits at once with its code and line:
-nothing is left to clean up.
+nothing is left to clean up. A command that ends on its first signal by design (``avmm paper``,
+``avmm record``: the signal stops the session cleanly, exit 0) says so with ``stopped``; a later
+signal exits at once too.
 """
 
 from __future__ import annotations
@@ -135,6 +137,14 @@ def pending() -> int | None:
 
 def finish() -> None:
     """The command's outcome is known: from now on a signal exits at once."""
+    _S.landed = True
+    _S.done = True
+
+
+def stopped(signum: int) -> None:
+    """The command took its first signal itself, as the normal end of an unbounded session (``avmm
+    paper``, ``avmm record``: stopped cleanly, exit 0): from now on a signal exits at once."""
+    _S.first = signum
     _S.landed = True
     _S.done = True
 

@@ -1,5 +1,5 @@
-"""Fault knobs of the emulator: ``NAME[:ARG][@SECONDS]``, given at start (``--fault``) or at run
-time (``POST /_avmm/fault``, ``Emulator.fault``).
+"""Fault knobs of the emulator: ``NAME[:ARG][@SECONDS][/PATHS]``, given at start (``--fault``) or at
+run time (``POST /_avmm/fault``, ``Emulator.fault``).
 
 ========== ========== =====================================================================
 name       argument   what a client sees
@@ -12,11 +12,20 @@ close                 every stream socket is closed (close frame 1000)
 shutdown              ``{"e":"serverShutdown","E":..}`` on every stream socket, then close
 skew       MS         the venue clock (every E / T, ``time``, ``serverTime``) moves by MS ms
 lifetime   S          a stream connection is closed S seconds after it opened (Binance: 24 h)
+msgrate    N          a connection sending more than N messages in a second (requests, pings,
+                      pongs) is closed with 1008 "Too many requests"; 0: no limit (default:
+                      Binance's 5 on spot, 10 on USD-M)
+maxstreams N          a SUBSCRIBE past N streams on one connection is refused (code 4) and the
+                      connection closed with 1008; 0: no limit (default: Binance's 1024)
 ========== ========== =====================================================================
 
 ``@SECONDS`` fires the fault that many seconds of venue time (the capture's clock) after the replay
 started (default: at once, or at the start of the replay for a fault given at start; a time past
-the end of the store never fires). The durations of ``stall`` and ``lifetime`` are wall seconds.
+the end of the store never fires; ``msgrate`` and ``maxstreams`` given at start without a time hold
+from the first connection). The durations of ``stall`` and ``lifetime`` are wall seconds.
+``/PATHS`` limits ``stall``, ``close``, ``shutdown`` and ``lifetime`` to the sockets on those paths:
+``public`` (``/public/ws``, ``/public/stream``), ``market`` (``/market/...``) or ``legacy`` (``/ws``,
+``/stream``), e.g. ``close@2/public``.
 """
 
 from __future__ import annotations
@@ -35,24 +44,32 @@ FAULTS: dict[str, tuple[str, float | None, str]] = {
     "shutdown": ("none", None, "send serverShutdown on every stream socket, then close it"),
     "skew": ("ms", None, "move the venue clock by MS milliseconds (may be negative)"),
     "lifetime": ("seconds", None, "close stream connections S seconds after they opened"),
+    "msgrate": ("limit", None, "close a connection sending more than N messages a second (0: no limit)"),
+    "maxstreams": ("limit", None, "refuse more than N streams on a connection (0: no limit)"),
 }
+SCOPED = ("stall", "close", "shutdown", "lifetime")  # the faults that take /PATHS
+SCOPES = ("public", "market", "legacy")
+KNOBS = ("msgrate", "maxstreams")  # limits: given at start without a time, they hold at once
 
 FAULT_HELP = "; ".join(f"{k}{'' if v[0] == 'none' else ':' + v[0].upper()} ({v[2]})" for k, v in FAULTS.items())
 
 
 @dataclass(frozen=True)
 class Fault:
-    """One parsed fault: ``name``, its argument (None: the default) and when it fires (seconds of
-    venue time after the replay started; None: at once)."""
+    """One parsed fault: ``name``, its argument (None: the default), when it fires (seconds of
+    venue time after the replay started; None: at once) and the socket paths it acts on (None:
+    every socket)."""
 
     name: str
     arg: float | None = None
     at_s: float | None = None
+    scope: str | None = None
 
     def spec(self) -> str:
         a = "" if self.arg is None else f":{self.arg:g}"
         t = "" if self.at_s is None else f"@{self.at_s:g}"
-        return f"{self.name}{a}{t}"
+        p = "" if self.scope is None else f"/{self.scope}"
+        return f"{self.name}{a}{t}{p}"
 
 
 def _number(text: str, spec: str, what: str) -> float:
@@ -65,37 +82,59 @@ def _number(text: str, spec: str, what: str) -> float:
     return v
 
 
+def _split(s: str) -> tuple[str, float | None, str | None]:
+    """``NAME[:ARG]``, the time and the paths of a spec."""
+    rest, scope = s, None
+    if "/" in rest:
+        rest, _, scope = rest.partition("/")
+        scope = scope.strip().lower()
+        if scope not in SCOPES:
+            raise UserError(f"--fault {s}: unknown paths {scope!r} (use {', '.join(SCOPES)})")
+    at_s = None
+    if "@" in rest:
+        rest, _, at_text = rest.partition("@")
+        at_s = _number(at_text, s, "time")
+        if at_s < 0:
+            raise UserError(f"--fault {s}: time {at_text!r} must not be negative")
+    return rest, at_s, scope
+
+
+def _argument(s: str, name: str, kind: str, text: str) -> float:
+    arg = _number(text, s, "argument")
+    if kind == "count" and (arg < 1 or arg != int(arg)):
+        raise UserError(f"--fault {s}: {name} takes a whole number of diffs >= 1")
+    if kind == "limit" and (arg < 0 or arg != int(arg)):
+        raise UserError(f"--fault {s}: {name} takes a whole number >= 0 (0: no limit)")
+    if kind == "seconds" and arg <= 0:
+        raise UserError(f"--fault {s}: {name} takes a positive number of seconds")
+    return arg
+
+
 def parse_fault(spec: str) -> Fault:
-    """Parse ``NAME[:ARG][@SECONDS]``.
+    """Parse ``NAME[:ARG][@SECONDS][/PATHS]``.
 
     Raises
     ------
     UserError
-        An unknown name, a missing, extra or bad argument, a bad time: one line naming the fault.
+        An unknown name, a missing, extra or bad argument, a bad time or paths: one line naming
+        the fault.
     """
     s = str(spec).strip()
-    rest, at_s = s, None
-    if "@" in s:
-        rest, _, at_text = s.partition("@")
-        at_s = _number(at_text, s, "time")
-        if at_s < 0:
-            raise UserError(f"--fault {s}: time {at_text!r} must not be negative")
+    rest, at_s, scope = _split(s)
     name, sep, arg_text = rest.partition(":")
     name = name.strip().lower()
     if name not in FAULTS:
         raise UserError(f"--fault {s}: unknown fault {name!r} (known: {', '.join(FAULTS)})")
+    if scope is not None and name not in SCOPED:
+        raise UserError(f"--fault {s}: {name} acts on every socket (paths: {', '.join(SCOPED)} only)")
     kind, default, _ = FAULTS[name]
     if kind == "none":
         if sep:
             raise UserError(f"--fault {s}: {name} takes no argument")
-        return Fault(name, None, at_s)
+        return Fault(name, None, at_s, scope)
     if not sep:
-        if kind == "ms" or name == "lifetime":
-            raise UserError(f"--fault {s}: {name} needs an argument ({name}:{kind.upper()})")
-        return Fault(name, default, at_s)
-    arg = _number(arg_text, s, "argument")
-    if kind == "count" and (arg < 1 or arg != int(arg)):
-        raise UserError(f"--fault {s}: {name} takes a whole number of diffs >= 1")
-    if kind == "seconds" and arg <= 0:
-        raise UserError(f"--fault {s}: {name} takes a positive number of seconds")
-    return Fault(name, arg, at_s)
+        if kind in ("ms", "limit") or name == "lifetime":
+            what = "N" if kind == "limit" else kind.upper()
+            raise UserError(f"--fault {s}: {name} needs an argument ({name}:{what})")
+        return Fault(name, default, at_s, scope)
+    return Fault(name, _argument(s, name, kind, arg_text), at_s, scope)

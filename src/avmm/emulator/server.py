@@ -5,9 +5,19 @@ REST (spot ``/api/v3``, USD-M ``/fapi/v1``): ``ping``, ``time``, ``exchangeInfo`
 as Binance's ``{"code":..,"msg":..}`` with HTTP 400.
 
 Streams: ``/ws``, ``/ws/<stream>[/<stream>...]`` (raw payloads), ``/stream?streams=a/b`` (combined
-``{"stream":..,"data":..}``), and USD-M's ``/public/ws``, ``/market/ws`` and their ``/stream`` forms
-(every stream is served on each). A path segment that is not a stream name (ccxt connects to
-``/ws/0``) is ignored. Control frames: ``SUBSCRIBE``, ``UNSUBSCRIBE``, ``LIST_SUBSCRIPTIONS``,
+``{"stream":..,"data":..}``), and USD-M's ``/public/ws``, ``/market/ws`` and their ``/stream`` forms.
+USD-M routes as Binance does since 2026-04: ``/public`` delivers the book streams (``bookTicker``,
+``depth*``) and ``trade``, ``/market`` delivers ``aggTrade``; a stream subscribed on the other path
+is acknowledged and listed like Binance does, and never delivered (``GET /_avmm/connections`` shows
+it as undelivered). The legacy ``/ws`` and ``/stream`` deliver every stream. A path segment that is
+not a stream name (ccxt connects to ``/ws/0``) is ignored.
+
+Limits, as Binance documents them: more than ``msg_rate`` incoming messages in a second (requests,
+pings and pongs; 5 on spot, 10 on USD-M) closes the connection with 1008 "Too many requests"; a
+SUBSCRIBE past ``max_streams`` (1024) is answered ``{"error":{"code":4,"msg":"Too many
+subscriptions"},"id":..}`` and the connection closed with 1008 "Invalid request" (as measured on
+``fstream.binance.com``, polyoxide's docs/specs/binance/OBSERVED.md). The ``msgrate`` and
+``maxstreams`` faults move or lift them. Control frames: ``SUBSCRIBE``, ``UNSUBSCRIBE``, ``LIST_SUBSCRIPTIONS``,
 ``SET_PROPERTY`` / ``GET_PROPERTY`` ``combined``, answered ``{"result":..,"id":..}``; a bad frame is
 answered ``{"error":{"code":..,"msg":..},"id":..}`` with Binance's codes (0 unknown property, 1 bad
 value type, 2 invalid request, 3 invalid JSON). The server pings every ``heartbeat`` seconds and
@@ -17,7 +27,8 @@ Streams of the symbol ``s`` (lower case): ``s@bookTicker``, ``s@trade``, ``s@agg
 ``s@depth`` and ``s@depth@0ms`` (every diff of the store: one source message, or the rows of one
 exchange time; Binance's own ``@depth`` is 1000 ms on spot and 250 ms on USD-M),
 ``s@depth@100ms`` / ``@250ms`` / ``@500ms`` / ``@1000ms`` (the diffs merged over that many ms of
-venue time, stamped ``E`` at the end of the interval), and partial book depth ``s@depth5`` /
+venue time, on a grid of exchange time as Binance's, stamped ``E`` at the end of the interval: a
+capture of that stream is served diff for diff), and partial book depth ``s@depth5`` /
 ``@depth10`` / ``@depth20`` (spot: ``{lastUpdateId,bids,asks}`` every 1000 ms or ``@100ms``; USD-M:
 a ``depthUpdate`` of the top levels every 250 ms, ``@500ms`` or ``@100ms``), sent at the end of an
 interval in which the book changed. Faults act on every connection at once.
@@ -25,13 +36,17 @@ interval in which the book changed. Faults act on every connection at once.
 Control (not Binance's): ``POST /_avmm/fault`` with ``{"fault": "drop:2"}`` (``faults`` grammar)
 answers ``{"ok":true,"fault":"drop:2"}`` or 400 ``{"code":-1100,"msg":..}``; ``GET /_avmm/status``
 answers the replay's state (started, done, steps, frames sent, connections, venue time);
-``POST /_avmm/start`` starts the replay without a subscriber.
+``POST /_avmm/start`` starts the replay without a subscriber; ``GET /_avmm/connections`` lists the open
+stream connections (id, path, streams delivered and undelivered, incoming messages) and counts the
+connections opened per path and those closed for a limit.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
+import dataclasses
 import json
 import math
 import time
@@ -40,7 +55,7 @@ from pathlib import Path
 from typing import Any
 
 from avmm.emulator import frames as fr
-from avmm.emulator.faults import Fault, parse_fault
+from avmm.emulator.faults import KNOBS, Fault, parse_fault
 from avmm.emulator.replay import BT, CHUNK_EVENTS, DIFF, TR, Replay, capture_lag
 from avmm.errors import UserError, missing_extra
 
@@ -54,6 +69,25 @@ KINDS_UM = ("bookTicker", "trade", "aggTrade", *DEPTH_INTERVALS, *PARTIAL_UM)
 YIELD_EVERY = 256  # at --max, let the loop run other tasks (REST, control frames) this often
 WS_PATHS = ("/ws", "/public/ws", "/market/ws")
 STREAM_PATHS = ("/stream", "/public/stream", "/market/stream")
+# USD-M's routed paths: the kinds each delivers (``/public``: book streams and trade, as ccxt routes
+# them and as measured (BYTEX-TRADE/bytex#7); ``/market``: the rest the emulator serves)
+MARKET_KINDS = frozenset({"aggTrade"})
+MSG_RATE = {fr.SPOT: 5, fr.UM: 10}  # incoming messages a second per connection (Binance's docs)
+MAX_STREAMS = 1024
+CLOSE_POLICY = 1008  # the close code Binance uses for a broken limit
+
+
+def scope_of(path: str) -> str:
+    """The routing scope of a stream path: ``public``, ``market`` or ``legacy`` (``/ws``, ``/stream``)."""
+    for scope in ("public", "market"):
+        if path.startswith(f"/{scope}/"):
+            return scope
+    return "legacy"
+
+
+def route_of(name: str) -> str:
+    """The routed path that delivers stream ``name`` on USD-M: ``public`` or ``market``."""
+    return "market" if name.partition("@")[2] in MARKET_KINDS else "public"
 
 
 def _aiohttp() -> Any:
@@ -77,18 +111,32 @@ def split_symbol(symbol: str) -> tuple[str, str]:
     return symbol, "USDT"
 
 
+_conn_ids = iter(range(1, 1 << 62))
+
+
 class _Conn:
     """One stream socket."""
 
-    __slots__ = ("ws", "combined", "subs", "opened", "timer", "closing")
+    __slots__ = (
+        "ws", "combined", "subs", "opened", "timer", "closing", "id", "path", "scope", "strict", "undelivered",
+        "times", "msgs", "kill",
+    )  # fmt: skip
 
-    def __init__(self, ws: Any, combined: bool) -> None:
+    def __init__(self, ws: Any, combined: bool, path: str = "/stream", strict: bool = False) -> None:
         self.ws = ws
         self.combined = combined
         self.subs: list[str] = []
         self.opened = time.monotonic()
         self.timer: asyncio.TimerHandle | None = None
         self.closing = False
+        self.id = next(_conn_ids)
+        self.path = path
+        self.scope = scope_of(path)
+        self.strict = strict and self.scope != "legacy"  # USD-M's routed paths deliver their streams only
+        self.undelivered: list[str] = []  # subscribed here, routed to the other path: never sent
+        self.times: collections.deque[float] = collections.deque()  # incoming messages in the last second
+        self.msgs = 0
+        self.kill: tuple[int, str] | None = None  # close after the answer (a broken limit)
 
 
 class _Batch:
@@ -122,10 +170,18 @@ class Emulator:
         Where to listen (``port=0``: an ephemeral port; see ``url``).
     start_now : bool
         Start the replay at once instead of at the first subscription.
+    autostart : bool
+        Start the replay at the first subscription (False: only ``begin()`` or ``POST /_avmm/start``
+        starts it: a client of several connections sees the replay from its first step on each).
     faults : sequence of str or Fault
         Fault knobs applied at the start of the replay (or at their ``@`` time).
     heartbeat : float or None
         Seconds between the server's pings (None: no pings).
+    msg_rate : int or None
+        Incoming messages a second a connection may send (None: Binance's, 5 on spot and 10 on
+        USD-M; 0: no limit).
+    max_streams : int
+        Streams a connection may subscribe (Binance: 1024; 0: no limit).
 
     Use ``async with Emulator(...) as emu`` (or ``await emu.start()`` / ``await emu.stop()``);
     ``EmulatorThread`` runs one in a thread for synchronous code.
@@ -142,9 +198,12 @@ class Emulator:
         host: str = "127.0.0.1",
         port: int = 0,
         start_now: bool = False,
+        autostart: bool = True,
         faults: Sequence[str | Fault] = (),
         heartbeat: float | None = 20.0,
         chunk_events: int = CHUNK_EVENTS,
+        msg_rate: int | None = None,
+        max_streams: int = MAX_STREAMS,
     ) -> None:
         from avmm.backtest.runner import plan_stores
 
@@ -181,9 +240,22 @@ class Emulator:
         self.host = host
         self.port = int(port)
         self.start_now = start_now
+        self.autostart = autostart
         self.heartbeat = heartbeat
         self.chunk_events = chunk_events
-        self.initial_faults = [f if isinstance(f, Fault) else parse_fault(f) for f in faults]
+        if msg_rate is None:
+            msg_rate = MSG_RATE[venue]
+        if int(msg_rate) < 0 or int(max_streams) < 0:
+            raise UserError(f"msg_rate {msg_rate}, max_streams {max_streams}: must be 0 (no limit) or more")
+        self.msg_rate = int(msg_rate)
+        self.max_streams = int(max_streams)
+        self.initial_faults = []
+        for f in faults:
+            f = f if isinstance(f, Fault) else parse_fault(f)
+            if f.name in KNOBS and f.at_s is None:  # a limit: holds from the first connection
+                self._fire(f)
+            else:
+                self.initial_faults.append(f)
         kinds = KINDS_UM if self.um else KINDS_SPOT
         self.streams = {f"{self.lsym}@{k}": k for k in kinds}
         self._kinds_lower = {k.lower(): k for k in kinds}
@@ -218,12 +290,16 @@ class Emulator:
         self._end_mono = 0.0
         self._pos = self.t0
         self._stall_until = 0.0
-        self._lifetime: float | None = None
+        self._stall_scoped: dict[str, float] = {}  # scope -> until (a stall of some paths only)
+        self._lifetime: dict[str | None, float] = {}  # scope (None: every path) -> seconds
+        self.opened: dict[str, int] = {}  # stream connections opened, by path
+        self.limit_closes = {"msgrate": 0, "maxstreams": 0}
         self._drop: dict[int, int] = {}
         self._reorder: dict[int, bytes | None] = {}
         self._reorder_on: set[int] = set()
         self._timed: list[Fault] = []
         self._batches: dict[int, _Batch] = {}
+        self._last_end: dict[int, int] = {}  # the end of each interval stream's last diff
         self._error: BaseException | None = None
         self._op: Any = None
         self._names0: list[str] = []
@@ -259,6 +335,7 @@ class Emulator:
             r.add_get(p, self._ws)
         r.add_post("/_avmm/fault", self._ctl_fault)
         r.add_get("/_avmm/status", self._ctl_status)
+        r.add_get("/_avmm/connections", self._ctl_connections)
         r.add_post("/_avmm/start", self._ctl_start)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
@@ -345,28 +422,44 @@ class Emulator:
                 self._drop[ch] = self._drop.get(ch, 0) + int(f.arg or 1)
         elif n == "reorder":
             self._reorder_on.update(set(DEPTH_INTERVALS.values()))
-        elif n == "stall":
-            self._stall_until = math.inf if f.arg is None else time.monotonic() + f.arg
         elif n == "skew":
             self._skew_ms = int(round(f.arg or 0))
+        elif n == "msgrate":
+            self.msg_rate = int(f.arg or 0)
+        elif n == "maxstreams":
+            self.max_streams = int(f.arg or 0)
+        else:
+            self._fire_sockets(f)
+
+    def _fire_sockets(self, f: Fault) -> None:
+        """``stall``, ``lifetime``, ``close``, ``shutdown``: on every socket or those of ``f.scope``."""
+        n = f.name
+        if n == "stall":
+            until = math.inf if f.arg is None else time.monotonic() + f.arg
+            if f.scope is None:
+                self._stall_until = until
+            else:
+                self._stall_scoped[f.scope] = until
         elif n == "lifetime":
-            self._lifetime = float(f.arg or 0)
+            self._lifetime[f.scope] = float(f.arg or 0)
             for c in self._conns:
                 self._arm_lifetime(c)
         elif n in ("close", "shutdown"):
             for c in list(self._conns):
-                asyncio.get_running_loop().create_task(self._close(c, n == "shutdown"))
+                if f.scope is None or f.scope == c.scope:
+                    asyncio.get_running_loop().create_task(self._close(c, n == "shutdown"))
 
     def _arm_lifetime(self, c: _Conn) -> None:
-        if self._lifetime is None:
+        life = self._lifetime.get(c.scope, self._lifetime.get(None))
+        if life is None:
             return
         if c.timer is not None:
             c.timer.cancel()
-        delay = max(0.0, c.opened + self._lifetime - time.monotonic())
+        delay = max(0.0, c.opened + life - time.monotonic())
         loop = asyncio.get_running_loop()
         c.timer = loop.call_later(delay, lambda: loop.create_task(self._close(c, False)))
 
-    async def _close(self, c: _Conn, shutdown: bool) -> None:
+    async def _close(self, c: _Conn, shutdown: bool, code: int = 1000, why: str = "") -> None:
         if c.closing:
             return
         c.closing = True
@@ -374,7 +467,7 @@ class Emulator:
         try:
             if shutdown:
                 await c.ws.send_frame(self.enc.shutdown(self.venue_ms()), self._op)
-            await c.ws.close(code=1000)
+            await c.ws.close(code=code, message=why.encode())
         except Exception:
             pass
 
@@ -394,14 +487,20 @@ class Emulator:
         if name in c.subs:
             return
         c.subs.append(name)
+        if c.strict and route_of(name) != c.scope:  # Binance acknowledges it and never sends it
+            c.undelivered.append(name)
+            return
         self._subs.setdefault(name, set()).add(c)
         self._recount()
-        if name in self.streams and self._go is not None:
+        if name in self.streams and self._go is not None and self.autostart:
             self._go.set()
 
     def _unsubscribe(self, c: _Conn, name: str) -> None:
         if name in c.subs:
             c.subs.remove(name)
+        if name in c.undelivered:
+            c.undelivered.remove(name)
+            return
         s = self._subs.get(name)
         if s is not None:
             s.discard(c)
@@ -411,6 +510,10 @@ class Emulator:
         """The depth channels with subscribers (read by the replay loop on every diff)."""
         self._names0 = self._depth_names(0)
         self._active = [ch for ch, streams in self._by_interval.items() if any(self._subs.get(x) for x in streams)]
+        for ch in [ch for ch in self._batches if ch not in self._active]:
+            # nobody left to send it to: the diffs that follow are not merged into it, so it would
+            # claim U..u without them (a new subscriber starts on a new batch, its pu a gap)
+            del self._batches[ch]
 
     def _unsubscribe_all(self, c: _Conn) -> None:
         for name in list(c.subs):
@@ -491,7 +594,7 @@ class Emulator:
         el = (t - self.t0) / 1e9
         while self._timed and (self._timed[0].at_s or 0.0) <= el:
             f = self._timed.pop(0)
-            self._fire(Fault(f.name, f.arg, None))
+            self._fire(dataclasses.replace(f, at_s=None))
 
     def _depth_names(self, ch: int) -> list[str]:
         return [
@@ -508,8 +611,13 @@ class Emulator:
         for ch in self._active:
             b = self._batches.get(ch)
             if b is None:
+                # Binance's intervals are a grid of exchange time (E = k x interval): a capture of the
+                # same stream is served diff for diff, with its own E; in the replay's time base
+                # (stamps are moved by the lag), never two diffs in one interval
                 iv = ch * 1_000_000
-                b = self._batches[ch] = _Batch(U, pu, (t // iv + 1) * iv)
+                end = -(-exch // iv) * iv + self._lag_ms * 1_000_000
+                last = self._last_end.get(ch, 0)
+                b = self._batches[ch] = _Batch(U, pu, end if end > last else last + iv)
             for p, q in bids:
                 b.bids[p] = q
             for p, q in asks:
@@ -530,6 +638,7 @@ class Emulator:
         b = self._batches.pop(ch, None)
         if b is None:
             return
+        self._last_end[ch] = b.end
         off = self._shift_ms + self._skew_ms
         E = b.end // 1_000_000 + off
         T = b.exch // 1_000_000 + off + self._lag_ms
@@ -574,7 +683,11 @@ class Emulator:
             return
         wrapped = None
         op = self._op
+        stalled = self._stall_scoped
+        now = time.monotonic() if stalled else 0.0
         for c in tuple(conns):
+            if stalled and now < stalled.get(c.scope, 0.0):
+                continue
             if c.combined:
                 if wrapped is None:
                     wrapped = fr.wrap(name.encode(), data)
@@ -597,30 +710,68 @@ class Emulator:
             names = [x for x in request.query.get("streams", "").split("/") if x]
         else:
             names = [x for x in request.match_info.get("streams", "").split("/") if x]
+        # pings answered here, not by aiohttp: Binance counts them (and pongs) as incoming messages
         ws = web.WebSocketResponse(
-            heartbeat=self.heartbeat, autoping=True, max_msg_size=1 << 20, compress=False, timeout=2.0
+            heartbeat=self.heartbeat, autoping=False, max_msg_size=1 << 20, compress=False, timeout=2.0
         )
         await ws.prepare(request)
-        c = _Conn(ws, combined)
+        base = next((p for p in (*WS_PATHS, *STREAM_PATHS) if path == p or path.startswith(p + "/")), path)
+        self.opened[base] = self.opened.get(base, 0) + 1
+        c = _Conn(ws, combined, base, strict=self.um)
         self._conns.add(c)
-        for x in names:
-            cn = self.canonical(x)
-            if cn is not None:
-                self._subscribe(c, cn)
+        canon = list(dict.fromkeys(cn for cn in map(self.canonical, names) if cn is not None))
+        if self.max_streams and len(canon) > self.max_streams:
+            self.limit_closes["maxstreams"] += 1
+            await self._close(c, False, CLOSE_POLICY, "Invalid request")
+            return ws
+        for cn in canon:
+            self._subscribe(c, cn)
         self._arm_lifetime(c)
         try:
-            async for msg in ws:
-                if msg.type == aiohttp.WSMsgType.TEXT:
-                    reply = self._control(c, msg.data)
-                    if reply is not None and not c.closing:
-                        await ws.send_str(reply)
-                elif msg.type == aiohttp.WSMsgType.ERROR:
-                    break
+            await self._receive(c, aiohttp.WSMsgType)
         except Exception:
             pass
         finally:
             self._unsubscribe_all(c)
         return ws
+
+    async def _receive(self, c: _Conn, T: Any) -> None:
+        """The client's messages: control frames answered, pings ponged, each counted against the limit."""
+        ws = c.ws
+        async for msg in ws:
+            mt = msg.type
+            if mt not in (T.TEXT, T.BINARY, T.PING, T.PONG):
+                if mt == T.ERROR:
+                    break
+                continue
+            if self._over_rate(c):
+                self.limit_closes["msgrate"] += 1
+                await self._close(c, False, CLOSE_POLICY, "Too many requests")
+                break
+            if mt == T.PING:
+                await ws.pong(msg.data)
+            elif mt == T.TEXT:
+                reply = self._control(c, msg.data)
+                if reply is not None and not c.closing:
+                    await ws.send_str(reply)
+                if c.kill is not None:
+                    await self._close(c, False, *c.kill)
+                    break
+
+    def _over_rate(self, c: _Conn) -> bool:
+        """Count one incoming message of ``c``: True when it is one more than ``msg_rate`` in a second."""
+        c.msgs += 1
+        lim = self.msg_rate
+        if not lim:
+            return False
+        now = time.monotonic()
+        t = c.times
+        while t and now - t[0] >= 1.0:
+            t.popleft()
+        if len(t) >= lim:
+            return True
+        t.append(now)
+        return False
 
     def _control(self, c: _Conn, text: str) -> str | None:  # noqa: C901 - one branch per method
         """The answer to a control frame (SUBSCRIBE, ...)."""
@@ -642,7 +793,7 @@ class Emulator:
         if not isinstance(params, list):
             return _err(2, "Invalid request: params must be an array", rid)
         if method in ("SUBSCRIBE", "UNSUBSCRIBE"):
-            canon = []
+            canon: list[str] = []
             for p in params:
                 cn = self.canonical(p) if isinstance(p, str) else None
                 if cn is None:
@@ -654,6 +805,12 @@ class Emulator:
                         rid,
                     )
                 canon.append(cn)
+            if method == "SUBSCRIBE" and self.max_streams:
+                new = {cn for cn in canon if cn not in c.subs}
+                if len(c.subs) + len(new) > self.max_streams:  # Binance: refused, then the connection closed
+                    self.limit_closes["maxstreams"] += 1
+                    c.kill = (CLOSE_POLICY, "Invalid request")
+                    return _err(4, "Too many subscriptions", rid)
             for cn in canon:
                 (self._subscribe if method == "SUBSCRIBE" else self._unsubscribe)(c, cn)
             return json.dumps({"result": None, "id": rid}, separators=(",", ":"))
@@ -917,6 +1074,30 @@ class Emulator:
 
     async def _ctl_status(self, request: Any) -> Any:
         return self._json(self.status())
+
+    async def _ctl_connections(self, request: Any) -> Any:
+        return self._json(self.connections())
+
+    def connections(self) -> dict[str, Any]:
+        """The open stream connections (oldest first: id, path, the streams it is sent, the ones
+        subscribed on the wrong path and never sent, incoming messages, age), the connections opened
+        per path, and those closed for a broken limit."""
+        now = time.monotonic()
+        conns = [
+            {
+                "id": c.id,
+                "path": c.path,
+                "combined": c.combined,
+                "streams": [x for x in c.subs if x not in c.undelivered],
+                "undelivered": list(c.undelivered),
+                "messages": c.msgs,
+                "age_s": round(now - c.opened, 3),
+            }
+            for c in sorted(self._conns, key=lambda c: c.id)
+            if not c.closing
+        ]
+        limits = {"msg_rate": self.msg_rate, "max_streams": self.max_streams}
+        return {"connections": conns, "opened": dict(self.opened), "limit_closes": dict(self.limit_closes), **limits}
 
     def status(self) -> dict[str, Any]:
         """The replay's state: started, done, steps and frames sent, connections, the venue clock."""

@@ -29,8 +29,9 @@ this process runs the client on uvloop, in two phases, each against a fresh emul
    ``local_ns`` to the trader's return, orders sent), the figure its status shows.
 
 The first ``warmup`` bookTicker frames are not counted (connection, snapshot, caches). Garbage
-collection runs as in the runtime (enabled; the objects made at start-up frozen by ``gc.freeze``
-before connecting); the collections during the measured frames are counted in the result.
+collection runs as in the runtime (enabled; the objects made at start-up frozen by ``gc.freeze``:
+``PaperSession.run``'s own policy, and the stages phase's before it connects); the collections
+during the measured frames are counted in the result.
 Percentiles are numpy's over int64 arrays allocated before the run; stamps are written to them
 after the last stamp of a frame.
 """
@@ -295,16 +296,11 @@ async def _runtime(emu: Emulator, venue: str, symbol: str, warmup: int, frames: 
             if state["warm_n"] >= 0 and q - state["q0"] >= frames:
                 done.set_result(None)
 
-    gc.collect()
-    gc.freeze()
-    try:
-        run = asyncio.ensure_future(s.run())
-        watcher = asyncio.ensure_future(watch())
-        complete = await _until(done, lambda: state["last"], s.stop, emu)
-        await run
-        watcher.cancel()
-    finally:
-        gc.unfreeze()
+    run = asyncio.ensure_future(s.run())  # its own GC policy (PaperSession.run: gc.freeze at start)
+    watcher = asyncio.ensure_future(watch())
+    complete = await _until(done, lambda: state["last"], s.stop, emu)
+    await run
+    watcher.cancel()
     gc1 = _collections()
     if not complete:
         raise _ended(int(state["quotes"]), frames, warmup)

@@ -71,6 +71,13 @@ class VenueConfig(BaseModel):
     depth_interval: Literal["100ms", "250ms", "500ms", "1000ms", "0ms"] = Field(
         "100ms", description="depth diff stream speed (spot: 100ms, 1000ms; USD-M: 0ms, 100ms, 250ms, 500ms)"
     )
+    um_streams: Literal["split", "combined"] = Field(
+        "split",
+        description="USD-M market streams: 'split' = two connections as Binance routes them since 2026-04 "
+        "(<stream_url>/public/stream: bookTicker + depth; <stream_url>/market/stream: aggTrade); 'combined' = "
+        "one legacy <stream_url>/stream connection, for hosts that still serve it (testnet, demo, market-maker "
+        "hosts); spot always opens one /stream connection",
+    )
     depth_limit: int = Field(1000, ge=5, le=5000, description="levels per side in the REST depth snapshot")
     stale_s: float = Field(5.0, gt=0, le=3600, description="a book stream silent this long is stale, s")
     trade_stale_s: float = Field(
@@ -88,6 +95,20 @@ class VenueConfig(BaseModel):
     backoff_min_s: float = Field(0.1, gt=0, le=600, description="first reconnect delay, s (doubled per failure)")
     backoff_max_s: float = Field(30.0, gt=0, le=3600, description="longest reconnect delay, s")
     connect_timeout_s: float = Field(10.0, gt=0, le=600, description="connect / handshake / REST request timeout, s")
+    max_connects_5min: int = Field(
+        60,
+        ge=1,
+        le=300,
+        description="connection attempts in any 5 minutes, all streams (Binance bans an IP past 300); "
+        "an attempt beyond waits",
+    )
+    rest_weight_share: float = Field(
+        0.5,
+        gt=0,
+        le=1,
+        description="the share of the venue's REST weight per minute the feed may use (Binance's "
+        "X-MBX-USED-WEIGHT-1M, shared by every client on the IP); a snapshot beyond waits for the next minute",
+    )
 
     def check_for(self, venue: str) -> None:
         """The keys that depend on the venue: one line naming the key when they do not fit it."""

@@ -1,7 +1,12 @@
 """The live market-data feed of one Binance symbol (spot or USD-M), on asyncio.
 
-One combined-stream connection (``<stream_url>/stream?streams=<s>@bookTicker/<s>@trade|aggTrade/
-<s>@depth@<speed>``) delivers frames to ``Feed.on_frame``: routed by stream name, decoded by
+Spot: one combined-stream connection, ``<stream_url>/stream?streams=<s>@bookTicker/<s>@trade/
+<s>@depth@<speed>``. USD-M: two, as Binance routes its streams since 2026-04 (book data on
+``/public``, the rest on ``/market``): ``<stream_url>/public/stream?streams=<s>@bookTicker/
+<s>@depth@<speed>`` and ``<stream_url>/market/stream?streams=<s>@aggTrade``; ``venue.um_streams =
+"combined"`` keeps the legacy single ``/stream`` connection for hosts that still serve it. Each
+connection is a ``Link``: its URL, its streams, its connection(s), its backoff and its rotation.
+Every connection delivers frames to ``Feed.on_frame``: routed by stream name, decoded by
 msgspec straight into structs with float prices (``venues.binance.messages``), and handed to the
 ``FeedSink`` the runtime gives it:
 
@@ -15,15 +20,19 @@ msgspec straight into structs with float prices (``venues.binance.messages``), a
   ``U``/``u`` (spot) or ``pu`` (USD-M) checked; a gap is counted and resyncs (a new snapshot).
   Book rows go to ``on_depth(local_ns, kind, side, px, qty)`` as the converter writes them:
   CLEAR + SNAPSHOT rows at a snapshot, DEPTH rows per applied diff, CLEAR at a gap;
-* health -> ``on_health(local_ns, healthy, reason)`` on every change: healthy when connected, the
-  book in sync and no watched stream silent for longer than its limit (``venue.stale_s``).
+* health -> ``on_health(local_ns, healthy, reason)`` on every change: healthy when every link is
+  connected, the book in sync and no watched stream silent for longer than its limit
+  (``venue.stale_s``).
 
 Duplicates are dropped by id (bookTicker ``u``, trade ``t`` / ``a``; depth by the sync rules), so
-two connections can deliver at once: a connection is replaced make-before-break (the new one opens
-and delivers, then the old one closes) at ``venue.rotate_s`` (before Binance's 24 h limit), on
-``serverShutdown``, and when every stream has been silent for ``venue.stale_reconnect_s``. A
-connection lost is reopened with exponential backoff and jitter. Every event is counted
-(``FeedCounters``); a malformed frame is counted and skipped.
+two connections of a link can deliver at once: a link's connection is replaced make-before-break
+(the new one opens and delivers, then the old one closes) at ``venue.rotate_s`` (before Binance's
+24 h limit), on its ``serverShutdown``, and when every watched stream it carries has been silent for
+``venue.stale_reconnect_s``. A connection lost is reopened with exponential backoff and jitter; the
+other link is not touched. Every event is counted (``FeedCounters``, summed over the links; each
+``Link`` keeps its own connects, reconnects and rotations); a malformed frame is counted and skipped.
+The feed sends no control frames (the streams are in the URLs): Binance's limit of incoming
+messages a second is far away.
 """
 
 from __future__ import annotations
@@ -32,6 +41,7 @@ import asyncio
 import contextlib
 import random
 import time
+from collections import deque
 from typing import Any
 
 import msgspec
@@ -42,7 +52,7 @@ from avmm.live import ws
 from avmm.live.book import Book
 from avmm.live.config import VenueConfig
 from avmm.live.record import Recorder
-from avmm.live.rest import Rest, RestError
+from avmm.live.rest import Rest, RestError, depth_weight
 from avmm.venues.binance import depth_sync as ds
 from avmm.venues.binance.messages import (
     DECODE_AGG_TRADE,
@@ -62,6 +72,7 @@ _HEAD = b'{"stream":"'
 BT, TR, DP = 0, 1, 2  # watched streams
 STREAM_NAMES = ("bookTicker", "trade", "depth")
 FLUSH_S = 1.0  # the recorder's lines handed to its writer at least this often
+CONNECT_WINDOW_S = 300.0  # venue.max_connects_5min counts attempts over this many seconds
 OVERLAP_S = 10.0  # longest wait for a new connection's first frame before the old one closes
 
 
@@ -106,6 +117,8 @@ class FeedCounters(msgspec.Struct):
     stale_diffs: int = 0  # diffs older than the snapshot
     evicted_diffs: int = 0  # buffered diffs dropped while waiting for a snapshot
     dropped_levels: int = 0  # levels the book could not keep
+    connect_waits: int = 0  # connection attempts held back by venue.max_connects_5min
+    weight_waits: int = 0  # snapshots held back to the next minute by venue.rest_weight_share
 
 
 def stream_names(venue: str, symbol: str, depth_interval: str) -> tuple[str, str, str]:
@@ -115,6 +128,21 @@ def stream_names(venue: str, symbol: str, depth_interval: str) -> tuple[str, str
     base_speed = "250ms" if um else "1000ms"
     depth = f"{s}@depth" if depth_interval == base_speed else f"{s}@depth@{depth_interval}"
     return f"{s}@bookTicker", f"{s}@{'aggTrade' if um else 'trade'}", depth
+
+
+def stream_links(
+    venue: str, stream_url: str, names: tuple[str, str, str], um_streams: str = "split"
+) -> list[tuple[str, str, tuple[int, ...]]]:
+    """``(name, url, watched streams)`` of each connection: one combined ``/stream`` connection (spot,
+    or USD-M with ``um_streams = "combined"``), or USD-M's ``/public`` (bookTicker, depth) and
+    ``/market`` (aggTrade)."""
+    bt, tr, dp = names
+    if venue == "binance-um" and um_streams == "split":
+        return [
+            ("public", f"{stream_url}/public/stream?streams={bt}/{dp}", (BT, DP)),
+            ("market", f"{stream_url}/market/stream?streams={tr}", (TR,)),
+        ]
+    return [("stream", f"{stream_url}/stream?streams={bt}/{tr}/{dp}", (BT, TR, DP))]
 
 
 class Backoff:
@@ -130,6 +158,31 @@ class Backoff:
 
     def reset(self) -> None:
         self.n = 0
+
+
+class Link:
+    """One websocket connection of the feed and what keeps it: its URL and the watched streams it
+    carries (``BT`` / ``TR`` / ``DP``), the connection delivering (``active``) and every open one
+    (``conns``: two while it is replaced), its reconnect backoff, a rotation asked for, and its own
+    counts."""
+
+    def __init__(self, name: str, url: str, watch: tuple[int, ...], backoff: Backoff) -> None:
+        self.name = name  # "stream" (the one connection), "public" or "market"
+        self.url = url
+        self.watch = watch
+        self.backoff = backoff
+        self.conns: list[ws.Conn] = []
+        self.active: ws.Conn | None = None
+        self.connected = False
+        self.rotate = ""  # a rotation asked for: its reason
+        self.wake: asyncio.Event | None = None
+        self.stale_since = 0.0  # monotonic time every watched stream of the link went stale
+        self.connects = 0
+        self.reconnects = 0
+        self.rotations = 0
+
+    def __repr__(self) -> str:
+        return f"Link({self.name!r}, {self.url!r}, connected={self.connected})"
 
 
 class Feed:
@@ -158,7 +211,11 @@ class Feed:
         self.rec = recorder
         rest_url, stream_url, _ = cfg.urls(venue)
         self.names = stream_names(venue, symbol, cfg.depth_interval)
-        self.url = f"{stream_url}/stream?streams={'/'.join(self.names)}"
+        self.rng = random.Random(seed)
+        self.links = [
+            Link(name, url, watch, Backoff(cfg.backoff_min_s, cfg.backoff_max_s, self.rng))
+            for name, url, watch in stream_links(venue, stream_url, self.names, cfg.um_streams)
+        ]
         self.rest = Rest(rest_url, venue, cfg.connect_timeout_s)
         self.counters = FeedCounters()
         self.book = Book()
@@ -168,7 +225,6 @@ class Feed:
             self.names[1].encode(): self._on_agg_trade if self.um else self._on_trade,
             self.names[2].encode(): self._on_depth,
         }
-        self.rng = random.Random(seed)
         self.last_bt = -1  # the last bookTicker u / trade id taken (duplicates: not above)
         self.last_tr = -1
         # health
@@ -176,20 +232,15 @@ class Feed:
         self.rx = [0.0, 0.0, 0.0]  # monotonic time the watchdog last saw each stream's count move
         self.stale = [False, False, False]
         self.any_stale = False
-        self.connected = False
         self.depth_ok = False
         self.depth_why = "resync"
         self.healthy = False
         self.reason = "connecting"
-        # connections
-        self.conns: list[ws.Conn] = []
-        self.active: ws.Conn | None = None
-        self._rotate: str = ""
-        self._wake: asyncio.Event | None = None
         self._stop: asyncio.Event | None = None
         self._resync_task: asyncio.Task[None] | None = None
         self._tasks: list[asyncio.Task[Any]] = []
         self.error: UserError | None = None
+        self.opened: deque[float] = deque()  # monotonic times of the connection attempts (5 minutes)
 
     # ---------------------------------------------------------------- frames (the hot path)
     def on_frame(self, conn: ws.Conn, raw: bytes, t: int) -> None:
@@ -335,8 +386,9 @@ class Feed:
                 return
         if f.e == SERVER_SHUTDOWN or (f.data is not None and f.data.e == SERVER_SHUTDOWN):
             self.counters.server_shutdowns += 1
-            if conn is self.active:
-                self.request_rotation("serverShutdown")
+            for link in self.links:
+                if conn is link.active:
+                    self.request_rotation("serverShutdown", link)
         elif f.id is None and f.result is None and f.error is None:
             self.counters.unknown_frames += 1
 
@@ -351,6 +403,13 @@ class Feed:
         try:
             while self._stop is None or not self._stop.is_set():
                 delay = 0.0
+                wait = self.rest.weight_wait_s(
+                    depth_weight(self.venue, self.cfg.depth_limit), self.cfg.rest_weight_share, time.time()
+                )
+                if wait > 0.0:  # this minute's weight is spent: the next minute
+                    self.counters.weight_waits += 1
+                    await asyncio.sleep(wait)
+                    continue
                 try:
                     body = await self.rest.depth(self.symbol, self.cfg.depth_limit)
                     t = time.time_ns()
@@ -416,9 +475,20 @@ class Feed:
         return msgspec.json.encode({"lastUpdateId": lid, "bids": bids, "asks": asks})
 
     # ---------------------------------------------------------------- health
+    @property
+    def connected(self) -> bool:
+        """Every link connected."""
+        return all(link.connected for link in self.links)
+
     def _set_health(self, t: int) -> None:
         if not self.connected:
-            ok, why = False, "disconnected"
+            if any(link.connects == 0 for link in self.links):
+                ok, why = False, "connecting"
+            elif len(self.links) == 1:
+                ok, why = False, "disconnected"
+            else:
+                down = ", ".join(link.name for link in self.links if not link.connected)
+                ok, why = False, f"disconnected: {down}"
         elif not self.depth_ok:
             ok, why = False, self.depth_why
         elif self.any_stale:
@@ -451,12 +521,12 @@ class Feed:
 
     async def _watchdog(self) -> None:
         """Every quarter of the shortest limit: a stream whose frame count has not moved for longer
-        than its limit is stale (the frames themselves clear it, at once)."""
+        than its limit is stale (the frames themselves clear it, at once); a link whose watched
+        streams are all stale for ``venue.stale_reconnect_s`` is replaced."""
         limits = self._limits()
         period = max(0.01, min(x for x in limits if x > 0) / 4)
-        watched = [k for k in range(3) if limits[k] > 0]
+        watched = [[k for k in link.watch if limits[k] > 0] for link in self.links]
         prev = list(self.seen)
-        stale_since = 0.0
         while True:
             await asyncio.sleep(period)
             now = time.monotonic()
@@ -464,58 +534,78 @@ class Feed:
                 if self.seen[k] != prev[k]:
                     prev[k] = self.seen[k]
                     self.rx[k] = now
-            if not self.connected:
-                continue
             changed = False
-            for k in watched:
-                if not self.stale[k] and now - self.rx[k] > limits[k]:
-                    self.stale[k] = True
-                    self.counters.stale_periods += 1
-                    changed = True
+            for link, ks in zip(self.links, watched, strict=True):
+                if not link.connected:
+                    continue
+                for k in ks:
+                    if not self.stale[k] and now - self.rx[k] > limits[k]:
+                        self.stale[k] = True
+                        self.counters.stale_periods += 1
+                        changed = True
             if changed:
                 self.any_stale = True
                 self._set_health(time.time_ns())
-            if all(self.stale[k] for k in watched):
-                stale_since = stale_since or now
-                lim = self.cfg.stale_reconnect_s
-                if lim > 0 and now - stale_since >= lim and not self._rotate:
-                    self.counters.stale_reconnects += 1
-                    self.request_rotation("stale")
-                    stale_since = now
-            else:
-                stale_since = 0.0
+            for link, ks in zip(self.links, watched, strict=True):
+                self._stale_link(link, ks, now)
+
+    def _stale_link(self, link: Link, ks: list[int], now: float) -> None:
+        """Replace ``link`` when the watched streams it carries have all been stale for long."""
+        if not (link.connected and ks and all(self.stale[k] for k in ks)):
+            link.stale_since = 0.0
+            return
+        link.stale_since = link.stale_since or now
+        lim = self.cfg.stale_reconnect_s
+        if lim > 0 and now - link.stale_since >= lim and not link.rotate:
+            self.counters.stale_reconnects += 1
+            self.request_rotation("stale", link)
+            link.stale_since = now
 
     # ---------------------------------------------------------------- connections
-    def request_rotation(self, why: str) -> None:
-        """Replace the active connection (make-before-break)."""
-        self._rotate = why
-        if self._wake is not None:
-            self._wake.set()
+    def request_rotation(self, why: str, link: Link | None = None) -> None:
+        """Replace the active connection of ``link`` (default: of every link), make-before-break."""
+        for ln in self.links if link is None else (link,):
+            ln.rotate = why
+            if ln.wake is not None:
+                ln.wake.set()
 
     def _on_closed(self, conn: ws.Conn) -> None:
-        if conn in self.conns:
-            self.conns.remove(conn)
-        if self._wake is not None:
-            self._wake.set()
+        for link in self.links:
+            if conn in link.conns:
+                link.conns.remove(conn)
+                if link.wake is not None:
+                    link.wake.set()
 
-    async def _open(self) -> ws.Conn:
-        conn = await ws.connect(self.url, self.on_frame, self._on_closed, self.cfg.connect_timeout_s)
+    async def _open(self, link: Link) -> ws.Conn:
+        opened = self.opened  # attempts in the last 5 minutes, every link: Binance bans an IP past 300
+        while opened and opened[0] < time.monotonic() - CONNECT_WINDOW_S:
+            opened.popleft()
+        if len(opened) >= self.cfg.max_connects_5min:
+            self.counters.connect_waits += 1
+            await self._sleep(opened[0] + CONNECT_WINDOW_S - time.monotonic())
+            if self._stopped():
+                raise ConnectionAbortedError("stopped")
+        opened.append(time.monotonic())
+        conn = await ws.connect(link.url, self.on_frame, self._on_closed, self.cfg.connect_timeout_s)
         self.counters.connects += 1
-        self.conns.append(conn)
+        link.connects += 1
+        link.conns.append(conn)
         now = time.monotonic()
-        for k in range(3):
+        for k in link.watch:
             self.rx[k] = max(self.rx[k], now)  # the watchdog counts from here
         return conn
 
-    async def _connect(self, backoff: Backoff, first: bool) -> ws.Conn | None:
+    async def _connect(self, link: Link, first: bool) -> ws.Conn | None:
         while not self._stopped():
             try:
-                return await self._open()
+                return await self._open(link)
             except ws.CONNECT_ERRORS as e:
+                if self._stopped():
+                    return None
                 self.counters.connect_failures += 1
                 if first:
-                    raise UserError(f"{self.url}: cannot connect ({type(e).__name__}: {e})") from None
-            await self._sleep(backoff.next())
+                    raise UserError(f"{link.url}: cannot connect ({type(e).__name__}: {e})") from None
+            await self._sleep(link.backoff.next())
         return None
 
     def _stopped(self) -> bool:
@@ -526,58 +616,71 @@ class Feed:
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(self._stop.wait(), s)
 
-    async def _wait(self, conn: ws.Conn) -> str:
-        """Until something happens to the active connection: ``stop``, ``closed``, ``lifetime`` or a
-        rotation request's reason."""
-        assert self._wake is not None
+    async def _wait(self, link: Link, conn: ws.Conn) -> str:
+        """Until something happens to the link's active connection: ``stop``, ``closed``,
+        ``lifetime`` or a rotation request's reason."""
+        assert link.wake is not None
         while True:
             if self._stopped():
                 return "stop"
-            if self._rotate:  # (before a close: serverShutdown, then the venue closes)
-                why, self._rotate = self._rotate, ""
+            if link.rotate:  # (before a close: serverShutdown, then the venue closes)
+                why, link.rotate = link.rotate, ""
                 return why
             if conn.closed:
                 return "closed"
             left = conn.opened + self.cfg.rotate_s - time.monotonic()
             if left <= 0:
                 return "lifetime"
-            self._wake.clear()
+            link.wake.clear()
             with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), left)
+                await asyncio.wait_for(link.wake.wait(), left)
 
     async def _connections(self) -> None:
-        backoff = Backoff(self.cfg.backoff_min_s, self.cfg.backoff_max_s, self.rng)
-        conn = await self._connect(backoff, first=True)
+        """Open every link (the first failure is a ``UserError``), then keep each on its own task."""
+        first = [await self._connect(link, first=True) for link in self.links]
+        for link, conn in zip(self.links, first, strict=True):  # all up before the health says so
+            link.active, link.connected = conn, conn is not None
+        loop = asyncio.get_running_loop()
+        keep = [loop.create_task(self._keep(link, conn)) for link, conn in zip(self.links, first, strict=True)]
+        self._tasks += keep
+        await asyncio.gather(*keep)
+
+    async def _keep(self, link: Link, conn: ws.Conn | None) -> None:
+        """Keep ``link`` up: reopen it when lost, replace it when asked, until ``stop``."""
+        backoff = link.backoff
         while conn is not None:
-            self.active = conn
-            self.connected = True
+            link.active = conn
+            link.connected = True
             self._set_health(time.time_ns())
             conn.ready.add_done_callback(lambda f: backoff.reset() if f.result() else None)
-            why = await self._wait(conn)
+            why = await self._wait(link, conn)
             if why == "stop":
                 return
             if why == "closed":  # lost: reopen (the sync rules tell whether the book survived)
-                self.connected = False
-                self.depth_ok = False
-                self.depth_why = "resync: reconnected"
+                link.connected = False
+                if DP in link.watch:
+                    self.depth_ok = False
+                    self.depth_why = "resync: reconnected"
                 self._set_health(time.time_ns())
                 self.counters.reconnects += 1
+                link.reconnects += 1
                 await self._sleep(backoff.next())
-                conn = await self._connect(backoff, first=False)
+                conn = await self._connect(link, first=False)
                 continue
-            conn = await self._replace(conn, backoff)
+            conn = await self._replace(link, conn)
 
-    async def _replace(self, old: ws.Conn, backoff: Backoff) -> ws.Conn | None:
-        """Open a new connection, wait for its first frame, then close ``old`` (make-before-break).
-        When it cannot be opened, ``old`` stays active and the rotation is tried again later."""
+    async def _replace(self, link: Link, old: ws.Conn) -> ws.Conn | None:
+        """Open a new connection of ``link``, wait for its first frame, then close ``old``
+        (make-before-break). When it cannot be opened, ``old`` stays active and the rotation is
+        tried again later."""
         try:
-            new = await self._open()
+            new = await self._open(link)
         except ws.CONNECT_ERRORS:
             self.counters.connect_failures += 1
-            await self._sleep(backoff.next())
+            await self._sleep(link.backoff.next())
             if not old.closed:
-                self._rotate = self._rotate or "retry"
-            return old if not old.closed else await self._connect(backoff, first=False)
+                link.rotate = link.rotate or "retry"
+            return old if not old.closed else await self._connect(link, first=False)
         assert self._stop is not None
         stop = asyncio.ensure_future(self._stop.wait())
         try:  # the new one's first frame (or stop, or a venue silent for OVERLAP_S)
@@ -585,14 +688,16 @@ class Feed:
         finally:
             stop.cancel()
         self.counters.rotations += 1
-        self.active = new
+        link.rotations += 1
+        link.active = new
         old.close()
         return new
 
     async def run(self, duration: float | None = None) -> FeedCounters:
         """Run until ``stop()`` or ``duration`` wall seconds; returns the counters."""
         self._stop = asyncio.Event()
-        self._wake = asyncio.Event()
+        for link in self.links:
+            link.wake = asyncio.Event()
         loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(self._watchdog())]
         if self.rec is not None:
@@ -623,15 +728,17 @@ class Feed:
     def stop(self) -> None:
         if self._stop is not None:
             self._stop.set()
-        if self._wake is not None:
-            self._wake.set()
+        for link in self.links:
+            if link.wake is not None:
+                link.wake.set()
 
     async def _shutdown(self) -> None:
         for task in [*self._tasks, self._resync_task]:
             if task is not None:
                 task.cancel()
-        for c in list(self.conns):
-            c.close()
+        for link in self.links:
+            for c in list(link.conns):
+                c.close()
         await asyncio.sleep(0)
         await self.rest.close()
         self.counters.dropped_levels = self.book.dropped

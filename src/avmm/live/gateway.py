@@ -166,6 +166,8 @@ class PaperGateway(Gateway):
         self._x_depth = bind(x_depth, bp, bs, xo, keys, vals, ring, fout, fts, 4, 1, math.nan, 0.0)
         x_clear(bp, bs, xo, keys, ring, fout, fts, 5)
         x_finish(bp, bs, xo, ring, fout, sout)
+        k2, v2 = new_cache(bs, 2 * keys.shape[1])  # a depth book outgrowing its table (a burst of levels)
+        depth_rehash(bs, keys, vals, k2, v2)
         self._bind_records()
 
     def _bind_records(self) -> None:

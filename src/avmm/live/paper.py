@@ -10,34 +10,49 @@ So do the pump, the health changes and the end: one time base. The clock anchore
 ``feed_lag_ms``: the venue's time at arrival - the event's stamp). Between events, a pump calls ``Trader.tick``
 every ``PUMP_S`` wall seconds: responses come due and the timer ticks.
 
-Tick-to-order: for each market event whose handling sent orders, the wall time from the frame's
-arrival (``local_ns``, taken on entering the websocket callback) to the trader's return, the
-orders sent (``latency.LatencyRing``: the last ``latency_cap`` samples); the status shows its
-p50 / p99 in µs (``tick_to_order_us_p50`` / ``_p99``).
-
 ``PaperSession.run(duration)`` runs until ``stop()`` (a signal) or ``duration`` wall seconds; then
 every order is cancelled, what is in flight completes, the journal is flushed and the summary
-returned.
+returned. It ends the same way, then raises, when the recorder cannot write (the feed's one-line
+error) or the user's signal raises inside the core (``core.signals.run_error``: the backtest's
+line): the sink methods catch it (a ``try`` costs nothing until it raises), detach the session from
+the feed and stop it.
+
+Stage latencies (the status's ``latency_us``): at most one quote or trade every ``LAT_EVERY_NS`` of
+wall time is timed -- ``feed`` (received -> the sink: payload copy, decode, dedupe, recording),
+``venue`` (the paper exchange model) and ``core`` (the strategy, the journal's queue, the gateway) --
+into a fixed ring; the others take the untimed path (one comparison more).
+
+Tick-to-order (the status's ``tick_to_order_us_p50`` / ``_p99``): for every quote or trade whose
+handling sent orders, the wall time from the frame's arrival (``local_ns``, taken on entering the
+websocket callback) to the trader's return, the orders sent, kept in ``latency.LatencyRing`` (the
+last ``latency_cap`` samples; one comparison and, when orders went out, one clock read and one
+store per event).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from time import time_ns
 from typing import Any
+
+import numpy as np
 
 from avmm.backtest.config import BacktestConfig
 from avmm.backtest.state import INF_NS
 from avmm.core.config import StrategyConfig
+from avmm.core.signals import SignalSource, run_error, signal_source
 from avmm.live.config import VenueConfig
 from avmm.live.feed import Feed, FeedSink
 from avmm.live.journal import Journal
 from avmm.live.latency import LatencyRing
+from avmm.live.record import Recorder
 from avmm.live.trader import Trader
 
 PUMP_S = 0.001
@@ -46,6 +61,9 @@ SYNC_S = 0.5  # between two reads of the venue's time
 RATE_MIN_NS = 50_000_000  # wall time of stamps before their rate is used
 TIME_PATH = {"binance-spot": "/api/v3/time", "binance-um": "/fapi/v1/time"}
 MARKET = {"binance-spot": "spot", "binance-um": "perpetual"}
+LAT_EVERY_NS = 10_000_000  # one quote or trade timed per this much wall time, at most
+LAT_RING = 1024  # the last timed events the percentiles are taken over
+STAGES = ("feed", "venue", "core")
 
 
 class VenueClock:
@@ -90,6 +108,28 @@ class VenueClock:
         return self.v + int((wall - self.w) * self.rate)
 
 
+def venue_clock_events(ev: np.ndarray) -> np.ndarray:
+    """``EVENT_DTYPE`` rows as a paper session's clock takes them: each at its venue stamp
+    (``exch_ts``); a row without one (a spot bookTicker) at the previous stamp + the capture time
+    since, as ``VenueClock.after_stamps`` stamps it (the capture's clock standing in for the wall
+    clock); at the strategy at that time, never back in time (``PaperSession._core_t``). A backtest of
+    the result runs on the paper session's clock: what paper trading a replay of the capture is
+    compared with. (A capture's local clock may be far off the venue's: then a backtest of the rows
+    as they are shows the strategy each event before the venue has it.)"""
+    from avmm.events import F_EXCH_TS
+
+    out = ev.copy()
+    loc, ex = ev["local_ts"].astype(np.int64), ev["exch_ts"].astype(np.int64)
+    stamped = (ev["flags"] & F_EXCH_TS) != 0
+    last = np.maximum.accumulate(np.where(stamped, np.arange(len(ev)), -1))  # the last stamped row so far
+    has = last >= 0
+    te = loc.copy()
+    te[has] = ex[last[has]] + (loc[has] - loc[last[has]])
+    out["exch_ts"] = te
+    out["local_ts"] = np.maximum.accumulate(te) if len(te) else te
+    return out
+
+
 class _Feed(Feed):
     """The feed, telling the session each depth diff's venue stamp (``T``, else ``E``) before its
     rows."""
@@ -123,6 +163,7 @@ class PaperSession(FeedSink):
         venue_cfg: VenueConfig,
         *,
         journal: Journal | None = None,
+        recorder: Recorder | None = None,
         on_status: Callable[[dict[str, Any]], None] | None = None,
         status_s: float = 1.0,
         seed: int | None = None,
@@ -130,10 +171,17 @@ class PaperSession(FeedSink):
     ) -> None:
         self.venue, self.symbol = venue, symbol.upper()
         meta = {"market": MARKET[venue], "symbol": self.symbol, "source": venue}
+        sig = cfg.signals
+        self.signal: SignalSource | None = signal_source(sig.file, sig.function, sig.builtins_on())
         self.trader = Trader(cfg, backtest, meta=meta, journal=journal, healthy=False)
         self.trader.reason = "connecting"
         self.journal = journal
-        self.feed = _Feed(venue, symbol, venue_cfg, self, seed=seed)
+        self.recorder = recorder
+        self.feed = _Feed(venue, symbol, venue_cfg, self, recorder=recorder, seed=seed)
+        self.error: BaseException | None = None  # what stopped the session from inside (raised by run)
+        self.lat = [0] * (len(STAGES) * LAT_RING)  # ns, a ring of (feed, venue, core)
+        self.n_lat = 0
+        self.lat_next = 0  # the wall time (ns) from which the next quote or trade is timed
         self.venue_cfg = venue_cfg
         self.depth_E = 0  # the venue stamp of the depth diff being applied (0: none)
         self.clock = VenueClock()
@@ -159,29 +207,74 @@ class PaperSession(FeedSink):
             te = tl = clock.after_stamps(local_ns)
         tr = self.trader
         sends = tr.sends
-        tr.venue_quote(te, bid, bid_qty, ask, ask_qty)
-        tr.core_quote(self._core_t(tl), bid, bid_qty, ask, ask_qty)
+        try:
+            if local_ns < self.lat_next:
+                tr.venue_quote(te, bid, bid_qty, ask, ask_qty)
+                tr.core_quote(self._core_t(tl), bid, bid_qty, ask, ask_qty)
+            else:
+                t0, p0 = time.time_ns(), time.perf_counter_ns()
+                tr.venue_quote(te, bid, bid_qty, ask, ask_qty)
+                p1 = time.perf_counter_ns()
+                tr.core_quote(self._core_t(tl), bid, bid_qty, ask, ask_qty)
+                self._timed(local_ns, t0, p0, p1, time.perf_counter_ns())
+        except Exception as e:
+            self._fail(e)
+            return
         if tr.sends != sends:
-            self.tick_to_order.add(time.time_ns() - local_ns)
+            self.tick_to_order.add(time_ns() - local_ns)
 
     def on_trade(self, ts_ns: int, local_ns: int, px: float, qty: float, side: int) -> None:
         self.clock.stamp(ts_ns, local_ns)
         self.totals.lag_ns = self.clock.now(local_ns) - ts_ns
         tr = self.trader
         sends = tr.sends
-        tr.venue_trade(ts_ns, px, qty, side)
-        tr.core_trade(self._core_t(ts_ns), px, qty, side)
+        try:
+            if local_ns < self.lat_next:
+                tr.venue_trade(ts_ns, px, qty, side)
+                tr.core_trade(self._core_t(ts_ns), px, qty, side)
+            else:
+                t0, p0 = time.time_ns(), time.perf_counter_ns()
+                tr.venue_trade(ts_ns, px, qty, side)
+                p1 = time.perf_counter_ns()
+                tr.core_trade(self._core_t(ts_ns), px, qty, side)
+                self._timed(local_ns, t0, p0, p1, time.perf_counter_ns())
+        except Exception as e:
+            self._fail(e)
+            return
         if tr.sends != sends:
-            self.tick_to_order.add(time.time_ns() - local_ns)
+            self.tick_to_order.add(time_ns() - local_ns)
 
     def on_depth(self, local_ns: int, kind: int, side: int, px: float, qty: float) -> None:
         te = self.depth_E or self.clock.after_stamps(local_ns)
         tr = self.trader
-        tr.venue_depth(te, kind, side, px, qty)
-        tr.core_depth(self._core_t(te), kind, side, px, qty)
+        try:
+            tr.venue_depth(te, kind, side, px, qty)
+            tr.core_depth(self._core_t(te), kind, side, px, qty)
+        except Exception as e:
+            self._fail(e)
 
     def on_health(self, local_ns: int, healthy: bool, reason: str) -> None:
-        self.trader.set_health(self._core_t(self.clock.after_stamps(local_ns)), healthy, reason)
+        try:
+            self.trader.set_health(self._core_t(self.clock.after_stamps(local_ns)), healthy, reason)
+        except Exception as e:
+            self._fail(e)
+
+    def _timed(self, local_ns: int, t0: int, p0: int, p1: int, p2: int) -> None:
+        i = 3 * (self.n_lat % LAT_RING)
+        lat = self.lat
+        lat[i] = t0 - local_ns
+        lat[i + 1] = p1 - p0
+        lat[i + 2] = p2 - p1
+        self.n_lat += 1
+        self.lat_next = local_ns + LAT_EVERY_NS
+
+    def _fail(self, e: BaseException) -> None:
+        """An exception out of the core (the user's signal: the compiled code raises nothing of its
+        own) or the session: the first one kept, the session detached from the feed and stopped."""
+        if self.error is None:
+            self.error = run_error(self.signal, e) if self.signal is not None else e
+        self.feed.sink = FeedSink()
+        self.stop()
 
     # --- the session ------------------------------------------------------------------------------
     async def _pump(self) -> None:
@@ -193,7 +286,11 @@ class PaperSession(FeedSink):
                 # up to the last stamp while events flow: the venue's next events may carry
                 # earlier times than the wall clock suggests (frames late or bunched); past it only
                 # when the venue has been quiet for PUMP_HOLD_NS (the timer, late responses)
-                tr.tick(self._core_t(clock.after_stamps(w) if w - clock.w > PUMP_HOLD_NS else clock.v))
+                try:
+                    tr.tick(self._core_t(clock.after_stamps(w) if w - clock.w > PUMP_HOLD_NS else clock.v))
+                except Exception as e:
+                    self._fail(e)
+                    return
 
     async def _sync(self) -> None:
         """The venue's time every ``SYNC_S`` once its events flow (a replay's clock starts then):
@@ -240,15 +337,24 @@ class PaperSession(FeedSink):
         self.totals.started = time.monotonic()
         loop = asyncio.get_running_loop()
         tasks = [loop.create_task(self._pump()), loop.create_task(self._status()), loop.create_task(self._sync())]
+        # Everything built so far (modules, the compiled code, the records) leaves the collector's
+        # scans: a full collection during the session then walks only what the session allocated.
+        # Without it a full collection stalled the event loop for 130-340 ms (measured), 2.6-6.8 s
+        # of venue time at --speed 20, and the events after it reached the core that much late.
+        gc.collect()
+        gc.freeze()
         try:
             await self.feed.run(duration)
         finally:
+            gc.unfreeze()
             for t in tasks:
                 t.cancel()
             for t in tasks:
                 with contextlib.suppress(asyncio.CancelledError):
                     await t
             self.summary = self.finish()
+        if self.error is not None:
+            raise self.error
         return self.summary
 
     def finish(self) -> dict[str, Any]:
@@ -308,9 +414,20 @@ class PaperSession(FeedSink):
             "resyncs": c.resyncs,
             "stale_periods": c.stale_periods,
             "halts": tr.n_halts,
+            "latency_us": self.latencies(),
             "journal_rows": self.journal.rows if self.journal is not None else None,
+            "recorded_lines": self.recorder.lines if self.recorder is not None else None,
             "uptime_s": time.monotonic() - self.totals.started,
         }
+
+    def latencies(self) -> dict[str, list[float] | None]:
+        """Each stage's p50 and p99 (µs) over the last ``LAT_RING`` timed events (None before one)."""
+        n = min(self.n_lat, LAT_RING)
+        if n == 0:
+            return dict.fromkeys(STAGES)
+        lat = np.array(self.lat[: 3 * n], np.int64).reshape(n, 3)
+        q = np.percentile(lat, [50.0, 99.0], axis=0) / 1e3
+        return {k: [round(float(q[0, i]), 2), round(float(q[1, i]), 2)] for i, k in enumerate(STAGES)}
 
 
 def _num(x: Any) -> float | None:

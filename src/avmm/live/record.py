@@ -10,12 +10,16 @@ absolute, so the diff applied twice leaves the book as it is). That diff also en
 (it may be the one that confirms that file's last REST snapshot).
 
 Compression and disk writes run on one worker thread, in order, from buffers of lines handed over
-every ``FLUSH_BYTES`` bytes or ``flush()`` call: the event loop only appends bytes.
+every ``FLUSH_BYTES`` bytes or ``flush()`` call: the event loop only appends bytes. A write that
+fails (a full disk), or a file removed while it is written (its folder deleted: the lines would go
+nowhere), is one ``UserError`` at the next ``flush()``.
 """
 
 from __future__ import annotations
 
+import errno
 import gzip
+import os
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -105,8 +109,12 @@ class Recorder:
             self._submit(self._write, data)
 
     def flush(self) -> None:
-        """Hand the buffered lines to the writer thread; a write that failed is a ``UserError``."""
-        self._handoff()
+        """Hand the buffered lines to the writer thread (nothing buffered: the open file checked);
+        a write that failed is a ``UserError``."""
+        if self.buf:
+            self._handoff()
+        elif self.next_t:
+            self._submit(self._write, b"")
         if self.error is not None:
             raise UserError(f"recording to {self.folder}: {self.error}")
 
@@ -143,6 +151,8 @@ class Recorder:
     def _write(self, data: bytes) -> None:
         if self._f is not None:
             self._f.write(data)
+            if os.fstat(self._f.fileno()).st_nlink == 0:  # removed (its folder too): the data would go nowhere
+                raise FileNotFoundError(errno.ENOENT, "removed while recording", str(self._path))
 
     def _close(self, _: object) -> None:
         if self._f is not None:
