@@ -19,7 +19,7 @@ the feed and stop it.
 
 Stage latencies (the status's ``latency_us``): at most one quote or trade every ``LAT_EVERY_NS`` of
 wall time is timed -- ``feed`` (received -> the sink: payload copy, decode, dedupe, recording),
-``venue`` (the paper exchange model) and ``core`` (the strategy, the journal's queue, the gateway) --
+``venue`` (the paper exchange model) and ``core`` (the strategy, the journal's intent log, the gateway) --
 into a fixed ring; the others take the untimed path (one comparison more).
 
 Tick-to-order (the status's ``tick_to_order_us_p50`` / ``_p99``): for every quote or trade whose
