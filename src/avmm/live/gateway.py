@@ -48,6 +48,7 @@ from avmm.core.config import StrategyConfig, max_position_of
 from avmm.core.state import ACT_AMEND, ACT_CANCEL, ACT_PLACE, ACTION_DTYPE
 
 FOUT_CAP = 4096
+LIVE_BT_PARAMS = ("max_position", "post_only", "timer_ns", "timer_grid")  # follow the strategy's params
 SOUT_CAP = 4096
 
 
@@ -77,6 +78,10 @@ class Gateway:
     def advance(self, t: int, inclusive: bool = True) -> None:
         """Deliver the responses due by ``t``."""
         raise NotImplementedError
+
+    def params_changed(self, cfg: StrategyConfig, params: np.ndarray) -> None:
+        """The strategy's parameters changed while running (``avmm ctl set``): ``cfg`` and the
+        core's ``params`` record as they are now."""
 
     # one order at a time (scripts, tests): the same path as ``send``
     def place(self, t: int, oid: int, side: int, px: float, qty: float) -> None:
@@ -168,6 +173,13 @@ class PaperGateway(Gateway):
     def send(self, t: int, actions: np.ndarray, n: int) -> None:
         if n > 0:
             x_send(self.bs, actions, n, self.lat, self.rq, t)
+
+    def params_changed(self, cfg: StrategyConfig, params: np.ndarray) -> None:
+        """The exchange model's fields that follow the strategy's parameters: the position limit
+        of the risk check, post-only, the timer (a refresh grid's step)."""
+        bp = bt_params(cfg, self.bt, params)
+        for name in LIVE_BT_PARAMS:
+            self.bp[name] = bp[name]
 
     def advance(self, t: int, inclusive: bool = True) -> None:
         """The requests arriving and the responses due before ``t`` (at ``t`` too when
