@@ -98,7 +98,7 @@ STATIC_PARAMS = frozenset(
 LOGGED_COUNTERS = (
     "connects", "connect_failures", "reconnects", "rotations", "server_shutdowns", "gaps", "resyncs",
     "snapshots", "snapshot_retries", "snapshot_errors", "stale_periods", "stale_reconnects", "decode_errors",
-    "unknown_frames", "evicted_diffs", "dropped_levels",
+    "unknown_frames", "evicted_diffs", "dropped_levels", "connect_waits", "weight_waits",
 )  # fmt: skip
 
 
