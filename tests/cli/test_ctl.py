@@ -68,3 +68,44 @@ def test_paper_checks_its_control_options_first(run_cli, tmp_path):
     assert_one_line_error(run_cli(*base, "--gc", "never"), "--gc never: use auto or manual")
     assert_one_line_error(run_cli(*base, "--log", tmp_path / "no" / "x.log"), "--log", "does not exist")
     assert_one_line_error(run_cli(*base, "--log-max-mb", "0"), "--log-max-mb 0")
+
+
+def test_the_status_views_kill_key():
+    """On a terminal (a pty here): ``K`` arms, a second ``K`` within 2 s kills; the terminal's mode
+    is restored at the end; a slow second ``K`` only arms again."""
+    import asyncio
+    import os
+    import pty
+    import termios
+
+    from avmm.cli.paper import _Keys
+
+    master, slave = pty.openpty()
+    before = termios.tcgetattr(slave)
+    killed: list[str] = []
+    now = [100.0]
+    with os.fdopen(slave, "rb", buffering=0) as stream:
+        keys = _Keys(stream, killed.append, clock=lambda: now[0])
+
+        async def go() -> None:
+            assert keys.start(asyncio.get_running_loop()) is keys
+            assert not termios.tcgetattr(slave)[3] & termios.ICANON  # cbreak
+            os.write(master, b"xK")
+            await asyncio.sleep(0.2)
+            assert killed == [] and keys.hint() == "K again to kill (cancel all, stop)"
+            os.write(master, b"K")
+            await asyncio.sleep(0.2)
+            keys.stop()
+
+        asyncio.run(go())
+        assert killed == ["key K"]
+        assert termios.tcgetattr(slave) == before
+    os.close(master)
+    slow = _Keys(None, killed.append, clock=lambda: now[0])
+    slow.keys(b"K")
+    now[0] += 3.0
+    slow.keys(b"K")
+    assert killed == ["key K"] and slow.hint() == "K again to kill (cancel all, stop)"
+    loop = asyncio.new_event_loop()
+    assert _Keys(None, killed.append).start(loop) is None  # no terminal: nothing
+    loop.close()

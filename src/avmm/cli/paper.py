@@ -2,7 +2,8 @@
 JSON and charts, as a backtest gives them).
 
 Running unattended (``live/control.py``): ``--ctl SOCKET`` (``avmm ctl``), the kill switch
-(``avmm ctl SOCKET kill``, SIGUSR1, ``--kill-file``: cancel all, stop, exit 0 with the summary),
+(``avmm ctl SOCKET kill``, SIGUSR1, ``--kill-file``, ``K`` twice in the status panel on a terminal:
+cancel all, stop, exit 0 with the summary),
 ``--log FILE`` (rotated), the ``[alerts]`` hook, and the opt-in tuning ``--cpu``, ``--rt-priority``,
 ``--gc``. There is no control socket unless ``--ctl`` names one: two sessions never meet at a
 default path.
@@ -19,8 +20,10 @@ import asyncio
 import contextlib
 import json
 import math
+import os
 import signal
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +31,8 @@ from typing import Any
 import typer
 
 from avmm.errors import UserError
+
+KEY_CONFIRM_S = 2.0  # the status view's kill switch: K, then K again within this long
 
 
 def paper_command(
@@ -191,12 +196,16 @@ async def _paper(
             where={"venue": venue, "symbol": symbol, "runtime": "paper"},
             warn=lambda line: print(f"avmm paper: warning: {line}", file=sys.stderr, flush=True),
         )
+        keys = _Keys(sys.stdin, sup.kill)
         with stopper:
             live.start()
             try:
                 async with sup:
+                    if live.live is not None:  # the panel on a terminal: K twice is the kill switch
+                        live.keys = keys.start(asyncio.get_running_loop())
                     summary = await session.run(duration)
             finally:
+                keys.stop()
                 live.stop()
                 ops.killed_by, ops.flattened = sup.killed_by, sup.ctl.flattened
     finally:  # the journal flushed and the recorder closed, whatever stopped the session
@@ -227,6 +236,74 @@ class _Ops:
     flattened: bool | None = None
 
 
+class _Keys:
+    """The status view's kill switch: on a terminal, ``K`` twice within ``KEY_CONFIRM_S`` (one
+    ``K`` arms it, the panel says so). The terminal is in cbreak mode meanwhile (keys read one at a
+    time, not echoed; Ctrl-C still a signal), restored at the end."""
+
+    def __init__(self, stream: Any, kill: Any, clock: Any = time.monotonic) -> None:
+        self.stream = stream
+        self.kill = kill
+        self.clock = clock
+        self.armed = 0.0  # when K was pressed (0: not armed)
+        self.fd: int | None = None
+        self.saved: Any = None
+        self.loop: asyncio.AbstractEventLoop | None = None
+
+    def start(self, loop: asyncio.AbstractEventLoop) -> _Keys | None:
+        try:
+            fd = self.stream.fileno()
+        except (AttributeError, OSError, ValueError):
+            return None
+        if not os.isatty(fd):
+            return None
+        import termios
+        import tty
+
+        self.saved = termios.tcgetattr(fd)
+        tty.setcbreak(fd)
+        self.fd, self.loop = fd, loop
+        loop.add_reader(fd, self._read)
+        return self
+
+    def _read(self) -> None:
+        assert self.fd is not None
+        try:
+            data = os.read(self.fd, 64)
+        except OSError:
+            data = b""
+        if not data and self.loop is not None:  # closed
+            self.loop.remove_reader(self.fd)
+        self.keys(data)
+
+    def keys(self, data: bytes) -> None:
+        for ch in data:
+            if ch != ord("K"):
+                continue
+            now = self.clock()
+            if self.armed and now - self.armed <= KEY_CONFIRM_S:
+                self.armed = 0.0
+                self.kill("key K")
+            else:
+                self.armed = now
+
+    def hint(self) -> str:
+        if self.armed and self.clock() - self.armed <= KEY_CONFIRM_S:
+            return "K again to kill (cancel all, stop)"
+        return "K twice: kill (cancel all, stop)"
+
+    def stop(self) -> None:
+        if self.fd is None:
+            return
+        import termios
+
+        if self.loop is not None and not self.loop.is_closed():
+            self.loop.remove_reader(self.fd)
+        with contextlib.suppress(termios.error, OSError):
+            termios.tcsetattr(self.fd, termios.TCSADRAIN, self.saved)
+        self.fd = None
+
+
 class _Status:
     """The session's status: a rich Live panel on a terminal, JSON lines with ``--status-json``,
     Prometheus gauges with ``--metrics-port``."""
@@ -236,6 +313,7 @@ class _Status:
         self.metrics = metrics
         self.console = console  # rich's Console (default: stdout's)
         self.live: Any = None
+        self.keys: _Keys | None = None
 
     def start(self) -> None:
         if self.as_json:
@@ -260,10 +338,10 @@ class _Status:
         if self.as_json:
             print(json.dumps(st), flush=True)
         elif self.live is not None:
-            self.live.update(_panel(st))
+            self.live.update(_panel(st, self.keys.hint() if self.keys is not None else None))
 
 
-def _panel(st: dict[str, Any]) -> Any:
+def _panel(st: dict[str, Any], keys: str | None = None) -> Any:
     from rich.table import Table
 
     t = Table(title=f"avmm paper {st.get('symbol', '')}", show_header=False, title_justify="left")
@@ -295,6 +373,8 @@ def _panel(st: dict[str, Any]) -> Any:
         "latency p50 / p99, µs",
         "  ".join(f"{k} {f(v[0], 1)} / {f(v[1], 1)}" if v else f"{k} -" for k, v in lat.items()) or "-",
     )
+    if keys is not None:
+        t.add_row("kill switch", keys)
     return t
 
 
