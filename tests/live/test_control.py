@@ -48,6 +48,12 @@ class FakeJournal:
     def response(self, t: int, *args: Any) -> None:
         self.rows.append(("r", t, *args))
 
+    def answer(self, t: int, *args: Any) -> None:
+        self.rows.append(("r", t, *args))
+
+    def fill_seen(self, trade_id: int) -> bool:
+        return False
+
     def event(self, t: int, kind: str, text: str) -> None:
         self.rows.append(("e", t, kind, text))
 
