@@ -27,6 +27,7 @@ from avmm.cli.backtest import backtest_command
 from avmm.cli.bench import app as bench_app
 from avmm.cli.calibrate import calibrate_command
 from avmm.cli.config import app as config_app
+from avmm.cli.ctl import ctl_command
 from avmm.cli.data import app as data_app
 from avmm.cli.emulate import emulate_command
 from avmm.cli.paper import paper_command, report_command
@@ -77,6 +78,7 @@ app.command("emulate")(emulate_command)
 app.command("paper")(paper_command)
 app.command("record")(record_command)
 app.command("report")(report_command)
+app.command("ctl")(ctl_command)
 app.add_typer(bench_app, name="bench")
 app.add_typer(config_app, name="config")
 app.add_typer(data_app, name="data")

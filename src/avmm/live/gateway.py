@@ -50,6 +50,7 @@ from avmm.core.state import ACT_AMEND, ACT_CANCEL, ACT_PLACE, ACTION_DTYPE
 from avmm.jit import bind
 
 FOUT_CAP = 4096
+LIVE_BT_PARAMS = ("max_position", "post_only", "timer_ns", "timer_grid")  # follow the strategy's params
 SOUT_CAP = 4096
 
 
@@ -79,6 +80,10 @@ class Gateway:
     def advance(self, t: int, inclusive: bool = True) -> None:
         """Deliver the responses due by ``t``."""
         raise NotImplementedError
+
+    def params_changed(self, cfg: StrategyConfig, params: np.ndarray) -> None:
+        """The strategy's parameters changed while running (``avmm ctl set``): ``cfg`` and the
+        core's ``params`` record as they are now."""
 
     # one order at a time (scripts, tests): the same path as ``send``
     def place(self, t: int, oid: int, side: int, px: float, qty: float) -> None:
@@ -188,6 +193,13 @@ class PaperGateway(Gateway):
     def send(self, t: int, actions: np.ndarray, n: int) -> None:
         if n > 0:
             self._x_send(self.bs, actions, n, self.lat, self.rq, t)
+
+    def params_changed(self, cfg: StrategyConfig, params: np.ndarray) -> None:
+        """The exchange model's fields that follow the strategy's parameters: the position limit
+        of the risk check, post-only, the timer (a refresh grid's step)."""
+        bp = bt_params(cfg, self.bt, params)
+        for name in LIVE_BT_PARAMS:
+            self.bp[name] = bp[name]
 
     def advance(self, t: int, inclusive: bool = True) -> None:
         """The requests arriving and the responses due before ``t`` (at ``t`` too when

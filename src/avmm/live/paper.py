@@ -191,6 +191,7 @@ class PaperSession(FeedSink):
         self.t_last = 0
         self.summary: dict[str, Any] | None = None
         self.tick_to_order = LatencyRing(latency_cap)  # frame arrival -> orders sent, ns
+        self.status_extra: Callable[[], dict[str, Any]] | None = None  # more status keys (live/control.py)
 
     # --- FeedSink: the feed's events ------------------------------------------------------------
     def _core_t(self, te: int) -> int:
@@ -332,6 +333,21 @@ class PaperSession(FeedSink):
     def stop(self) -> None:
         self.feed.stop()
 
+    # --- what control sees (live/control.py's Runtime) ----------------------------------------------
+    def now(self) -> int:
+        """The core's clock now (venue time, never back in time)."""
+        return self._core_t(self.clock.after_stamps(time.time_ns()))
+
+    def frames(self) -> int:
+        return self.feed.counters.frames
+
+    def connected(self) -> bool:
+        return self.feed.connected
+
+    def feed_counters(self) -> dict[str, int]:
+        c = self.feed.counters
+        return {k: getattr(c, k) for k in c.__struct_fields__}
+
     async def run(self, duration: float | None = None) -> dict[str, Any]:
         """Trade until ``stop()`` or ``duration`` wall seconds; the summary."""
         self.totals.started = time.monotonic()
@@ -384,12 +400,17 @@ class PaperSession(FeedSink):
         orders = tr.orders()
         mo = tr.gw.rec.fills.markouts_bps()
         t2o = self.tick_to_order.percentiles_us((50.0, 99.0))
+        why = "crossed book" if tr.crossed else tr.reason
+        if tr.paused and not tr.stopping:
+            why = "paused" if tr.healthy and not tr.crossed else f"paused; {why}"
         return {
             "t": time.time(),
             "venue_ns": self.t_last,
             "symbol": self.symbol,
             "healthy": bool(tr.healthy and not tr.crossed),
-            "reason": "crossed book" if tr.crossed else tr.reason,
+            "reason": why,
+            "paused": tr.paused,
+            "quoting": tr.go,
             "bid": _num(bs["bid"]),
             "ask": _num(bs["ask"]),
             "bid_qty": _num(bs["bid_qty"]),
@@ -418,6 +439,7 @@ class PaperSession(FeedSink):
             "journal_rows": self.journal.rows if self.journal is not None else None,
             "recorded_lines": self.recorder.lines if self.recorder is not None else None,
             "uptime_s": time.monotonic() - self.totals.started,
+            **(self.status_extra() if self.status_extra is not None else {}),
         }
 
     def latencies(self) -> dict[str, list[float] | None]:

@@ -16,12 +16,19 @@ Ties are the loop's: market data at the venue first; at the strategy, everything
 Health: ``set_health(t, False, why)`` (a stale feed, a resync, a crossed book, a lost connection)
 cancels every working order (``Engine.cancel_all``) and stops quoting: the core gets no market
 events and no timer until the feed is healthy again (its book is marked empty, so a fill meanwhile
-does not requote); the first quote after that requotes.
+does not requote); the first quote after that requotes. ``pause(t, True)`` (``avmm ctl pause``)
+does the same until ``pause(t, False)``, whatever the feed's health meanwhile; it is not a halt.
+``notify`` (optional) hears of every health change (``"health"``, the reason) and every halt
+(``"halt"``): rare events, never per market event.
+
+Control (``live/control.py``): ``apply_params`` changes the running core's parameters (the live
+keys of ``avmm ctl set``), ``flatten`` is the kill switch's hook for closing the position.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -71,6 +78,10 @@ class Trader(Responses):
         self.healthy = healthy
         self.reason = "ok" if healthy else "starting"
         self.crossed = False
+        self.paused = False
+        self.stopping = False  # halt(): the session ends
+        self.go = healthy  # quoting: healthy, not crossed, not paused (kept by _apply_health)
+        self.notify: Callable[[str, str], None] | None = None
         self.t_core = 0  # the core's clock: the last time it was called at
         self.n_halts = 0
         self.sends = 0  # calls that sent actions (a runtime compares it around an event)
@@ -128,7 +139,7 @@ class Trader(Responses):
             tt = self.next_timer
             gw.advance(tt, True)
             self._n_timer[0] += 1
-            if self.healthy:
+            if self.healthy and not self.paused:
                 self._clock(tt)
                 self._send(tt, self.engine.on_timer(tt))
             self.next_timer = tt + self.timer_ns
@@ -166,14 +177,9 @@ class Trader(Responses):
         self._until(t, True)
         self._n_events[0] += 1
         self._n_quotes[0] += 1
-        crossed = bid >= ask
-        if crossed != self.crossed:
-            was = self.healthy and not self.crossed
-            self.crossed = crossed
-            if self.journal is not None:
-                self.journal.event(t, "health", "crossed book" if crossed else "uncrossed")
-            self._apply_health(t, was)
-        if self.healthy and not crossed:
+        if (bid >= ask) != self.crossed:
+            self._crossed(t, bid >= ask)
+        if self.go:
             self._clock(t)
             self._send(t, self.engine.on_quote(t, bid, bid_qty, ask, ask_qty))
         self._start_timer(t)
@@ -182,7 +188,7 @@ class Trader(Responses):
         self._until(t, True)
         self._n_events[0] += 1
         self._n_trades[0] += 1
-        if self.healthy and not self.crossed:
+        if self.go:
             self._clock(t)
             self._send(t, self.engine.on_trade(t, px, qty, side))
         self._start_timer(t)
@@ -197,30 +203,87 @@ class Trader(Responses):
     # --- health -----------------------------------------------------------------------------------
     def set_health(self, t: int, healthy: bool, reason: str) -> None:
         """The feed's health changed: unhealthy cancels everything and stops quoting."""
-        was = self.healthy and not self.crossed
+        was = self.go
         self.healthy, self.reason = healthy, reason
         if self.journal is not None:
             self.journal.event(t, "health", reason)
+        if self.notify is not None:
+            self.notify("health", reason)
+        self._apply_health(t, was)
+
+    def _crossed(self, t: int, crossed: bool) -> None:
+        was = self.go
+        self.crossed = crossed
+        why = "crossed book" if crossed else "uncrossed"
+        if self.journal is not None:
+            self.journal.event(t, "health", why)
+        if self.notify is not None:
+            self.notify("health", why)
         self._apply_health(t, was)
 
     def _apply_health(self, t: int, was: bool) -> None:
-        now = self.healthy and not self.crossed
+        now = self.go = self.healthy and not self.crossed and not self.paused
         if was and not now:
-            self.n_halts += 1
-            t = max(t, self.t_core)
-            self._until(t, True)
-            self._clock(t)
-            self._send(t, self.engine.cancel_all(t))
-            self.engine.state["has_book"] = 0  # no requote on a fill or a timer until a quote
+            if not self.paused:
+                self.n_halts += 1
+                if self.notify is not None:
+                    self.notify("halt", "crossed book" if self.crossed else self.reason)
+            self._cancel_all(t)
 
-    def halt(self, t: int) -> None:
-        """Cancel every working order (the end of a session)."""
+    def _cancel_all(self, t: int) -> int:
         t = max(t, self.t_core)
         self._until(t, True)
         self._clock(t)
-        self._send(t, self.engine.cancel_all(t))
-        self.engine.state["has_book"] = 0
-        self.healthy, self.reason = False, "stopping"
+        n = self.engine.cancel_all(t)
+        self._send(t, n)
+        self.engine.state["has_book"] = 0  # no requote on a fill or a timer until a quote
+        return n
+
+    def halt(self, t: int) -> None:
+        """Cancel every working order (the end of a session, the kill switch)."""
+        self._cancel_all(t)
+        self.healthy, self.reason, self.go, self.stopping = False, "stopping", False, True
+
+    # --- control ----------------------------------------------------------------------------------
+    def pause(self, t: int, on: bool) -> int:
+        """Pause (cancel every working order, quote nothing) or resume quoting; journaled. Returns the
+        cancels sent (0 when nothing changed)."""
+        if on == self.paused:
+            return 0
+        was = self.go
+        self.paused = on
+        if self.journal is not None:
+            self.journal.event(t, "control", "paused" if on else "resumed")
+        n = int(self.engine.state["n_actions"][0])
+        self._apply_health(t, was)
+        return int(self.engine.state["n_actions"][0]) - n
+
+    def flatten(self, t: int) -> bool:
+        """The kill switch's ``--flatten``: close the position with the core's flatten entry point
+        (``Engine.flatten(ts_ns) -> n_actions``, when the core has one), its actions sent like any
+        other. Returns False when the core has none (today): nothing is sent."""
+        fn = getattr(self.engine, "flatten", None)
+        if fn is None:
+            return False
+        t = max(t, self.t_core)
+        self._clock(t)
+        self._send(t, fn(t))
+        return True
+
+    def apply_params(self, cfg: StrategyConfig, params: np.ndarray, changed: list[str]) -> None:
+        """The core's ``changed`` params fields set from ``params`` (``to_params(cfg)``) between two
+        events; the gateway told (the paper venue's position limit, post-only, timer); the next
+        market event requotes, and an implied gamma / k is solved again."""
+        ep = self.engine.params
+        for name in changed:
+            ep[name] = params[name]
+        self.cfg = cfg
+        self.gw.params_changed(cfg, ep)
+        self.timer_ns = int(self.gw.bp[0]["timer_ns"])
+        st = self.engine.state
+        st["dirty"] = 1
+        if int(st["g_nsolve"][0]) > 0:
+            st["g_last_ns"] = 0  # due at once
 
     # --- the end ----------------------------------------------------------------------------------
     def finish(self, t: int | None = None) -> dict[str, Any]:
