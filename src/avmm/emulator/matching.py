@@ -28,8 +28,9 @@ from typing import Any
 import numpy as np
 
 from avmm.backtest.config import BacktestConfig
-from avmm.backtest.venue import PaperGateway, PaperRecords, capital_of
-from avmm.core.config import StrategyConfig, to_params
+from avmm.backtest.market import AUTO_BALANCE_MULTIPLE
+from avmm.backtest.venue import PaperGateway, PaperRecords
+from avmm.core.config import StrategyConfig, max_position_of, to_params
 from avmm.core.state import ACT_CANCEL, ACT_PLACE, ACTION_DTYPE
 from avmm.emulator import formats as fm
 from avmm.emulator.formats import Fmt, Order, Position, Trade
@@ -304,8 +305,14 @@ class Account:
         return [(self.f.base, base - lb, lb), (self.f.quote, quote - lq, lq)]
 
     def capital(self) -> float:
-        """USD-M: the wallet at the start (``backtest.initial_cash``, else the backtest's capital)."""
-        return capital_of(self.cfg, self.bt, float(self.bs["first_mid"][0]))
+        """USD-M: the wallet at the start: ``backtest.initial_cash``, else ``AUTO_BALANCE_MULTIPLE``
+        x the position limit x the first mid (as spot's "auto" quote balance; 0 before a mid)."""
+        if self.bt.initial_cash > 0:
+            return float(self.bt.initial_cash)
+        first = float(self.bs["first_mid"][0])
+        if not math.isfinite(first):
+            return 0.0
+        return AUTO_BALANCE_MULTIPLE * max_position_of(self.cfg) * float(self.bt.contract_size) * first
 
     def position(self) -> Position:
         """USD-M: the position, wallet and margin figures, marked to the venue's mid."""

@@ -21,7 +21,9 @@ DELETE), ``/fapi/v2|v3/account``, ``positionRisk``, ``balance``; the user stream
 
 Requests are checked as Binance checks them: the request weight and order budgets (``limits.py``:
 429 / -1003 with ``retryAfter``, then 418; -1015), the key (-2014 malformed, -2015 unknown, HTTP-style
-status 401), the signature (-1022), ``timestamp`` against ``recvWindow`` on the venue clock (-1021),
+status 401), the signature (-1022), ``timestamp`` against ``recvWindow`` on the venue clock (-1021;
+at a ``--speed`` other than 1 or ``--max``, where the venue clock runs away from any client's, the
+wall clock plus the ``skew`` is accepted too),
 the parameters (-1100, -1102, -1106, -1013 filters, -1116, -1117, -1115, -1121). A listenKey lives
 60 minutes of wall time from its last keep-alive; ``countdownCancelAll`` counts wall time.
 
@@ -263,6 +265,8 @@ class Private:
                 ("GET", "/fapi/v2/balance"): "account.balance",
                 ("GET", "/fapi/v3/balance"): "v2/account.balance",
                 ("GET", "/fapi/v1/userTrades"): "userTrades",
+                ("GET", "/fapi/v1/leverageBracket"): "leverageBracket",
+                ("GET", "/fapi/v1/positionSide/dual"): "positionSide.dual",
                 ("POST", "/fapi/v1/countdownCancelAll"): "countdownCancelAll",
                 ("POST", "/fapi/v1/listenKey"): "userDataStream.start",
                 ("PUT", "/fapi/v1/listenKey"): "userDataStream.ping",
@@ -597,10 +601,17 @@ class Private:
             if window > 60000:
                 raise ApiError(-1131, "recvWindow must be less than 60000")
         now = r.now_ms
+        if t < now + 1000 and now - t <= window:
+            return
+        emu = self.emu
+        if emu.max_speed or emu.speed != 1.0:  # a venue clock no client can follow: the wall clock too
+            wall = time.time_ns() // 1_000_000 + emu._skew_ms
+            if t < wall + 1000 and wall - t <= window:
+                return
+            now = wall
         if t >= now + 1000:
             raise ApiError(-1021, "Timestamp for this request was 1000ms ahead of the server's time.")
-        if now - t > window:
-            raise ApiError(-1021, "Timestamp for this request is outside of the recvWindow.")
+        raise ApiError(-1021, "Timestamp for this request is outside of the recvWindow.")
 
     # -- REST ------------------------------------------------------------------------------------
     def _rest_handler(self, name: str) -> Callable[[Any], Any]:
@@ -751,6 +762,8 @@ class Private:
             "account.balance": (5, SIGNED, self._um_balance, False),
             "v2/account.balance": (5, SIGNED, self._um_balance, False),
             "userTrades": (5, SIGNED, self._um_trades, False),
+            "leverageBracket": (1, SIGNED, self._um_brackets, False),
+            "positionSide.dual": (30, SIGNED, lambda r: {"dualSidePosition": False}, False),
             "countdownCancelAll": (10, SIGNED, self._um_countdown, False),
             "userDataStream.start": (1, USER_STREAM, self._lk_start, False),
             "userDataStream.ping": (1, USER_STREAM, self._lk_ping, False),
@@ -1120,6 +1133,20 @@ class Private:
 
     def _um_trades(self, r: Req) -> Any:
         return [fm.um_trade(self.fmt, t) for t in self._trades(r)]
+
+    def _um_brackets(self, r: Req) -> Any:
+        """``/fapi/v1/leverageBracket``: one bracket, the config's maintenance margin rate."""
+        assert r.account is not None
+        bt = r.account.bt
+        bracket = {
+            "bracket": 1,
+            "initialLeverage": 125,
+            "notionalCap": 1_000_000_000,
+            "notionalFloor": 0,
+            "maintMarginRatio": float(bt.maintenance_margin_rate),
+            "cum": 0.0,
+        }
+        return [{"symbol": self.emu.symbol, "notionalCoef": 1.0, "brackets": [bracket]}]
 
     def _um_countdown(self, r: Req) -> Any:
         assert r.account is not None
