@@ -295,7 +295,9 @@ class WsApi:
         self.ws: Any = None
         self.responses: dict[Any, asyncio.Future] = {}
         self.events: list[tuple[float, dict]] = []  # (monotonic arrival, frame)
-        self.log: list[tuple[float, str, Any]] = []  # everything received, in order: ("response", id) / ("event", e)
+        self.log: list[
+            tuple[float, str, Any]
+        ] = []  # everything received, in order: (t, "response", id) / (t, "event", ev)
         self._new = asyncio.Event()
         self._next = 0
         self._reader: asyncio.Task | None = None
@@ -327,7 +329,7 @@ class WsApi:
                         fut.set_result(d)
                 else:
                     ev = d.get("event", d)
-                    self.log.append((t, "event", ev.get("e")))
+                    self.log.append((t, "event", ev))
                     self.events.append((t, d))
                     self._new.set()
         finally:

@@ -481,6 +481,9 @@ class Private:
         r = Req(method, dict(params), session=s)
         limits_wanted = r.flag("returnRateLimits") if "returnRateLimits" in params else s.return_limits
         status, result, kind = self.dispatch(r)
+        if kind == "none":  # the ``noanswer`` fault: matched, never answered
+            await self.flush()
+            return
         rate = self.limits.rate_limits(r.now_ms, r.account.api_key if r.account else None, r.orders)
         rate_out = rate if limits_wanted else None
         if isinstance(result, ApiError):
