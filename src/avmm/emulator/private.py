@@ -306,19 +306,23 @@ class Private:
         user-data events to send (``flush``)."""
         k = st[0]
         t = (st[2] // 1_000_000 + off_ms) * 1_000_000
-        accs = self.acc_list
+        pending = False
         if k == BT:
-            for acc in accs:
+            for acc in self.acc_list:
                 acc.quote(t, st[4], st[5], st[6], st[7])
+                pending = pending or bool(acc.outbox)
             if self.foreign_pending:
                 self._place_foreign(t)
+                pending = True
         elif k == TR:
-            for acc in accs:
+            for acc in self.acc_list:
                 acc.trade(t, st[4], st[5], st[6])
+                pending = pending or bool(acc.outbox)
         elif k == DIFF and self.emu.replay.depth_mode:
-            for acc in accs:
+            for acc in self.acc_list:
                 acc.depth(t, st[6], st[7])
-        return any(acc.outbox for acc in accs)
+                pending = pending or bool(acc.outbox)
+        return pending
 
     def _place_foreign(self, t: int) -> None:
         n = self.foreign_pending
