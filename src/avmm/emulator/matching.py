@@ -158,7 +158,6 @@ class Account:
         self._filled = False  # USD-M: a fill since the last ACCOUNT_UPDATE
         self._pos = 0.0  # USD-M: the position and its average entry price
         self._entry = 0.0
-        self._bind()
 
     # -- the model's answers (``VenueResponses``) -------------------------------------------------
     def ack(self, t: int, oid: int) -> None:
@@ -345,31 +344,16 @@ class Account:
         )
 
     # -- market events ---------------------------------------------------------------------------
-    def _bind(self) -> None:
-        """The model's quote and trade entry points bound to its records (no per-call dispatch);
-        bound again when the depth table grows (new arrays)."""
-        from functools import partial
-
-        from avmm.backtest.paper import x_quote, x_trade
-        from avmm.jit import bind
-
-        gw = self.gw
-        head = (gw.bp, gw.bs, gw.xo, gw.keys, gw.vals, gw.lat, gw.rs, gw.ring, gw.fout, gw.acc.fund_ts)
-        ex = tuple(a.copy() for a in head)  # compiled and run once on copies: the state is not touched
-        self._x_quote = partial(bind(x_quote, *ex, 1, math.nan, 0.0, math.nan, 0.0), *head)
-        self._x_trade = partial(bind(x_trade, *ex, 1, math.nan, 0.0, 0), *head)
-        self._keys = gw.keys
-
     def quote(self, t: int, bid: float, bid_qty: float, ask: float, ask_qty: float) -> None:
         if t > self.t_last:
             self.t_last = t
-        self._x_quote(t, bid, bid_qty, ask, ask_qty)
+        self.gw.quote(t, bid, bid_qty, ask, ask_qty)
         self._drain(t)
 
     def trade(self, t: int, px: float, qty: float, side: int) -> None:
         if t > self.t_last:
             self.t_last = t
-        self._x_trade(t, px, qty, side)
+        self.gw.trade(t, px, qty, side)
         self._drain(t)
 
     def depth(self, t: int, bids: list[tuple[float, float]], asks: list[tuple[float, float]]) -> None:
@@ -380,8 +364,6 @@ class Account:
         if not rows:
             return
         self.gw.depth_rows(t, np.array(rows, dtype=np.float64))
-        if self.gw.keys is not self._keys:
-            self._bind()
         self._drain(t)
 
     def _drain(self, t: int) -> None:
