@@ -15,6 +15,7 @@ import json
 import math
 import signal
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -105,6 +106,7 @@ async def _paper(
     bt = cfg.backtest
     journal = rec = None
     live = _Status(status_json, metrics)
+    day_pnl = _day_pnl(journal_path)
     try:
         if journal_path is not None:
             meta = {
@@ -116,7 +118,9 @@ async def _paper(
             journal = Journal(journal_path, meta)
         if record is not None:
             rec = Recorder(record, f"{symbol}-{venue}")
-        session = PaperSession(venue, symbol, strat, bt, vcfg, journal=journal, recorder=rec, on_status=live)
+        session = PaperSession(
+            venue, symbol, strat, bt, vcfg, journal=journal, recorder=rec, on_status=live, day_pnl=day_pnl
+        )
         stopper = StopOnSignal(asyncio.get_running_loop(), session.stop, on_signal)
         with stopper:
             live.start()
@@ -132,6 +136,23 @@ async def _paper(
             with contextlib.suppress(UserError):  # (the feed closed it: a failure was raised there)
                 rec.close()
     return summary, stopper.signum
+
+
+def _day_pnl(path: Path | None) -> tuple[int, float] | None:
+    """The UTC day's PnL so far from the journal the session replaces (its last session's), for
+    ``risk.max_loss_day``; noted on stderr when there is one."""
+    if path is None or not path.exists():
+        return None
+    from avmm.live.journal import journal_day_pnl
+
+    day = journal_day_pnl(path)
+    if day is not None:
+        date = time.strftime("%Y-%m-%d", time.gmtime(day[0] * 86400))
+        print(
+            f"avmm: note: --journal {path}: the PnL of {date} (UTC) so far {day[1]:.6g}, from its last session",
+            file=sys.stderr,
+        )
+    return day
 
 
 class _Status:

@@ -8,7 +8,8 @@ and the summary. The event loop never waits for the disk: it only puts tuples on
 (the crash-safe design is the next issue's).
 
 ``load_journal(path)`` reads it back as the backtester's records (``avmm report``): the summary
-is recomputed from them by the backtest's own ``summarize``.
+is recomputed from them by the backtest's own ``summarize``. ``journal_day_pnl(path)``: the UTC
+day's PnL at its last sample, which the next session's ``risk.max_loss_day`` counts from.
 
 Tables: ``meta(key, value)``, ``actions(seq, ts, kind, oid, side, px, qty)``,
 ``responses(seq, ts, kind, oid, side, px, qty, fee)``, ``fills(ts, oid, side, maker, px, qty, fee,
@@ -32,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from avmm.backtest.state import BT_STATE_DTYPE, FILL_DTYPE, RS_ACK, RS_CANCELED, RS_FILL, RS_REJECT, SAMPLE_DTYPE
-from avmm.core.state import ACTION_NAMES, STATE_DTYPE
+from avmm.core.state import ACTION_NAMES, AF_TAKE, DAY_NS, STATE_DTYPE
 from avmm.errors import UserError
 
 SCHEMA = """
@@ -94,8 +95,8 @@ class Journal:
             put(
                 (
                     "a",
-                    (next(seq), t, ACTION_NAMES.get(int(r["kind"]), "?"), int(r["oid"]), int(r["side"]),
-                     float(r["px"]), float(r["qty"])),
+                    (next(seq), t, "take" if r["flags"] & AF_TAKE else ACTION_NAMES.get(int(r["kind"]), "?"),
+                     int(r["oid"]), int(r["side"]), float(r["px"]), float(r["qty"])),
                 )
             )  # fmt: skip
 
@@ -230,6 +231,44 @@ def load_journal(path: Path | str) -> JournalData:
     samples = np.zeros(len(sample_rows), dtype=SAMPLE_DTYPE)
     for i, r in enumerate(sample_rows):
         samples[i] = (int(r[0]), *(_nan(x) for x in r[1:]))
+    for key, dt in (("bt_state", BT_STATE_DTYPE), ("core_state", STATE_DTYPE)):
+        if len(meta_rows[key]) != dt.itemsize:
+            raise UserError(f"{p}: its {key} record was written by another version of avmm (its layout differs)")
     bts = np.frombuffer(meta_rows["bt_state"], dtype=BT_STATE_DTYPE).copy()
     cs = np.frombuffer(meta_rows["core_state"], dtype=STATE_DTYPE).copy()
     return JournalData(meta, meta.get("config", {}), fills, samples, bts, cs, json.loads(meta_rows["summary"]), counts)
+
+
+def journal_day_pnl(path: Path | str) -> tuple[int, float] | None:
+    """The PnL of the UTC day of a journal's last equity sample, for the next session's
+    ``risk.max_loss_day``: ``(day, pnl)``, day in days since the epoch, pnl in the samples'
+    currency. It is the session's PnL since the day began, + the day's PnL before the session (its
+    ``day_pnl0`` record) when the session began on that day. None: not an avmm journal, or no
+    samples. A journal killed mid-session counts up to its last sample written."""
+    p = Path(path)
+    try:
+        con = sqlite3.connect(f"file:{p}?mode=ro", uri=True)
+        try:
+            meta = dict(con.execute("SELECT key, value FROM meta WHERE key IN ('format', 'day_pnl0')").fetchall())
+            if meta.get("format") != FORMAT:
+                return None
+            last = con.execute("SELECT ts, pnl FROM samples ORDER BY ts DESC LIMIT 1").fetchone()
+            first = con.execute("SELECT ts FROM samples ORDER BY ts LIMIT 1").fetchone()
+            if last is None or first is None or last[1] is None:
+                return None
+            day = int(last[0]) // DAY_NS
+            prev = con.execute(
+                "SELECT pnl FROM samples WHERE ts < ? ORDER BY ts DESC LIMIT 1", (day * DAY_NS,)
+            ).fetchone()
+        finally:
+            con.close()
+    except sqlite3.DatabaseError:
+        return None
+    d0: dict[str, Any] = json.loads(meta["day_pnl0"]) if meta.get("day_pnl0") else {"day": -1, "pnl": 0.0}
+    start_day = int(first[0]) // DAY_NS
+    own_day = int(d0.get("day", -1)) if int(d0.get("day", -1)) >= 0 else start_day
+    if prev is None or prev[0] is None:  # the session began this day
+        base = -float(d0.get("pnl", 0.0)) if own_day == day else 0.0
+    else:
+        base = float(prev[0])
+    return day, float(last[1]) - base

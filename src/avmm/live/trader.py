@@ -16,7 +16,17 @@ Ties are the loop's: market data at the venue first; at the strategy, everything
 Health: ``set_health(t, False, why)`` (a stale feed, a resync, a crossed book, a lost connection)
 cancels every working order (``Engine.cancel_all``) and stops quoting: the core gets no market
 events and no timer until the feed is healthy again (its book is marked empty, so a fill meanwhile
-does not requote); the first quote after that requotes.
+does not requote); the first quote after that requotes. So does a feed lagging the venue's clock
+by more than ``risk.max_feed_lag_ms`` (``feed_lag``: the session measures it on the events with a
+venue stamp; healthy again under half of it) -- a rule of the runtime, as the core sees one clock.
+
+Risk: the core's limits (``core/risk.py``) act inside the core; the trader journals each change of
+what they did (``risk`` events: 'halted: max_loss', 'reduce-only: max_loss_day', 'resumed', ...)
+when the core's ``risk_seq`` moves. ``kill(t, flatten)`` halts the core from outside (the kill
+switch: every order cancelled; with ``flatten``, taker orders until the position is 0) and
+``resume(t)`` lifts it. ``day_pnl0`` is the PnL of UTC day ``day_pnl_day`` (days since the
+epoch; -1: the session's first) before this session: the core's ``risk.max_loss_day`` counts from
+it when the session starts on that day.
 """
 
 from __future__ import annotations
@@ -30,6 +40,7 @@ from avmm.backtest.config import BacktestConfig
 from avmm.backtest.state import RS_ACK, RS_CANCELED, RS_FILL, RS_REJECT
 from avmm.core.config import StrategyConfig
 from avmm.core.engine import Engine
+from avmm.core.risk import reason as risk_reason
 from avmm.events import CLEAR
 from avmm.live.gateway import PaperGateway, PaperRecords, Responses
 from avmm.live.journal import Journal
@@ -49,10 +60,16 @@ class Trader(Responses):
         meta: dict[str, Any] | None = None,
         journal: Journal | None = None,
         healthy: bool = True,
+        day_pnl0: float = 0.0,
+        day_pnl_day: int = -1,
     ) -> None:
         self.cfg, self.bt = cfg, backtest
         self.engine = Engine(cfg)
         self.engine.params["log_rate"] = 0.0
+        self.engine.params["day_pnl0"] = day_pnl0
+        self.engine.params["day_pnl_day"] = day_pnl_day
+        self._risk_seq = self.engine.state["risk_seq"]  # a view: read after each call of the core
+        self._risk_seen = 0
         self.journal = journal
         recs = PaperRecords()
         if journal is not None:
@@ -67,6 +84,9 @@ class Trader(Responses):
         self.healthy = healthy
         self.reason = "ok" if healthy else "starting"
         self.crossed = False
+        self.lagging = False
+        self.max_lag_ns = round(cfg.risk.limit("max_feed_lag_ms") * 1e6)
+        self.n_lag_periods = 0
         self.t_core = 0  # the core's clock: the last time it was called at
         self.n_halts = 0
         self.t_wall0 = time.perf_counter()
@@ -79,6 +99,32 @@ class Trader(Responses):
             if self.journal is not None:
                 self.journal.actions(t, a, n)
             self.gw.send(t, a, n)
+        if self._risk_seq[0] != self._risk_seen:
+            self._risk_changed(t)
+
+    def _risk_changed(self, t: int) -> None:
+        """The core's limits changed what it does: journaled (the time the core gives)."""
+        self._risk_seen = int(self._risk_seq[0])
+        st = self.engine.state[0]
+        text = risk_reason(self.engine.state) or "resumed"
+        if self.journal is not None:
+            self.journal.event(int(st["limit_ns"]) or t, "risk", f"{text} (pnl {float(st['pnl']):.6g})")
+
+    # --- the kill switch ----------------------------------------------------------------------------
+    def kill(self, t: int, flatten: bool = False) -> None:
+        """Halt the core: every order cancelled, nothing quoted until ``resume``; with ``flatten``,
+        taker orders (marketable limits at the touch, immediate-or-cancel) until the position is 0."""
+        t = max(t, self.t_core)
+        self._until(t, True)
+        self._clock(t)
+        self._send(t, self.engine.flatten(t) if flatten else self.engine.halt(t))
+
+    def resume(self, t: int) -> None:
+        """Lift a halt or reduce-only (a loss limit still breached binds again at the next event)."""
+        t = max(t, self.t_core)
+        self._until(t, True)
+        self._clock(t)
+        self._send(t, self.engine.resume(t))
 
     # --- responses (Responses): journaled, then to the core ------------------------------------------
     def ack(self, t: int, oid: int) -> None:
@@ -156,12 +202,12 @@ class Trader(Responses):
         bs["n_quotes"] += 1
         crossed = bid >= ask
         if crossed != self.crossed:
-            was = self.healthy and not self.crossed
+            was = self.quoting()
             self.crossed = crossed
             if self.journal is not None:
                 self.journal.event(t, "health", "crossed book" if crossed else "uncrossed")
             self._apply_health(t, was)
-        if self.healthy and not crossed:
+        if self.healthy and not crossed and not self.lagging:
             self._clock(t)
             self._send(t, self.engine.on_quote(t, bid, bid_qty, ask, ask_qty))
         self._start_timer(t)
@@ -171,7 +217,7 @@ class Trader(Responses):
         bs = self.bs
         bs["n_events"] += 1
         bs["n_trades"] += 1
-        if self.healthy and not self.crossed:
+        if self.healthy and not self.crossed and not self.lagging:
             self._clock(t)
             self._send(t, self.engine.on_trade(t, px, qty, side))
         self._start_timer(t)
@@ -185,16 +231,36 @@ class Trader(Responses):
         self._start_timer(t)
 
     # --- health -----------------------------------------------------------------------------------
+    def quoting(self) -> bool:
+        """The feed lets the core quote: healthy, not crossed, not lagging."""
+        return self.healthy and not self.crossed and not self.lagging
+
     def set_health(self, t: int, healthy: bool, reason: str) -> None:
         """The feed's health changed: unhealthy cancels everything and stops quoting."""
-        was = self.healthy and not self.crossed
+        was = self.quoting()
         self.healthy, self.reason = healthy, reason
         if self.journal is not None:
             self.journal.event(t, "health", reason)
         self._apply_health(t, was)
 
+    def feed_lag(self, t: int, lag_ns: int) -> None:
+        """The venue's time at an event's arrival - its venue stamp (``risk.max_feed_lag_ms``: over
+        it, every order cancelled and no quotes until it is under half of it again)."""
+        if self.max_lag_ns <= 0:
+            return
+        lagging = lag_ns > (self.max_lag_ns // 2 if self.lagging else self.max_lag_ns)
+        if lagging != self.lagging:
+            was = self.quoting()
+            self.lagging = lagging
+            if lagging:
+                self.n_lag_periods += 1
+            if self.journal is not None:
+                text = f"feed lag {lag_ns / 1e6:.1f} ms" + (" > max_feed_lag_ms" if lagging else ": back under half")
+                self.journal.event(t, "health", text)
+            self._apply_health(t, was)
+
     def _apply_health(self, t: int, was: bool) -> None:
-        now = self.healthy and not self.crossed
+        now = self.quoting()
         if was and not now:
             self.n_halts += 1
             t = max(t, self.t_core)
