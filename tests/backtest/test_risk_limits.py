@@ -10,7 +10,7 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
-from avmm.backtest.runner import Backtester, _strategy_only, run_backtest
+from avmm.backtest.runner import Backtester, _strategy_only
 from avmm.config import load_config
 from avmm.core.state import RATE_WINDOW_NS
 from avmm.data.synth import generate
@@ -98,7 +98,7 @@ def test_the_orders_budget_is_never_exceeded_over_a_long_run(ev):
         sent: list[int] = []
         send = tr.gw.send
 
-        def record(t: int, a: np.ndarray, n: int, send: Callable = send) -> None:
+        def record(t: int, a: np.ndarray, n: int, send: Callable = send, sent: list[int] = sent) -> None:
             sent.extend([t] * int((a["kind"][:n] != 2).sum()))
             send(t, a, n)
 

@@ -11,7 +11,7 @@ from avmm.core.config import StrategyConfig, validate_strategy
 from avmm.core.engine import Engine
 from avmm.core.state import AF_TAKE, DAY_NS, OS_FREE, RATE_WINDOW_NS
 from avmm.errors import UserError
-from tests.builders import make_engine
+from tests.builders import assert_one_line_error, make_engine
 
 NS = 1_000_000_000
 T0 = 1_700_000_000 * NS  # 2023-11-14 22:13:20 UTC
@@ -329,3 +329,10 @@ def test_bad_values_are_one_line_naming_the_key(risk, key):
         validate_strategy({"risk": risk})
     msg = str(ei.value)
     assert "\n" not in msg and key in msg
+
+
+def test_a_bad_limit_on_the_command_line_is_one_line(run_cli, tmp_path):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[risk]\non_limit = "panic"\n')
+    assert_one_line_error(run_cli("backtest", "--config", cfg), "risk.on_limit", "'panic'")
+    assert_one_line_error(run_cli("config", "check", "--set", "risk.max_loss=-3"), "risk.max_loss")

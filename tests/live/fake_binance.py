@@ -39,6 +39,7 @@ class FakeBinance:
         self.connects = 0
         self.connects_by_path: dict[str, int] = {}
         self.snapshots = 0
+        self.used_weight: int | None = None  # X-MBX-USED-WEIGHT-1M on snapshots (None: no header)
         self.bt_u = 0
         self.trade_id = 0
         self.held: list[bytes] = []
@@ -86,7 +87,8 @@ class FakeBinance:
     async def _depth(self, request: web.Request) -> web.Response:
         self.snapshots += 1
         body = self.snapshot_body()
-        return web.Response(body=body, content_type="application/json")
+        headers = {} if self.used_weight is None else {"X-MBX-USED-WEIGHT-1M": str(self.used_weight)}
+        return web.Response(body=body, content_type="application/json", headers=headers)
 
     def snapshot_body(self) -> bytes:
         snap: dict = {"lastUpdateId": self.u}

@@ -290,3 +290,54 @@ def test_backoff_doubles_with_jitter_up_to_the_cap():
     assert len(set(ds)) == len(ds)
     b.reset()
     assert b.next() <= 0.1
+
+
+def test_connection_attempts_are_limited_over_5_minutes():
+    """venue.max_connects_5min: a venue closing every connection at once gets no more attempts than
+    that in 5 minutes (Binance bans an IP past 300); the next waits, and a stop ends the wait."""
+
+    async def scenario(fake: FakeBinance, feed: Feed, sink: Sink) -> None:
+        await fake.close_all()
+        await until(lambda: fake.connects == 2 and fake.clients, what="the second connection")
+        await fake.close_all()
+        await until(lambda: feed.counters.connect_waits == 1, what="the third attempt held back")
+        await asyncio.sleep(0.3)
+        assert fake.connects == 2
+
+    t0 = time.monotonic()
+    fake, feed, _ = run(scenario, backoff_min_s=0.01, max_connects_5min=2)
+    assert fake.connects == 2 and feed.counters.connect_waits == 1 and feed.counters.connect_failures == 0
+    assert time.monotonic() - t0 < 30  # the stop did not wait the 5 minutes out
+
+
+def test_snapshots_keep_within_the_rest_weight_share():
+    """The venue says the IP used 2,999 of spot's 6,000 weight this minute: with the default share
+    (0.5) a resync's 1000-level snapshot (weight 50) waits for the next minute instead of being sent."""
+    if time.time() % 60 > 50:  # not across a minute boundary
+        time.sleep(60 - time.time() % 60 + 0.1)
+
+    async def scenario(fake: FakeBinance, feed: Feed, sink: Sink) -> None:
+        fake.used_weight = 2_999
+        await synced(fake, feed)
+        assert fake.snapshots == 1
+        await fake.diff(drop=True)
+        await fake.diff()
+        await until(lambda: feed.counters.weight_waits == 1, what="the snapshot held back")
+        await asyncio.sleep(0.3)
+        assert fake.snapshots == 1 and not feed.healthy
+
+    fake, feed, _ = run(scenario)
+    assert feed.counters.gaps == 1 and feed.counters.weight_waits == 1
+
+
+def test_weight_wait():
+    from avmm.live.rest import Rest, depth_weight
+
+    r = Rest("http://127.0.0.1:1", "binance-spot", 1.0)
+    assert [depth_weight("binance-spot", n) for n in (100, 500, 1000, 5000)] == [5, 25, 50, 250]
+    assert [depth_weight("binance-um", n) for n in (50, 100, 500, 1000)] == [2, 5, 10, 20]
+    assert r.weight_wait_s(50, 0.5, 120.5) == 0.0  # nothing known
+    r.used_weight, r.weight_minute = 2_950, 2
+    assert r.weight_wait_s(50, 0.5, 120.5) == 0.0  # 3,000 = the share
+    assert r.weight_wait_s(51, 0.5, 120.5) == 59.5  # to the next minute
+    assert r.weight_wait_s(51, 0.5, 180.0) == 0.0  # a new minute

@@ -216,12 +216,25 @@ def _panel(st: dict[str, Any]) -> Any:
     t.add_row("feed lag (venue ms)", f(st["feed_lag_ms"], 1))
     t.add_row("frames / reconnects / gaps", f"{st['frames']:,} / {st['reconnects']} / {st['gaps']}")
     t.add_row("halts", str(st["halts"]))
+    if st.get("risk_reason") or st.get("risk_halts"):
+        t.add_row("risk", f"{st['risk_reason'] or 'ok'} (halts {st['risk_halts']})")
     lat = st.get("latency_us") or {}
     t.add_row(
         "latency p50 / p99, µs",
         "  ".join(f"{k} {f(v[0], 1)} / {f(v[1], 1)}" if v else f"{k} -" for k, v in lat.items()) or "-",
     )
+    t.add_row("tick-to-order p50 / p99, µs", f"{f(st['tick_to_order_us_p50'], 1)} / {f(st['tick_to_order_us_p99'], 1)}")
     return t
+
+
+METRIC_KEYS = (
+    "position", "pnl", "fees", "fills", "orders", "cancels", "markout_1s_bps", "markout_10s_bps",
+    "feed_lag_ms", "frames", "reconnects", "gaps", "resyncs", "stale_periods", "halts", "bid", "ask",
+    "journal_rows", "recorded_lines", "tick_to_order_us_p50", "tick_to_order_us_p99",
+    "lag_periods", "risk_halted", "risk_reduce_only", "risk_halts", "risk_position_cuts", "risk_notional_cuts",
+    "risk_rate_waits", "risk_loss_breaches", "risk_loss_day_breaches", "risk_flatten_orders",
+)  # fmt: skip
+"""The status figures exported as Prometheus gauges (``avmm_paper_<key>``)."""
 
 
 def _metrics(port: int) -> Any:
@@ -231,12 +244,7 @@ def _metrics(port: int) -> Any:
     except ImportError:
         raise UserError("--metrics-port needs prometheus-client: pip install 'avmm[live]'") from None
     reg = pc.CollectorRegistry()
-    keys = (
-        "position", "pnl", "fees", "fills", "orders", "cancels", "markout_1s_bps", "markout_10s_bps",
-        "feed_lag_ms", "frames", "reconnects", "gaps", "resyncs", "stale_periods", "halts", "bid", "ask",
-        "journal_rows", "recorded_lines",
-    )  # fmt: skip
-    gauges = {k: pc.Gauge(f"avmm_paper_{k}", k.replace("_", " "), registry=reg) for k in keys}
+    gauges = {k: pc.Gauge(f"avmm_paper_{k}", k.replace("_", " "), registry=reg) for k in METRIC_KEYS}
     healthy = pc.Gauge("avmm_paper_healthy", "1 when quoting (the feed healthy)", registry=reg)
     lat = pc.Gauge("avmm_paper_latency_us", "stage latency, µs (sampled)", ["stage", "quantile"], registry=reg)
     try:

@@ -95,6 +95,20 @@ class VenueConfig(BaseModel):
     backoff_min_s: float = Field(0.1, gt=0, le=600, description="first reconnect delay, s (doubled per failure)")
     backoff_max_s: float = Field(30.0, gt=0, le=3600, description="longest reconnect delay, s")
     connect_timeout_s: float = Field(10.0, gt=0, le=600, description="connect / handshake / REST request timeout, s")
+    max_connects_5min: int = Field(
+        60,
+        ge=1,
+        le=300,
+        description="connection attempts in any 5 minutes, all streams (Binance bans an IP past 300); "
+        "an attempt beyond waits",
+    )
+    rest_weight_share: float = Field(
+        0.5,
+        gt=0,
+        le=1,
+        description="the share of the venue's REST weight per minute the feed may use (Binance's "
+        "X-MBX-USED-WEIGHT-1M, shared by every client on the IP); a snapshot beyond waits for the next minute",
+    )
 
     def check_for(self, venue: str) -> None:
         """The keys that depend on the venue: one line naming the key when they do not fit it."""

@@ -41,6 +41,7 @@ import asyncio
 import contextlib
 import random
 import time
+from collections import deque
 from typing import Any
 
 import msgspec
@@ -51,7 +52,7 @@ from avmm.live import ws
 from avmm.live.book import Book
 from avmm.live.config import VenueConfig
 from avmm.live.record import Recorder
-from avmm.live.rest import Rest, RestError
+from avmm.live.rest import Rest, RestError, depth_weight
 from avmm.venues.binance import depth_sync as ds
 from avmm.venues.binance.messages import (
     DECODE_AGG_TRADE,
@@ -71,6 +72,7 @@ _HEAD = b'{"stream":"'
 BT, TR, DP = 0, 1, 2  # watched streams
 STREAM_NAMES = ("bookTicker", "trade", "depth")
 FLUSH_S = 1.0  # the recorder's lines handed to its writer at least this often
+CONNECT_WINDOW_S = 300.0  # venue.max_connects_5min counts attempts over this many seconds
 OVERLAP_S = 10.0  # longest wait for a new connection's first frame before the old one closes
 
 
@@ -115,6 +117,8 @@ class FeedCounters(msgspec.Struct):
     stale_diffs: int = 0  # diffs older than the snapshot
     evicted_diffs: int = 0  # buffered diffs dropped while waiting for a snapshot
     dropped_levels: int = 0  # levels the book could not keep
+    connect_waits: int = 0  # connection attempts held back by venue.max_connects_5min
+    weight_waits: int = 0  # snapshots held back to the next minute by venue.rest_weight_share
 
 
 def stream_names(venue: str, symbol: str, depth_interval: str) -> tuple[str, str, str]:
@@ -236,6 +240,7 @@ class Feed:
         self._resync_task: asyncio.Task[None] | None = None
         self._tasks: list[asyncio.Task[Any]] = []
         self.error: UserError | None = None
+        self.opened: deque[float] = deque()  # monotonic times of the connection attempts (5 minutes)
 
     # ---------------------------------------------------------------- frames (the hot path)
     def on_frame(self, conn: ws.Conn, raw: bytes, t: int) -> None:
@@ -398,6 +403,13 @@ class Feed:
         try:
             while self._stop is None or not self._stop.is_set():
                 delay = 0.0
+                wait = self.rest.weight_wait_s(
+                    depth_weight(self.venue, self.cfg.depth_limit), self.cfg.rest_weight_share, time.time()
+                )
+                if wait > 0.0:  # this minute's weight is spent: the next minute
+                    self.counters.weight_waits += 1
+                    await asyncio.sleep(wait)
+                    continue
                 try:
                     body = await self.rest.depth(self.symbol, self.cfg.depth_limit)
                     t = time.time_ns()
@@ -565,6 +577,15 @@ class Feed:
                     link.wake.set()
 
     async def _open(self, link: Link) -> ws.Conn:
+        opened = self.opened  # attempts in the last 5 minutes, every link: Binance bans an IP past 300
+        while opened and opened[0] < time.monotonic() - CONNECT_WINDOW_S:
+            opened.popleft()
+        if len(opened) >= self.cfg.max_connects_5min:
+            self.counters.connect_waits += 1
+            await self._sleep(opened[0] + CONNECT_WINDOW_S - time.monotonic())
+            if self._stopped():
+                raise ConnectionAbortedError("stopped")
+        opened.append(time.monotonic())
         conn = await ws.connect(link.url, self.on_frame, self._on_closed, self.cfg.connect_timeout_s)
         self.counters.connects += 1
         link.connects += 1
@@ -579,6 +600,8 @@ class Feed:
             try:
                 return await self._open(link)
             except ws.CONNECT_ERRORS as e:
+                if self._stopped():
+                    return None
                 self.counters.connect_failures += 1
                 if first:
                     raise UserError(f"{link.url}: cannot connect ({type(e).__name__}: {e})") from None

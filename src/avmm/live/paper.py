@@ -21,6 +21,12 @@ Stage latencies (the status's ``latency_us``): at most one quote or trade every 
 wall time is timed -- ``feed`` (received -> the sink: payload copy, decode, dedupe, recording),
 ``venue`` (the paper exchange model) and ``core`` (the strategy, the journal's queue, the gateway) --
 into a fixed ring; the others take the untimed path (one comparison more).
+
+Tick-to-order (the status's ``tick_to_order_us_p50`` / ``_p99``): for every quote or trade whose
+handling sent orders, the wall time from the frame's arrival (``local_ns``, taken on entering the
+websocket callback) to the trader's return, the orders sent, kept in ``latency.LatencyRing`` (the
+last ``latency_cap`` samples; one comparison and, when orders went out, one clock read and one
+store per event).
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from time import time_ns
 from typing import Any
 
 import numpy as np
@@ -44,6 +51,7 @@ from avmm.core.signals import SignalSource, run_error, signal_source
 from avmm.live.config import VenueConfig
 from avmm.live.feed import Feed, FeedSink
 from avmm.live.journal import Journal
+from avmm.live.latency import LatencyRing
 from avmm.live.record import Recorder
 from avmm.live.trader import Trader
 
@@ -160,6 +168,7 @@ class PaperSession(FeedSink):
         status_s: float = 1.0,
         seed: int | None = None,
         day_pnl: tuple[int, float] | None = None,
+        latency_cap: int = 4096,
     ) -> None:
         self.venue, self.symbol = venue, symbol.upper()
         meta = {"market": MARKET[venue], "symbol": self.symbol, "source": venue}
@@ -185,6 +194,7 @@ class PaperSession(FeedSink):
         self.totals = Totals()
         self.t_last = 0
         self.summary: dict[str, Any] | None = None
+        self.tick_to_order = LatencyRing(latency_cap)  # frame arrival -> orders sent, ns
 
     # --- FeedSink: the feed's events ------------------------------------------------------------
     def _core_t(self, te: int) -> int:
@@ -202,18 +212,22 @@ class PaperSession(FeedSink):
                 tr.feed_lag(ts_ns, clock.now(local_ns) - ts_ns)
         else:
             te = tl = clock.after_stamps(local_ns)
+        sends = tr.sends
         try:
             if local_ns < self.lat_next:
                 tr.venue_quote(te, bid, bid_qty, ask, ask_qty)
                 tr.core_quote(self._core_t(tl), bid, bid_qty, ask, ask_qty)
-                return
-            t0, p0 = time.time_ns(), time.perf_counter_ns()
-            tr.venue_quote(te, bid, bid_qty, ask, ask_qty)
-            p1 = time.perf_counter_ns()
-            tr.core_quote(self._core_t(tl), bid, bid_qty, ask, ask_qty)
-            self._timed(local_ns, t0, p0, p1, time.perf_counter_ns())
+            else:
+                t0, p0 = time.time_ns(), time.perf_counter_ns()
+                tr.venue_quote(te, bid, bid_qty, ask, ask_qty)
+                p1 = time.perf_counter_ns()
+                tr.core_quote(self._core_t(tl), bid, bid_qty, ask, ask_qty)
+                self._timed(local_ns, t0, p0, p1, time.perf_counter_ns())
         except Exception as e:
             self._fail(e)
+            return
+        if tr.sends != sends:
+            self.tick_to_order.add(time_ns() - local_ns)
 
     def on_trade(self, ts_ns: int, local_ns: int, px: float, qty: float, side: int) -> None:
         self.clock.stamp(ts_ns, local_ns)
@@ -221,18 +235,22 @@ class PaperSession(FeedSink):
         tr = self.trader
         if tr.max_lag_ns and self.clock.aw:
             tr.feed_lag(ts_ns, lag)
+        sends = tr.sends
         try:
             if local_ns < self.lat_next:
                 tr.venue_trade(ts_ns, px, qty, side)
                 tr.core_trade(self._core_t(ts_ns), px, qty, side)
-                return
-            t0, p0 = time.time_ns(), time.perf_counter_ns()
-            tr.venue_trade(ts_ns, px, qty, side)
-            p1 = time.perf_counter_ns()
-            tr.core_trade(self._core_t(ts_ns), px, qty, side)
-            self._timed(local_ns, t0, p0, p1, time.perf_counter_ns())
+            else:
+                t0, p0 = time.time_ns(), time.perf_counter_ns()
+                tr.venue_trade(ts_ns, px, qty, side)
+                p1 = time.perf_counter_ns()
+                tr.core_trade(self._core_t(ts_ns), px, qty, side)
+                self._timed(local_ns, t0, p0, p1, time.perf_counter_ns())
         except Exception as e:
             self._fail(e)
+            return
+        if tr.sends != sends:
+            self.tick_to_order.add(time_ns() - local_ns)
 
     def on_depth(self, local_ns: int, kind: int, side: int, px: float, qty: float) -> None:
         te = self.depth_E or self.clock.after_stamps(local_ns)
@@ -383,6 +401,7 @@ class PaperSession(FeedSink):
             why = f"feed lag > {tr.max_lag_ns / 1e6:g} ms"
         else:
             why = tr.reason
+        t2o = self.tick_to_order.percentiles_us((50.0, 99.0))
         return {
             "t": time.time(),
             "venue_ns": self.t_last,
@@ -404,6 +423,8 @@ class PaperSession(FeedSink):
             "markout_1s_bps": _num(mo[2]),
             "markout_10s_bps": _num(mo[5]),
             "feed_lag_ms": self.totals.lag_ns / 1e6,
+            "tick_to_order_us_p50": t2o[0],
+            "tick_to_order_us_p99": t2o[1],
             "clock_rate": self.clock.rate,
             "frames": c.frames,
             "reconnects": c.reconnects,
