@@ -334,7 +334,7 @@ def on_quote_rec(p, s, o, a, ts_ns, bid, bid_qty, ask, ask_qty):
         intensity_fit(p, s, ts_ns)
     _mark(s, MK_ESTIM)
     n = 0
-    if p.loss_on != 0 or s.halted != 0:  # (one comparison when no loss limit is set)
+    if p.loss_on != 0 or s.halted != 0:  # (two comparisons when no loss limit is set and not halted)
         n = risk_on_quote(p, s, o, a, ts_ns)
         if s.halted != 0:
             return n
