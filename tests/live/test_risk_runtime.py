@@ -116,7 +116,7 @@ def test_kill_and_resume_show_in_the_status_the_panel_and_the_journal(session, t
     con = sqlite3.connect(tmp_path / "s.db")
     meta = dict(con.execute("SELECT key, value FROM meta").fetchall())
     con.close()
-    assert json.loads(meta["day_pnl0"]) == {"day": T // DAY_NS, "pnl": -2.5}
+    assert json.loads(meta[f"day_pnl0.{s.journal.session}"]) == {"day": T // DAY_NS, "pnl": -2.5}
 
 
 def test_a_feed_lagging_the_venue_cancels_everything_until_it_is_under_half(session, tmp_path):
@@ -144,7 +144,7 @@ def test_the_days_pnl_is_read_back_from_the_journal(tmp_path):
     def journal(name: str, day_pnl0: dict | None, rows: list[tuple[int, float]]):
         j = Journal(tmp_path / name, {})
         if day_pnl0 is not None:
-            j.put_meta("day_pnl0", json.dumps(day_pnl0))
+            j.put_meta(f"day_pnl0.{j.session}", json.dumps(day_pnl0))
         smp = np.zeros(len(rows), dtype=SAMPLE_DTYPE)
         smp["ts"], smp["pnl"] = [r[0] for r in rows], [r[1] for r in rows]
         j.samples(smp)
@@ -183,3 +183,24 @@ def test_the_cli_reads_the_previous_journal_and_notes_it(tmp_path, capsys):
         f"avmm: note: --journal {tmp_path / 'p.db'}: the PnL of 2023-11-14 (UTC) so far -0.75, from its last session"
     ]
     assert _day_pnl(tmp_path / "none.db") is None and _day_pnl(None) is None
+
+
+def test_the_days_pnl_adds_up_the_sessions_of_a_resumed_journal(tmp_path):
+    day = T // DAY_NS
+    path = tmp_path / "r.db"
+
+    def session(carry: float | None, rows: list[tuple[int, float]], resume: bool) -> None:
+        j = Journal(path, {}, resume=resume)
+        if carry is not None:
+            j.put_meta(f"day_pnl0.{j.session}", json.dumps({"day": day, "pnl": carry}))
+        smp = np.zeros(len(rows), dtype=SAMPLE_DTYPE)
+        smp["ts"], smp["pnl"] = [r[0] for r in rows], [r[1] for r in rows]
+        j.samples(smp)
+        j.close()
+
+    session(-1.0, [(T, 0.0), (T + 10**9, -0.3)], False)
+    assert journal_day_pnl(path) == (day, pytest.approx(-1.3))
+    session(-1.3, [(T + 10 * 10**9, 0.0), (T + 11 * 10**9, -0.2)], True)  # the carry: what the file said
+    assert journal_day_pnl(path) == (day, pytest.approx(-1.5))
+    session(None, [(T + 20 * 10**9, 0.0), (T + 21 * 10**9, 0.5)], True)  # no carry record: added on
+    assert journal_day_pnl(path) == (day, pytest.approx(-1.0))

@@ -223,7 +223,10 @@ def _panel(st: dict[str, Any]) -> Any:
         "latency p50 / p99, µs",
         "  ".join(f"{k} {f(v[0], 1)} / {f(v[1], 1)}" if v else f"{k} -" for k, v in lat.items()) or "-",
     )
-    t.add_row("tick-to-order p50 / p99, µs", f"{f(st['tick_to_order_us_p50'], 1)} / {f(st['tick_to_order_us_p99'], 1)}")
+    t.add_row(
+        "tick-to-order p50 / p99, µs",
+        f"{f(st.get('tick_to_order_us_p50'), 1)} / {f(st.get('tick_to_order_us_p99'), 1)}",
+    )
     return t
 
 

@@ -19,7 +19,7 @@ the feed and stop it.
 
 Stage latencies (the status's ``latency_us``): at most one quote or trade every ``LAT_EVERY_NS`` of
 wall time is timed -- ``feed`` (received -> the sink: payload copy, decode, dedupe, recording),
-``venue`` (the paper exchange model) and ``core`` (the strategy, the journal's queue, the gateway) --
+``venue`` (the paper exchange model) and ``core`` (the strategy, the journal's intent log, the gateway) --
 into a fixed ring; the others take the untimed path (one comparison more).
 
 Tick-to-order (the status's ``tick_to_order_us_p50`` / ``_p99``): for every quote or trade whose
@@ -177,7 +177,7 @@ class PaperSession(FeedSink):
         day, pnl0 = day_pnl if day_pnl is not None else (-1, 0.0)
         self.trader = Trader(cfg, backtest, meta=meta, journal=journal, healthy=False, day_pnl0=pnl0, day_pnl_day=day)
         if journal is not None:
-            journal.put_meta("day_pnl0", json.dumps({"day": day, "pnl": pnl0}))
+            journal.put_meta(f"day_pnl0.{journal.session}", json.dumps({"day": day, "pnl": pnl0}))
         self.trader.reason = "connecting"
         self.journal = journal
         self.recorder = recorder
