@@ -336,3 +336,12 @@ def test_a_bad_limit_on_the_command_line_is_one_line(run_cli, tmp_path):
     cfg.write_text('[risk]\non_limit = "panic"\n')
     assert_one_line_error(run_cli("backtest", "--config", cfg), "risk.on_limit", "'panic'")
     assert_one_line_error(run_cli("config", "check", "--set", "risk.max_loss=-3"), "risk.max_loss")
+
+
+def test_the_backtest_table_shows_what_the_limits_did(run_cli):
+    r = run_cli("backtest", "--set", "risk.max_loss=0.05", "--set", 'risk.on_limit="reduce"', "--no-progress")
+    assert r.returncode == 0, r.stderr
+    assert "risk limits: state at the end" in r.stdout and "reduce-only: max_loss" in r.stdout
+    assert "loss breaches 1 / day 0" in r.stdout
+    r = run_cli("backtest", "--no-progress")
+    assert "risk limits" not in r.stdout
