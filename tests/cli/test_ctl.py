@@ -24,7 +24,7 @@ def _session(req: dict[str, Any]) -> dict[str, Any]:
             return {"ok": True, "key": "model.gamma", "old": "auto", "new": 0.2, "params": ["gamma"]}
         return {"ok": False, "error": f"set {req['arg']}: cannot change while running"}
     if cmd == "kill":
-        return {"ok": True, "killed": "ctl", "cancels": 2, "flatten": False if req.get("flatten") else None}
+        return {"ok": True, "killed": "ctl", "cancels": 2, "flatten": True if req.get("flatten") else None}
     return {"ok": False, "error": "?"}
 
 
@@ -39,10 +39,7 @@ def test_each_command_prints_its_answer(run_cli, tmp_path):
         assert run_cli("ctl", sock, "set", "model.gamma=0.2").stdout == 'model.gamma: "auto" -> 0.2\n'
         assert_one_line_error(run_cli("ctl", sock, "set", "quoting.tick=1"), "set quoting.tick=1: cannot change")
         r = run_cli("ctl", sock, "kill", "--flatten")
-        assert (
-            r.stdout
-            == "killed: 2 orders cancelled; not flattened (no flatten in this core yet); the session is stopping\n"
-        )
+        assert r.stdout == "killed: 2 orders cancelled; flattening (stops once flat); the session is stopping\n"
         assert run_cli("ctl", sock, "kill").stdout == "killed: 2 orders cancelled; the session is stopping\n"
 
 

@@ -199,7 +199,7 @@ def test_kill_cancels_stops_and_refuses_what_follows():
         return a, b, c
 
     a, b, c = asyncio.run(go())
-    assert a == {"ok": True, "killed": "ctl", "cancels": 2, "flatten": False}  # no flatten in the core yet
+    assert a == {"ok": True, "killed": "ctl", "cancels": 2, "flatten": True}  # flat already: stops at once
     assert b == {"ok": False, "error": "the session is stopping (killed by ctl)"}
     assert c["ok"] and c["status"]["reason"] == "ok"  # status still answers
     assert rt.stopped == 1 and ctl.killed_by == "ctl"
@@ -208,23 +208,33 @@ def test_kill_cancels_stops_and_refuses_what_follows():
     assert len(j.places()) == 2  # the first quote's two, nothing after
 
 
-def test_flatten_calls_the_cores_entry_point_when_there_is_one():
+def test_kill_with_flatten_closes_the_position_then_stops():
     tr, j, rt, ctl = _session()
-    calls: list[int] = []
 
-    class WithFlatten:  # an Engine whose core has the flatten entry point (another issue's)
-        def __init__(self, e: Any) -> None:
-            self.e = e
+    async def go() -> dict[str, Any]:
+        _quote(tr, rt, 0)
+        bid = max(px for side, px, _ in j.places() if side == 1)
+        for dt in (50, 100):  # our bid filled by a sell through it, after the order's latency
+            rt.t = T0 + dt * MS
+            tr.venue_trade(rt.t, bid - 0.05, 5.0, -1)
+            tr.core_trade(rt.t, bid - 0.05, 5.0, -1)
+        assert float(tr.engine.state["pos"][0]) > 0
+        a = ctl.handle({"cmd": "kill", "flatten": True})
+        await asyncio.sleep(0.1)
+        assert rt.stopped == 0 and tr.flattening()  # still long: not stopped
+        for dt in range(200, 1000, 50):  # the taker order meets the book
+            _quote(tr, rt, dt, bid=99.0, ask=99.02)
+            await asyncio.sleep(0.06)
+            if rt.stopped:
+                break
+        return a
 
-        def __getattr__(self, k: str) -> Any:
-            return getattr(self.e, k)
-
-        def flatten(self, t: int) -> int:
-            calls.append(t)
-            return 0
-
-    tr.engine = WithFlatten(tr.engine)  # type: ignore[assignment]
-    assert tr.flatten(T0) is True and calls == [T0]
+    a = asyncio.run(go())
+    assert a["ok"] and a["killed"] == "ctl" and a["flatten"] is True
+    assert rt.stopped == 1 and not tr.flattening()
+    assert float(tr.engine.state["pos"][0]) == 0.0
+    takes = [r for r in j.rows if r[0] == "a" and r[2] == ACT_PLACE and r[3] == -1 and r[4] == 99.0]
+    assert takes  # a sell at the bid: the taker order
 
 
 # --- the socket ----------------------------------------------------------------------------------------

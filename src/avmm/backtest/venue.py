@@ -56,6 +56,7 @@ from avmm.backtest.state import (
     new_cache,
 )
 from avmm.core.config import StrategyConfig, max_position_of
+from avmm.core.risk import risk_summary
 from avmm.core.state import ACT_AMEND, ACT_CANCEL, ACT_PLACE, ACTION_DTYPE
 from avmm.jit import bind
 
@@ -341,4 +342,5 @@ def paper_summary(
     out["signal_calls"] = int(st["n_sig_calls"])
     out["signal_bad"] = int(st["n_sig_bad"])
     out["signal_depth_dropped"] = int(st["n_depth_dropped"])
+    out.update(risk_summary(engine_state))
     return out

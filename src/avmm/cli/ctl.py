@@ -57,5 +57,5 @@ def ctl_command(
         print(f"killed already (by {ans['killed']}); the session is stopping")
     else:
         fl = ans.get("flatten")
-        note = "" if fl is None else ("; flattening" if fl else "; not flattened (no flatten in this core yet)")
+        note = "" if fl is None else ("; flattening (stops once flat)" if fl else "; not flattened")
         print(f"killed: {ans.get('cancels', 0)} orders cancelled{note}; the session is stopping")

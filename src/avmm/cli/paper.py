@@ -167,6 +167,7 @@ async def _paper(
     bt = cfg.backtest
     journal = rec = logf = None
     live = _Status(status_json, metrics)
+    day_pnl = _day_pnl(journal_path)
     try:
         if ops.log is not None:
             logf = open_log(ops.log, ops.log_max_bytes, ops.log_backups)
@@ -180,7 +181,9 @@ async def _paper(
             journal = Journal(journal_path, meta)
         if record is not None:
             rec = Recorder(record, f"{symbol}-{venue}")
-        session = PaperSession(venue, symbol, strat, bt, vcfg, journal=journal, recorder=rec, on_status=live)
+        session = PaperSession(
+            venue, symbol, strat, bt, vcfg, journal=journal, recorder=rec, on_status=live, day_pnl=day_pnl
+        )
         stopper = StopOnSignal(asyncio.get_running_loop(), session.stop, on_signal)
         sup = Supervisor(
             session,
@@ -304,6 +307,23 @@ class _Keys:
         self.fd = None
 
 
+def _day_pnl(path: Path | None) -> tuple[int, float] | None:
+    """The UTC day's PnL so far from the journal the session replaces (its last session's), for
+    ``risk.max_loss_day``; noted on stderr when there is one."""
+    if path is None or not path.exists():
+        return None
+    from avmm.live.journal import journal_day_pnl
+
+    day = journal_day_pnl(path)
+    if day is not None:
+        date = time.strftime("%Y-%m-%d", time.gmtime(day[0] * 86400))
+        print(
+            f"avmm: note: --journal {path}: the PnL of {date} (UTC) so far {day[1]:.6g}, from its last session",
+            file=sys.stderr,
+        )
+    return day
+
+
 class _Status:
     """The session's status: a rich Live panel on a terminal, JSON lines with ``--status-json``,
     Prometheus gauges with ``--metrics-port``."""
@@ -368,6 +388,8 @@ def _panel(st: dict[str, Any], keys: str | None = None) -> Any:
     t.add_row("feed lag (venue ms)", f(st["feed_lag_ms"], 1))
     t.add_row("frames / reconnects / gaps", f"{st['frames']:,} / {st['reconnects']} / {st['gaps']}")
     t.add_row("halts", str(st["halts"]))
+    if st.get("risk_reason") or st.get("risk_halts"):
+        t.add_row("risk", f"{st['risk_reason'] or 'ok'} (halts {st['risk_halts']})")
     lat = st.get("latency_us") or {}
     t.add_row(
         "latency p50 / p99, µs",
@@ -384,6 +406,8 @@ METRIC_KEYS = (
     "position", "pnl", "fees", "fills", "orders", "cancels", "markout_1s_bps", "markout_10s_bps",
     "feed_lag_ms", "frames", "reconnects", "gaps", "resyncs", "stale_periods", "halts", "bid", "ask",
     "journal_rows", "recorded_lines", "tick_to_order_us_p50", "tick_to_order_us_p99",
+    "lag_periods", "risk_halted", "risk_reduce_only", "risk_halts", "risk_position_cuts", "risk_notional_cuts",
+    "risk_rate_waits", "risk_loss_breaches", "risk_loss_day_breaches", "risk_flatten_orders",
 )  # fmt: skip
 """The status figures exported as Prometheus gauges (``avmm_paper_<key>``)."""
 

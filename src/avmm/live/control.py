@@ -13,7 +13,8 @@ until ``resume``: ``Trader.pause``); ``set KEY=VALUE`` (the config file's ``--se
 validation, then the running core's params record changed between two events, journaled;
 ``LIVE_KEYS`` can change, the rest is fixed at start: tick, lot, levels, the model's kind, the
 estimators' windows, the signals); ``kill`` (the kill switch: cancel all, ``--flatten`` through
-``Trader.flatten`` when the core has a flatten entry point, stop the session: exit 0 and its summary).
+the core's taker orders until flat (``Trader.kill``; at most ``FLATTEN_WAIT_S``), stop the session:
+exit 0 and its summary).
 
 ``ControlServer`` listens on a Unix socket inside the event loop (asyncio), one JSON object a line
 each way: ``{"cmd": "status" | "pause" | "resume" | "kill" | "set", "arg": "model.gamma=0.2",
@@ -68,6 +69,8 @@ COMMANDS = ("status", "pause", "resume", "set", "kill")
 MAX_LINE = 1 << 16
 SUN_PATH_MAX = 107  # bytes of a Unix socket's path (sockaddr_un.sun_path, NUL included: 108)
 KILL_FILE_S = 1.0
+FLATTEN_WAIT_S = 30.0  # a kill with flatten stops at the latest this long after (the position logged)
+FLATTEN_POLL_S = 0.05
 WATCH_S = 1.0
 STATUS_LOG_S = 60.0
 HEALTH_LOG_BURST = 20  # health changes logged per 10 x WATCH_S; more are counted
@@ -160,6 +163,7 @@ class Controller:
         self.killed_by: str | None = None
         self.flattened: bool | None = None
         self.changes = 0
+        self._flat_task: asyncio.Task[None] | None = None
 
     def handle(self, req: Any) -> dict[str, Any]:
         """One request -> its answer (errors as ``{"ok": false, "error": line}``)."""
@@ -190,6 +194,19 @@ class Controller:
                 raise UserError("set needs KEY=VALUE, e.g. model.gamma=0.2")
             return self.set(arg)
         return self.kill("ctl", bool(req.get("flatten", False)))
+
+    async def _stop_when_flat(self) -> None:
+        """After a kill with flatten: stop once the core is flat (or gave up), at most
+        ``FLATTEN_WAIT_S`` later; the position left is logged."""
+        tr = self.rt.trader
+        deadline = time.monotonic() + FLATTEN_WAIT_S
+        while tr.flattening() and time.monotonic() < deadline:
+            await asyncio.sleep(FLATTEN_POLL_S)
+        pos = float(tr.engine.state["pos"][0])
+        self.log.error(
+            "kill switch: %s; stopping", "flat" if not tr.flattening() else f"still {pos:g} after {FLATTEN_WAIT_S:g} s"
+        )
+        self.rt.stop()
 
     def pause(self, on: bool) -> int:
         tr = self.rt.trader
@@ -247,14 +264,20 @@ class Controller:
         t = self.rt.now()
         if self.rt.journal is not None:
             self.rt.journal.event(t, "kill", who + (" (flatten)" if flatten else ""))
-        n = tr.pause(t, True)
-        if flatten:
-            self.flattened = tr.flatten(t)
-        fl = "" if not flatten else ("; flattening" if self.flattened else "; no flatten (not in this core yet)")
+        if flatten:  # the core halted (every order cancelled), then taker orders until flat
+            n = tr.kill(t, flatten=True)
+            self.flattened = True
+        else:
+            n = tr.pause(t, True)
+        fl = "; flattening" if flatten else ""
         text = f"kill switch ({who}): {n} orders cancelled{fl}; stopping"
         self.log.error("%s", text)
         self.alerts.alert("kill", text)
-        asyncio.get_running_loop().call_soon(self.rt.stop)
+        loop = asyncio.get_running_loop()
+        if flatten:
+            self._flat_task = loop.create_task(self._stop_when_flat())
+        else:
+            loop.call_soon(self.rt.stop)
         return {"killed": who, "cancels": n, "flatten": self.flattened}
 
 

@@ -167,13 +167,17 @@ class PaperSession(FeedSink):
         on_status: Callable[[dict[str, Any]], None] | None = None,
         status_s: float = 1.0,
         seed: int | None = None,
+        day_pnl: tuple[int, float] | None = None,
         latency_cap: int = 4096,
     ) -> None:
         self.venue, self.symbol = venue, symbol.upper()
         meta = {"market": MARKET[venue], "symbol": self.symbol, "source": venue}
         sig = cfg.signals
         self.signal: SignalSource | None = signal_source(sig.file, sig.function, sig.builtins_on())
-        self.trader = Trader(cfg, backtest, meta=meta, journal=journal, healthy=False)
+        day, pnl0 = day_pnl if day_pnl is not None else (-1, 0.0)
+        self.trader = Trader(cfg, backtest, meta=meta, journal=journal, healthy=False, day_pnl0=pnl0, day_pnl_day=day)
+        if journal is not None:
+            journal.put_meta(f"day_pnl0.{journal.session}", json.dumps({"day": day, "pnl": pnl0}))
         self.trader.reason = "connecting"
         self.journal = journal
         self.recorder = recorder
@@ -201,12 +205,14 @@ class PaperSession(FeedSink):
 
     def on_quote(self, ts_ns: int, local_ns: int, bid: float, bid_qty: float, ask: float, ask_qty: float) -> None:
         clock = self.clock
+        tr = self.trader
         if ts_ns != local_ns:  # a venue stamp: the core takes the event at it
             clock.stamp(ts_ns, local_ns)
             te = tl = ts_ns
+            if tr.max_lag_ns and clock.aw:
+                tr.feed_lag(ts_ns, clock.now(local_ns) - ts_ns)
         else:
             te = tl = clock.after_stamps(local_ns)
-        tr = self.trader
         sends = tr.sends
         try:
             if local_ns < self.lat_next:
@@ -226,8 +232,10 @@ class PaperSession(FeedSink):
 
     def on_trade(self, ts_ns: int, local_ns: int, px: float, qty: float, side: int) -> None:
         self.clock.stamp(ts_ns, local_ns)
-        self.totals.lag_ns = self.clock.now(local_ns) - ts_ns
+        lag = self.totals.lag_ns = self.clock.now(local_ns) - ts_ns
         tr = self.trader
+        if tr.max_lag_ns and self.clock.aw:
+            tr.feed_lag(ts_ns, lag)
         sends = tr.sends
         try:
             if local_ns < self.lat_next:
@@ -383,6 +391,7 @@ class PaperSession(FeedSink):
         s = tr.finish()
         s["feed"] = {k: getattr(self.feed.counters, k) for k in self.feed.counters.__struct_fields__}
         s["halts"] = tr.n_halts
+        s["lag_periods"] = tr.n_lag_periods
         if self.journal is not None:
             self.journal.put_meta("summary", json.dumps(s, default=str))
         if self.on_status is not None:
@@ -399,18 +408,19 @@ class PaperSession(FeedSink):
         pnl = float(bs["cash"] + pos * mid * tr.bt.contract_size) if math.isfinite(mid) else float(bs["cash"])
         orders = tr.orders()
         mo = tr.gw.rec.fills.markouts_bps()
+        risk = tr.engine.risk()
+        why = risk["risk_reason"] or tr.why()  # the core's limits or the kill switch first
         t2o = self.tick_to_order.percentiles_us((50.0, 99.0))
-        why = "crossed book" if tr.crossed else tr.reason
         if tr.paused and not tr.stopping:
-            why = "paused" if tr.healthy and not tr.crossed else f"paused; {why}"
+            why = "paused" if tr.quoting() and not risk["risk_halted"] else f"paused; {why}"
         return {
             "t": time.time(),
             "venue_ns": self.t_last,
             "symbol": self.symbol,
-            "healthy": bool(tr.healthy and not tr.crossed),
+            "healthy": bool(tr.quoting() and not risk["risk_halted"]),
             "reason": why,
             "paused": tr.paused,
-            "quoting": tr.go,
+            "quoting": bool(tr.go and not risk["risk_halted"]),
             "bid": _num(bs["bid"]),
             "ask": _num(bs["ask"]),
             "bid_qty": _num(bs["bid_qty"]),
@@ -435,6 +445,8 @@ class PaperSession(FeedSink):
             "resyncs": c.resyncs,
             "stale_periods": c.stale_periods,
             "halts": tr.n_halts,
+            "lag_periods": tr.n_lag_periods,
+            **risk,
             "latency_us": self.latencies(),
             "journal_rows": self.journal.rows if self.journal is not None else None,
             "recorded_lines": self.recorder.lines if self.recorder is not None else None,
