@@ -505,3 +505,49 @@ def test_a_merged_diff_stream_left_and_rejoined_shows_the_gap(depth_store):
     first, second = run(go())
     assert second["E"] - first["E"] == 500
     assert second["pu"] != first["u"] and second["U"] > first["u"] + 1
+
+
+def test_replay_starts_once_every_open_stream_socket_has_subscribed(tmp_path):
+    """A client's several links (USD-M ``/public`` and ``/market``) see the replay from its first
+    step: the start at the first subscription waits for the sockets already open to subscribe (at
+    most ``START_WAIT_S``); a socket that never subscribes delays it no longer than that."""
+    from avmm.data.synth import write_synth
+    from avmm.emulator import server
+
+    store = tmp_path / "l1.parquet"
+    write_synth(store, 20_000, 5, quote_rate=200.0, trade_rate=40.0)  # ~80 s of venue time
+
+    async def first_trade(delay_s: float | None) -> tuple[int, float]:
+        async with (
+            Emulator(store, venue="binance-um", speed=20.0) as emu,
+            aiohttp.ClientSession() as s,
+            s.ws_connect(f"{emu.ws_url}/market/ws") as mkt,  # open, nothing subscribed yet
+            s.ws_connect(f"{emu.ws_url}/public/ws/synth@bookTicker") as pub,
+        ):
+            t0 = time.monotonic()
+            if delay_s is None:  # the market link never subscribes
+                first_quote = json.loads((await asyncio.wait_for(pub.receive(), 5)).data)
+                return int(first_quote["u"]), time.monotonic() - t0
+            await asyncio.sleep(delay_s)
+            assert await _ask(mkt, {"method": "SUBSCRIBE", "params": ["synth@aggTrade"], "id": 1}) == {
+                "result": None,
+                "id": 1,
+            }
+            first = json.loads((await asyncio.wait_for(mkt.receive(), 5)).data)
+            await asyncio.wait_for(pub.receive(), 5)
+            return int(first["a"]), emu._start_mono - t0  # when the replay started
+
+    async def reference() -> int:
+        async with (
+            Emulator(store, venue="binance-um", speed=20.0) as emu,
+            aiohttp.ClientSession() as s,
+            s.ws_connect(f"{emu.ws_url}/market/ws/synth@aggTrade") as mkt,
+        ):
+            return int(json.loads((await asyncio.wait_for(mkt.receive(), 5)).data)["a"])
+
+    first_a = run(reference())
+    a, waited = run(first_trade(0.2))
+    assert a == first_a  # not the trades of the 4 s of venue time before the market link subscribed
+    assert 0.15 < waited < server.START_WAIT_S
+    _, waited = run(first_trade(None))
+    assert server.START_WAIT_S - 0.05 < waited < server.START_WAIT_S + 0.5

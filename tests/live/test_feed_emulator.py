@@ -115,9 +115,9 @@ def test_a_stalled_stream_turns_stale_and_back(store):
 def test_real_capture_recorded_from_the_emulator_converts_to_the_store(shared_data, tmp_path, venue, capture):
     """The real captures (cut short) replayed at 20x: the feed's book ends equal to the store's (the
     top 500 levels a side: deeper levels were outside the 1000-level REST snapshot), and its
-    recording converts to the store's quotes and trades, in order, and to the feed's own book. (The
-    replay starts when every link is up: USD-M's two connections would miss the first trades of a
-    replay started by the first one.)"""
+    recording converts to the store's quotes and trades, in order, and to the feed's own book. The
+    replay starts by itself: at the first subscription, once USD-M's other link has subscribed too,
+    so the ``/market`` link gets the first trades as well."""
     from avmm.data.convert import convert
     from avmm.data.store import read_events
     from avmm.emulator import Emulator
@@ -135,13 +135,11 @@ def test_real_capture_recorded_from_the_emulator_converts_to_the_store(shared_da
         return feed.book.levels(BUY)[:TOP], feed.book.levels(SELL)[:TOP]
 
     async def main() -> Feed:
-        async with Emulator(path, venue=venue, speed=20.0, heartbeat=None, autostart=False) as emu:
+        async with Emulator(path, venue=venue, speed=20.0, heartbeat=None) as emu:
             rec = Recorder(rec_dir, f"BTCUSDT-{venue}")
             feed = Feed(venue, "BTCUSDT", with_origin(VenueConfig(), emu.url, venue), Sink(), recorder=rec)
             task = asyncio.create_task(feed.run())
             try:
-                await until(lambda: feed.connected, 10, "every link")
-                emu.begin()
                 await emu.wait_done(60)
                 await until(lambda: top(feed) == want, 10, "the store's book")
             finally:

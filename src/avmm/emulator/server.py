@@ -89,6 +89,7 @@ MARKET_KINDS = frozenset({"aggTrade"})
 MSG_RATE = {fr.SPOT: 5, fr.UM: 10}  # incoming messages a second per connection (Binance's docs)
 MAX_STREAMS = 1024
 CLOSE_POLICY = 1008  # the close code Binance uses for a broken limit
+START_WAIT_S = 0.5  # the replay's start waits at most this long for the other sockets already open
 
 
 def scope_of(path: str) -> str:
@@ -133,7 +134,7 @@ class _Conn:
 
     __slots__ = (
         "ws", "combined", "subs", "opened", "timer", "closing", "id", "path", "scope", "strict", "undelivered",
-        "times", "msgs", "kill",
+        "times", "msgs", "kill", "waiting",
     )  # fmt: skip
 
     def __init__(self, ws: Any, combined: bool, path: str = "/stream", strict: bool = False) -> None:
@@ -151,6 +152,7 @@ class _Conn:
         self.times: collections.deque[float] = collections.deque()  # incoming messages in the last second
         self.msgs = 0
         self.kill: tuple[int, str] | None = None  # close after the answer (a broken limit)
+        self.waiting = True  # no replayed stream subscribed yet: the replay's start waits for it
 
 
 class _Batch:
@@ -186,7 +188,9 @@ class Emulator:
         Start the replay at once instead of at the first subscription.
     autostart : bool
         Start the replay at the first subscription (False: only ``begin()`` or ``POST /_avmm/start``
-        starts it: a client of several connections sees the replay from its first step on each).
+        starts it). Stream sockets opened by then are waited for until they subscribe a replayed
+        stream too (at most ``START_WAIT_S``), so a client of several links (USD-M's ``/public`` and
+        ``/market``) sees the replay from its first step on each.
     faults : sequence of str or Fault
         Fault knobs applied at the start of the replay (or at their ``@`` time).
     heartbeat : float or None
@@ -295,6 +299,9 @@ class Emulator:
         self._runner: Any = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self.started = False
+        self._waiting = 0  # stream sockets opened that have not subscribed a replayed stream yet
+        self._want_start = False
+        self._start_timer: asyncio.TimerHandle | None = None
         self.done = False
         self.steps = 0
         self.frames = 0
@@ -568,8 +575,33 @@ class Emulator:
             return
         self._subs.setdefault(name, set()).add(c)
         self._recount()
-        if name in self.streams and self._go is not None and self.autostart:
-            self._go.set()
+        if name in self.streams:
+            self._settle(c)
+            if self._go is not None and self.autostart and not self._go.is_set():
+                self._want_start = True
+                self._maybe_start()
+
+    def _settle(self, c: _Conn | None) -> None:
+        """A socket counted as on its way has subscribed a replayed stream, or is gone (None: it
+        never opened)."""
+        if c is not None:
+            if not c.waiting:
+                return
+            c.waiting = False
+        self._waiting -= 1
+        self._maybe_start()
+
+    def _maybe_start(self) -> None:
+        """The replay starts at the first subscription, once the sockets opened with it have
+        subscribed too (a client's links to ``/public`` and ``/market`` together), or
+        ``START_WAIT_S`` after it when one never does."""
+        go = self._go
+        if not self._want_start or go is None or go.is_set():
+            return
+        if self._waiting <= 0:
+            go.set()
+        elif self._start_timer is None:
+            self._start_timer = asyncio.get_running_loop().call_later(START_WAIT_S, go.set)
 
     def _unsubscribe(self, c: _Conn, name: str) -> None:
         if name in c.subs:
@@ -595,6 +627,7 @@ class Emulator:
         for name in list(c.subs):
             self._unsubscribe(c, name)
         self._conns.discard(c)
+        self._settle(c)
         if c.timer is not None:
             c.timer.cancel()
 
@@ -797,7 +830,12 @@ class Emulator:
         ws = web.WebSocketResponse(
             heartbeat=self.heartbeat, autoping=False, max_msg_size=1 << 20, compress=False, timeout=2.0
         )
-        await ws.prepare(request)
+        self._waiting += 1  # a socket on its way: the replay's start waits for its subscription
+        try:
+            await ws.prepare(request)
+        except BaseException:
+            self._settle(None)
+            raise
         base = next((p for p in (*WS_PATHS, *STREAM_PATHS) if path == p or path.startswith(p + "/")), path)
         self.opened[base] = self.opened.get(base, 0) + 1
         c = _Conn(ws, combined, base, strict=self.um)
@@ -805,6 +843,8 @@ class Emulator:
         canon = list(dict.fromkeys(cn for cn in map(self.canonical, names) if cn is not None))
         if self.max_streams and len(canon) > self.max_streams:
             self.limit_closes["maxstreams"] += 1
+            self._settle(c)
+            self._conns.discard(c)
             await self._close(c, False, CLOSE_POLICY, "Invalid request")
             return ws
         for cn in canon:

@@ -636,8 +636,16 @@ class Feed:
                 await asyncio.wait_for(link.wake.wait(), left)
 
     async def _connections(self) -> None:
-        """Open every link (the first failure is a ``UserError``), then keep each on its own task."""
-        first = [await self._connect(link, first=True) for link in self.links]
+        """Open every link at once (their subscriptions reach the venue together; the first
+        failure is a ``UserError``, the others closed), then keep each on its own task."""
+        opened = await asyncio.gather(*(self._connect(link, first=True) for link in self.links), return_exceptions=True)
+        err = next((r for r in opened if isinstance(r, BaseException)), None)
+        if err is not None:
+            for r in opened:
+                if isinstance(r, ws.Conn):
+                    r.close()
+            raise err
+        first = [r for r in opened if not isinstance(r, BaseException)]
         for link, conn in zip(self.links, first, strict=True):  # all up before the health says so
             link.active, link.connected = conn, conn is not None
         loop = asyncio.get_running_loop()
