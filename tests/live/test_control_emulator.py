@@ -231,6 +231,28 @@ def test_ctl_status_set_pause_resume_kill(root, store):
         assert line in text, line
 
 
+def test_kill_with_flatten_ends_flat(root, store):
+    """``avmm ctl kill --flatten`` once the session holds a position: the core's taker orders close it
+    at the paper venue, then the session stops; the summary's position is 0."""
+    from avmm.emulator import EmulatorProcess
+
+    sock = root / "f.sock"
+    with EmulatorProcess([store, "--venue", VENUE, "--speed", "2"], env=_env()) as emu:
+        paper = Paper(_cmd(emu.url, "--ctl", str(sock)), _env())
+        paper.wait_for(lambda st: st["position"] != 0)
+        r = _avmm("ctl", str(sock), "kill", "--flatten")
+        assert (r.returncode, r.stdout) == (
+            0,
+            r.stdout.split(" orders cancelled")[0]
+            + " orders cancelled; flattening (stops once flat); the session is stopping\n",
+        ), r.stderr
+        rc, err = paper.end()
+    assert rc == 0, err
+    assert "avmm paper: killed by ctl; orders cancelled; flattened to position 0\n" in err
+    last = paper.lines[-1]
+    assert last["position"] == 0 and last["our_bids"] == last["our_asks"] == []
+
+
 def test_a_halt_and_sigusr1_alert_and_the_log_rotates_without_the_key(root, store):
     """The emulator stalls 1.5 s: the feed turns stale, quoting halts and the hook runs (the command
     fails after writing: counted, its stderr -- the API key -- logged masked); quoting resumes; SIGUSR1

@@ -127,7 +127,7 @@ def paper_command(
     if signum:
         print(f"avmm paper: stopped by {signal.Signals(signum).name}; orders cancelled", file=sys.stderr)
     elif ops.killed_by:
-        fl = {None: "", True: "; flattened", False: "; not flattened (no flatten in this core yet)"}[ops.flattened]
+        fl = "" if not ops.flattened else f"; flattened to position {summary.get('position', float('nan')):g}"
         print(f"avmm paper: killed by {ops.killed_by}; orders cancelled{fl}", file=sys.stderr)
     title = f"paper: {venue} {symbol}" + (f"  journal {journal}" if journal else "")
     _print_summary(summary, title, to_stderr=status_json)
