@@ -87,3 +87,45 @@ def test_a_replay_shorter_than_the_frames_asked_is_one_line(run_cli, tmp_path):
     write_synth(store, 400, 3, quote_rate=1000.0, trade_rate=100.0)
     r = run_cli("bench", "live", "--store", str(store), "--frames", "5000", "--max", timeout=600)
     assert_one_line_error(r, "the replay ended after", "--frames 5,000")
+
+
+def test_a_tuning_is_applied_for_the_block_and_undone():
+    import gc
+    import os
+
+    from avmm.live.bench import Tuning, applied
+
+    cpus0 = os.sched_getaffinity(0)
+    one = min(cpus0)
+    notes: list[str] = []
+    assert gc.isenabled()
+    with applied(Tuning(cpus=[one], gc_manual=True), notes):
+        assert os.sched_getaffinity(0) == {one} and not gc.isenabled()
+    assert os.sched_getaffinity(0) == cpus0 and gc.isenabled() and notes == []
+    with applied(None, notes):
+        assert os.sched_getaffinity(0) == cpus0 and gc.isenabled()
+    assert Tuning(cpus=[0, 1], rt_priority=5, gc_manual=True).describe() == "--cpu 0,1 --rt-priority 5 --gc manual"
+
+
+@pytest.mark.xdist_group("live")
+def test_bench_live_with_and_without_a_tuning(run_cli, tmp_path):
+    pytest.importorskip("picows")
+    pytest.importorskip("aiohttp")
+    out = tmp_path / "live.json"
+    r = run_cli("bench", "live", "--frames", "150", "--max", "--cpu", "0", "--gc", "manual", "--json", str(out),
+                timeout=900)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    d = json.loads(out.read_text())
+    assert [run["tuned"] for run in d["runs"]] == [False, True]
+    tu = d["tuned"]
+    assert tu["tuning"] == "--cpu 0 --gc manual" and tu["not_applied"] == []
+    assert tu["total_us"]["n"] == 150 and 0 < tu["total_us"]["p50"] <= tu["total_us"]["p99"]
+    assert tu["runtime_us"]["n"] > 0
+    assert "with and without the tuning (--cpu 0 --gc manual)" in r.stdout
+
+
+def test_bad_tuning_options_are_one_line(run_cli):
+    from tests.builders import assert_one_line_error
+
+    assert_one_line_error(run_cli("bench", "live", "--cpu", "x"), "--cpu x")
+    assert_one_line_error(run_cli("bench", "live", "--gc", "sometimes"), "--gc sometimes")

@@ -117,12 +117,23 @@ def live_command(
     repeat: int = typer.Option(1, "--repeat", help="runs (a fresh emulator each); the median of their percentiles"),
     json_out: Path = typer.Option(None, "--json", help="write the figures as JSON"),
     store: Path = typer.Option(None, "--store", help="event store to replay (default: the built-in synthetic session)"),
+    cpu: str = typer.Option(
+        None, "--cpu", metavar="LIST", help="also run each measurement pinned to these CPUs (e.g. 1), to compare"
+    ),
+    rt_priority: int = typer.Option(
+        None, "--rt-priority", metavar="P", help="also run each measurement with the loop's thread SCHED_FIFO at P"
+    ),
+    gc_mode: str = typer.Option(
+        "auto", "--gc", metavar="auto|manual", help="manual: also run each measurement with automatic GC off"
+    ),
 ) -> None:
     """Tick-to-order latency on loopback against the emulator: p50 / p99 / p99.9 per stage (receive,
-    decode, book, core, encode) and for the paper runtime as it runs."""
+    decode, book, core, encode) and for the paper runtime as it runs. With --cpu, --rt-priority or
+    --gc manual, each run is made without and with that tuning and both are shown."""
     from rich.console import Console
 
-    from avmm.live.bench import MAX_FRAMES, run_live_bench
+    from avmm.live.bench import MAX_FRAMES, Tuning, run_live_bench
+    from avmm.live.tuning import GC_MODES, check_rt_priority, parse_cpus
     from avmm.outputs import check_output, write_text
 
     if not 1 <= frames <= MAX_FRAMES:
@@ -133,6 +144,15 @@ def live_command(
         raise UserError("--speed and --max: give one of them")
     if not (speed > 0 and speed < 1e9):
         raise UserError(f"--speed {speed}: must be a positive number")
+    if gc_mode not in GC_MODES:
+        raise UserError(f"--gc {gc_mode}: use {' or '.join(GC_MODES)}")
+    tuning = None
+    if cpu is not None or rt_priority is not None or gc_mode == "manual":
+        tuning = Tuning(
+            cpus=parse_cpus(cpu) if cpu is not None else None,
+            rt_priority=check_rt_priority(rt_priority) if rt_priority is not None else None,
+            gc_manual=gc_mode == "manual",
+        )
     if json_out is not None:
         check_output(json_out, "--json")
     if store is None:
@@ -150,6 +170,7 @@ def live_command(
             speed=None if max_speed else speed,
             repeat=repeat,
             progress=lambda msg: status.update(f"avmm bench live: {msg}"),
+            tuning=tuning,
         )
     render_live(r)
     if json_out is not None:
@@ -205,6 +226,28 @@ def render_live(r: LiveBenchResult, console: Any = None) -> None:
         f"p99 {_us(b['p99'])}; {i['n']:,.0f} after the process was idle (caches cold) p50 {_us(i['p50'])} "
         f"p99 {_us(i['p99'])}."
     )
+    if r.tuned is not None:
+        tu = r.tuned
+        tt = Table(title=f"with and without the tuning ({tu['tuning']}); µs", title_justify="left")
+        tt.add_column("")
+        for col in (
+            "total p50",
+            "total p99",
+            "total p99.9",
+            "after idle p99",
+            "paper runtime p50",
+            "paper runtime p99",
+        ):
+            tt.add_column(col, justify="right")
+        a, idle = r.stages_all["total"], r.stages_after_idle["total"]
+        tt.add_row("without", *(_us(a[k]) for k in ("p50", "p99", "p999")), _us(idle["p99"]),
+                   _us(r.runtime["p50"]), _us(r.runtime["p99"]))  # fmt: skip
+        b, bi, brt = tu["total_us"], tu["total_after_idle_us"], tu["runtime_us"]
+        tt.add_row("with", *(_us(b[k]) for k in ("p50", "p99", "p999")), _us(bi["p99"]),
+                   _us(brt["p50"]), _us(brt["p99"]))  # fmt: skip
+        console.print(tt)
+        for line in tu["not_applied"]:
+            console.print(f"not applied: {line}")
     gcs = r.runs[0]["gc_collections"] if r.runs else {}
     console.print(
         f"clock time.time_ns; GC enabled, start-up objects frozen (gc.freeze); collections during the measured "

@@ -28,6 +28,9 @@ this process runs the client on uvloop, in two phases, each against a fresh emul
    ``Engine``, ``PaperGateway.send``): its own tick-to-order ring (``tick_to_order``: the frame's
    ``local_ns`` to the trader's return, orders sent), the figure its status shows.
 
+With a ``Tuning`` (``avmm bench live --cpu / --rt-priority / --gc manual``), each run is made twice,
+without and with it, alternating which goes first, and both totals are reported.
+
 The first ``warmup`` bookTicker frames are not counted (connection, snapshot, caches). Garbage
 collection runs as in the runtime (enabled; the objects made at start-up frozen by ``gc.freeze``:
 ``PaperSession.run``'s own policy, and the stages phase's before it connects); the collections
@@ -41,11 +44,12 @@ from __future__ import annotations
 import asyncio
 import gc
 import math
+import os
 import statistics
 import time
 from array import array
-from collections.abc import Callable
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from time import time_ns
@@ -64,6 +68,60 @@ QUIET_S = 1.0  # no bookTicker for this long: ask the emulator whether its repla
 STALL_S = 120.0  # no bookTicker for this long: give up (the emulator does not answer)
 MAX_FRAMES = 1_000_000
 IDLE_NS = 200_000  # a frame arriving this long after the previous one finds the process idle (caches cold)
+
+
+@dataclass
+class Tuning:
+    """The runtime's opt-in tuning (``live/tuning.py``), applied to this process for a run: every
+    thread pinned to ``cpus``, the event loop's thread ``SCHED_FIFO`` at ``rt_priority``, the
+    automatic garbage collection off during the run (``gc_manual``)."""
+
+    cpus: list[int] | None = None
+    rt_priority: int | None = None
+    gc_manual: bool = False
+
+    def describe(self) -> str:
+        parts = []
+        if self.cpus:
+            parts.append("--cpu " + ",".join(map(str, self.cpus)))
+        if self.rt_priority is not None:
+            parts.append(f"--rt-priority {self.rt_priority}")
+        if self.gc_manual:
+            parts.append("--gc manual")
+        return " ".join(parts) or "none"
+
+
+@contextmanager
+def applied(tuning: Tuning | None, notes: list[str]) -> Iterator[None]:
+    """``tuning`` on this process for the block (the emulator, started before, keeps its own CPUs
+    and priority), undone after it; what was not permitted is added to ``notes``."""
+    if tuning is None:
+        yield
+        return
+    from avmm.live.tuning import normal, pin, realtime
+
+    cpus0 = sorted(os.sched_getaffinity(0))
+    gc_was = gc.isenabled()
+    rt_set = False
+    try:
+        if tuning.cpus:
+            pin(tuning.cpus)
+        if tuning.rt_priority is not None:
+            why = realtime(tuning.rt_priority)
+            if why is None:
+                rt_set = True
+            else:
+                notes.append(f"--rt-priority {tuning.rt_priority}: {why}")
+        if tuning.gc_manual:
+            gc.disable()
+        yield
+    finally:
+        if tuning.gc_manual and gc_was:
+            gc.enable()
+        if rt_set:
+            normal()
+        if tuning.cpus:
+            pin(cpus0)
 
 
 class Emulator(Protocol):
@@ -354,6 +412,7 @@ class LiveBenchResult:
     runtime: dict[str, Any]  # PaperSession's tick-to-order, µs
     runs: list[dict[str, Any]] = field(default_factory=list)
     notes: dict[str, Any] = field(default_factory=dict)
+    tuned: dict[str, Any] | None = None  # the same runs with a Tuning applied (totals only)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -373,6 +432,7 @@ class LiveBenchResult:
             "runtime_us": self.runtime,
             "runs": self.runs,
             "notes": self.notes,
+            "tuned": self.tuned,
         }
 
 
@@ -397,9 +457,11 @@ def run_live_bench(
     repeat: int = 1,
     warmup: int | None = None,
     progress: Callable[[str], None] | None = None,
+    tuning: Tuning | None = None,
 ) -> LiveBenchResult:
     """Run the two phases ``repeat`` times (a fresh emulator each) and take the median of the
-    runs' percentiles."""
+    runs' percentiles. With ``tuning``, every run is made twice, without and with it (alternating
+    which goes first), and ``tuned`` has the tuned runs' totals."""
     from avmm.data.store import read_meta
     from avmm.live.run import check_symbol, new_loop
 
@@ -412,46 +474,69 @@ def run_live_bench(
     warm = warmup_for(frames) if warmup is None else warmup
     say = progress or (lambda _m: None)
     runs: list[dict[str, Any]] = []
-    all_t, req_t, rt_t, b2b_t, idle_t = [], [], [], [], []
+    tables: dict[bool, dict[str, list[Any]]] = {
+        v: {"all": [], "req": [], "b2b": [], "idle": [], "rt": []} for v in (False, True)
+    }
+    tuning_notes: list[str] = []
     requoted = 0
     for k in range(repeat):
-        loop = new_loop("avmm bench live")
-        try:
-            say(f"run {k + 1}/{repeat}: stages")
-            with emulator(store, venue, speed) as emu:
-                st = loop.run_until_complete(_stages(emu, venue, symbol, warm, frames))
-            say(f"run {k + 1}/{repeat}: paper runtime")
-            with emulator(store, venue, speed) as emu:
-                rt = loop.run_until_complete(_runtime(emu, venue, symbol, warm, frames))
-        finally:
-            loop.close()
-        rows, nact = st["rows"], st["nact"]
-        a, r = stage_table(rows), stage_table(rows, nact > 0)
-        gap = np.diff(rows[:, 0], prepend=rows[0, 0] - IDLE_NS)
-        b2b, idle = stage_table(rows, gap < IDLE_NS), stage_table(rows, gap >= IDLE_NS)
-        p = pcts_us(rt["lat"])
-        all_t.append(a)
-        req_t.append(r)
-        b2b_t.append(b2b)
-        idle_t.append(idle)
-        rt_t.append({"total": p})
-        if k == 0:
-            requoted = int((nact > 0).sum())
-        runs.append(
-            {
-                "stages_us": a,
-                "stages_requote_us": r,
-                "stages_back_to_back_us": b2b,
-                "stages_after_idle_us": idle,
-                "runtime_us": p,
-                "requoted": int((nact > 0).sum()),
-                "actions": int(nact.sum()),
-                "gc_collections": {"stages": st["gc_collections"], "runtime": rt["gc_collections"]},
-                "runtime_quotes": rt["quotes"],
-                "runtime_fills": rt["fills"],
-                "encoder": st["encoder"],
-            }
-        )
+        # with a tuning, each run twice: without and with it, alternating which goes first
+        variants = [False] if tuning is None else ([False, True] if k % 2 == 0 else [True, False])
+        for tuned_run in variants:
+            tag = " (tuned)" if tuned_run else ""
+            loop = new_loop("avmm bench live")
+            try:
+                say(f"run {k + 1}/{repeat}{tag}: stages")
+                with emulator(store, venue, speed) as emu, applied(tuning if tuned_run else None, tuning_notes):
+                    st = loop.run_until_complete(_stages(emu, venue, symbol, warm, frames))
+                say(f"run {k + 1}/{repeat}{tag}: paper runtime")
+                with emulator(store, venue, speed) as emu, applied(tuning if tuned_run else None, tuning_notes):
+                    rt = loop.run_until_complete(_runtime(emu, venue, symbol, warm, frames))
+            finally:
+                loop.close()
+            rows, nact = st["rows"], st["nact"]
+            a, r = stage_table(rows), stage_table(rows, nact > 0)
+            gap = np.diff(rows[:, 0], prepend=rows[0, 0] - IDLE_NS)
+            b2b, idle = stage_table(rows, gap < IDLE_NS), stage_table(rows, gap >= IDLE_NS)
+            p = pcts_us(rt["lat"])
+            tb = tables[tuned_run]
+            tb["all"].append(a)
+            tb["req"].append(r)
+            tb["b2b"].append(b2b)
+            tb["idle"].append(idle)
+            tb["rt"].append({"total": p})
+            if k == 0 and not tuned_run:
+                requoted = int((nact > 0).sum())
+            runs.append(
+                {
+                    "tuned": tuned_run,
+                    "stages_us": a,
+                    "stages_requote_us": r,
+                    "stages_back_to_back_us": b2b,
+                    "stages_after_idle_us": idle,
+                    "runtime_us": p,
+                    "requoted": int((nact > 0).sum()),
+                    "actions": int(nact.sum()),
+                    "gc_collections": {"stages": st["gc_collections"], "runtime": rt["gc_collections"]},
+                    "runtime_quotes": rt["quotes"],
+                    "runtime_fills": rt["fills"],
+                    "encoder": st["encoder"],
+                }
+            )
+    plain = tables[False]
+    all_t, req_t, b2b_t, idle_t, rt_t = plain["all"], plain["req"], plain["b2b"], plain["idle"], plain["rt"]
+    tuned_out: dict[str, Any] | None = None
+    if tuning is not None:
+        tt = tables[True]
+        tuned_out = {
+            "tuning": tuning.describe(),
+            "not_applied": sorted(set(tuning_notes)),
+            "total_us": _median_tables(tt["all"])["total"],
+            "total_requote_us": _median_tables(tt["req"])["total"],
+            "total_back_to_back_us": _median_tables(tt["b2b"])["total"],
+            "total_after_idle_us": _median_tables(tt["idle"])["total"],
+            "runtime_us": _median_tables(tt["rt"])["total"],
+        }
     notes = {
         "clock": "time.time_ns (CLOCK_REALTIME: the runtime's own local_ns); 6 stamps per frame",
         "gc": "enabled, start-up objects frozen (gc.freeze) before connecting; collections counted per run",
@@ -475,4 +560,5 @@ def run_live_bench(
         runtime=_median_tables(rt_t)["total"],
         runs=runs,
         notes=notes,
+        tuned=tuned_out,
     )
