@@ -46,3 +46,19 @@ def test_bad_arguments_raise_user_errors(depth_store, tmp_path):
         EmulatorThread(depth_store, speed=-1)
     with pytest.raises(UserError):
         EmulatorThread(tmp_path / "missing.parquet")
+
+
+def test_a_process_that_does_not_start_is_an_error_not_a_hang(depth_store, tmp_path):
+    """``EmulatorProcess``: a bad store is the emulator's own line; no URL within ``timeout`` kills
+    the subprocess and says so (it used to wait for its stderr to close: forever)."""
+    import time
+
+    from avmm.emulator import EmulatorProcess
+
+    with pytest.raises(RuntimeError, match=r"avmm emulate did not start: .*no such file"):
+        EmulatorProcess([tmp_path / "missing.parquet"]).start()
+    t0 = time.monotonic()
+    emu = EmulatorProcess([depth_store], timeout=0.01)
+    with pytest.raises(RuntimeError, match="did not start: nothing within 0.01 s"):
+        emu.start()
+    assert time.monotonic() - t0 < 15 and emu.proc is None

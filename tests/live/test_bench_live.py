@@ -73,7 +73,13 @@ def test_bench_live_end_to_end(run_cli, tmp_path):
     assert run["encoder"]["unknown"] == run["encoder"]["full"] == run["encoder"]["bad"] == 0
     rt = d["runtime_us"]
     assert rt["n"] > 0 and 0 <= rt["p50"] <= rt["p99"] <= rt["p999"] <= rt["max"]
-    assert "paper runtime" in r.stdout and "receive" in r.stdout and "encode" in r.stdout
+    assert "paper runtime" in r.stdout and "receive" in r.stdout and "encode" in r.stdout and "send" in r.stdout
+    assert run["api_closed_early"] is False and run["api_answers"] > 0  # the venue read every order frame
+    null = d["null_us"]
+    assert null["n"] == 150 and 0 < null["p50"] <= null["p99"]
+    share = d["avmm_share_us"]
+    assert share["p50"] == pytest.approx(d["stages_requote_us"]["total"]["p50"] - null["p50"])
+    assert "null client" in r.stdout and "avmm's own share" in r.stdout
 
 
 @pytest.mark.xdist_group("live")

@@ -17,7 +17,6 @@ import os
 import subprocess
 import sys
 import threading
-import time
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -149,15 +148,31 @@ class EmulatorProcess:
             cmd += ["--port", "0"]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
         assert self.proc.stdout is not None
-        deadline = time.monotonic() + self.timeout
-        line = self.proc.stdout.readline()
-        if "http://" not in line or time.monotonic() > deadline:
-            err = self.proc.stderr.read() if self.proc.stderr is not None else ""
+        line = self._first_line()
+        if line is None or "http://" not in line:
+            p = self.proc
+            p.kill()  # (before reading its stderr to the end: a live process never closes it)
+            try:
+                err = p.communicate(timeout=10)[1] or ""
+            except subprocess.TimeoutExpired:
+                err = ""
             self.stop()
-            raise RuntimeError(f"avmm emulate did not start: {line.strip()} {err.strip()}")
+            why = f"nothing within {self.timeout:g} s" if line is None else line.strip()
+            raise RuntimeError(f"avmm emulate did not start: {why} {err.strip()}")
         self.url = line[line.index("http://") :].split()[0]
         self.ws_url = "ws://" + self.url.removeprefix("http://")
         return self
+
+    def _first_line(self) -> str | None:
+        """The subprocess's first line of output (its URL), or None after ``timeout`` seconds."""
+        import selectors
+
+        assert self.proc is not None and self.proc.stdout is not None
+        with selectors.DefaultSelector() as sel:
+            sel.register(self.proc.stdout, selectors.EVENT_READ)
+            if not sel.select(self.timeout):
+                return None
+        return self.proc.stdout.readline()
 
     def _post(self, path: str, body: dict[str, Any] | None = None) -> Any:
         data = None if body is None else json.dumps(body).encode()

@@ -46,6 +46,7 @@ import gc
 import math
 import os
 import statistics
+import tempfile
 import time
 from array import array
 from collections.abc import Callable, Iterator
@@ -56,14 +57,18 @@ from time import time_ns
 from typing import Any, Protocol
 
 import numpy as np
+import picows
 
 from avmm.errors import UserError
+from avmm.live import ws
 from avmm.live.feed import FeedSink
 
-STAGES = ("receive", "decode", "book", "core", "encode")
+TEXT = ws.TEXT
+
+STAGES = ("receive", "decode", "book", "core", "encode", "send")
 PCTS = (50.0, 99.0, 99.9)
 KEYS = ("p50", "p99", "p999", "max")
-NS = 6  # stamps per frame
+NS = 7  # stamps per frame
 QUIET_S = 1.0  # no bookTicker for this long: ask the emulator whether its replay has ended
 STALL_S = 120.0  # no bookTicker for this long: give up (the emulator does not answer)
 MAX_FRAMES = 1_000_000
@@ -132,8 +137,12 @@ class Emulator(Protocol):
     def status(self) -> Any: ...
 
 
-EmulatorFn = Callable[[Path, str, float | None], AbstractContextManager[Emulator]]
-"""``(store, venue, speed or None for --max)`` -> a running emulator."""
+EmulatorFn = Callable[[Path, str, float | None, Path], AbstractContextManager[Emulator]]
+"""``(store, venue, speed or None for --max, keys file)`` -> a running emulator serving the
+WebSocket API (``avmm emulate --keys``) with its request-weight and order limits off."""
+API_PATH = {"binance-spot": "/ws-api/v3", "binance-um": "/ws-fapi/v1"}
+# the emulator's private side serves the WebSocket API for a key file; the bench never logs on
+BENCH_KEYS = '[[keys]]\napi_key = "avmm-bench"\ntype = "hmac"\nsecret = "avmm-bench-secret"\n'
 
 
 def warmup_for(frames: int) -> int:
@@ -170,9 +179,12 @@ class _TimedDecoder:
 class _Pipeline(FeedSink):
     """The feed's sink on the live path: the core, then the requests; stamps every bookTicker."""
 
-    def __init__(self, engine: Any, requests: Any, dec: _TimedDecoder, warmup: int, frames: int) -> None:
+    def __init__(
+        self, engine: Any, requests: Any, dec: _TimedDecoder, warmup: int, frames: int, api: Any = None
+    ) -> None:
         from avmm.core.state import ACT_CANCEL
 
+        self.api = api  # the WebSocket API connection's picows transport (None: not sent)
         self.engine = engine
         self.core = engine.on_quote
         self.encode = requests.encode
@@ -195,10 +207,16 @@ class _Pipeline(FeedSink):
         n = self.core(ts_ns, bid, bid_qty, ask, ask_qty)
         t_core = time_ns()
         if n:
-            self.encode(n, t_core // 1_000_000)
+            k = self.encode(n, t_core // 1_000_000)
             t_enc = time_ns()
+            api = self.api
+            if api is not None:
+                view = self.req.view
+                for j in range(k):
+                    api.send(TEXT, view(j))
+            t_send = time_ns()
         else:
-            t_enc = t_core
+            t_enc = t_send = t_core
         i = self.i
         if i < self.cap:
             r, j, d = self.rows, NS * i, self.dec
@@ -208,6 +226,7 @@ class _Pipeline(FeedSink):
             r[j + 3] = t_book
             r[j + 4] = t_core
             r[j + 5] = t_enc
+            r[j + 6] = t_send
             self.nact[i] = n
             self.i = i + 1
             if i + 1 == self.warmup:
@@ -298,9 +317,10 @@ async def _stages(emu: Emulator, venue: str, symbol: str, warmup: int, frames: i
     engine = Engine(cfg)
     engine.params["log_rate"] = 0.0
     req = Requests(OrderEncoder(venue, symbol, cfg.quoting.tick, cfg.quoting.lot), engine.actions)
+    api = await _api(emu, venue)
     real = feed_mod.DECODE_BOOK_TICKER
     dec = _TimedDecoder(real)
-    sink = _Pipeline(engine, req, dec, warmup, frames)
+    sink = _Pipeline(engine, req, dec, warmup, frames, api.transport)
     sink.done = asyncio.get_running_loop().create_future()
     feed = Feed(venue, symbol, vcfg, sink)
     feed_mod.DECODE_BOOK_TICKER = dec  # type: ignore[assignment]
@@ -313,6 +333,7 @@ async def _stages(emu: Emulator, venue: str, symbol: str, warmup: int, frames: i
     finally:
         feed_mod.DECODE_BOOK_TICKER = real
         gc.unfreeze()
+        api.close()
     gc1 = _collections()
     if not complete:
         raise _ended(sink.i, frames, warmup)
@@ -323,10 +344,114 @@ async def _stages(emu: Emulator, venue: str, symbol: str, warmup: int, frames: i
         "nact": nact.copy(),
         "gc_collections": gc1 - sink.gc0,
         "encoder": req.counts(),
+        "api_answers": api.frames,
+        "api_closed_early": api.closed_early,
         "decode_errors": feed.counters.decode_errors,
         "tick": cfg.quoting.tick,
         "lot": cfg.quoting.lot,
     }
+
+
+class _Api(ws.Conn):
+    """The WebSocket API connection the order frames are handed to; the venue's answers are read
+    and dropped (the bench's connection is not logged on: each is an error frame)."""
+
+    def __init__(self) -> None:
+        super().__init__(self._answer, self._gone)
+        self.closed_early = False
+        self.stopping = False
+
+    def _answer(self, conn: Any, payload: bytes, local_ns: int) -> None:
+        pass
+
+    def _gone(self, conn: Any) -> None:
+        if not self.stopping:
+            self.closed_early = True
+
+    def close(self) -> None:
+        self.stopping = True
+        super().close()
+
+
+async def _api(emu: Emulator, venue: str) -> _Api:
+    import picows
+
+    url = emu.url.replace("http://", "ws://", 1) + API_PATH[venue]
+    _, conn = await asyncio.wait_for(picows.ws_connect(_Api, url, enable_auto_ping=False), 10)
+    assert isinstance(conn, _Api)
+    return conn
+
+
+def order_frame(venue: str, symbol: str, tick: float, lot: float) -> bytes:
+    """One ``order.place`` request as the encoder writes it: the null client's fixed order frame."""
+    from avmm.core.state import ACT_PLACE, ACTION_DTYPE, MAX_ACTIONS
+    from avmm.venues.binance.ws_api import OrderEncoder, Requests
+
+    a = np.zeros(MAX_ACTIONS, dtype=ACTION_DTYPE)
+    a[0]["kind"], a[0]["oid"], a[0]["side"], a[0]["px"], a[0]["qty"] = ACT_PLACE, 1, 1, 1000 * tick, lot
+    req = Requests(OrderEncoder(venue, symbol, tick, lot), a)
+    req.encode(1, time.time_ns() // 1_000_000)
+    return bytes(req.view(0))
+
+
+# --- the null client ---------------------------------------------------------------------------------
+
+
+class _Null(picows.WSListener):
+    """The least a client can do: each bookTicker frame's arrival stamped, one fixed order frame
+    handed to the WebSocket API socket, stamped again. Its figures are the floor under the stages'
+    total on the same loopback, loop and machine: what is left is avmm's own share."""
+
+    def __init__(self, api: Any, order: bytes, warmup: int, frames: int) -> None:
+        super().__init__()
+        self.api, self.order = api, order
+        self.warmup, self.cap = warmup, warmup + frames
+        self.rows = array("q", bytes(16 * self.cap))
+        self.i = 0
+        self.last = time.monotonic()
+        self.done: asyncio.Future[None] | None = None
+        self.transport: Any = None
+
+    def on_ws_connected(self, transport: Any) -> None:
+        self.transport = transport
+
+    def on_ws_frame(self, transport: Any, frame: Any) -> None:
+        t0 = time_ns()
+        if frame.msg_type is not ws.TEXT:
+            return
+        self.api.send(ws.TEXT, self.order)
+        t1 = time_ns()
+        i = self.i
+        if i < self.cap:
+            self.rows[2 * i] = t0
+            self.rows[2 * i + 1] = t1
+            self.i = i + 1
+            if i + 1 == self.cap and self.done is not None and not self.done.done():
+                self.done.set_result(None)
+        self.last = time.monotonic()
+
+
+async def _null(emu: Emulator, venue: str, symbol: str, warmup: int, frames: int, order: bytes) -> dict[str, Any]:
+    api = await _api(emu, venue)
+    url = emu.url.replace("http://", "ws://", 1) + f"/ws/{symbol.lower()}@bookTicker"
+    _, null = await asyncio.wait_for(
+        picows.ws_connect(lambda: _Null(api.transport, order, warmup, frames), url, enable_auto_ping=False), 10
+    )
+    assert isinstance(null, _Null)
+    null.done = asyncio.get_running_loop().create_future()
+
+    def stop() -> None:
+        if null.transport is not None:
+            null.transport.disconnect()
+
+    try:
+        complete = await _until(null.done, lambda: null.last, stop, emu)
+    finally:
+        api.close()
+    if not complete:
+        raise _ended(null.i, frames, warmup)
+    rows = np.frombuffer(null.rows, dtype=np.int64).reshape(-1, 2)[warmup : null.i]
+    return {"lat": (rows[:, 1] - rows[:, 0]).copy(), "api_closed_early": api.closed_early}
 
 
 # --- the runtime phase -----------------------------------------------------------------------------
@@ -413,6 +538,13 @@ class LiveBenchResult:
     runs: list[dict[str, Any]] = field(default_factory=list)
     notes: dict[str, Any] = field(default_factory=dict)
     tuned: dict[str, Any] | None = None  # the same runs with a Tuning applied (totals only)
+    null: dict[str, Any] = field(default_factory=dict)  # the null client's frame -> order frame sent, µs
+
+    def share(self) -> dict[str, float | None]:
+        """avmm's own share: the stages' total (frame -> order frames handed to the socket) less
+        the null client's, per percentile, over the frames that sent orders."""
+        t = self.stages_requote["total"]
+        return {k: None if t[k] is None or self.null.get(k) is None else t[k] - self.null[k] for k in ("p50", "p99")}
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -433,6 +565,8 @@ class LiveBenchResult:
             "runs": self.runs,
             "notes": self.notes,
             "tuned": self.tuned,
+            "null_us": self.null,
+            "avmm_share_us": self.share(),
         }
 
 
@@ -475,56 +609,73 @@ def run_live_bench(
     say = progress or (lambda _m: None)
     runs: list[dict[str, Any]] = []
     tables: dict[bool, dict[str, list[Any]]] = {
-        v: {"all": [], "req": [], "b2b": [], "idle": [], "rt": []} for v in (False, True)
+        v: {"all": [], "req": [], "b2b": [], "idle": [], "rt": [], "null": []} for v in (False, True)
     }
+    tmp = tempfile.TemporaryDirectory(prefix="avmm-bench-live-")
+    keys = Path(tmp.name) / "keys.toml"
+    keys.write_text(BENCH_KEYS)
     tuning_notes: list[str] = []
     requoted = 0
-    for k in range(repeat):
-        # with a tuning, each run twice: without and with it, alternating which goes first
-        variants = [False] if tuning is None else ([False, True] if k % 2 == 0 else [True, False])
-        for tuned_run in variants:
-            tag = " (tuned)" if tuned_run else ""
-            loop = new_loop("avmm bench live")
-            try:
-                say(f"run {k + 1}/{repeat}{tag}: stages")
-                with emulator(store, venue, speed) as emu, applied(tuning if tuned_run else None, tuning_notes):
-                    st = loop.run_until_complete(_stages(emu, venue, symbol, warm, frames))
-                say(f"run {k + 1}/{repeat}{tag}: paper runtime")
-                with emulator(store, venue, speed) as emu, applied(tuning if tuned_run else None, tuning_notes):
-                    rt = loop.run_until_complete(_runtime(emu, venue, symbol, warm, frames))
-            finally:
-                loop.close()
-            rows, nact = st["rows"], st["nact"]
-            a, r = stage_table(rows), stage_table(rows, nact > 0)
-            gap = np.diff(rows[:, 0], prepend=rows[0, 0] - IDLE_NS)
-            b2b, idle = stage_table(rows, gap < IDLE_NS), stage_table(rows, gap >= IDLE_NS)
-            p = pcts_us(rt["lat"])
-            tb = tables[tuned_run]
-            tb["all"].append(a)
-            tb["req"].append(r)
-            tb["b2b"].append(b2b)
-            tb["idle"].append(idle)
-            tb["rt"].append({"total": p})
-            if k == 0 and not tuned_run:
-                requoted = int((nact > 0).sum())
-            runs.append(
-                {
-                    "tuned": tuned_run,
-                    "stages_us": a,
-                    "stages_requote_us": r,
-                    "stages_back_to_back_us": b2b,
-                    "stages_after_idle_us": idle,
-                    "runtime_us": p,
-                    "requoted": int((nact > 0).sum()),
-                    "actions": int(nact.sum()),
-                    "gc_collections": {"stages": st["gc_collections"], "runtime": rt["gc_collections"]},
-                    "runtime_quotes": rt["quotes"],
-                    "runtime_fills": rt["fills"],
-                    "encoder": st["encoder"],
-                }
-            )
+    try:
+        for k in range(repeat):
+            # with a tuning, each run twice: without and with it, alternating which goes first
+            variants = [False] if tuning is None else ([False, True] if k % 2 == 0 else [True, False])
+            for tuned_run in variants:
+                tag = " (tuned)" if tuned_run else ""
+                loop = new_loop("avmm bench live")
+                try:
+                    tu = tuning if tuned_run else None
+                    say(f"run {k + 1}/{repeat}{tag}: stages")
+                    with emulator(store, venue, speed, keys) as emu, applied(tu, tuning_notes):
+                        st = loop.run_until_complete(_stages(emu, venue, symbol, warm, frames))
+                    say(f"run {k + 1}/{repeat}{tag}: null client")
+                    order = order_frame(venue, symbol, st["tick"], st["lot"])
+                    with emulator(store, venue, speed, keys) as emu, applied(tu, tuning_notes):
+                        nl = loop.run_until_complete(_null(emu, venue, symbol, warm, frames, order))
+                    say(f"run {k + 1}/{repeat}{tag}: paper runtime")
+                    with emulator(store, venue, speed, keys) as emu, applied(tu, tuning_notes):
+                        rt = loop.run_until_complete(_runtime(emu, venue, symbol, warm, frames))
+                finally:
+                    loop.close()
+                rows, nact = st["rows"], st["nact"]
+                a, r = stage_table(rows), stage_table(rows, nact > 0)
+                gap = np.diff(rows[:, 0], prepend=rows[0, 0] - IDLE_NS)
+                b2b, idle = stage_table(rows, gap < IDLE_NS), stage_table(rows, gap >= IDLE_NS)
+                p = pcts_us(rt["lat"])
+                pn = pcts_us(nl["lat"])
+                tb = tables[tuned_run]
+                tb["null"].append({"total": pn})
+                tb["all"].append(a)
+                tb["req"].append(r)
+                tb["b2b"].append(b2b)
+                tb["idle"].append(idle)
+                tb["rt"].append({"total": p})
+                if k == 0 and not tuned_run:
+                    requoted = int((nact > 0).sum())
+                runs.append(
+                    {
+                        "tuned": tuned_run,
+                        "stages_us": a,
+                        "stages_requote_us": r,
+                        "stages_back_to_back_us": b2b,
+                        "stages_after_idle_us": idle,
+                        "runtime_us": p,
+                        "null_us": pn,
+                        "api_closed_early": bool(st["api_closed_early"] or nl["api_closed_early"]),
+                        "api_answers": st["api_answers"],
+                        "requoted": int((nact > 0).sum()),
+                        "actions": int(nact.sum()),
+                        "gc_collections": {"stages": st["gc_collections"], "runtime": rt["gc_collections"]},
+                        "runtime_quotes": rt["quotes"],
+                        "runtime_fills": rt["fills"],
+                        "encoder": st["encoder"],
+                    }
+                )
+    finally:
+        tmp.cleanup()
     plain = tables[False]
     all_t, req_t, b2b_t, idle_t, rt_t = plain["all"], plain["req"], plain["b2b"], plain["idle"], plain["rt"]
+    null_t = _median_tables(plain["null"])["total"]
     tuned_out: dict[str, Any] | None = None
     if tuning is not None:
         tt = tables[True]
@@ -536,6 +687,7 @@ def run_live_bench(
             "total_back_to_back_us": _median_tables(tt["b2b"])["total"],
             "total_after_idle_us": _median_tables(tt["idle"])["total"],
             "runtime_us": _median_tables(tt["rt"])["total"],
+            "null_us": _median_tables(tt["null"])["total"],
         }
     notes = {
         "clock": "time.time_ns (CLOCK_REALTIME: the runtime's own local_ns); 6 stamps per frame",
@@ -561,4 +713,5 @@ def run_live_bench(
         runs=runs,
         notes=notes,
         tuned=tuned_out,
+        null=null_t,
     )
