@@ -182,9 +182,14 @@ class _Pipeline(FeedSink):
     def __init__(
         self, engine: Any, requests: Any, dec: _TimedDecoder, warmup: int, frames: int, api: Any = None
     ) -> None:
-        from avmm.core.state import ACT_CANCEL
+        from avmm.core.state import ACT_CANCEL, MAX_ACTIONS
+        from avmm.venues.binance.ws_api import OUT_CAP
+        from avmm.venues.ws_frames import ClientFrames
 
-        self.api = api  # the WebSocket API connection's picows transport (None: not sent)
+        # the WebSocket API connection's picows transport (None: not sent): a batch of requests goes
+        # as masked client frames in one buffer, one write (``venues/ws_frames.py``)
+        self.write = api.underlying_transport.write if api is not None else None
+        self.frames = ClientFrames(OUT_CAP, MAX_ACTIONS)
         self.engine = engine
         self.core = engine.on_quote
         self.encode = requests.encode
@@ -209,11 +214,12 @@ class _Pipeline(FeedSink):
         if n:
             k = self.encode(n, t_core // 1_000_000)
             t_enc = time_ns()
-            api = self.api
-            if api is not None:
-                view = self.req.view
-                for j in range(k):
-                    api.send(TEXT, view(j))
+            write = self.write
+            if write is not None and k > 0:
+                fr = self.frames
+                m = fr.frame(self.req.out, self.req.offs, k)
+                if m > 0:
+                    write(fr.view(m))
             t_send = time_ns()
         else:
             t_enc = t_send = t_core
