@@ -1,14 +1,17 @@
 """``avmm bench live``: tick-to-order latency on loopback against the emulator, stage by stage.
 
 The emulator replays a store in its own process (the client never shares a GIL with the server);
-this process runs the client on uvloop, in two phases, each against a fresh emulator:
+this process runs the client on uvloop, in three phases, each against a fresh emulator (served
+with a key file so its WebSocket API is up, the request-weight and order limits off):
 
 1. **stages** -- the live path, on the runtime's own objects: ``Feed`` (picows, its routing, its
    msgspec decoders, dedupe, depth book) -> a sink that calls ``Engine.on_quote`` (the real core,
    configured to requote on every bookTicker: ``quoting.requote_always``) and encodes the actions
    as Binance WebSocket API requests (``venues.binance.ws_api.Requests``: the bytes a live gateway
-   writes). Each bookTicker frame is stamped with ``time.time_ns()`` (the clock of the runtime's
-   own ``local_ns``) at six points:
+   writes), handed to a WebSocket API connection at the emulator as masked client frames in one
+   write (``venues/ws_frames.py``; the connection is not logged on, so the emulator answers each
+   with an error, which the client reads and drops). Each bookTicker frame is stamped with
+   ``time.time_ns()`` (the clock of the runtime's own ``local_ns``) at seven points:
 
    ============  =============================================================================
    receive       entering the websocket callback (the feed's ``local_ns``) -> the payload bytes
@@ -18,13 +21,18 @@ this process runs the client on uvloop, in two phases, each against a fresh emul
    core          ``Engine.on_quote`` (the compiled quote cycle) -> n actions
    encode        the n actions -> ``order.place`` / ``order.cancelReplace`` (spot) or
                  ``order.modify`` (USD-M) / ``order.cancel`` request bytes
+   send          the requests framed and handed to the socket (the write returned)
    ============  =============================================================================
 
    The decoder is timed through a stand-in that calls the feed's own decoder between two stamps
    (``_TimedDecoder``, swapped in for the phase); the venue's acks are given to the core after
    the stamps, outside the measured spans.
 
-2. **runtime** -- ``PaperSession`` as ``avmm paper`` runs it (feed -> ``Trader`` -> paper venue,
+2. **null client** -- the least a client can do on the same loopback: a picows listener on the
+   bookTicker stream that hands one fixed order frame to the WebSocket API socket per frame.
+   The stages' total less its figure is avmm's own share (``LiveBenchResult.share``).
+
+3. **runtime** -- ``PaperSession`` as ``avmm paper`` runs it (feed -> ``Trader`` -> paper venue,
    ``Engine``, ``PaperGateway.send``): its own tick-to-order ring (``tick_to_order``: the frame's
    ``local_ns`` to the trader's return, orders sent), the figure its status shows.
 
