@@ -7,7 +7,7 @@ PYTEST_WORKERS ?= 2
 
 BENCH_STORE ?= .bench/bench-10M-seed1.parquet
 
-.PHONY: run test check format bench bench-backtest bench-levels bench-data bench-peer bench-sweep bench-signals bench-emulator bench-ws defaults-table signals-table fuzz clean
+.PHONY: run test check format bench bench-backtest bench-levels bench-data bench-peer bench-sweep bench-signals bench-emulator bench-ws bench-live defaults-table signals-table fuzz clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -78,6 +78,11 @@ bench-ws: $(STAMP)
 ## spot / USD-M captures of ../shared/data), median of 3 runs; JSON written to bench_emulator.json
 bench-emulator: $(STAMP)
 	$(BIN)/python benchmarks/emulator_bench.py --repeat 3 --json bench_emulator.json
+
+## bench-live: tick-to-order latency on loopback against the emulator (avmm bench live: per stage receive, decode,
+## book, core, encode, and the paper runtime; p50 / p99 / p99.9), median of 5 runs; JSON written to bench_live.json
+bench-live: $(STAMP)
+	$(BIN)/avmm bench live --repeat 5 --json bench_live.json
 
 ## defaults-table: the default config on every sample of ../shared/data and the built-in session (README table)
 defaults-table: $(STAMP)

@@ -76,3 +76,26 @@ def test_bench_full_disk_is_one_line(run_main, tmp_path):
     assert stat.S_ISCHR(os.stat("/dev/full").st_mode)
     assert "cumulative" in prof.read_text()  # the profile, written before, is complete
     assert sorted(p.name for p in tmp_path.iterdir()) == ["p.txt"]
+
+
+@pytest.mark.parametrize(
+    "argv, needle",
+    [
+        (["live", "--frames", "0"], "--frames 0: must be between 1 and"),
+        (["live", "--frames", "many"], "Invalid value for '--frames'"),
+        (["live", "--repeat", "0"], "--repeat 0"),
+        (["live", "--speed", "0"], "--speed 0.0: must be a positive number"),
+        (["live", "--speed", "nan"], "--speed nan"),
+        (["live", "--speed", "3", "--max"], "--speed and --max: give one of them"),
+        (["live", "--venue", "kraken"], "'kraken' is not one of 'binance-spot', 'binance-um'"),
+        (["live", "--json", "/nonexistent/x.json"], "--json /nonexistent/x.json: folder /nonexistent does not exist"),
+        (["live", "--store", "/nonexistent/s.parquet"], "--store /nonexistent/s.parquet: no such file"),
+        (["--events", "5000", "live"], "--events: an option of 'avmm bench', not of 'avmm bench live'"),
+    ],
+)
+def test_bench_live_refuses_up_front(run_main, argv, needle):
+    """Bad arguments of ``avmm bench live``: one line, exit 2, before any emulator starts."""
+    code, out, err = run_main("bench", *argv)
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and needle in lines[0], err
+    assert "Traceback" not in err

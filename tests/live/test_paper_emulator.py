@@ -116,6 +116,8 @@ def test_paper_agrees_with_the_backtest(root, name, venue):
     assert p.returncode == 0, p.stderr
     lines = [json.loads(x) for x in p.stdout.splitlines() if x.startswith("{")]
     assert lines and lines[-1]["fills"] >= 0
+    t2o = [(x["tick_to_order_us_p50"], x["tick_to_order_us_p99"]) for x in lines if x["tick_to_order_us_p50"]]
+    assert t2o and all(0 < p50 <= p99 for p50, p99 in t2o)  # measured in session once orders are sent
     r = _avmm("report", str(j), "--json", str(root / f"{name}.paper.json"))
     assert r.returncode == 0, r.stderr
     got = json.loads((root / f"{name}.paper.json").read_text())

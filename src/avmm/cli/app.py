@@ -24,7 +24,7 @@ import typer
 from avmm._version import __version__
 from avmm.cli import signals
 from avmm.cli.backtest import backtest_command
-from avmm.cli.bench import bench_command
+from avmm.cli.bench import app as bench_app
 from avmm.cli.calibrate import calibrate_command
 from avmm.cli.config import app as config_app
 from avmm.cli.data import app as data_app
@@ -70,7 +70,6 @@ def _version(value: bool) -> None:
 
 
 app.command("quote")(quote_command)
-app.command("bench")(bench_command)
 app.command("backtest")(backtest_command)
 app.command("calibrate")(calibrate_command)
 app.command("sweep")(sweep_command)
@@ -78,6 +77,7 @@ app.command("emulate")(emulate_command)
 app.command("paper")(paper_command)
 app.command("record")(record_command)
 app.command("report")(report_command)
+app.add_typer(bench_app, name="bench")
 app.add_typer(config_app, name="config")
 app.add_typer(data_app, name="data")
 app.add_typer(replicate_app, name="replicate")

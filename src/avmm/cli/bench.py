@@ -1,4 +1,6 @@
-"""``avmm bench``: the quote-cycle benchmark (``avmm.perf.bench.run_bench``) as a table."""
+"""``avmm bench``: the quote-cycle benchmark (``avmm.perf.bench.run_bench``) as a table, and
+``avmm bench live``: tick-to-order latency on loopback against the emulator
+(``avmm.live.bench.run_live_bench``)."""
 
 from __future__ import annotations
 
@@ -11,10 +13,19 @@ import typer
 from avmm.errors import UserError
 
 if TYPE_CHECKING:
+    from avmm.live.bench import LiveBenchResult
     from avmm.perf.bench import BenchResult
 
+app = typer.Typer(
+    rich_markup_mode=None,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
 
+
+@app.callback(invoke_without_command=True)
 def bench_command(
+    ctx: typer.Context,
     events: int = typer.Option(200_000, "--events", help="market-data events to replay (>= 1000)"),
     seed: int = typer.Option(1, "--seed", min=0, help="seed of the synthetic stream"),
     requote: Literal["always", "triggers"] = typer.Option(
@@ -23,7 +34,13 @@ def bench_command(
     json_out: Path = typer.Option(None, "--json", help="write the figures as JSON"),
     profile: Path = typer.Option(None, "--profile", help="write a cProfile report of the cycle pass"),
 ) -> None:
-    """Measure the quote cycle stage by stage on a deterministic synthetic stream."""
+    """Measure the quote cycle stage by stage on a deterministic synthetic stream
+    (avmm bench live: tick-to-order latency against the emulator)."""
+    if ctx.invoked_subcommand is not None:
+        given = [p.opts[0] for p in ctx.command.params if p.name and _given(ctx, p.name)]
+        if given:
+            raise UserError(f"{given[0]}: an option of 'avmm bench', not of 'avmm bench {ctx.invoked_subcommand}'")
+        return
     from rich.console import Console
 
     from avmm.outputs import check_output, write_text
@@ -81,4 +98,104 @@ def render(r: BenchResult, console: Any = None) -> None:
         f"{r.nrt_allocs_per_cycle:.4f} compiled-code allocations; "
         f"transient peak {r.alloc_transient_peak_bytes:,} bytes; "
         f"peak RSS {r.peak_rss_bytes / 2**20:,.0f} MiB"
+    )
+
+
+def _given(ctx: Any, name: str) -> bool:
+    src = ctx.get_parameter_source(name)
+    return src is not None and src.name == "COMMANDLINE"
+
+
+# --- avmm bench live ---------------------------------------------------------------------------------
+@app.command("live")
+def live_command(
+    ctx: typer.Context,
+    venue: Literal["binance-spot", "binance-um"] = typer.Option("binance-spot", "--venue", help="the venue to speak"),
+    frames: int = typer.Option(20_000, "--frames", help="bookTicker frames measured (after a warm-up)"),
+    speed: float = typer.Option(200.0, "--speed", help="the emulator's venue clock runs this many times wall time"),
+    max_speed: bool = typer.Option(False, "--max", help="the emulator sends as fast as the client reads"),
+    repeat: int = typer.Option(1, "--repeat", help="runs (a fresh emulator each); the median of their percentiles"),
+    json_out: Path = typer.Option(None, "--json", help="write the figures as JSON"),
+    store: Path = typer.Option(None, "--store", help="event store to replay (default: the built-in synthetic session)"),
+) -> None:
+    """Tick-to-order latency on loopback against the emulator: p50 / p99 / p99.9 per stage (receive,
+    decode, book, core, encode) and for the paper runtime as it runs."""
+    from rich.console import Console
+
+    from avmm.live.bench import MAX_FRAMES, run_live_bench
+    from avmm.outputs import check_output, write_text
+
+    if not 1 <= frames <= MAX_FRAMES:
+        raise UserError(f"--frames {frames}: must be between 1 and {MAX_FRAMES:,}")
+    if not 1 <= repeat <= 100:
+        raise UserError(f"--repeat {repeat}: must be between 1 and 100")
+    if max_speed and _given(ctx, "speed"):
+        raise UserError("--speed and --max: give one of them")
+    if not (speed > 0 and speed < 1e9):
+        raise UserError(f"--speed {speed}: must be a positive number")
+    if json_out is not None:
+        check_output(json_out, "--json")
+    if store is None:
+        from avmm.data.synth import default_session_path
+
+        store = default_session_path()
+    elif not store.exists():
+        raise UserError(f"--store {store}: no such file")
+    with Console(stderr=True).status("avmm bench live: starting") as status:
+        r = run_live_bench(
+            _emulator,
+            store,
+            venue=venue,
+            frames=frames,
+            speed=None if max_speed else speed,
+            repeat=repeat,
+            progress=lambda msg: status.update(f"avmm bench live: {msg}"),
+        )
+    render_live(r)
+    if json_out is not None:
+        write_text(json_out, json.dumps(r.to_json(), indent=2) + "\n", "--json")
+
+
+def _emulator(store: Path, venue: str, speed: float | None) -> Any:
+    """``avmm emulate`` in its own process (it never shares this process's GIL)."""
+    from avmm.emulator import EmulatorProcess
+
+    pace = ["--max"] if speed is None else ["--speed", repr(speed)]
+    return EmulatorProcess([str(store), "--venue", venue, *pace, "--heartbeat", "0"])
+
+
+def _us(v: float | None) -> str:
+    return "-" if v is None else f"{v:,.2f}"
+
+
+def render_live(r: LiveBenchResult, console: Any = None) -> None:
+    """The live bench's figures as a rich table."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from avmm.live.bench import STAGES
+
+    console = console or Console()
+    pace = "--max" if r.speed is None else f"--speed {r.speed:g}"
+    runs = f", median of {r.repeat} runs" if r.repeat > 1 else ""
+    t = Table(title=f"avmm bench live: {r.venue} {r.symbol}, {pace}{runs}; µs", title_justify="left")
+    t.add_column("stage")
+    for col in ("p50", "p99", "p99.9", "max", "p50 *", "p99 *", "p99.9 *"):
+        t.add_column(col, justify="right")
+    for name in (*STAGES, "total"):
+        a, q = r.stages_all[name], r.stages_requote[name]
+        t.add_row(
+            "[bold]total[/bold]" if name == "total" else name,
+            *(_us(a[k]) for k in ("p50", "p99", "p999", "max")),
+            *(_us(q[k]) for k in ("p50", "p99", "p999")),
+        )
+    rt = r.runtime
+    t.add_row("[bold]paper runtime[/bold]", *(_us(rt[k]) for k in ("p50", "p99", "p999", "max")), "", "", "")
+    console.print(t)
+    share = r.requoted / r.frames if r.frames else 0.0
+    console.print(
+        f"{r.frames:,} bookTicker frames (after {r.warmup:,} of warm-up), from entering the websocket callback "
+        f"to the WebSocket API request bytes; * the {r.requoted:,} ({share:.0%}) that produced an order intent. "
+        f"paper runtime: avmm paper's own tick-to-order (frame to orders sent, the paper venue included), "
+        f"{rt['n']:,} events that sent orders."
     )

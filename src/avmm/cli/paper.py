@@ -193,6 +193,7 @@ def _panel(st: dict[str, Any]) -> Any:
     t.add_row("fills / orders / cancels", f"{st['fills']} / {st['orders']} / {st['cancels']}")
     t.add_row("markout 1s / 10s, bp", f"{f(st['markout_1s_bps'])} / {f(st['markout_10s_bps'])}")
     t.add_row("feed lag (venue ms)", f(st["feed_lag_ms"], 1))
+    t.add_row("tick-to-order p50 / p99, µs", f"{f(st['tick_to_order_us_p50'], 1)} / {f(st['tick_to_order_us_p99'], 1)}")
     t.add_row("frames / reconnects / gaps", f"{st['frames']:,} / {st['reconnects']} / {st['gaps']}")
     t.add_row("halts", str(st["halts"]))
     lat = st.get("latency_us") or {}
@@ -203,6 +204,14 @@ def _panel(st: dict[str, Any]) -> Any:
     return t
 
 
+METRIC_KEYS = (
+    "position", "pnl", "fees", "fills", "orders", "cancels", "markout_1s_bps", "markout_10s_bps",
+    "feed_lag_ms", "frames", "reconnects", "gaps", "resyncs", "stale_periods", "halts", "bid", "ask",
+    "journal_rows", "recorded_lines", "tick_to_order_us_p50", "tick_to_order_us_p99",
+)  # fmt: skip
+"""The status figures exported as Prometheus gauges (``avmm_paper_<key>``)."""
+
+
 def _metrics(port: int) -> Any:
     """Prometheus gauges of the status on 127.0.0.1:``port``; returns the status sink."""
     try:
@@ -210,12 +219,7 @@ def _metrics(port: int) -> Any:
     except ImportError:
         raise UserError("--metrics-port needs prometheus-client: pip install 'avmm[live]'") from None
     reg = pc.CollectorRegistry()
-    keys = (
-        "position", "pnl", "fees", "fills", "orders", "cancels", "markout_1s_bps", "markout_10s_bps",
-        "feed_lag_ms", "frames", "reconnects", "gaps", "resyncs", "stale_periods", "halts", "bid", "ask",
-        "journal_rows", "recorded_lines",
-    )  # fmt: skip
-    gauges = {k: pc.Gauge(f"avmm_paper_{k}", k.replace("_", " "), registry=reg) for k in keys}
+    gauges = {k: pc.Gauge(f"avmm_paper_{k}", k.replace("_", " "), registry=reg) for k in METRIC_KEYS}
     healthy = pc.Gauge("avmm_paper_healthy", "1 when quoting (the feed healthy)", registry=reg)
     lat = pc.Gauge("avmm_paper_latency_us", "stage latency, µs (sampled)", ["stage", "quantile"], registry=reg)
     try:

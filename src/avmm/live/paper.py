@@ -10,6 +10,11 @@ So do the pump, the health changes and the end: one time base. The clock anchore
 ``feed_lag_ms``: the venue's time at arrival - the event's stamp). Between events, a pump calls ``Trader.tick``
 every ``PUMP_S`` wall seconds: responses come due and the timer ticks.
 
+Tick-to-order: for each market event whose handling sent orders, the wall time from the frame's
+arrival (``local_ns``, taken on entering the websocket callback) to the trader's return, the
+orders sent (``latency.LatencyRing``: the last ``latency_cap`` samples); the status shows its
+p50 / p99 in µs (``tick_to_order_us_p50`` / ``_p99``).
+
 ``PaperSession.run(duration)`` runs until ``stop()`` (a signal) or ``duration`` wall seconds; then
 every order is cancelled, what is in flight completes, the journal is flushed and the summary
 returned. It ends the same way, then raises, when the recorder cannot write (the feed's one-line
@@ -44,6 +49,7 @@ from avmm.core.signals import SignalSource, run_error, signal_source
 from avmm.live.config import VenueConfig
 from avmm.live.feed import Feed, FeedSink
 from avmm.live.journal import Journal
+from avmm.live.latency import LatencyRing
 from avmm.live.record import Recorder
 from avmm.live.trader import Trader
 
@@ -159,6 +165,7 @@ class PaperSession(FeedSink):
         on_status: Callable[[dict[str, Any]], None] | None = None,
         status_s: float = 1.0,
         seed: int | None = None,
+        latency_cap: int = 4096,
     ) -> None:
         self.venue, self.symbol = venue, symbol.upper()
         meta = {"market": MARKET[venue], "symbol": self.symbol, "source": venue}
@@ -181,6 +188,7 @@ class PaperSession(FeedSink):
         self.totals = Totals()
         self.t_last = 0
         self.summary: dict[str, Any] | None = None
+        self.tick_to_order = LatencyRing(latency_cap)  # frame arrival -> orders sent, ns
 
     # --- FeedSink: the feed's events ------------------------------------------------------------
     def _core_t(self, te: int) -> int:
@@ -196,35 +204,43 @@ class PaperSession(FeedSink):
         else:
             te = tl = clock.after_stamps(local_ns)
         tr = self.trader
+        sends = tr.sends
         try:
             if local_ns < self.lat_next:
                 tr.venue_quote(te, bid, bid_qty, ask, ask_qty)
                 tr.core_quote(self._core_t(tl), bid, bid_qty, ask, ask_qty)
-                return
-            t0, p0 = time.time_ns(), time.perf_counter_ns()
-            tr.venue_quote(te, bid, bid_qty, ask, ask_qty)
-            p1 = time.perf_counter_ns()
-            tr.core_quote(self._core_t(tl), bid, bid_qty, ask, ask_qty)
-            self._timed(local_ns, t0, p0, p1, time.perf_counter_ns())
+            else:
+                t0, p0 = time.time_ns(), time.perf_counter_ns()
+                tr.venue_quote(te, bid, bid_qty, ask, ask_qty)
+                p1 = time.perf_counter_ns()
+                tr.core_quote(self._core_t(tl), bid, bid_qty, ask, ask_qty)
+                self._timed(local_ns, t0, p0, p1, time.perf_counter_ns())
         except Exception as e:
             self._fail(e)
+            return
+        if tr.sends != sends:
+            self.tick_to_order.add(time.time_ns() - local_ns)
 
     def on_trade(self, ts_ns: int, local_ns: int, px: float, qty: float, side: int) -> None:
         self.clock.stamp(ts_ns, local_ns)
         self.totals.lag_ns = self.clock.now(local_ns) - ts_ns
         tr = self.trader
+        sends = tr.sends
         try:
             if local_ns < self.lat_next:
                 tr.venue_trade(ts_ns, px, qty, side)
                 tr.core_trade(self._core_t(ts_ns), px, qty, side)
-                return
-            t0, p0 = time.time_ns(), time.perf_counter_ns()
-            tr.venue_trade(ts_ns, px, qty, side)
-            p1 = time.perf_counter_ns()
-            tr.core_trade(self._core_t(ts_ns), px, qty, side)
-            self._timed(local_ns, t0, p0, p1, time.perf_counter_ns())
+            else:
+                t0, p0 = time.time_ns(), time.perf_counter_ns()
+                tr.venue_trade(ts_ns, px, qty, side)
+                p1 = time.perf_counter_ns()
+                tr.core_trade(self._core_t(ts_ns), px, qty, side)
+                self._timed(local_ns, t0, p0, p1, time.perf_counter_ns())
         except Exception as e:
             self._fail(e)
+            return
+        if tr.sends != sends:
+            self.tick_to_order.add(time.time_ns() - local_ns)
 
     def on_depth(self, local_ns: int, kind: int, side: int, px: float, qty: float) -> None:
         te = self.depth_E or self.clock.after_stamps(local_ns)
@@ -365,6 +381,7 @@ class PaperSession(FeedSink):
         pnl = float(bs["cash"] + pos * mid * tr.bt.contract_size) if math.isfinite(mid) else float(bs["cash"])
         orders = tr.orders()
         mo = tr.gw.rec.fills.markouts_bps()
+        t2o = self.tick_to_order.percentiles_us((50.0, 99.0))
         return {
             "t": time.time(),
             "venue_ns": self.t_last,
@@ -386,6 +403,8 @@ class PaperSession(FeedSink):
             "markout_1s_bps": _num(mo[2]),
             "markout_10s_bps": _num(mo[5]),
             "feed_lag_ms": self.totals.lag_ns / 1e6,
+            "tick_to_order_us_p50": t2o[0],
+            "tick_to_order_us_p99": t2o[1],
             "clock_rate": self.clock.rate,
             "frames": c.frames,
             "reconnects": c.reconnects,

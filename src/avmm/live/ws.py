@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from time import time_ns
 from typing import Any
 
 import picows
@@ -40,9 +41,9 @@ class Conn(picows.WSListener):
         self.transport = transport
 
     def on_ws_frame(self, transport: Any, frame: Any) -> None:
+        t = time_ns()  # the frame's arrival (``local_ns``): taken first
         mt = frame.msg_type
         if mt is TEXT or mt is BINARY:
-            t = time.time_ns()
             self.frames += 1
             if self.frames == 1:
                 self.ready.set_result(True)

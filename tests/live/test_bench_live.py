@@ -1,0 +1,87 @@
+"""``avmm bench live``: the stage table's arithmetic, and the bench end to end against the emulator
+(every stage measured, sane figures, the JSON), a replay too short for --frames as one line."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from avmm.live.bench import KEYS, STAGES, _median_tables, pcts_us, stage_table
+
+
+def _rows(n: int, seed: int = 1) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    gaps = rng.integers(50, 5000, size=(n, len(STAGES)))
+    t0 = 1_700_000_000_000_000_000 + np.arange(n) * 1_000_000
+    return np.concatenate([t0[:, None], t0[:, None] + np.cumsum(gaps, axis=1)], axis=1)
+
+
+def test_stage_table_splits_each_frame_into_its_stages():
+    rows = _rows(1000)
+    t = stage_table(rows)
+    assert list(t) == [*STAGES, "total"]
+    d = np.diff(rows, axis=1)
+    for k, name in enumerate(STAGES):
+        assert t[name]["p50"] == pytest.approx(np.percentile(d[:, k], 50) / 1e3)
+        assert t[name]["max"] == pytest.approx(d[:, k].max() / 1e3)
+        assert t[name]["n"] == 1000
+    assert t["total"]["p50"] == pytest.approx(np.percentile(rows[:, -1] - rows[:, 0], 50) / 1e3)
+    only = stage_table(rows, np.arange(1000) % 4 == 0)
+    assert only["core"]["n"] == 250
+    assert pcts_us(np.zeros(0, dtype=np.int64)) == {"p50": None, "p99": None, "p999": None, "max": None, "n": 0}
+
+
+def test_the_median_of_runs_is_taken_per_figure():
+    a, b, c = (stage_table(_rows(200, s)) for s in (1, 2, 3))
+    m = _median_tables([a, b, c])
+    for name in (*STAGES, "total"):
+        for k in KEYS:
+            assert m[name][k] == sorted(t[name][k] for t in (a, b, c))[1]
+
+
+def _check_table(t: dict, n: int) -> None:
+    assert set(t) == {*STAGES, "total"}
+    for name, row in t.items():
+        assert row["n"] == n, name
+        vals = [row[k] for k in KEYS]
+        assert all(v is not None and math.isfinite(v) and v >= 0 for v in vals), (name, row)
+        assert row["p50"] <= row["p99"] <= row["p999"] <= row["max"], (name, row)
+    for name in STAGES:  # each frame's total is the sum of its stages: it dominates each one
+        for k in KEYS:
+            assert t["total"][k] >= t[name][k], (name, k)
+
+
+@pytest.mark.xdist_group("live")
+def test_bench_live_end_to_end(run_cli, tmp_path):
+    pytest.importorskip("picows")
+    pytest.importorskip("aiohttp")
+    out = tmp_path / "live.json"
+    r = run_cli("bench", "live", "--frames", "150", "--max", "--json", str(out), timeout=900)
+    assert r.returncode == 0, r.stderr
+    d = json.loads(out.read_text())
+    assert d["frames"] == 150 and d["warmup"] == 100 and d["speed"] is None and d["venue"] == "binance-spot"
+    _check_table(d["stages_us"], 150)
+    assert 0 < d["requoted"] <= 150  # requote_always: most frames move the targets
+    _check_table(d["stages_requote_us"], d["requoted"])
+    run = d["runs"][0]
+    assert run["actions"] >= d["requoted"] and run["encoder"]["rid"] >= run["actions"]
+    assert run["encoder"]["unknown"] == run["encoder"]["full"] == run["encoder"]["bad"] == 0
+    rt = d["runtime_us"]
+    assert rt["n"] > 0 and 0 <= rt["p50"] <= rt["p99"] <= rt["p999"] <= rt["max"]
+    assert "paper runtime" in r.stdout and "receive" in r.stdout and "encode" in r.stdout
+
+
+@pytest.mark.xdist_group("live")
+def test_a_replay_shorter_than_the_frames_asked_is_one_line(run_cli, tmp_path):
+    pytest.importorskip("picows")
+    pytest.importorskip("aiohttp")
+    from avmm.data.synth import write_synth
+    from tests.builders import assert_one_line_error
+
+    store = tmp_path / "short.parquet"
+    write_synth(store, 400, 3, quote_rate=1000.0, trade_rate=100.0)
+    r = run_cli("bench", "live", "--store", str(store), "--frames", "5000", "--max", timeout=600)
+    assert_one_line_error(r, "the replay ended after", "--frames 5,000")
