@@ -290,8 +290,8 @@ def journal_result(path: Path) -> Any:
     from avmm.backtest.metrics import FillStats
     from avmm.backtest.runner import BacktestResult, bt_params
     from avmm.backtest.state import new_bt_state
+    from avmm.backtest.venue import paper_summary
     from avmm.core.config import StrategyConfig, to_params
-    from avmm.live.gateway import paper_summary
     from avmm.live.journal import load_journal
 
     j = load_journal(path)

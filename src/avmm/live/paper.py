@@ -1,5 +1,5 @@
 """``avmm paper``: the live feed drives the strategy core, its orders filled on paper by the
-backtester's exchange model (``trader.Trader`` + ``gateway.PaperGateway``), in real time.
+backtester's exchange model (``trader.Trader`` + ``backtest.venue.PaperGateway``), in real time.
 
 Times: the core and the paper venue run on the venue's clock. Events carrying a venue stamp
 (trades' ``T``, USD-M bookTicker ``T``/``E``, depth diffs' ``T``/``E``) are taken at it, by the

@@ -28,10 +28,11 @@ import numpy as np
 
 from avmm.backtest.config import BacktestConfig
 from avmm.backtest.state import RS_ACK, RS_CANCELED, RS_FILL, RS_REJECT
+from avmm.backtest.venue import PaperGateway, PaperRecords
 from avmm.core.config import StrategyConfig
 from avmm.core.engine import Engine
 from avmm.events import CLEAR
-from avmm.live.gateway import PaperGateway, PaperRecords, Responses
+from avmm.live.gateway import Responses
 from avmm.live.journal import Journal
 
 
