@@ -73,6 +73,7 @@ ENC_DTYPE = np.dtype(
         ("qty_dec", "i8"),
         ("tick", "f8"),
         ("lot", "f8"),
+        ("seq_base", "i8"),  # > 0: the i-th action's new client id number is seq_base + i (a journal's seq)
     ],
     align=True,
 )
@@ -302,6 +303,19 @@ def _write(out, pos, prog, nops, base, lit, tmp, tsb, nts, rid, cid, ncid, pv, q
     return pos
 
 
+@njit(**NJIT_INLINE)
+def _next_cid(e, i):
+    """The next new client id number: ``seq_base + i`` when a journal numbers them (the action's
+    record in the intent log), else the encoder's own count + 1."""
+    if e.seq_base > 0:
+        c = e.seq_base + i
+        if c > e.seq:
+            e.seq = c
+        return c
+    e.seq += 1
+    return e.seq
+
+
 @njit(**NJIT)
 def encode_at(addr, actions_addr, n, ts_ms):
     """The requests of the first ``n`` actions at ``actions_addr``, into the buffer; how many."""
@@ -334,11 +348,10 @@ def encode_at(addr, actions_addr, n, ts_ms):
                 if slot < 0:
                     e.full += 1
                     continue
-            e.seq += 1
+            ncid = _next_cid(e, i)
             keys[slot] = oid
-            vals[slot] = e.seq
-            cid = e.seq
-            ncid = e.seq
+            vals[slot] = ncid
+            cid = ncid
             t = T_PLACE + (1 if side > 0 else 0)
         else:
             if slot < 0:
@@ -349,8 +362,7 @@ def encode_at(addr, actions_addr, n, ts_ms):
             if kind == ACT_AMEND:
                 t = T_AMEND + (1 if side > 0 else 0)
                 if e.um == 0:
-                    e.seq += 1
-                    ncid = e.seq
+                    ncid = _next_cid(e, i)
                     vals[slot] = ncid
             else:
                 t = T_CANCEL
