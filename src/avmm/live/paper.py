@@ -171,7 +171,7 @@ class PaperSession(FeedSink):
         meta = {"market": MARKET[venue], "symbol": self.symbol, "source": venue}
         sig = cfg.signals
         self.signal: SignalSource | None = signal_source(sig.file, sig.function, sig.builtins_on())
-        self.trader = Trader(cfg, backtest, meta=meta, journal=journal, healthy=False)
+        self.trader = self._new_trader(cfg, backtest, meta, journal)
         self.trader.reason = "connecting"
         self.journal = journal
         self.recorder = recorder
@@ -189,6 +189,12 @@ class PaperSession(FeedSink):
         self.t_last = 0
         self.summary: dict[str, Any] | None = None
         self.tick_to_order = LatencyRing(latency_cap)  # frame arrival -> orders sent, ns
+
+    def _new_trader(
+        self, cfg: StrategyConfig, backtest: BacktestConfig, meta: dict[str, Any], journal: Journal | None
+    ) -> Trader:
+        """The trader (``avmm live`` puts its own here)."""
+        return Trader(cfg, backtest, meta=meta, journal=journal, healthy=False)
 
     # --- FeedSink: the feed's events ------------------------------------------------------------
     def _core_t(self, te: int) -> int:

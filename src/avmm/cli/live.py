@@ -1,0 +1,163 @@
+"""``avmm live``: live trading on Binance spot or USD-M -- the paper session's feed, core, journal
+and status, its orders sent over Binance's WebSocket API (``live/session_live.py``).
+
+Keys: ``AVMM_API_KEY`` with ``AVMM_API_SECRET`` (HMAC) or ``AVMM_PRIVATE_KEY_FILE`` (Ed25519 PEM),
+else ``venue.keys_file`` (mode 0600); never printed. ``--dry-run`` connects, reconciles, computes the
+quotes and logs the orders it would send (none is sent).
+
+Signals: the first SIGINT / SIGTERM stops the session cleanly (every order cancelled at the venue,
+the journal flushed, the summary printed; exit 0); a second one exits at once (130 / 143). A halt
+(the venue refused the key, an IP ban, reconnection or reconciliation failing ``venue.reconcile_
+retries`` times) ends the session the same way, then exits 2 with one line saying why.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from avmm.errors import UserError
+
+
+def live_command(
+    venue: str = typer.Option(..., "--venue", metavar="<binance-spot|binance-um>", help="the market"),
+    symbol: str = typer.Option(..., "--symbol", help="symbol, e.g. BTCUSDT"),
+    config: Path = typer.Option(None, "--config", "-c", help="config TOML ([model] ... [backtest] [venue])"),
+    url: str = typer.Option(
+        None, "--url", help="one origin for REST, streams and the WebSocket API (the emulator: http://127.0.0.1:PORT)"
+    ),
+    journal: Path = typer.Option(
+        None, "--journal", help="SQLite journal of every order intent, answer and fill (an existing one is resumed)"
+    ),
+    dry_run: bool = typer.Option(False, "--dry-run", help="connect, reconcile and quote, but send no order (logged)"),
+    duration: float = typer.Option(None, "--duration", help="stop after this many wall seconds"),
+    status_json: bool = typer.Option(False, "--status-json", help="status as JSON lines on stdout, every second"),
+    metrics_port: int = typer.Option(None, "--metrics-port", help="Prometheus metrics on 127.0.0.1:PORT"),
+    set_: list[str] = typer.Option(None, "--set", help="override a config value, e.g. venue.foreign_orders=cancel"),
+) -> None:
+    """Live trading: the live feed drives the strategy core; its orders go to Binance over the
+    WebSocket API, the venue's answers and fills come back to it, journaled."""
+    from avmm.cli import signals
+    from avmm.cli.paper import _metrics
+    from avmm.config import load_config
+    from avmm.live.config import with_origin
+    from avmm.live.keys import load_keys
+    from avmm.live.run import check_symbol, check_venue, new_loop
+
+    venue = check_venue(venue)
+    symbol = check_symbol(symbol)
+    if duration is not None and not (math.isfinite(duration) and duration > 0):
+        raise UserError(f"--duration {duration}: must be a positive number of seconds")
+    if metrics_port is not None and not 0 <= metrics_port <= 65535:
+        raise UserError(f"--metrics-port {metrics_port}: must be a port number (0-65535)")
+    cfg = load_config(config, set_ or [])
+    vcfg = with_origin(cfg.venue, url, venue) if url else cfg.venue
+    vcfg.check_for(venue)
+    keys = load_keys(vcfg.keys_file)
+    if journal is not None and not journal.exists():
+        from avmm.outputs import check_output
+
+        check_output(journal, "--journal", [config] if config is not None else [])
+    _logging(dry_run)
+    metrics = _metrics(metrics_port) if metrics_port is not None else None
+    loop = new_loop("avmm live")
+    try:
+        summary, signum, halted = loop.run_until_complete(
+            _live(venue, symbol, cfg, vcfg, keys, duration, journal, dry_run, status_json, metrics, signals.stopped)
+        )
+    finally:
+        loop.close()
+    from avmm.cli.paper import _print_summary
+
+    if signum:
+        print(f"avmm live: stopped by {signal.Signals(signum).name}; orders cancelled", file=sys.stderr)
+    mode = "dry-run" if dry_run else "live"
+    title = f"{mode}: {venue} {symbol}" + (f"  journal {journal}" if journal else "")
+    _print_summary(summary, title, to_stderr=status_json)
+    if halted:
+        raise UserError(f"avmm live: halted: {halted}")
+
+
+def _logging(dry_run: bool) -> None:
+    """The gateway's log lines on stderr (the orders a dry run would send at INFO)."""
+    lg = logging.getLogger("avmm.live")
+    if not lg.handlers:
+        h = logging.StreamHandler(sys.stderr)
+        h.setFormatter(logging.Formatter("avmm live: %(levelname)s %(message)s"))
+        lg.addHandler(h)
+        lg.propagate = False
+    lg.setLevel(logging.INFO if dry_run else logging.WARNING)
+
+
+async def _live(
+    venue: str,
+    symbol: str,
+    cfg: Any,
+    vcfg: Any,
+    keys: Any,
+    duration: float | None,
+    journal_path: Path | None,
+    dry_run: bool,
+    status_json: bool,
+    metrics: Any,
+    on_signal: Any,
+) -> tuple[dict[str, Any], int, str | None]:
+    from avmm.backtest.runner import _strategy_only, adapt_config
+    from avmm.cli.paper import _Status
+    from avmm.live.paper import instrument
+    from avmm.live.run import StopOnSignal
+    from avmm.live.session_live import LiveSession, session_token
+
+    info = await instrument(venue, symbol, vcfg)
+    strat = _strategy_only(adapt_config(cfg, info))
+    bt = cfg.backtest
+    journal: Any = None
+    live = _Status(status_json, metrics)
+    try:
+        session_id = session_token()
+        recovery = None
+        if journal_path is not None:
+            meta = {
+                "venue": venue,
+                "symbol": symbol,
+                "instrument": info,
+                "mode": "dry-run" if dry_run else "live",
+                "config": {**strat.model_dump(mode="json"), "backtest": bt.model_dump(mode="json")},
+            }
+            journal = _open_journal(journal_path, meta, vcfg.client_prefix)
+            session_id = str(getattr(journal, "session", session_id))
+            recovery = getattr(journal, "recovery", None)
+        session = LiveSession(
+            venue, symbol, strat, bt, vcfg, keys, session_id=session_id, journal=journal, recovery=recovery,
+            dry_run=dry_run, on_status=live,
+        )  # fmt: skip
+        stopper = StopOnSignal(asyncio.get_running_loop(), session.stop, on_signal)
+        with stopper:
+            live.start()
+            try:
+                summary = await session.run(duration)
+            finally:
+                live.stop()
+    finally:
+        if journal is not None:
+            journal.close()
+    return summary, stopper.signum, session.halted
+
+
+def _open_journal(path: Path, meta: dict[str, Any], prefix: str) -> Any:
+    """The journal: resumed when it exists and the journal can resume (the intent log), else new."""
+    import inspect
+
+    from avmm.live.journal import Journal
+
+    params = inspect.signature(Journal).parameters
+    if "resume" in params:
+        return Journal(path, meta, resume=True, prefix=prefix)  # type: ignore[call-arg]
+    return Journal(path, meta)
