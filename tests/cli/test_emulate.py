@@ -35,6 +35,9 @@ def l1_store(tmp_path):
         (["--speed", "0"], ["--speed 0"]),
         (["--venue", "binance-coin"], ["--venue binance-coin"]),
         (["--port", "70000"], ["--port 70000"]),
+        (["--fault", "ackdelay:5"], ["--fault ackdelay:5", "--keys"]),
+        (["--set", "backtest.maker_fee=0.001"], ["--config / --set", "--keys"]),
+        (["--keys", "nope.toml"], ["--keys nope.toml", "file not found"]),
     ],
 )
 def test_bad_arguments_are_one_line(run_cli, l1_store, args, needles):
@@ -94,3 +97,34 @@ def test_without_the_live_extra_is_one_line(run_cli, l1_store, tmp_path):
         [sys.executable, "-m", "avmm", "emulate", str(l1_store)], capture_output=True, text=True, env=env, timeout=120
     )
     assert_one_line_error(r, "aiohttp", "pip install 'avmm[live]'")
+
+
+def test_a_bad_keys_file_is_one_line(run_cli, l1_store, tmp_path):
+    k = tmp_path / "keys.toml"
+    k.write_text('[[keys]]\napi_key = "a"\ntype = "hmac"\n')
+    assert_one_line_error(run_cli("emulate", l1_store, "--keys", k), str(k), "needs its secret")
+
+
+@pytest.mark.xdist_group("live")
+def test_keys_and_the_configs_fees(l1_store, tmp_path):
+    """``avmm emulate --keys FILE --set backtest.maker_fee=...``: the accounts trade on the config's
+    fees; the accounts endpoint shows the account, never its secret."""
+    import hashlib
+    import hmac
+    import time
+    import urllib.parse
+
+    from avmm.emulator import EmulatorProcess
+
+    k = tmp_path / "keys.toml"
+    k.write_text('[[keys]]\napi_key = "cli"\ntype = "hmac"\nsecret = "cli-secret"\n')
+    with EmulatorProcess([str(l1_store), "--keys", str(k), "--set", "backtest.maker_fee=0.001"]) as p:
+        q = urllib.parse.urlencode({"timestamp": time.time_ns() // 1_000_000})
+        sig = hmac.new(b"cli-secret", q.encode(), hashlib.sha256).hexdigest()
+        req = urllib.request.Request(p.url + f"/api/v3/account?{q}&signature={sig}", headers={"X-MBX-APIKEY": "cli"})
+        with urllib.request.urlopen(req, timeout=10) as r:
+            acct = json.loads(r.read())
+        accounts = p._post("/_avmm/accounts")
+    assert acct["makerCommission"] == 10 and acct["commissionRates"]["maker"] == "0.00100000"
+    assert [a["api_key"] for a in accounts["accounts"]] == ["cli"]
+    assert "cli-secret" not in json.dumps(accounts)

@@ -5,6 +5,7 @@ a book by Binance's rules (``DepthSync``)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from pathlib import Path
 from typing import Any
@@ -209,3 +210,210 @@ class BookClient:
             if out == ds.APPLY:
                 self.apply(d)
         return s.lastUpdateId
+
+
+# -- the private side ----------------------------------------------------------------------------------
+def churn_rows(seconds: float = 60.0, step_ms: int = 50) -> np.ndarray:
+    """An L1 store whose market comes back through fixed prices every cycle of three quotes,
+    ``step_ms`` apart: 100.00/100.01, 100.01/100.02, 99.99/100.00, with a sell of 50 at 99.98 and a
+    buy of 50 at 100.03 in every cycle. A bid at 99.99 or below and an ask at 100.02 or above never
+    cross and fill in the next cycle (a trade through them); a buy at 100.02 or more always crosses."""
+    quotes = [(100.00, 100.01), (100.01, 100.02), (99.99, 100.00)]
+    rows: list[tuple] = []
+    t = T0
+    n = int(seconds * 1000 / step_ms)
+    for i in range(n):
+        b, a = quotes[i % 3]
+        rows.append((t, t + MS, 0, b, 5.0, QUOTE, 0, F_EXCH_TS, a, 5.0))
+        if i % 3 == 2:
+            rows.append((t + MS, t + 2 * MS, 9000 + i, 99.98, 50.0, TRADE, SELL, F_EXCH_TS, 0.0, 0.0))
+            rows.append((t + 2 * MS, t + 3 * MS, 9001 + i, 100.03, 50.0, TRADE, BUY, F_EXCH_TS, 0.0, 0.0))
+        t += step_ms * MS
+    ev = empty(len(rows))
+    for i, r in enumerate(rows):
+        ev["exch_ts"][i], ev["local_ts"][i], ev["seq"][i] = r[0], r[1], r[2]
+        ev["px"][i], ev["qty"][i], ev["kind"][i], ev["side"][i], ev["flags"][i] = r[3], r[4], r[5], r[6], r[7]
+        ev["px2"][i], ev["qty2"][i] = r[8], r[9]
+    return ev
+
+
+def write_store(path: Path, rows: np.ndarray) -> Path:
+    from avmm.data.store import write_events
+
+    write_events(path, [rows], {"symbol": "BTCUSDT", "source": "test", "tick_size": 0.01, "lot_size": 0.001})
+    return path
+
+
+class Keyring:
+    """API keys for the tests: HMAC keys ``h0``.. (secret ``secret-<name>``) and Ed25519 keys ``e0``..."""
+
+    def __init__(self, n_hmac: int = 4, n_ed: int = 2) -> None:
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+        self.secrets = {f"h{i}": f"secret-h{i}" for i in range(n_hmac)}
+        self.private: dict[str, Any] = {}
+        self.entries: list[dict[str, str]] = [
+            {"api_key": k, "type": "hmac", "secret": v} for k, v in self.secrets.items()
+        ]
+        for i in range(n_ed):
+            priv = Ed25519PrivateKey.generate()
+            pem = (
+                priv.public_key()
+                .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+                .decode()
+            )
+            self.private[f"e{i}"] = priv
+            self.entries.append({"api_key": f"e{i}", "type": "ed25519", "public_key": pem})
+
+    def keys(self) -> Any:
+        from avmm.emulator.keys import parse_keys
+
+        return parse_keys(self.entries)
+
+    def sign(self, key: str, payload: str) -> str:
+        import base64
+        import hashlib
+        import hmac
+
+        if key in self.secrets:
+            return hmac.new(self.secrets[key].encode(), payload.encode(), hashlib.sha256).hexdigest()
+        return base64.b64encode(self.private[key].sign(payload.encode())).decode()
+
+
+def now_ms() -> int:
+    import time
+
+    return time.time_ns() // 1_000_000
+
+
+class WsApi:
+    """A WebSocket API client: requests by id, the user-data events collected with their arrival."""
+
+    def __init__(self, session: Any, url: str, ring: Keyring | None = None) -> None:
+        self.session, self.url, self.ring = session, url, ring
+        self.ws: Any = None
+        self.responses: dict[Any, asyncio.Future] = {}
+        self.events: list[tuple[float, dict]] = []  # (monotonic arrival, frame)
+        self.log: list[
+            tuple[float, str, Any]
+        ] = []  # everything received, in order: (t, "response", id) / (t, "event", ev)
+        self._new = asyncio.Event()
+        self._next = 0
+        self._reader: asyncio.Task | None = None
+        self.closed = asyncio.Event()
+
+    async def __aenter__(self) -> WsApi:
+        self.ws = await self.session.ws_connect(self.url)
+        self._reader = asyncio.get_running_loop().create_task(self._read())
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.ws.close()
+        if self._reader is not None:
+            self._reader.cancel()
+
+    async def _read(self) -> None:
+        import time
+
+        try:
+            async for m in self.ws:
+                if m.type != 1:  # TEXT
+                    continue
+                d = json.loads(m.data)
+                t = time.monotonic()
+                if "status" in d and "id" in d:
+                    self.log.append((t, "response", d["id"]))
+                    fut = self.responses.pop(d["id"], None)
+                    if fut is not None and not fut.done():
+                        fut.set_result(d)
+                else:
+                    ev = d.get("event", d)
+                    self.log.append((t, "event", ev))
+                    self.events.append((t, d))
+                    self._new.set()
+        finally:
+            self.closed.set()
+
+    def signed(self, key: str, params: dict | None = None, ts: int | None = None) -> dict:
+        from avmm.emulator.keys import ws_payload
+
+        assert self.ring is not None
+        p = dict(params or {})
+        p["apiKey"] = key
+        p["timestamp"] = now_ms() if ts is None else ts
+        p["signature"] = self.ring.sign(key, ws_payload(p))
+        return p
+
+    async def send(self, method: str, params: dict | None = None) -> asyncio.Future:
+        self._next += 1
+        rid = self._next
+        fut = asyncio.get_running_loop().create_future()
+        self.responses[rid] = fut
+        msg = {"id": rid, "method": method}
+        if params is not None:
+            msg["params"] = params
+        await self.ws.send_str(json.dumps(msg))
+        return fut
+
+    async def call(self, method: str, params: dict | None = None, key: str | None = None, timeout: float = 5.0) -> dict:
+        """A request; with ``key`` signed with it (apiKey, timestamp, signature)."""
+        if key is not None:
+            params = self.signed(key, params)
+        fut = await self.send(method, params)
+        return await asyncio.wait_for(fut, timeout)
+
+    async def logon(self, key: str) -> dict:
+        return await self.call("session.logon", self.signed(key))
+
+    async def event(self, pred: Any, timeout: float = 5.0, after: int = 0) -> dict:
+        """The first user-data event (the frame's ``event``, or the frame) from index ``after`` on
+        for which ``pred`` holds."""
+        import time
+
+        end = time.monotonic() + timeout
+        i = after
+        while True:
+            while i < len(self.events):
+                d = self.events[i][1]
+                ev = d.get("event", d)
+                if pred(ev):
+                    return ev
+                i += 1
+            left = end - time.monotonic()
+            if left <= 0:
+                raise TimeoutError("no such event")
+            self._new.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._new.wait(), left)
+
+
+async def rest(
+    session: Any,
+    ring: Keyring | None,
+    verb: str,
+    url: str,
+    params: dict | None = None,
+    key: str | None = None,
+    sign: bool = True,
+    ts: int | None = None,
+) -> tuple[int, Any, Any]:
+    """A REST request (signed with ``key`` unless ``sign`` is False): status, JSON body, headers."""
+    import urllib.parse
+
+    p = dict(params or {})
+    headers = {}
+    if key is not None:
+        headers["X-MBX-APIKEY"] = key
+        if sign:
+            assert ring is not None
+            p["timestamp"] = now_ms() if ts is None else ts
+            q = urllib.parse.urlencode(p)
+            p["signature"] = ring.sign(key, q)
+    q = urllib.parse.urlencode(p)
+    if verb in ("POST", "PUT"):
+        headers["Content-Type"] = "application/x-www-form-urlencoded"
+        async with session.request(verb, url, data=q, headers=headers) as r:
+            return r.status, await r.json(content_type=None), r.headers
+    async with session.request(verb, url + ("?" + q if q else ""), headers=headers) as r:
+        return r.status, await r.json(content_type=None), r.headers

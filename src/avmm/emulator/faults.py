@@ -17,6 +17,23 @@ msgrate    N          a connection sending more than N messages in a second (req
                       Binance's 5 on spot, 10 on USD-M)
 maxstreams N          a SUBSCRIBE past N streams on one connection is refused (code 4) and the
                       connection closed with 1008; 0: no limit (default: Binance's 1024)
+weightlimit N         the request weight a minute (REST and WebSocket API); 0: no limit
+                      (default: Binance's 6000 on spot, 2400 on USD-M)
+orderlimit N          the orders an account may place in 10 s; 0: no limit (default: 50 / 300)
+ratelimit  N (1)      the next N requests are answered 429 (-1003, ``retryAfter``)
+ackdelay   MS         the answers to order requests leave MS ms late (the order is matched at
+                      once; its user-data events are not delayed); 0: none
+fillfirst  N (1)      the answers to the next N placed orders wait for the order's first fill
+                      (or its end): the fill reaches the client before the ack
+partial    N          every fill is reported as N executions (trade ids of their own); 1: off
+exectimeout N (1)     the next N order requests are matched, then answered -1007 (408)
+noanswer   N (1)      the next N order requests are matched and never answered (REST: the
+                      connection is dropped)
+keyexpired            every listenKey expires: ``listenKeyExpired`` on its streams, then silence
+terminated            ``eventStreamTerminated`` on every WebSocket API user-data subscription;
+                      the subscriptions end
+foreign    N (1)      N open orders appear on each account's book, placed by nobody it knows
+                      (at once, or at the first quote when there is no book yet)
 ========== ========== =====================================================================
 
 ``@SECONDS`` fires the fault that many seconds of venue time (the capture's clock) after the replay
@@ -25,7 +42,9 @@ the end of the store never fires; ``msgrate`` and ``maxstreams`` given at start 
 from the first connection). The durations of ``stall`` and ``lifetime`` are wall seconds.
 ``/PATHS`` limits ``stall``, ``close``, ``shutdown`` and ``lifetime`` to the sockets on those paths:
 ``public`` (``/public/ws``, ``/public/stream``), ``market`` (``/market/...``) or ``legacy`` (``/ws``,
-``/stream``), e.g. ``close@2/public``.
+``/stream``), e.g. ``close@2/public``; ``close`` also takes ``api`` (the WebSocket API connections)
+and ``user`` (the listenKey user streams). ``close`` without paths closes every socket. The faults
+from ``ackdelay`` down act on the private side (``avmm emulate --keys``).
 """
 
 from __future__ import annotations
@@ -46,10 +65,27 @@ FAULTS: dict[str, tuple[str, float | None, str]] = {
     "lifetime": ("seconds", None, "close stream connections S seconds after they opened"),
     "msgrate": ("limit", None, "close a connection sending more than N messages a second (0: no limit)"),
     "maxstreams": ("limit", None, "refuse more than N streams on a connection (0: no limit)"),
+    "weightlimit": ("limit", None, "request weight a minute (0: no limit)"),
+    "orderlimit": ("limit", None, "orders per 10 s per account (0: no limit)"),
+    "ratelimit": ("count", 1, "answer the next N requests 429 (-1003)"),
+    "ackdelay": ("delay", None, "answer order requests MS ms late (0: at once)"),
+    "fillfirst": ("count", 1, "the next N placed orders are answered after their first fill"),
+    "partial": ("parts", None, "report every fill as N executions (1: off)"),
+    "exectimeout": ("count", 1, "match the next N order requests, answer -1007"),
+    "noanswer": ("count", 1, "match the next N order requests, never answer"),
+    "keyexpired": ("none", None, "expire every listenKey (listenKeyExpired)"),
+    "terminated": ("none", None, "end every WebSocket API user-data subscription (eventStreamTerminated)"),
+    "foreign": ("count", 1, "N open orders on each account that its client did not place"),
 }
 SCOPED = ("stall", "close", "shutdown", "lifetime")  # the faults that take /PATHS
-SCOPES = ("public", "market", "legacy")
-KNOBS = ("msgrate", "maxstreams")  # limits: given at start without a time, they hold at once
+SCOPES = ("public", "market", "legacy", "api", "user")
+PRIVATE_SCOPES = ("api", "user")  # ``close`` only
+# limits and knobs: given at start without a time, they hold at once (not at the replay's start)
+KNOBS: tuple[str, ...] = ("msgrate", "maxstreams", "weightlimit", "orderlimit", "ratelimit", "ackdelay")
+KNOBS += ("fillfirst", "partial", "exectimeout", "noanswer", "foreign")
+LIMITS = ("weightlimit", "orderlimit", "ratelimit")  # the emulator's rate limits (keys or not)
+# the faults of the private side: they need keys (``avmm emulate --keys``)
+PRIVATE = ("ackdelay", "fillfirst", "partial", "exectimeout", "noanswer", "keyexpired", "terminated", "foreign")
 
 FAULT_HELP = "; ".join(f"{k}{'' if v[0] == 'none' else ':' + v[0].upper()} ({v[2]})" for k, v in FAULTS.items())
 
@@ -102,11 +138,16 @@ def _split(s: str) -> tuple[str, float | None, str | None]:
 def _argument(s: str, name: str, kind: str, text: str) -> float:
     arg = _number(text, s, "argument")
     if kind == "count" and (arg < 1 or arg != int(arg)):
-        raise UserError(f"--fault {s}: {name} takes a whole number of diffs >= 1")
+        what = "diffs" if name == "drop" else "orders" if name == "foreign" else "requests"
+        raise UserError(f"--fault {s}: {name} takes a whole number of {what} >= 1")
     if kind == "limit" and (arg < 0 or arg != int(arg)):
         raise UserError(f"--fault {s}: {name} takes a whole number >= 0 (0: no limit)")
     if kind == "seconds" and arg <= 0:
         raise UserError(f"--fault {s}: {name} takes a positive number of seconds")
+    if kind == "delay" and arg < 0:
+        raise UserError(f"--fault {s}: {name} takes a number of milliseconds >= 0")
+    if kind == "parts" and (arg < 1 or arg != int(arg)):
+        raise UserError(f"--fault {s}: {name} takes a whole number of parts >= 1")
     return arg
 
 
@@ -127,14 +168,16 @@ def parse_fault(spec: str) -> Fault:
         raise UserError(f"--fault {s}: unknown fault {name!r} (known: {', '.join(FAULTS)})")
     if scope is not None and name not in SCOPED:
         raise UserError(f"--fault {s}: {name} acts on every socket (paths: {', '.join(SCOPED)} only)")
+    if scope in PRIVATE_SCOPES and name != "close":
+        raise UserError(f"--fault {s}: /{scope} is for close only")
     kind, default, _ = FAULTS[name]
     if kind == "none":
         if sep:
             raise UserError(f"--fault {s}: {name} takes no argument")
         return Fault(name, None, at_s, scope)
     if not sep:
-        if kind in ("ms", "limit") or name == "lifetime":
-            what = "N" if kind == "limit" else kind.upper()
+        if kind in ("ms", "limit", "delay", "parts") or name == "lifetime":
+            what = "N" if kind in ("limit", "parts") else "MS" if kind == "delay" else kind.upper()
             raise UserError(f"--fault {s}: {name} needs an argument ({name}:{what})")
         return Fault(name, default, at_s, scope)
     return Fault(name, _argument(s, name, kind, arg_text), at_s, scope)

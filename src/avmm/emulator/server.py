@@ -52,12 +52,20 @@ import math
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from avmm.emulator import frames as fr
-from avmm.emulator.faults import KNOBS, Fault, parse_fault
+from avmm.emulator.faults import KNOBS, LIMITS, PRIVATE, Fault, parse_fault
+from avmm.emulator.limits import Limits
+from avmm.emulator.matching import ApiError
 from avmm.emulator.replay import BT, CHUNK_EVENTS, DIFF, TR, Replay, capture_lag
 from avmm.errors import UserError, missing_extra
+
+if TYPE_CHECKING:
+    from avmm.backtest.config import BacktestConfig
+    from avmm.core.config import StrategyConfig
+    from avmm.emulator.keys import ApiKey
+    from avmm.emulator.private import Private
 
 DEPTH_INTERVALS = {"depth": 0, "depth@0ms": 0, "depth@100ms": 100, "depth@250ms": 250, "depth@500ms": 500}
 DEPTH_INTERVALS["depth@1000ms"] = 1000
@@ -204,6 +212,9 @@ class Emulator:
         chunk_events: int = CHUNK_EVENTS,
         msg_rate: int | None = None,
         max_streams: int = MAX_STREAMS,
+        keys: Sequence[ApiKey] | Path | str | None = None,
+        strategy: StrategyConfig | None = None,
+        backtest: BacktestConfig | None = None,
     ) -> None:
         from avmm.backtest.runner import plan_stores
 
@@ -249,13 +260,11 @@ class Emulator:
             raise UserError(f"msg_rate {msg_rate}, max_streams {max_streams}: must be 0 (no limit) or more")
         self.msg_rate = int(msg_rate)
         self.max_streams = int(max_streams)
-        self.initial_faults = []
-        for f in faults:
-            f = f if isinstance(f, Fault) else parse_fault(f)
-            if f.name in KNOBS and f.at_s is None:  # a limit: holds from the first connection
-                self._fire(f)
-            else:
-                self.initial_faults.append(f)
+        self.limits = Limits(self.um)
+        self.private: Private | None = None
+        if keys is not None:
+            self.private = self._make_private(keys, strategy, backtest, meta)
+        self.initial_faults = self._initial_faults(faults)
         kinds = KINDS_UM if self.um else KINDS_SPOT
         self.streams = {f"{self.lsym}@{k}": k for k in kinds}
         self._kinds_lower = {k.lower(): k for k in kinds}
@@ -305,6 +314,46 @@ class Emulator:
         self._names0: list[str] = []
         self._active: list[int] = []
 
+    def _initial_faults(self, faults: Sequence[str | Fault]) -> list[Fault]:
+        """Apply the limits and knobs given without a time now; the others wait for the replay."""
+        parsed = [f if isinstance(f, Fault) else parse_fault(f) for f in faults]
+        if self.private is None:
+            for f in parsed:
+                if f.name in PRIVATE:
+                    raise UserError(f"--fault {f.spec()}: {f.name} acts on the private side: give --keys FILE")
+        out = []
+        for f in parsed:
+            if f.name in KNOBS and f.at_s is None:  # holds from the first connection
+                self._fire(f)
+            else:
+                out.append(f)
+        return out
+
+    def _make_private(
+        self,
+        keys: Sequence[ApiKey] | Path | str,
+        strategy: StrategyConfig | None,
+        backtest: BacktestConfig | None,
+        meta: dict[str, Any],
+    ) -> Private:
+        """The private side: the keys' accounts on the backtester's exchange model (the strategy's
+        tick and lot are the store's; its position limit and sizes set the "auto" balances)."""
+        from avmm.backtest.config import BacktestConfig
+        from avmm.core.config import StrategyConfig
+        from avmm.emulator.keys import load_keys
+        from avmm.emulator.private import Private
+
+        key_list = load_keys(keys) if isinstance(keys, str | Path) else list(keys)
+        if not key_list:
+            raise UserError("--keys: no keys")
+        cfg = strategy if strategy is not None else StrategyConfig()
+        tick = float(self.tick) if self.tick else 10.0**-self.pdec
+        lot = float(self.lot) if self.lot else 10.0**-self.qdec
+        cfg = cfg.model_copy(update={"quoting": cfg.quoting.model_copy(update={"tick": tick, "lot": lot})})
+        bt = backtest if backtest is not None else BacktestConfig()
+        model_meta = {"market": "perpetual" if self.um else "spot", "symbol": self.symbol, "source": meta.get("source")}
+        return Private(self, key_list, cfg, bt, model_meta)
+
     # -- lifecycle ---------------------------------------------------------------------------
     @property
     def url(self) -> str:
@@ -321,7 +370,7 @@ class Emulator:
         self._loop = asyncio.get_running_loop()
         self._go = asyncio.Event()
         self._done = asyncio.Event()
-        app = web.Application()
+        app = web.Application(middlewares=[self._middleware(web)])
         r = app.router
         pre = "/fapi/v1" if self.um else "/api/v3"
         r.add_get(pre + "/ping", self._ping)
@@ -337,6 +386,9 @@ class Emulator:
         r.add_get("/_avmm/status", self._ctl_status)
         r.add_get("/_avmm/connections", self._ctl_connections)
         r.add_post("/_avmm/start", self._ctl_start)
+        r.add_get("/_avmm/accounts", self._ctl_accounts)
+        if self.private is not None:
+            self.private.add_routes(r)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port, reuse_address=True)
@@ -349,11 +401,15 @@ class Emulator:
         if sock is not None:
             self.port = sock.getsockname()[1]
         self._task = asyncio.get_running_loop().create_task(self._run())
+        if self.private is not None:
+            self.private.start()
         if self.start_now:
             self._go.set()
         return self
 
     async def stop(self) -> None:
+        if self.private is not None:
+            await self.private.stop()
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -428,8 +484,22 @@ class Emulator:
             self.msg_rate = int(f.arg or 0)
         elif n == "maxstreams":
             self.max_streams = int(f.arg or 0)
+        elif n in LIMITS:
+            {"weightlimit": self.limits.set_weight_limit, "orderlimit": self.limits.set_order_limit}.get(
+                n, self._burst
+            )(int(f.arg or (1 if n == "ratelimit" else 0)))
+        elif n in PRIVATE:
+            if self.private is None:
+                raise UserError(f"--fault {f.spec()}: {n} acts on the private side: give --keys FILE")
+            self.private.fire(n, f.arg, f.scope)
         else:
-            self._fire_sockets(f)
+            if n == "close" and self.private is not None:
+                self.private.fire(n, f.arg, f.scope)
+            if f.scope not in ("api", "user"):
+                self._fire_sockets(f)
+
+    def _burst(self, n: int) -> None:
+        self.limits.burst += n
 
     def _fire_sockets(self, f: Fault) -> None:
         """``stall``, ``lifetime``, ``close``, ``shutdown``: on every socket or those of ``f.scope``."""
@@ -552,6 +622,7 @@ class Emulator:
         subs = self._subs
         send = self._send
         max_speed = self.max_speed
+        priv = self.private
         n = 0
         for st in self.replay.steps():
             t = st[1]
@@ -570,6 +641,8 @@ class Emulator:
                     await asyncio.sleep(0)
             self._pos = t
             self.steps += 1
+            if priv is not None and priv.on_step(st, self._shift_ms + self._lag_ms + self._skew_ms):
+                await priv.flush()
             k = st[0]
             if k == BT:
                 if subs.get(bt_name):
@@ -710,6 +783,10 @@ class Emulator:
             names = [x for x in request.query.get("streams", "").split("/") if x]
         else:
             names = [x for x in request.match_info.get("streams", "").split("/") if x]
+        if self.private is not None:
+            lk = self.private.listen_key_of(names)
+            if lk is not None:  # a USD-M user stream: /ws/<listenKey>, /stream?streams=<listenKey>
+                return await self.private.user_stream(request, lk, combined)
         # pings answered here, not by aiohttp: Binance counts them (and pongs) as incoming messages
         ws = web.WebSocketResponse(
             heartbeat=self.heartbeat, autoping=False, max_msg_size=1 << 20, compress=False, timeout=2.0
@@ -835,6 +912,47 @@ class Emulator:
         )
 
     # -- REST --------------------------------------------------------------------------------
+    def _rest_weight(self, request: Any) -> int | None:
+        """The request weight of a market-data REST request (None: not one)."""
+        path = request.path
+        pre = "/fapi/v1/" if self.um else "/api/v3/"
+        if not path.startswith(pre):
+            return None
+        name = path[len(pre) :]
+        if name in ("ping", "time"):
+            return 1
+        if name == "exchangeInfo":
+            return 1 if self.um else 20
+        if name == "depth":
+            text = request.query.get("limit", "")
+            lim = int(text) if text.isdigit() and len(text) < 10 else (500 if self.um else 100)
+            if self.um:
+                return 2 if lim <= 50 else 5 if lim <= 100 else 10 if lim <= 500 else 20
+            return 5 if lim <= 100 else 25 if lim <= 500 else 50 if lim <= 1000 else 250
+        return None
+
+    def _middleware(self, web: Any) -> Any:
+        """Request weight and its headers on the REST market data; Binance's error body for an
+        ``ApiError`` (429 / 418 with ``Retry-After``)."""
+
+        @web.middleware
+        async def mw(request: Any, handler: Any) -> Any:
+            w = self._rest_weight(request)
+            if w is None:
+                return await handler(request)
+            now = self.venue_ms()
+            try:
+                self.limits.charge(now, w)
+                resp = await handler(request)
+            except ApiError as e:
+                resp = self._json({"code": e.code, "msg": e.msg}, e.status)
+                if e.data:
+                    resp.headers["Retry-After"] = str(max(0, (int(e.data.get("retryAfter", now)) - now + 999) // 1000))
+            resp.headers.update(self.limits.headers(now, None))
+            return resp
+
+        return mw
+
     def _json(self, body: Any, status: int = 200) -> Any:
         _, web = _aiohttp()
         data = body if isinstance(body, bytes) else json.dumps(body, separators=(",", ":")).encode()
@@ -915,12 +1033,8 @@ class Emulator:
             "stepSize": _num(lot, qd),
         }
         mlot = dict(lot_filter, filterType="MARKET_LOT_SIZE")
+        limits = self.limits.exchange_info_limits()
         if self.um:
-            limits = [
-                {"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1, "limit": 2400},
-                {"rateLimitType": "ORDERS", "interval": "MINUTE", "intervalNum": 1, "limit": 1200},
-                {"rateLimitType": "ORDERS", "interval": "SECOND", "intervalNum": 10, "limit": 300},
-            ]
             sym = {
                 "symbol": self.symbol,
                 "pair": self.symbol,
@@ -978,12 +1092,6 @@ class Emulator:
                 "assets": [{"asset": quote, "marginAvailable": True, "autoAssetExchange": "-10000"}],
                 "symbols": [sym],
             }
-        limits = [
-            {"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1, "limit": 6000},
-            {"rateLimitType": "ORDERS", "interval": "SECOND", "intervalNum": 10, "limit": 50},
-            {"rateLimitType": "ORDERS", "interval": "DAY", "intervalNum": 1, "limit": 160000},
-            {"rateLimitType": "RAW_REQUESTS", "interval": "MINUTE", "intervalNum": 5, "limit": 61000},
-        ]
         sym = {
             "symbol": self.symbol,
             "status": "TRADING",
@@ -1078,6 +1186,16 @@ class Emulator:
     async def _ctl_connections(self, request: Any) -> Any:
         return self._json(self.connections())
 
+    async def _ctl_accounts(self, request: Any) -> Any:
+        return self._json(self.accounts())
+
+    def accounts(self) -> dict[str, Any]:
+        """The private side: each account (open orders, trades, fees, balances or position), the
+        sessions and user streams, the request counts and the rate limits' state."""
+        if self.private is None:
+            return {"accounts": [], "private": None}
+        return {"accounts": self.private.accounts_summary(), "private": self.private.status()}
+
     def connections(self) -> dict[str, Any]:
         """The open stream connections (oldest first: id, path, the streams it is sent, the ones
         subscribed on the wrong path and never sent, incoming messages, age), the connections opened
@@ -1113,6 +1231,7 @@ class Emulator:
             "last_update_id": self.replay.book.last_u,
             "venue_time": self.venue_ms(),
             "error": None if self._error is None else str(self._error),
+            "private": None if self.private is None else self.private.status(),
         }
 
 
