@@ -7,7 +7,7 @@ PYTEST_WORKERS ?= 2
 
 BENCH_STORE ?= .bench/bench-10M-seed1.parquet
 
-.PHONY: run test check format bench bench-backtest bench-levels bench-data bench-peer bench-sweep bench-signals bench-emulator bench-ws bench-live defaults-table signals-table fuzz clean
+.PHONY: run test check format bench bench-backtest bench-levels bench-data bench-peer bench-sweep bench-signals bench-emulator bench-ws bench-live bench-journal defaults-table signals-table fuzz clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -83,6 +83,12 @@ bench-emulator: $(STAMP)
 ## book, core, encode, and the paper runtime; p50 / p99 / p99.9), median of 5 runs; JSON written to bench_live.json
 bench-live: $(STAMP)
 	$(BIN)/avmm bench live --repeat 5 --json bench_live.json
+
+## bench-journal: what journaling costs the hot path: ns per Journal.response / answer / actions (2 places) /
+## fill_seen and per log write from compiled code; ns per event of a Trader replay and the stage latencies of paper
+## sessions on the emulator (60 s of the USD-M capture at --speed 10), without and with a journal; bench_journal.json
+bench-journal: $(STAMP)
+	$(BIN)/python benchmarks/journal_bench.py --json bench_journal.json
 
 ## defaults-table: the default config on every sample of ../shared/data and the built-in session (README table)
 defaults-table: $(STAMP)

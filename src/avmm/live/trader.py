@@ -77,6 +77,7 @@ class Trader(Responses):
         self.sends = 0  # calls that sent actions (a runtime compares it around an event)
         self.t_wall0 = time.perf_counter()
         self.last_fill: tuple[int, int, float, float] | None = None
+        self.n_dup_fills = 0  # fills whose trade id the journal had counted
 
     # --- the core's actions -----------------------------------------------------------------------
     def _send(self, t: int, n: int) -> None:
@@ -90,22 +91,28 @@ class Trader(Responses):
     # --- responses (Responses): journaled, then to the core ------------------------------------------
     def ack(self, t: int, oid: int) -> None:
         if self.journal is not None:
-            self.journal.response(t, RS_ACK, oid, 0, 0.0, 0.0, 0.0)
+            self.journal.answer(t, RS_ACK, oid)
         self.engine.on_ack(oid)
 
     def reject(self, t: int, oid: int) -> None:
         if self.journal is not None:
-            self.journal.response(t, RS_REJECT, oid, 0, 0.0, 0.0, 0.0)
+            self.journal.answer(t, RS_REJECT, oid)
         self.engine.on_reject(oid)
 
     def canceled(self, t: int, oid: int) -> None:
         if self.journal is not None:
-            self.journal.response(t, RS_CANCELED, oid, 0, 0.0, 0.0, 0.0)
+            self.journal.answer(t, RS_CANCELED, oid)
         self.engine.on_canceled(oid)
 
-    def fill(self, t: int, oid: int, side: int, px: float, qty: float, fee: float) -> None:
-        if self.journal is not None:
-            self.journal.response(t, RS_FILL, oid, side, px, qty, fee)
+    def fill(self, t: int, oid: int, side: int, px: float, qty: float, fee: float, trade_id: int = 0) -> None:
+        """A fill; one with a ``trade_id`` the journal has counted already (a venue's replay, a
+        reconciliation after a restart) is counted in ``n_dup_fills`` and goes no further."""
+        j = self.journal
+        if j is not None:
+            if trade_id and j.fill_seen(trade_id):
+                self.n_dup_fills += 1
+                return
+            j.response(t, RS_FILL, oid, side, px, qty, fee, trade_id)
         self.last_fill = (t, side, px, qty)
         self._clock(t)
         self._send(t, self.engine.on_fill(t, oid, side, px, qty, fee))
