@@ -113,7 +113,7 @@ async def _live(
     from avmm.cli.paper import _Status
     from avmm.live.paper import instrument
     from avmm.live.run import StopOnSignal
-    from avmm.live.session_live import LiveSession, session_token
+    from avmm.live.session_live import LiveSession, journal_position, session_token
 
     info = await instrument(venue, symbol, vcfg)
     strat = _strategy_only(adapt_config(cfg, info))
@@ -123,6 +123,7 @@ async def _live(
     try:
         session_id = session_token()
         recovery = None
+        pos0 = 0.0
         if journal_path is not None:
             meta = {
                 "venue": venue,
@@ -131,12 +132,16 @@ async def _live(
                 "mode": "dry-run" if dry_run else "live",
                 "config": {**strat.model_dump(mode="json"), "backtest": bt.model_dump(mode="json")},
             }
+            if journal_path.exists():
+                _check_journal(journal_path, venue, symbol)
             journal = _open_journal(journal_path, meta, vcfg.client_prefix)
-            session_id = str(getattr(journal, "session", session_id))
-            recovery = getattr(journal, "recovery", None)
+            session_id = str(journal.session)
+            recovery = journal.recovery
+            if venue == "binance-spot":
+                pos0 = journal_position(journal_path)
         session = LiveSession(
             venue, symbol, strat, bt, vcfg, keys, session_id=session_id, journal=journal, recovery=recovery,
-            dry_run=dry_run, on_status=live,
+            dry_run=dry_run, on_status=live, start_position=pos0,
         )  # fmt: skip
         stopper = StopOnSignal(asyncio.get_running_loop(), session.stop, on_signal)
         with stopper:
@@ -151,13 +156,29 @@ async def _live(
     return summary, stopper.signum, session.halted
 
 
-def _open_journal(path: Path, meta: dict[str, Any], prefix: str) -> Any:
-    """The journal: resumed when it exists and the journal can resume (the intent log), else new."""
-    import inspect
+def _check_journal(path: Path, venue: str, symbol: str) -> None:
+    """A journal resumed must be of the same venue and symbol (one line otherwise)."""
+    import json
+    import sqlite3
 
+    try:
+        con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            row = con.execute("SELECT value FROM meta WHERE key = 'meta'").fetchone()
+        finally:
+            con.close()
+        meta = json.loads(row[0]) if row else {}
+    except (sqlite3.Error, ValueError, TypeError):
+        return  # not a journal: the journal's own check says so
+    if isinstance(meta, dict) and (meta.get("venue"), meta.get("symbol")) not in ((venue, symbol), (None, None)):
+        raise UserError(
+            f"--journal {path}: a journal of {meta.get('venue')} {meta.get('symbol')}, not {venue} {symbol}: "
+            "use another file"
+        )
+
+
+def _open_journal(path: Path, meta: dict[str, Any], prefix: str) -> Any:
+    """The journal: an existing one resumed (its intent log replayed first: a ``kill -9``), else new."""
     from avmm.live.journal import Journal
 
-    params = inspect.signature(Journal).parameters
-    if "resume" in params:
-        return Journal(path, meta, resume=True, prefix=prefix)  # type: ignore[call-arg]
-    return Journal(path, meta)
+    return Journal(path, meta, resume=True, prefix=prefix)

@@ -141,9 +141,7 @@ def check_private(path: Path, what: str) -> bytes:
         raise UserError(f"{what} {path}: not a file")
     mode = stat.S_IMODE(st.st_mode)
     if mode & 0o077:
-        raise UserError(
-            f"{what} {path}: readable by others (mode {mode:04o}); it holds a secret: chmod 600 {path}"
-        )
+        raise UserError(f"{what} {path}: readable by others (mode {mode:04o}); it holds a secret: chmod 600 {path}")
     try:
         return path.read_bytes()
     except OSError as e:

@@ -24,7 +24,7 @@ import gc
 import json
 import math
 import time
-from typing import Any, cast
+from typing import Any
 
 from avmm.backtest.config import BacktestConfig
 from avmm.backtest.paper import ADV_FULL, x_fill
@@ -33,12 +33,11 @@ from avmm.core.config import StrategyConfig
 from avmm.jit import bind
 from avmm.live.binance import BinanceGateway
 from avmm.live.config import VenueConfig
+from avmm.live.intents import K_UNKNOWN
 from avmm.live.journal import Journal
 from avmm.live.keys import Keys
 from avmm.live.paper import PaperSession
 from avmm.live.trader import Trader
-
-K_UNKNOWN = 15  # (live/intents.py's kind for an unknown outcome)
 
 
 class LiveTrader(Trader):
@@ -56,13 +55,12 @@ class LiveTrader(Trader):
             x_fill, g.bp.copy(), g.bs.copy(), g.xo.copy(), g.ring.copy(), g.fout.copy(), g.sout.copy(),
             g.acc.fund_ts, g.acc.fund_rate, 1, 1, 1, 1.0, 1.0, 0.0, 1,
         )  # fmt: skip
+        self._unvalued = 0.0  # a position set before the records had a mid: valued at the first
         self.n_external = 0  # fills of earlier sessions' orders (position only)
         self.n_corrections = 0
         self.n_unknown = 0
         self.n_dup = 0
         self.seen: set[int] = set()  # trade ids delivered (with no journal to ask)
-        j = journal
-        self._jx = j is not None and hasattr(j, "fill_seen")  # the intent-log journal (trade ids, codes)
 
     # --- the core's actions -------------------------------------------------------------------------
     def _send(self, t: int, n: int) -> None:
@@ -71,8 +69,7 @@ class LiveTrader(Trader):
             a = self.engine.actions
             seq0 = 0
             if self.journal is not None:
-                s = cast(Any, self.journal).actions(t, a, n)  # (the intent log's: the first record's seq)
-                seq0 = s if isinstance(s, int) and s > 0 else 0
+                seq0 = self.journal.actions(t, a, n)  # the first record's seq: the client ids' numbers
             live = self.live
             if live is not None:
                 live.seq0 = seq0
@@ -82,45 +79,37 @@ class LiveTrader(Trader):
     def _t(self, t: int) -> int:
         return t if t > self.t_core else self.t_core
 
-    def _journal(self, t: int, kind: int, oid: int, side: int = 0, px: float = 0.0, qty: float = 0.0,
-                 fee: float = 0.0, trade_id: int = 0, venue_oid: int = 0, code: int = 0) -> None:  # fmt: skip
-        j = self.journal
-        if j is None:
-            return
-        if self._jx:
-            j.response(t, kind, oid, side, px, qty, fee, trade_id=trade_id, venue_oid=venue_oid, code=code)  # type: ignore[call-arg]
-        elif kind != K_UNKNOWN:
-            j.response(t, kind, oid, side, px, qty, fee)
-
     def ack(self, t: int, oid: int, venue_oid: int = 0) -> None:
-        self._journal(self._t(t), RS_ACK, oid, venue_oid=venue_oid)
+        if self.journal is not None:
+            self.journal.response(self._t(t), RS_ACK, oid, 0, 0.0, 0.0, 0.0, venue_oid=venue_oid)
         self.engine.on_ack(oid)
 
     def reject(self, t: int, oid: int, code: int = 0) -> None:
-        self._journal(self._t(t), RS_REJECT, oid, code=code)
+        if self.journal is not None:
+            self.journal.response(self._t(t), RS_REJECT, oid, 0, 0.0, 0.0, 0.0, code=code)
         self.engine.on_reject(oid)
 
     def canceled(self, t: int, oid: int) -> None:
-        self._journal(self._t(t), RS_CANCELED, oid)
+        if self.journal is not None:
+            self.journal.answer(self._t(t), RS_CANCELED, oid)
         self.engine.on_canceled(oid)
 
     def unknown(self, t: int, oid: int, code: int) -> None:
         self.n_unknown += 1
-        self._journal(self._t(t), K_UNKNOWN, oid, code=code)
+        if self.journal is not None:
+            self.journal.response(self._t(t), K_UNKNOWN, oid, 0, 0.0, 0.0, 0.0, code=code)
 
     def _dup(self, trade_id: int) -> bool:
+        """A fill counted already (by the journal, this session or one before; else here)."""
         if not trade_id:
             return False
         j = self.journal
-        if self._jx and j is not None:
-            if j.fill_seen(trade_id):  # type: ignore[attr-defined]
-                self.n_dup += 1
-                return True
-            return False
-        if trade_id in self.seen:
+        seen = j.fill_seen(trade_id) if j is not None else trade_id in self.seen
+        if seen:
             self.n_dup += 1
             return True
-        self.seen.add(trade_id)
+        if j is None:
+            self.seen.add(trade_id)
         return False
 
     def fill(
@@ -129,7 +118,8 @@ class LiveTrader(Trader):
         if self._dup(trade_id):
             return
         t = self._t(t)
-        self._journal(t, RS_FILL, oid, side, px, qty, fee, trade_id=trade_id)
+        if self.journal is not None:
+            self.journal.response(t, RS_FILL, oid, side, px, qty, fee, trade_id)
         self._book(t, oid, side, px, qty, fee, maker)
         self.last_fill = (t, side, px, qty)
         self._clock(t)
@@ -142,13 +132,15 @@ class LiveTrader(Trader):
             return
         t = self._t(t)
         self.n_external += 1
-        self._journal(t, RS_FILL, 0, side, px, qty, fee, trade_id=trade_id)
+        if self.journal is not None:
+            self.journal.response(t, RS_FILL, 0, side, px, qty, fee, trade_id)
         self._book(t, 0, side, px, qty, fee, 1)
         s = self.engine.state
         self.engine.set_position(float(s["pos"][0]) + side * qty, float(s["cash"][0]) - side * px * qty - fee)
 
     def set_position(self, t: int, pos: float, reason: str) -> None:
-        """The venue's position replaces the core's (and the records'; their equity kept)."""
+        """The venue's position replaces the core's and the records' (their equity kept: the change
+        is valued at the mid, or at the first mid when there is none yet)."""
         self.n_corrections += 1
         if self.journal is not None:
             self.journal.event(self._t(t), "position", f"set to {pos:g}: {reason}")
@@ -156,9 +148,21 @@ class LiveTrader(Trader):
         old, mid = float(st["pos"][0]), float(st["mid"][0])
         self.engine.set_position(pos, float(st["cash"][0]) - (pos - old) * (mid if math.isfinite(mid) else 0.0))
         bs = self.bs
+        dq = pos - float(bs["pos"][0])
         bmid = float(bs["mid"][0])
-        bs["cash"] -= (pos - float(bs["pos"][0])) * (bmid if math.isfinite(bmid) else 0.0)
+        if math.isfinite(bmid):
+            bs["cash"] -= dq * bmid
+        else:
+            self._unvalued += dq
         bs["pos"] = pos
+
+    def venue_quote(self, t: int, bid: float, bid_qty: float, ask: float, ask_qty: float) -> None:
+        super().venue_quote(t, bid, bid_qty, ask, ask_qty)
+        if self._unvalued:
+            bmid = float(self.bs["mid"][0])
+            if math.isfinite(bmid):  # a position set before any mid: valued at the first one
+                self.bs["cash"] -= self._unvalued * bmid
+                self._unvalued = 0.0
 
     def gateway_event(self, kind: str, text: str) -> None:
         if self.journal is not None:
@@ -212,6 +216,7 @@ class LiveSession(PaperSession):
         status_s: float = 1.0,
         recorder: Any = None,
         close_wait_s: float = 5.0,
+        start_position: float = 0.0,
     ) -> None:
         super().__init__(
             venue, symbol, cfg, backtest, venue_cfg, journal=journal, recorder=recorder, on_status=on_status,
@@ -232,6 +237,8 @@ class LiveSession(PaperSession):
         self.feed_reason = "connecting"
         self.close_wait_s = close_wait_s
         self.halted: str | None = None
+        if start_position:
+            tr.set_position(0, start_position, "the journal's position (the fills of its sessions)")
 
     def _new_trader(
         self, cfg: StrategyConfig, backtest: BacktestConfig, meta: dict[str, Any], journal: Journal | None
@@ -346,6 +353,21 @@ class LiveSession(PaperSession):
         st.update(g.status())
         st["position_core"] = float(self.trader.engine.state["pos"][0])
         return st
+
+
+def journal_position(path: Any) -> float:
+    """The position of a journal's fills, every session's (a restart of spot starts from it;
+    USD-M's is the venue's)."""
+    import sqlite3
+
+    from avmm.live.intents import K_FILL
+
+    con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        row = con.execute(f"SELECT coalesce(sum(side * qty), 0.0) FROM intents WHERE kind = {K_FILL}").fetchone()  # noqa: S608
+    finally:
+        con.close()
+    return float(row[0])
 
 
 def session_token() -> str:
