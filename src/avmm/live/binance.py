@@ -234,6 +234,7 @@ class BinanceGateway(Gateway):
             recv_window_ms=vcfg.recv_window_ms,
             connect_timeout_s=vcfg.connect_timeout_s,
         )
+        self.rest.resync = self._resync_clock
         self.info: SymbolInfo | None = None
         self.enc: OrderEncoder | None = None
         self.req: Requests | None = None
@@ -266,6 +267,7 @@ class BinanceGateway(Gateway):
         self.countdowns = 0
         self.order_age_cancels = 0
         self.close_error = ""
+        self.throttle_logged = -1e9  # when the order budget was last said spent (a line per 10 s at most)
 
     # --- set-up -------------------------------------------------------------------------------------
     def set_info(self, info: SymbolInfo) -> None:
@@ -471,7 +473,9 @@ class BinanceGateway(Gateway):
             if w != j:
                 actions[w] = actions[j]
             w += 1
-        if count and (self.c.throttled == 1 or self.c.throttled % 100 == 0):
+        now = time.monotonic()
+        if count and now - self.throttle_logged >= 10.0:
+            self.throttle_logged = now
             log.warning(
                 "order budget spent (%s): %d place/amend not sent so far, requoted later",
                 self.limits.status()["rate_orders"],
@@ -1118,7 +1122,8 @@ class BinanceGateway(Gateway):
             if not self.connected or self.api.closed:
                 continue
             if now >= next_sync or self.clock.stale:
-                next_sync = now + self.vcfg.clock_sync_s
+                # every clock_sync_s; every second while the clock's rate is not measured
+                next_sync = now + (1.1 if self.clock.settling else self.vcfg.clock_sync_s)
                 self._spawn(self._resync_clock())
             if self.um and cd > 0 and self.ready and now >= next_cd:
                 next_cd = now + cd / 3
@@ -1159,8 +1164,6 @@ class BinanceGateway(Gateway):
     async def close(self, wait_s: float = 5.0) -> None:
         """The end: the cancels the core sent answered (up to ``wait_s``), then every order of ours
         still open at the venue cancelled and settled, the dead-man switch off, the streams closed."""
-        from avmm.live.reconcile import cancel_venue_order, open_orders
-
         loop = asyncio.get_running_loop()
         end = loop.time() + wait_s
         while self.orders and loop.time() < end and not self.api.closed:
@@ -1170,21 +1173,18 @@ class BinanceGateway(Gateway):
         self.set_ready(False, "stopping")
         self.trouble.set()
         try:
-            if self.api.closed and self.halted is None and self.info is not None:
-                with contextlib.suppress(ApiError, TimeoutError, ConnectionError, OSError, RuntimeError):
-                    await self.api.open()  # one more connection, to leave nothing behind
-            if not self.api.closed and not self.dry_run:
-                for oi in await open_orders(self):
-                    if self.ours(oi.clientOrderId):
-                        await cancel_venue_order(self, oi.orderId)
-                for o in list(self.orders.values()):
-                    await self.settle(o)
-                if self.um and self.vcfg.countdown_s > 0:
-                    with contextlib.suppress(ApiError, TimeoutError, ConnectionError):
-                        await self.countdown(0)
-        except (ApiError, TimeoutError, ConnectionError, OSError, RuntimeError) as e:
-            log.error("gateway: the final cancel-all failed: %s", _short(e))
-            self.close_error = _short(e)
+            for attempt in range(3):  # bounded: the sweep, again after a failure
+                try:
+                    await self._sweep()
+                    self.close_error = ""
+                    break
+                except (ApiError, TimeoutError, ConnectionError, OSError, RuntimeError) as e:
+                    self.close_error = _short(e)
+                    log.warning("gateway: the final cancel-all, attempt %d: %s", attempt + 1, self.close_error)
+                    self.api.close()
+                    await asyncio.sleep(0.2 * 2**attempt)
+            if self.close_error:
+                log.error("gateway: the final cancel-all failed: %s", self.close_error)
         finally:
             for task in list(self.tasks):
                 task.cancel()
@@ -1192,6 +1192,23 @@ class BinanceGateway(Gateway):
                 await self.user.stop()
             self.api.close()
             await self.rest.close()
+
+    async def _sweep(self) -> None:
+        """Every order of ours still open at the venue cancelled, every order settled; the USD-M
+        dead-man switch off. A closed connection is opened again for it (not in a halt)."""
+        from avmm.live.reconcile import cancel_venue_order, open_orders
+
+        if self.dry_run or self.info is None or self.limits.banned or (self.halted is not None and self.api.closed):
+            return
+        if self.api.closed:
+            await self.api.open()
+        for oi in await open_orders(self):
+            if self.ours(oi.clientOrderId):
+                await cancel_venue_order(self, oi.orderId)
+        for o in list(self.orders.values()):
+            await self.settle(o)
+        if self.um and self.vcfg.countdown_s > 0:
+            await self.countdown(0)
 
     # --- status -----------------------------------------------------------------------------------------
     def by_seq_oid(self, oid: int) -> Order | None:
@@ -1229,6 +1246,10 @@ class BinanceGateway(Gateway):
             "stream_restarts": c.stream_restarts,
             "clock_resyncs": c.clock_resyncs,
             "dry_orders": c.dry_orders,
+            "countdowns": self.countdowns,
+            "foreign_events": c.foreign_events,
+            "foreign_open_at_start": self.first_reconcile.open_foreign if self.first_reconcile is not None else None,
+            "order_age_cancels": self.order_age_cancels,
             "error_codes": {str(k): v for k, v in sorted(c.errors.items())},
         }
         out.update(self.clock.status())

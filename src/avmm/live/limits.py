@@ -201,6 +201,7 @@ class RateLimits:
         now = time.time_ns() if now is None else now
         return {
             "rate_orders": {_name(b): [b.used(now), b.limit] for b in self.orders},
+            "rate_orders_max": dict(self.max_orders_used),  # our most orders in any window, per window
             "rate_weight": {_name(b): [b.used(now), b.limit] for b in self.buckets if b.kind == "REQUEST_WEIGHT"},
             "rate_throttled": self.n_throttled,
             "rate_429": self.n_429,

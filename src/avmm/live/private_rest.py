@@ -41,6 +41,7 @@ class SignedRest:
         self.recv_window_ms = recv_window_ms
         self.session: aiohttp.ClientSession | None = None
         self.n_requests = 0
+        self.resync: Any = None  # an async callable taking a clock sample (the gateway's)
 
     def _query(self, params: dict[str, Any] | None, signed: bool) -> str:
         p = {k: _text(v) for k, v in (params or {}).items()}
@@ -56,7 +57,18 @@ class SignedRest:
     async def request(
         self, method: str, path: str, params: dict[str, Any] | None = None, *, signed: bool = True, key: bool = True
     ) -> bytes:
-        """The body of a 200 answer; ``ApiError`` for another status (429 / 418 noted in the limits)."""
+        """The body of a 200 answer; ``ApiError`` for another status (429 / 418 noted in the limits).
+        A signed request refused for its timestamp (-1021) is sent again once, after ``resync()``."""
+        try:
+            return await self._request(method, path, params, signed, key)
+        except ApiError as e:
+            if not signed or e.code != -1021 or self.resync is None:
+                raise
+            self.clock.invalidate()
+            await self.resync()
+            return await self._request(method, path, params, signed, key)
+
+    async def _request(self, method: str, path: str, params: dict[str, Any] | None, signed: bool, key: bool) -> bytes:
         if self.session is None:
             self.session = aiohttp.ClientSession(timeout=self.timeout)
         q = self._query(params, signed)

@@ -229,6 +229,7 @@ class LiveSession(PaperSession):
             on_ready=self._gw_ready,
         )  # fmt: skip
         tr.live = self.gwy
+        warm_encoder(venue, tr.engine.actions)
         state = tr.engine.state
         self.gwy.position = lambda: float(state["pos"][0])
         self.recovery = recovery
@@ -353,6 +354,14 @@ class LiveSession(PaperSession):
         st.update(g.status())
         st["position_core"] = float(self.trader.engine.state["pos"][0])
         return st
+
+
+def warm_encoder(venue: str, actions: Any) -> None:
+    """Compile the order encoder now (a cold cache takes seconds): the gateway builds its own on
+    the venue's grid once connected, inside the event loop, where a compilation would stall it."""
+    from avmm.venues.binance.ws_api import OrderEncoder, Requests
+
+    Requests(OrderEncoder(venue, "BTCUSDT", 0.01, 0.001, "avmm", "1"), actions)
 
 
 def journal_position(path: Any) -> float:

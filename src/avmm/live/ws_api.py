@@ -115,6 +115,7 @@ class WsApi:
         self.n_frames = 0
         self.n_bad = 0
         self.n_stray = 0  # responses to no request we know
+        self.n_resyncs = 0  # calls sent again after a -1021
         self.closed = True
 
     # --- the connection -----------------------------------------------------------------------------
@@ -126,13 +127,24 @@ class WsApi:
         self.closed = False
         self.logged_on = False
         if self.keys.can_logon:
-            params = {"apiKey": self.keys.api_key.reveal(), "timestamp": self.clock.timestamp_ms()}
-            params["signature"] = self.keys.sign(payload(params))
-            t0 = time.time_ns()
-            res = await self.call("session.logon", params, raw=True)
-            lg = DECODE_LOGON.decode(res)
-            self.clock.sample(t0, time.time_ns(), lg.serverTime)
-            self.logged_on = True
+            try:
+                await self._logon()
+            except ApiError as e:
+                if e.code != -1021:
+                    raise
+                self.clock.invalidate()  # the clock first (``time`` needs no key), then again
+                self.n_resyncs += 1
+                await self.sync_time()
+                await self._logon()
+
+    async def _logon(self) -> None:
+        params = {"apiKey": self.keys.api_key.reveal(), "timestamp": self.clock.timestamp_ms()}
+        params["signature"] = self.keys.sign(payload(params))
+        t0 = time.time_ns()
+        res = await self._call("session.logon", params, False, True)
+        lg = DECODE_LOGON.decode(res)
+        self.clock.sample(t0, time.time_ns(), lg.serverTime)
+        self.logged_on = True
 
     def close(self) -> None:
         if self.conn is not None:
@@ -208,7 +220,19 @@ class WsApi:
     ) -> Any:
         """One request; its ``result`` (raw JSON bytes with ``raw``, else decoded to Python objects).
         Raises ``ApiError`` for an error answer (429 / 418 also noted in ``limits``), ``TimeoutError``
-        when unanswered within the timeout, ``ConnectionError`` when the connection closed."""
+        when unanswered within the timeout, ``ConnectionError`` when the connection closed. A signed
+        request refused for its timestamp (-1021) is sent again once, after a new clock sample."""
+        try:
+            return await self._call(method, params, signed, raw)
+        except ApiError as e:
+            if not signed or e.code != -1021:
+                raise
+            self.clock.invalidate()
+            self.n_resyncs += 1
+            await self.sync_time()
+            return await self._call(method, params, signed, raw)
+
+    async def _call(self, method: str, params: dict[str, Any] | None, signed: bool, raw: bool) -> Any:
         if self.transport is None or self.closed:
             raise ConnectionError(f"{method}: the WebSocket API connection is closed")
         rid = self.next_id
