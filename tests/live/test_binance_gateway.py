@@ -380,6 +380,27 @@ def test_usdm_listen_key_stream_fills_expiry_countdown_and_position():
     run(body, um=True, setup=setup)
 
 
+def test_an_order_older_than_max_order_age_is_cancelled():
+    """Spot's dead-man switch beside the cancel-all on reconnect: venue.max_order_age_s."""
+
+    async def body(fake: FakePrivate, gw: BinanceGateway, rec: Rec, send: Any) -> None:
+        send(place(1))
+        await until(lambda: "ack" in rec.kinds(1))
+        await until(lambda: "canceled" in rec.kinds(1), 5.0)
+        assert gw.order_age_cancels == 1 and fake.orders[f"avmm-{SESSION}-1"]["status"] == "CANCELED"
+
+    run(body, max_order_age_s=0.5)
+
+
+def test_usdm_dead_man_switch_off_at_the_end():
+    async def body(fake: FakePrivate, gw: BinanceGateway, rec: Rec, send: Any) -> None:
+        assert fake.countdowns == [30000]
+        await gw.close(0.1)
+        assert fake.countdowns[-1] == 0
+
+    run(body, um=True)
+
+
 def test_close_cancels_what_is_left():
     async def body(fake: FakePrivate, gw: BinanceGateway, rec: Rec, send: Any) -> None:
         send(place(1), place(2, side=-1, px=101.0))

@@ -1109,8 +1109,8 @@ class BinanceGateway(Gateway):
 
     async def _ticker(self) -> None:
         """Every 20 ms: order requests timed out; every ``clock_sync_s``: a clock sample; the USD-M
-        dead-man switch renewed every third of ``countdown_s``; the listenKey kept alive; orders older
-        than ``max_order_age_s`` cancelled; done orders pruned."""
+        dead-man switch renewed every third of ``countdown_s``; the listenKey kept alive; every
+        second, orders older than ``max_order_age_s`` cancelled and done orders pruned."""
         loop = asyncio.get_running_loop()
         next_sync = next_cd = next_ka = next_prune = loop.time()
         cd = self.vcfg.countdown_s
@@ -1132,8 +1132,8 @@ class BinanceGateway(Gateway):
                 if next_ka > 0 and self.user.key:
                     self._spawn(self.user.keepalive())
                 next_ka = now + self.vcfg.listen_key_keepalive_s
-            if now >= next_prune:
-                next_prune = now + 10.0
+            if now >= next_prune:  # every second
+                next_prune = now + 1.0
                 self.prune()
                 if self.vcfg.max_order_age_s > 0 and self.ready:
                     self._old_orders()
