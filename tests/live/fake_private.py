@@ -280,6 +280,8 @@ class FakePrivate:
             return await self.modify(p)
         if method == "order.cancelReplace":
             return await self.cancel_replace(p)
+        if method == "order.amend.keepPriority":
+            return await self.amend_keep(p)
         if method == "order.status":
             o = self._find(p)
             if o is None:
@@ -405,6 +407,17 @@ class FakePrivate:
             "cancelResponse": self._order_info(old),
             "newOrderResponse": self._ack(o),
         }
+
+    async def amend_keep(self, p: dict[str, Any]) -> tuple[int, Any]:
+        o = self.orders.get(p["origClientOrderId"])
+        if o is None or o["status"] not in ("NEW", "PARTIALLY_FILLED"):
+            return 400, {"code": -2011, "msg": "Unknown order sent."}
+        q = float(p["newQty"])
+        if not (o["executed"] < q < o["qty"]):
+            return 400, {"code": -2038, "msg": "newQty must be less than the order's quantity."}
+        o["qty"] = q
+        await self.send_event(self.report(o, "REPLACED"))
+        return 200, {"transactTime": self.now_ms(), "executionId": 1, "amendedOrder": self._order_info(o)}
 
     async def fill(
         self, cid: str, qty: float, price: float | None = None, maker: bool = True, send: bool = True, dup: bool = False

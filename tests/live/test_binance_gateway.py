@@ -346,6 +346,30 @@ def test_spot_amend_is_cancel_replace_with_a_new_client_id():
     run(body)
 
 
+def test_spot_amend_of_the_quantity_down_keeps_priority():
+    """The same price, less left: order.amend.keepPriority, newQty = executed + left, the same
+    client id; a price change is still a cancel-replace."""
+
+    async def body(fake: FakePrivate, gw: BinanceGateway, rec: Rec, send: Any) -> None:
+        cid = f"avmm-{SESSION}-1"
+        send(place(1, qty=0.02))
+        await until(lambda: "ack" in rec.kinds(1))
+        await fake.fill(cid, 0.005)
+        await until(lambda: "fill" in rec.kinds(1))
+        send((ACT_AMEND, 1, 1, 99.0, 0.01))  # 0.015 left -> 0.01 left
+        await until(lambda: rec.kinds(1).count("ack") == 2)
+        p = next(r[1] for r in fake.requests if r[0] == "order.amend.keepPriority")
+        assert p["origClientOrderId"] == cid == p["newClientOrderId"] and p["newQty"] == "0.015"
+        assert fake.orders[cid]["qty"] == 0.015 and gw.c.keep_amends == 1
+        send((ACT_AMEND, 1, 1, 98.0, 0.01))  # another price: a cancel-replace
+        await until(lambda: rec.kinds(1).count("ack") == 3)
+        assert any(r[0] == "order.cancelReplace" for r in fake.requests)
+        await asyncio.sleep(0.05)
+        assert rec.kinds(1) == ["ack", "fill", "ack", "ack"]
+
+    run(body)
+
+
 def test_stream_terminated_resubscribes_and_reconciles():
     async def body(fake: FakePrivate, gw: BinanceGateway, rec: Rec, send: Any) -> None:
         n0 = gw.c.reconciles

@@ -116,6 +116,7 @@ class Order:
     cancel_wanted: bool = False  # the core cancelled it while it could not be sent
     code: int = 0
     seqs: list[int] = field(default_factory=list)  # every client id number it had
+    keep: bool = False  # the amend in flight keeps the order's priority (spot: quantity down only)
 
 
 @dataclass
@@ -123,6 +124,7 @@ class Counters:
     orders: int = 0
     cancels: int = 0
     amends: int = 0
+    keep_amends: int = 0  # spot amends sent as order.amend.keepPriority
     acks: int = 0
     rejects: int = 0
     would_take: int = 0
@@ -323,6 +325,7 @@ class BinanceGateway(Gateway):
         if n <= 0:
             return
         req = self.req
+        keeps = self._keep_priority(actions, n) if places and not self.um and self.vcfg.keep_priority else ()
         self._seq_base[0] = self.seq0
         rid0 = int(self._rid[0])
         nseq = int(req.state["seq"][0])
@@ -333,7 +336,7 @@ class BinanceGateway(Gateway):
         now = time.time_ns()
         api, pending = self.api, self.pending
         for i in range(k):
-            o, nseq = self._record(actions[i], i, nseq, now)
+            o, nseq = self._record(actions[i], i, nseq, now, i in keeps)
             pending[rid0 + 1 + i] = (int(actions[i]["kind"]), o, now)
             try:
                 api.send_order(req.view(i))
@@ -366,7 +369,28 @@ class BinanceGateway(Gateway):
             return self._throttle(t, actions, n), 0
         return n, places
 
-    def _record(self, a: Any, i: int, nseq: int, now: int) -> tuple[Order, int]:
+    def _keep_priority(self, actions: np.ndarray, n: int) -> tuple[int, ...]:
+        """Spot: the amends that keep the price and only lower the quantity go as
+        ``order.amend.keepPriority`` (the order keeps its place in the queue): marked for the
+        encoder, their quantity made the order's new total (executed + left). Their indices."""
+        out: list[int] = []
+        assert self.req is not None and self.info is not None
+        tick, lot = self.info.tick, self.info.lot
+        for i in range(n):
+            a = actions[i]
+            if int(a["kind"]) != ACT_AMEND:
+                continue
+            o = self.orders.get(int(a["oid"]))
+            if o is None or o.state != LIVE or round(float(a["px"]) / tick) != round(o.px / tick):
+                continue
+            left = float(a["qty"])
+            if left < o.qty - o.filled - 0.5 * lot:
+                a["qty"] = o.filled + left
+                self.req.keep[i] = 1
+                out.append(i)
+        return tuple(out)
+
+    def _record(self, a: Any, i: int, nseq: int, now: int, keep: bool = False) -> tuple[Order, int]:
         """The gateway's record of the i-th request as encoded: the order placed, being cancelled
         or amended (spot: a cancel-replace under a new client id); the last client id number."""
         kind, oid = int(a["kind"]), int(a["oid"])
@@ -386,8 +410,11 @@ class BinanceGateway(Gateway):
         o.prev_px, o.prev_qty = o.px, o.qty
         o.px, o.qty = float(a["px"]), float(a["qty"])
         o.state = AMENDING
+        o.keep = keep
         self.c.amends += 1
-        if not self.um:  # cancel-replace: a new client id
+        if keep:
+            self.c.keep_amends += 1
+        elif not self.um:  # cancel-replace: a new client id
             nseq = self.seq0 + i if self.seq0 > 0 else nseq + 1
             o.prev_seq, o.seq = o.seq, nseq
             o.seqs.append(nseq)
@@ -662,7 +689,7 @@ class BinanceGateway(Gateway):
         if o.state != AMENDING:
             return
         o.state = LIVE
-        if not self.um:  # a new venue order replaced the old
+        if not self.um and not o.keep:  # a new venue order replaced the old
             o.filled = 0.0
             o.prev_seq = 0
             if f.result:
@@ -1230,6 +1257,7 @@ class BinanceGateway(Gateway):
             "orders_sent": c.orders,
             "cancels_sent": c.cancels,
             "amends_sent": c.amends,
+            "keep_priority_amends": c.keep_amends,
             "acks": c.acks,
             "rejects": c.rejects,
             "would_take": c.would_take,

@@ -140,6 +140,11 @@ class VenueConfig(BaseModel):
         le=3600,
         description="USD-M dead-man switch: countdownCancelAll time, s, renewed every third of it (0: off)",
     )
+    keep_priority: bool = Field(
+        True,
+        description="spot: an amend that keeps the price and lowers the quantity goes as "
+        "order.amend.keepPriority (the order keeps its place in the queue); else every amend is a cancel-replace",
+    )
     max_order_age_s: float = Field(
         0.0, ge=0, le=86400, description="an order older than this is cancelled by the gateway, s (0: never)"
     )

@@ -13,7 +13,10 @@ order; ``request(i)`` / ``view(i)`` hand one out):
   cancel fails, the order having filled, no new order is placed), the new order under a new client
   id; USD-M ``order.modify`` (price and quantity both sent, as Binance requires; the order keeps its
   client id and loses its queue priority);
-* cancel -- ``order.cancel`` by ``origClientOrderId``.
+* cancel -- ``order.cancel`` by ``origClientOrderId``;
+* keep-priority amend (spot, when ``keep[i]`` is set for the i-th action by the caller: the price
+  unchanged, the quantity down) -- ``order.amend.keepPriority`` with ``newQty`` the action's
+  quantity (the order's new total: what executed + what is left) and the same client id.
 
 Prices and quantities are decimal strings on the symbol's tick and lot grid, exact: ``px`` is taken
 to the nearest tick as an integer count and written with the tick's decimals (at least one), so no
@@ -49,8 +52,8 @@ _BASE36 = "0123456789abcdefghijklmnopqrstuvwxyz"
 # template ops: (op, a, b); a literal is lit[a:b]
 OP_LIT, OP_RID, OP_CID, OP_NCID, OP_PX, OP_QTY, OP_TS = range(7)
 RID, CID, NCID, PX, QTY, TS = OP_RID, OP_CID, OP_NCID, OP_PX, OP_QTY, OP_TS  # template placeholders
-T_PLACE, T_AMEND, T_CANCEL = 0, 2, 4  # + (side > 0) for place and amend
-N_TEMPLATES = 5
+T_PLACE, T_AMEND, T_CANCEL, T_KEEP = 0, 2, 4, 5  # + (side > 0) for place and amend
+N_TEMPLATES = 6
 MAX_OPS = 24
 LIT_CAP = 4096
 REQ_MAX = 512  # bytes of one request, at most (checked when the templates are built)
@@ -88,9 +91,10 @@ ENC_PARTS = [
     (np.dtype(np.int64), MAX_ACTIONS + 1),  # where each starts (and the last one ends)
     (np.dtype(np.uint8), 32),  # the timestamp's digits
     (np.dtype(np.uint8), 32),  # a number's digits, written backwards
+    (np.dtype(np.uint8), MAX_ACTIONS),  # spot: the i-th action (an amend) keeps its priority (cleared when used)
 ]
 _OFFSETS, ENC_BYTES = block_layout(ENC_PARTS)
-OFF_E, OFF_PROG, OFF_NOPS, OFF_LIT, OFF_KEYS, OFF_VALS, OFF_OUT, OFF_OFFS, OFF_TS, OFF_TMP = _OFFSETS
+OFF_E, OFF_PROG, OFF_NOPS, OFF_LIT, OFF_KEYS, OFF_VALS, OFF_OUT, OFF_OFFS, OFF_TS, OFF_TMP, OFF_KEEP = _OFFSETS
 
 
 def step_decimals(step: float) -> tuple[int, int]:
@@ -150,7 +154,8 @@ class OrderEncoder:
         self.templates = self._templates()
 
     def _templates(self) -> list[list[str | int]]:
-        """Five templates (place sell / buy, amend sell / buy, cancel): literal text and fields."""
+        """Six templates (place sell / buy, amend sell / buy, cancel, spot's keep-priority amend):
+        literal text and fields."""
         sym, cid = self.symbol, f"{self.prefix}-{self.session}-"
         head: list[str | int] = ['{"id":', RID, ',"method":']
         px_qty: list[str | int] = ['"price":"', PX, '","quantity":"', QTY, '"']
@@ -179,6 +184,11 @@ class OrderEncoder:
         out.append(
             [*head, f'"order.cancel","params":{{"symbol":"{sym}","origClientOrderId":"{cid}', CID,
              '","timestamp":', TS, "}}"]
+        )  # fmt: skip
+        # spot's amend of the quantity alone, down, keeping the order's place in the queue (USD-M: unused)
+        out.append(
+            [*head, f'"order.amend.keepPriority","params":{{"symbol":"{sym}","origClientOrderId":"{cid}', CID,
+             f'","newClientOrderId":"{cid}', CID, '","newQty":"', QTY, '","timestamp":', TS, "}}"]
         )  # fmt: skip
         return out
 
@@ -214,7 +224,8 @@ def _views(addr):
     offs = carray(voidptr(addr + OFF_OFFS), MAX_ACTIONS + 1, np.int64)
     tsb = carray(voidptr(addr + OFF_TS), 32, np.uint8)
     tmp = carray(voidptr(addr + OFF_TMP), 32, np.uint8)
-    return e, prog, nops, lit, keys, vals, out, offs, tsb, tmp
+    keep = carray(voidptr(addr + OFF_KEEP), MAX_ACTIONS, np.uint8)
+    return e, prog, nops, lit, keys, vals, out, offs, tsb, tmp, keep
 
 
 @njit(**NJIT_INLINE)
@@ -319,7 +330,7 @@ def _next_cid(e, i):
 @njit(**NJIT)
 def encode_at(addr, actions_addr, n, ts_ms):
     """The requests of the first ``n`` actions at ``actions_addr``, into the buffer; how many."""
-    e_arr, prog, nops, lit, keys, vals, out, offs, tsb, tmp = _views(addr)
+    e_arr, prog, nops, lit, keys, vals, out, offs, tsb, tmp, keep = _views(addr)
     a = carray(voidptr(actions_addr), MAX_ACTIONS, ACTION_DTYPE)
     e = e_arr[0]
     nts = _put_int(tsb, 0, ts_ms, tmp)
@@ -359,13 +370,16 @@ def encode_at(addr, actions_addr, n, ts_ms):
                 continue
             cid = vals[slot]
             ncid = cid
-            if kind == ACT_AMEND:
+            if kind == ACT_AMEND and e.um == 0 and keep[i] != 0:
+                t = T_KEEP  # spot: only the quantity, down: order.amend.keepPriority, the same client id
+            elif kind == ACT_AMEND:
                 t = T_AMEND + (1 if side > 0 else 0)
                 if e.um == 0:
                     ncid = _next_cid(e, i)
                     vals[slot] = ncid
             else:
                 t = T_CANCEL
+        keep[i] = 0
         e.rid += 1
         pos = _write(out, pos, prog, nops[t], t * MAX_OPS * 3, lit, tmp, tsb, nts, e.rid, cid, ncid, pv, qv, e)
         k += 1
@@ -395,7 +409,7 @@ class Requests:
     from 1; client ids are kept per order until ``forget(oid)``.
     """
 
-    __slots__ = ("enc", "mem", "actions", "state", "out", "offs", "keys", "vals", "encode", "_forget")
+    __slots__ = ("enc", "mem", "actions", "state", "out", "offs", "keys", "vals", "keep", "encode", "_forget")
 
     def __init__(self, encoder: OrderEncoder, actions: np.ndarray) -> None:
         if actions.dtype != ACTION_DTYPE or actions.shape[0] < MAX_ACTIONS or not actions.flags.c_contiguous:
@@ -403,7 +417,7 @@ class Requests:
         self.enc = encoder
         self.actions = actions  # kept alive: the compiled code reads it by address
         self.mem = Block(ENC_PARTS)
-        e, prog, nops, lit, self.keys, self.vals, self.out, self.offs, _, _ = self.mem.views
+        e, prog, nops, lit, self.keys, self.vals, self.out, self.offs, _, _, self.keep = self.mem.views
         self.state = e
         e["um"] = int(encoder.um)
         e["tick"], e["lot"] = encoder.tick, encoder.lot
