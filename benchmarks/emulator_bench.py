@@ -8,9 +8,12 @@ the symbol on one combined connection. Measured from the first frame to the repl
 Stores: the real spot and USD-M captures of ``../shared/data`` converted (if present) and a
 synthetic L1 session (``avmm data synth``), so the figure covers depth diffs and bookTicker alike.
 
+``--keys N`` gives the emulator N API keys: N accounts, each an exchange model fed every market
+event (no orders), the cost of the private side on the replay.
+
 Usage::
 
-    .venv/bin/python benchmarks/emulator_bench.py [--repeat 3] [--json out.json]
+    .venv/bin/python benchmarks/emulator_bench.py [--repeat 3] [--keys N] [--json out.json]
 """
 
 from __future__ import annotations
@@ -60,13 +63,14 @@ async def _client(ws_url: str, streams: list[str], status) -> tuple[int, int, fl
     return counts["n"], counts["bytes"], counts["t1"] - counts["t0"]
 
 
-def run_one(store: Path, venue: str) -> dict:
+def run_one(store: Path, venue: str, keys: Path | None = None) -> dict:
     from avmm.data.store import read_meta
     from avmm.emulator import EmulatorProcess
 
     sym = (read_meta(store).get("symbol") or "BTCUSDT").lower()
     kinds = ["bookTicker", "trade", "depth"] if venue == "binance-spot" else ["bookTicker", "aggTrade", "depth@0ms"]
-    with EmulatorProcess([str(store), "--venue", venue, "--max", "--heartbeat", "0"]) as p:
+    extra = ["--keys", str(keys)] if keys is not None else []
+    with EmulatorProcess([str(store), "--venue", venue, "--max", "--heartbeat", "0", *extra], timeout=600) as p:
         n, nbytes, secs = asyncio.run(_client(p.ws_url, [f"{sym}@{k}" for k in kinds], p.status))
         st = p.status()
     return {"frames": n, "bytes": nbytes, "seconds": secs, "frames_per_s": n / secs, "steps": st["steps"]}
@@ -75,6 +79,7 @@ def run_one(store: Path, venue: str) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--keys", type=int, default=0, help="API keys (accounts fed the market) to serve")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
     from avmm.data.convert import convert
@@ -82,6 +87,12 @@ def main() -> None:
 
     out: dict[str, dict] = {}
     with tempfile.TemporaryDirectory() as tmp:
+        keys = None
+        if args.keys:
+            keys = Path(tmp) / "keys.toml"
+            keys.write_text(
+                "".join(f'[[keys]]\napi_key = "k{i}"\ntype = "hmac"\nsecret = "s{i}"\n' for i in range(args.keys))
+            )
         stores: list[tuple[str, Path, str]] = []
         synth = Path(tmp) / "synth.parquet"
         write_synth(synth, 300_000, 7, quote_rate=1000.0, trade_rate=200.0)
@@ -93,11 +104,12 @@ def main() -> None:
                 convert([cap / f"{name}.gz"], s)
                 stores.append((name, s, venue))
         for label, store, venue in stores:
-            runs = [run_one(store, venue) for _ in range(args.repeat)]
+            runs = [run_one(store, venue, keys) for _ in range(args.repeat)]
             fps = statistics.median(r["frames_per_s"] for r in runs)
             r0 = runs[0]
             out[label] = {
                 "venue": venue,
+                "keys": args.keys,
                 "frames": r0["frames"],
                 "mb": r0["bytes"] / 1e6,
                 "frames_per_s": fps,

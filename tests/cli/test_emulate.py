@@ -124,7 +124,7 @@ def test_keys_and_the_configs_fees(l1_store, tmp_path):
         req = urllib.request.Request(p.url + f"/api/v3/account?{q}&signature={sig}", headers={"X-MBX-APIKEY": "cli"})
         with urllib.request.urlopen(req, timeout=10) as r:
             acct = json.loads(r.read())
-        accounts = p._post("/_avmm/accounts")
+        accounts = p.accounts()
     assert acct["makerCommission"] == 10 and acct["commissionRates"]["maker"] == "0.00100000"
     assert [a["api_key"] for a in accounts["accounts"]] == ["cli"]
     assert "cli-secret" not in json.dumps(accounts)

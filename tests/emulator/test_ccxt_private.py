@@ -54,8 +54,11 @@ def test_ccxt_trades_over_rest_and_the_websocket_api(tmp_path, venue):
     money = {"initial_cash": 10_000.0} if venue == "binance-um" else {"initial_base": 10.0, "initial_quote": 1e5}
     bt = BacktestConfig.model_validate(money)
 
+    # built outside the timed run: the accounts' exchange models load (or, on a cold cache, compile) here
+    emulator = Emulator(path, venue=venue, speed=1.0, start_now=True, keys=parse_keys(KEYS), backtest=bt)
+
     async def go():
-        async with Emulator(path, venue=venue, speed=1.0, start_now=True, keys=parse_keys(KEYS), backtest=bt) as emu:
+        async with emulator as emu:
             ex, sym = _spot(emu) if venue == "binance-spot" else _usdm(emu)
             try:
                 await ex.load_markets()

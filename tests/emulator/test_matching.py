@@ -229,3 +229,20 @@ def test_fills_are_the_exchange_models():
             gw.advance(t)
     got = [(tr.time_ms, tr.order_id, tr.price, tr.qty) for tr in acc.trades]
     assert len(got) > 20 and got == rec.fills
+
+
+def test_depth_rows_is_depth_level_by_level_through_a_table_growth():
+    """``PaperGateway.depth_rows`` (one compiled call per update) leaves the model as ``depth`` called
+    level by level does, also across the depth table's growth (more levels than half its slots)."""
+    from avmm.backtest.state import DEPTH_CAP0
+
+    a, b = _account(), _account()
+    n = DEPTH_CAP0 // 2 + 100
+    px = 50.0 + 0.01 * np.arange(n)
+    rows = np.column_stack([np.ones(n), px, np.full(n, 2.0)])
+    a.gw.depth_rows(T0, rows)
+    for p in px:
+        b.gw.depth(T0, 1, float(p), 2.0)
+    assert int(a.bs["d_n"][0][0]) == int(b.bs["d_n"][0][0]) == n
+    assert a.gw.keys.shape == b.gw.keys.shape and a.gw.keys.shape[1] > DEPTH_CAP0
+    assert set(a.gw.keys[0].tolist()) == set(b.gw.keys[0].tolist())

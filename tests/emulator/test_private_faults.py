@@ -206,22 +206,20 @@ def test_foreign_orders_appear_on_the_book(store, ring):
     """``foreign:2`` given at start, before there is a book: at the first quote each account has two
     open orders its client never placed."""
 
-    async def go():
-        bt = BacktestConfig.model_validate(BT)
-        with EmulatorThread(
-            store, speed=1.0, autostart=False, keys=ring.keys(), backtest=bt, faults=["foreign:2"]
-        ) as e:
-            async with aiohttp.ClientSession() as s, WsApi(s, e.ws_url + "/ws-api/v3", ring) as c:
-                before = await c.call("openOrders.status", SYM, key="h2")
-                e.begin()
-                for _ in range(100):
-                    after = await c.call("openOrders.status", SYM, key="h2")
-                    if after["result"]:
-                        break
-                    await asyncio.sleep(0.05)
-                return before, after
+    async def go(e):
+        async with aiohttp.ClientSession() as s, WsApi(s, e.ws_url + "/ws-api/v3", ring) as c:
+            before = await c.call("openOrders.status", SYM, key="h2")
+            e.begin()
+            for _ in range(100):
+                after = await c.call("openOrders.status", SYM, key="h2")
+                if after["result"]:
+                    break
+                await asyncio.sleep(0.05)
+            return before, after
 
-    before, after = run(go())
+    bt = BacktestConfig.model_validate(BT)
+    with EmulatorThread(store, speed=1.0, autostart=False, keys=ring.keys(), backtest=bt, faults=["foreign:2"]) as e:
+        before, after = run(go(e))
     assert before["result"] == []
     orders = after["result"]
     assert len(orders) == 2 and all(o["clientOrderId"].startswith("web_") for o in orders)
@@ -229,19 +227,19 @@ def test_foreign_orders_appear_on_the_book(store, ring):
 
 
 def test_weight_limit_429_then_the_418_ban(store, ring):
-    async def go():
-        with EmulatorThread(store, speed=1.0, start_now=True, keys=ring.keys(), faults=["weightlimit:10"]) as e:
-            if 60_000 - e.emu.venue_ms() % 60_000 < 1500:  # not across a minute's end
-                await asyncio.sleep(1.6)
-            async with aiohttp.ClientSession() as s, WsApi(s, e.ws_url + "/ws-api/v3", ring) as c:
-                # the connection weighs 2: 8 requests of 1 fit, the 9th does not
-                out = [await c.call("time") for _ in range(9)]
-                banned = await c.call("time")
-                await asyncio.wait_for(c.closed.wait(), 5)  # a banned IP is disconnected
-                r = await rest(s, ring, "GET", e.url + "/api/v3/time")
-                return out, banned, r
+    async def go(e):
+        if 60_000 - e.emu.venue_ms() % 60_000 < 1500:  # not across a minute's end
+            await asyncio.sleep(1.6)
+        async with aiohttp.ClientSession() as s, WsApi(s, e.ws_url + "/ws-api/v3", ring) as c:
+            # the connection weighs 2: 8 requests of 1 fit, the 9th does not
+            out = [await c.call("time") for _ in range(9)]
+            banned = await c.call("time")
+            await asyncio.wait_for(c.closed.wait(), 5)  # a banned IP is disconnected
+            r = await rest(s, ring, "GET", e.url + "/api/v3/time")
+            return out, banned, r
 
-    out, banned, r = run(go())
+    with EmulatorThread(store, speed=1.0, start_now=True, keys=ring.keys(), faults=["weightlimit:10"]) as e:
+        out, banned, r = run(go(e))
     assert [x["status"] for x in out] == [200] * 8 + [429]
     e = out[-1]["error"]
     assert e["code"] == -1003 and e["msg"].startswith(
@@ -257,20 +255,18 @@ def test_weight_limit_429_then_the_418_ban(store, ring):
 
 
 def test_order_limit_is_1015(store, ring):
-    async def go():
-        bt = BacktestConfig.model_validate(BT)
-        with EmulatorThread(
-            store, speed=1.0, start_now=True, keys=ring.keys(), backtest=bt, faults=["orderlimit:2"]
-        ) as e:
-            if 10_000 - e.emu.venue_ms() % 10_000 < 1500:
-                await asyncio.sleep(1.6)
-            async with aiohttp.ClientSession() as s, WsApi(s, e.ws_url + "/ws-api/v3", ring) as c:
-                out = [await c.call("order.place", _bid("97.00", ts=False), key="h3") for _ in range(3)]
-                other = await c.call("order.place", _bid("97.00", ts=False), key="h4")
-                cx = await c.call("openOrders.cancelAll", SYM, key="h3")
-                return out, other, cx
+    async def go(e):
+        if 10_000 - e.emu.venue_ms() % 10_000 < 1500:
+            await asyncio.sleep(1.6)
+        async with aiohttp.ClientSession() as s, WsApi(s, e.ws_url + "/ws-api/v3", ring) as c:
+            out = [await c.call("order.place", _bid("97.00", ts=False), key="h3") for _ in range(3)]
+            other = await c.call("order.place", _bid("97.00", ts=False), key="h4")
+            cx = await c.call("openOrders.cancelAll", SYM, key="h3")
+            return out, other, cx
 
-    out, other, cx = run(go())
+    bt = BacktestConfig.model_validate(BT)
+    with EmulatorThread(store, speed=1.0, start_now=True, keys=ring.keys(), backtest=bt, faults=["orderlimit:2"]) as e:
+        out, other, cx = run(go(e))
     assert [x["status"] for x in out] == [200, 200, 429]
     err = out[2]["error"]
     assert err["code"] == -1015 and err["msg"] == "Too many new orders; current limit is 2 orders per 10 SECOND."

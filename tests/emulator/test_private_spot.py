@@ -298,6 +298,8 @@ def test_a_resting_order_fills_from_the_replay_with_user_data(emu, ring):
     assert (t["id"], t["commission"], t["isBuyer"], t["isMaker"]) == (trade["t"], trade["n"], True, True)
     b0 = {x["asset"]: float(x["free"]) + float(x["locked"]) for x in acct0["result"]["balances"]}
     b1 = {x["asset"]: float(x["free"]) + float(x["locked"]) for x in acct1["result"]["balances"]}
+    summary = next(a for a in emu.accounts()["accounts"] if a["api_key"] == "e0")
+    assert summary["position"] == pytest.approx(1.5) and summary["trades"] == 1
     assert b1["BTC"] == pytest.approx(b0["BTC"] + 1.5)
     assert b1["USDT"] == pytest.approx(b0["USDT"] - 99.99 * 1.5 * 1.0002)
     r = acct1["result"]
@@ -433,22 +435,22 @@ def test_a_resting_order_is_filled_as_the_backtesters_model_fills_it(tmp_path, r
     bt = BacktestConfig.model_validate({"initial_base": 100.0, "initial_quote": 1e6})
     orders = [(1, 99.99), (1, 99.97), (-1, 100.01), (-1, 100.03), (1, 99.95)]
 
-    async def go():
-        with EmulatorThread(path, max_speed=True, autostart=False, keys=ring.keys(), backtest=bt, heartbeat=None) as e:
-            async with aiohttp.ClientSession() as s, WsApi(s, e.ws_url + "/ws-api/v3", ring) as c:
-                await c.logon("e0")
-                await c.call("userDataStream.subscribe")
-                ids = []
-                for side, px in orders:
-                    o = {**SYM, "side": "BUY" if side > 0 else "SELL", "type": "LIMIT_MAKER", "price": f"{px:.2f}"}
-                    r = await c.call("order.place", {**o, "quantity": "3.000", "timestamp": now_ms()})
-                    ids.append(r["result"]["orderId"])
-                e.begin()
-                await asyncio.to_thread(e.wait_done, 60)
-                await asyncio.sleep(0.3)
-                return ids, [d["event"] for _, d in c.events if d["event"]["e"] == "executionReport"]
+    async def go(e):
+        async with aiohttp.ClientSession() as s, WsApi(s, e.ws_url + "/ws-api/v3", ring) as c:
+            await c.logon("e0")
+            await c.call("userDataStream.subscribe")
+            ids = []
+            for side, px in orders:
+                o = {**SYM, "side": "BUY" if side > 0 else "SELL", "type": "LIMIT_MAKER", "price": f"{px:.2f}"}
+                r = await c.call("order.place", {**o, "quantity": "3.000", "timestamp": now_ms()})
+                ids.append(r["result"]["orderId"])
+            e.begin()
+            await asyncio.to_thread(e.wait_done, 60)
+            await asyncio.sleep(0.3)
+            return ids, [d["event"] for _, d in c.events if d["event"]["e"] == "executionReport"]
 
-    ids, reports = run(go(), timeout=120)
+    with EmulatorThread(path, max_speed=True, autostart=False, keys=ring.keys(), backtest=bt, heartbeat=None) as e:
+        ids, reports = run(go(e), timeout=120)
     got = [(ids.index(r["i"]), float(r["L"]), float(r["l"]), r["X"], r["T"]) for r in reports if r["x"] == "TRADE"]
 
     # offline: the backtester's model on the replay's steps

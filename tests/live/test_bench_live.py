@@ -66,6 +66,8 @@ def test_bench_live_end_to_end(run_cli, tmp_path):
     _check_table(d["stages_us"], 150)
     assert 0 < d["requoted"] <= 150  # requote_always: most frames move the targets
     _check_table(d["stages_requote_us"], d["requoted"])
+    b2b, idle = d["stages_back_to_back_us"], d["stages_after_idle_us"]
+    assert b2b["total"]["n"] + idle["total"]["n"] == 150 and idle["total"]["n"] >= 0
     run = d["runs"][0]
     assert run["actions"] >= d["requoted"] and run["encoder"]["rid"] >= run["actions"]
     assert run["encoder"]["unknown"] == run["encoder"]["full"] == run["encoder"]["bad"] == 0

@@ -341,3 +341,5 @@ def test_weight_wait():
     assert r.weight_wait_s(50, 0.5, 120.5) == 0.0  # 3,000 = the share
     assert r.weight_wait_s(51, 0.5, 120.5) == 59.5  # to the next minute
     assert r.weight_wait_s(51, 0.5, 180.0) == 0.0  # a new minute
+    r.used_weight, r.weight_minute = 0, 3
+    assert r.weight_wait_s(250, 0.01, 180.0) == 0.0  # above the share on its own: still one a minute

@@ -80,6 +80,9 @@ def session(root: Path, store: Path) -> dict[str, Any]:
     rec, j, port = root / "rec", root / "rec.db", free_port()
     with EmulatorProcess([store, "--venue", VENUE, "--speed", str(SPEED)], env=_env()) as emu:
         args = ["--record", str(rec), "--journal", str(j), "--status-json", "--metrics-port", str(port)]
+        # one connection for every stream: with USD-M's two (/public, /market) the replay starts at the
+        # first subscription, and the other link, a few ms later, misses the first trades served
+        args += ["--set", "venue.um_streams=combined"]
         p = subprocess.Popen(
             paper_cmd(emu.url, *args, "--duration", "5"),
             stdout=subprocess.PIPE,

@@ -14,7 +14,8 @@ and calls the same exchange functions through these entry points, on the same re
   in flight, the end), 2 when the fill or
   sample buffer needs draining;
 * ``x_quote`` / ``x_trade`` / ``x_depth`` / ``x_clear`` -- one market event at its exchange time
-  (``exchange.on_*_x``; markouts advanced first, as in the loop);
+  (``exchange.on_*_x``; markouts advanced first, as in the loop); ``x_depth_rows`` -- the levels of
+  one depth update in one call;
 * ``x_finish`` -- the end: the last sample and the fills still waiting for markouts;
 * ``x_fill`` -- a fill that happened at a real venue (the live gateway's), booked into the same
   records with the venue's fee: the live runtime's summary, fill records and samples are the
@@ -144,6 +145,25 @@ def x_depth(bparams, bstate, xo, keys, vals, ring, fout, fund_ts, t, side, px, q
     t = _market(bp, bs, fund_ts, ring, fout, t)
     on_depth_x(bp, bs, xo, keys, vals, side, px, qty)
     return 0
+
+
+@njit(**NJIT)
+def x_depth_rows(bparams, bstate, xo, keys, vals, ring, fout, fund_ts, t, rows, k):
+    """The depth rows ``rows[k:]`` (``(side, px, qty)``, float64) at ``t``, in order, as ``x_depth``
+    one by one; returns the index of the first row not done (``len(rows)`` when all are): the depth
+    table must grow before it (``ST_GROW``)."""
+    bp = bparams[0]
+    bs = bstate[0]
+    n = rows.shape[0]
+    if k >= n:
+        return n
+    t = _market(bp, bs, fund_ts, ring, fout, t)
+    while k < n:
+        if bs.d_n[0] >= bs.d_limit or bs.d_n[1] >= bs.d_limit:
+            return k
+        on_depth_x(bp, bs, xo, keys, vals, int(rows[k, 0]), rows[k, 1], rows[k, 2])
+        k += 1
+    return n
 
 
 @njit(**NJIT)

@@ -26,7 +26,18 @@ from avmm.backtest.config import BacktestConfig
 from avmm.backtest.latency import latency_table
 from avmm.backtest.market import Accounting, accounting_summary, setup_accounting
 from avmm.backtest.metrics import FillStats, summarize
-from avmm.backtest.paper import ADV_FULL, ADV_RESPONSE, x_advance, x_clear, x_depth, x_finish, x_quote, x_send, x_trade
+from avmm.backtest.paper import (
+    ADV_FULL,
+    ADV_RESPONSE,
+    x_advance,
+    x_clear,
+    x_depth,
+    x_depth_rows,
+    x_finish,
+    x_quote,
+    x_send,
+    x_trade,
+)
 from avmm.backtest.queue import depth_rehash
 from avmm.backtest.runner import bt_params
 from avmm.backtest.state import (
@@ -138,8 +149,11 @@ class PaperGateway:
         self._x_quote = bind(x_quote, bp, bs, xo, keys, vals, lat, rs, ring, fout, fts, 2, math.nan, 0.0, math.nan, 0.0)
         self._x_trade = bind(x_trade, bp, bs, xo, keys, vals, lat, rs, ring, fout, fts, 3, math.nan, 0.0, 0)
         self._x_depth = bind(x_depth, bp, bs, xo, keys, vals, ring, fout, fts, 4, 1, math.nan, 0.0)
+        self._x_depth_rows = bind(x_depth_rows, bp, bs, xo, keys, vals, ring, fout, fts, 4, np.zeros((1, 3)), 0)
         x_clear(bp, bs, xo, keys, ring, fout, fts, 5)
         x_finish(bp, bs, xo, ring, fout, sout)
+        k2, v2 = new_cache(bs, 2 * keys.shape[1])  # a depth book outgrowing its table (a burst of levels)
+        depth_rehash(bs, keys, vals, k2, v2)
         self._bind_records()
 
     def _bind_records(self) -> None:
@@ -155,6 +169,7 @@ class PaperGateway:
         self._quote = partial(self._x_quote, bp, bs, xo, keys, vals, lat, rs, ring, fout, fts)
         self._trade = partial(self._x_trade, bp, bs, xo, keys, vals, lat, rs, ring, fout, fts)
         self._depth = partial(self._x_depth, bp, bs, xo, keys, vals, ring, fout, fts)
+        self._depth_rows = partial(self._x_depth_rows, bp, bs, xo, keys, vals, ring, fout, fts)
 
     # --- the core's orders ------------------------------------------------------------------------
     def send(self, t: int, actions: np.ndarray, n: int) -> None:
@@ -210,6 +225,22 @@ class PaperGateway:
 
     def depth(self, t: int, side: int, px: float, qty: float) -> None:
         while self._depth(t, side, px, qty):
+            old_keys, old_vals = self.keys, self.vals
+            self.keys, self.vals = new_cache(self.bs, 2 * old_keys.shape[1])
+            depth_rehash(self.bs, old_keys, old_vals, self.keys, self.vals)
+            self._bind_records()
+        if self._n_fout[0]:
+            self._drain()
+
+    def depth_rows(self, t: int, rows: np.ndarray) -> None:
+        """The levels of one depth update at ``t`` in one call: ``rows`` (n, 3) float64 of
+        ``(side, px, qty)``, applied in order (as ``depth`` one by one)."""
+        rows = np.ascontiguousarray(rows, dtype=np.float64)
+        k, n = 0, rows.shape[0]
+        while True:
+            k = self._depth_rows(t, rows, k)
+            if k >= n:
+                break
             old_keys, old_vals = self.keys, self.vals
             self.keys, self.vals = new_cache(self.bs, 2 * old_keys.shape[1])
             depth_rehash(self.bs, old_keys, old_vals, self.keys, self.vals)

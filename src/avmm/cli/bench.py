@@ -173,7 +173,7 @@ def render_live(r: LiveBenchResult, console: Any = None) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from avmm.live.bench import STAGES
+    from avmm.live.bench import IDLE_NS, STAGES
 
     console = console or Console()
     pace = "--max" if r.speed is None else f"--speed {r.speed:g}"
@@ -198,4 +198,15 @@ def render_live(r: LiveBenchResult, console: Any = None) -> None:
         f"to the WebSocket API request bytes; * the {r.requoted:,} ({share:.0%}) that produced an order intent. "
         f"paper runtime: avmm paper's own tick-to-order (frame to orders sent, the paper venue included), "
         f"{rt['n']:,} events that sent orders."
+    )
+    b, i = r.stages_back_to_back["total"], r.stages_after_idle["total"]
+    console.print(
+        f"total by arrival: {b['n']:,.0f} frames within {IDLE_NS // 1000} µs of the previous one p50 {_us(b['p50'])} "
+        f"p99 {_us(b['p99'])}; {i['n']:,.0f} after the process was idle (caches cold) p50 {_us(i['p50'])} "
+        f"p99 {_us(i['p99'])}."
+    )
+    gcs = r.runs[0]["gc_collections"] if r.runs else {}
+    console.print(
+        f"clock time.time_ns; GC enabled, start-up objects frozen (gc.freeze); collections during the measured "
+        f"frames: {gcs.get('stages', 0)} (stages), {gcs.get('runtime', 0)} (paper runtime)."
     )

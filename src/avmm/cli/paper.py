@@ -193,13 +193,16 @@ def _panel(st: dict[str, Any]) -> Any:
     t.add_row("fills / orders / cancels", f"{st['fills']} / {st['orders']} / {st['cancels']}")
     t.add_row("markout 1s / 10s, bp", f"{f(st['markout_1s_bps'])} / {f(st['markout_10s_bps'])}")
     t.add_row("feed lag (venue ms)", f(st["feed_lag_ms"], 1))
-    t.add_row("tick-to-order p50 / p99, µs", f"{f(st['tick_to_order_us_p50'], 1)} / {f(st['tick_to_order_us_p99'], 1)}")
     t.add_row("frames / reconnects / gaps", f"{st['frames']:,} / {st['reconnects']} / {st['gaps']}")
     t.add_row("halts", str(st["halts"]))
     lat = st.get("latency_us") or {}
     t.add_row(
         "latency p50 / p99, µs",
         "  ".join(f"{k} {f(v[0], 1)} / {f(v[1], 1)}" if v else f"{k} -" for k, v in lat.items()) or "-",
+    )
+    t.add_row(
+        "tick-to-order p50 / p99, µs",
+        f"{f(st.get('tick_to_order_us_p50'), 1)} / {f(st.get('tick_to_order_us_p99'), 1)}",
     )
     return t
 

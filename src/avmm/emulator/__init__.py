@@ -1,6 +1,8 @@
 """A local Binance for tests and paper trading: REST market data, streams and fault knobs over a
-replayed event store (``avmm emulate``). Needs the ``live`` extra (aiohttp) to serve; the replay,
-the frames and the faults do not.
+replayed event store (``avmm emulate``), and with API keys its private side: the WebSocket API,
+signed REST and user data, orders matched by the backtester's exchange model (``private``,
+``matching``, ``keys``, ``limits``, ``formats``). Needs the ``live`` extra (aiohttp; cryptography
+for Ed25519 keys) to serve; the replay, the frames and the faults do not.
 
 * ``Emulator`` -- the server (``async with Emulator(store, port=0) as emu: emu.url``);
 * ``EmulatorThread`` -- one running in a thread, for synchronous code and tests;

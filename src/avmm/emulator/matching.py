@@ -131,6 +131,12 @@ class Account:
         self.gw = PaperGateway(strategy, self.bt, self, to_params(strategy), meta, PaperRecords())
         self.bs = self.gw.bs
         self.bp = self.gw.bp
+        # the model's response ring and fill buffer counters, read as Python ints (a record's field
+        # costs ~0.5 us a read; this ~0.04)
+        self._mv = memoryview(self.bs.view(np.int64).data).cast("B").cast("q")
+        fields = self.bs.dtype.fields
+        assert fields is not None
+        self._i_tail, self._i_head, self._i_fout = (fields[f][1] // 8 for f in ("rs_tail", "rs_head", "n_fout"))
         self.lot = float(strategy.quoting.lot)
         self.tick = float(strategy.quoting.tick)
         self.maker_fee, self.taker_fee = float(self.bt.maker_fee), float(self.bt.taker_fee)
@@ -353,17 +359,17 @@ class Account:
     def depth(self, t: int, bids: list[tuple[float, float]], asks: list[tuple[float, float]]) -> None:
         if t > self.t_last:
             self.t_last = t
-        gw = self.gw
-        for p, q in bids:
-            gw.depth(t, 1, p, q)
-        for p, q in asks:
-            gw.depth(t, -1, p, q)
+        rows = [(1.0, p, q) for p, q in bids]
+        rows.extend((-1.0, p, q) for p, q in asks)
+        if not rows:
+            return
+        self.gw.depth_rows(t, np.array(rows, dtype=np.float64))
         self._drain(t)
 
     def _drain(self, t: int) -> None:
         """The answers the last market event produced (fills), delivered now."""
-        bs = self.bs
-        if bs["rs_tail"][0] > bs["rs_head"][0]:
+        mv = self._mv
+        if mv[self._i_tail] > mv[self._i_head] or mv[self._i_fout]:
             self._req, self._req_mode = None, ""
             self.gw.advance(t)
             self.account_event(t // 1_000_000)

@@ -228,6 +228,7 @@ class Private:
         self.foreign_pending = 0
         self._held: dict[int, list[tuple[Any, bytes]]] = {}  # order id -> answers sent after its first fill
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._flush_lock = asyncio.Lock()
         self._sweeper: asyncio.Task[None] | None = None
         self.counts = {"requests": 0, "errors": 0, "orders": 0}
         from aiohttp import WSMsgType
@@ -306,19 +307,23 @@ class Private:
         user-data events to send (``flush``)."""
         k = st[0]
         t = (st[2] // 1_000_000 + off_ms) * 1_000_000
-        accs = self.acc_list
+        pending = False
         if k == BT:
-            for acc in accs:
+            for acc in self.acc_list:
                 acc.quote(t, st[4], st[5], st[6], st[7])
+                pending = pending or bool(acc.outbox)
             if self.foreign_pending:
                 self._place_foreign(t)
+                pending = True
         elif k == TR:
-            for acc in accs:
+            for acc in self.acc_list:
                 acc.trade(t, st[4], st[5], st[6])
+                pending = pending or bool(acc.outbox)
         elif k == DIFF and self.emu.replay.depth_mode:
-            for acc in accs:
+            for acc in self.acc_list:
                 acc.depth(t, st[6], st[7])
-        return any(acc.outbox for acc in accs)
+                pending = pending or bool(acc.outbox)
+        return pending
 
     def _place_foreign(self, t: int) -> None:
         n = self.foreign_pending
@@ -399,19 +404,20 @@ class Private:
             await ws.send_frame(data, self._text)
 
     async def flush(self) -> None:
-        """Send every account's user-data events to its subscribers, then the answers held for them."""
-        for acc in self.acc_list:
-            if not acc.outbox:
-                continue
-            box, acc.outbox = acc.outbox, []
-            targets = self._targets(acc)
-            for oid, flags, ev in box:
-                data = fm.dumps(ev)
-                for ws, wrap in targets:
-                    await self._send(ws, wrap(data))
-                if oid in self._held and flags & (EV_TRADE | EV_DONE):
-                    for ws, ans in self._held.pop(oid):
-                        await self._send(ws, ans)
+        """Send every account's user-data events to its subscribers, then the answers held for them
+        (one flush at a time: a send that waits for a slow client must not let later events pass)."""
+        async with self._flush_lock:
+            for acc in self.acc_list:
+                while acc.outbox:
+                    box, acc.outbox = acc.outbox, []
+                    targets = self._targets(acc)
+                    for oid, flags, ev in box:
+                        data = fm.dumps(ev)
+                        for ws, wrap in targets:
+                            await self._send(ws, wrap(data))
+                        if oid in self._held and flags & (EV_TRADE | EV_DONE):
+                            for ws, ans in self._held.pop(oid):
+                                await self._send(ws, ans)
 
     def _targets(self, acc: Account) -> list[tuple[Any, Callable[[bytes], bytes]]]:
         out: list[tuple[Any, Callable[[bytes], bytes]]] = []
@@ -638,11 +644,10 @@ class Private:
         headers = self.limits.headers(r.now_ms, acc)
         if isinstance(result, ApiError) and result.status in (418, 429) and result.data:
             headers["Retry-After"] = str(max(0, (int(result.data.get("retryAfter", 0)) - r.now_ms + 999) // 1000))
+        await self.flush()  # the user data goes out now, whatever happens to the answer
         if kind == "none":
-            await asyncio.sleep(0)
             if request.transport is not None:
                 request.transport.abort()
-            await self.flush()
             raise web.HTTPRequestTimeout()
         if kind == "order" and self.ack_delay_ms > 0:
             await asyncio.sleep(self.ack_delay_ms / 1000.0)
@@ -650,7 +655,6 @@ class Private:
             data = fm.dumps({"code": result.code, "msg": result.msg})
         else:
             data = fm.dumps(result)
-        await self.flush()
         return web.Response(body=data, status=status, content_type="application/json", headers=headers)
 
     # -- the user streams (USD-M listenKey) ------------------------------------------------------

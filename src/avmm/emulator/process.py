@@ -2,7 +2,8 @@
 own process (``EmulatorProcess``, ``avmm emulate`` as a subprocess: two busy processes share the
 cores, as a real feed and exchange would).
 
-Both are context managers with ``url`` / ``ws_url``, ``fault(spec)`` and ``status()``::
+Both are context managers with ``url`` / ``ws_url``, ``fault(spec)``, ``status()`` and
+``accounts()`` (the private side's accounts, with ``keys``)::
 
     with EmulatorThread("capture.parquet", venue="binance-um", speed=20) as emu:
         feed(emu.url)
@@ -117,6 +118,10 @@ class EmulatorThread:
     def status(self) -> dict[str, Any]:
         return self._call(self.emu.status)
 
+    def accounts(self) -> dict[str, Any]:
+        """The private side's accounts (``GET /_avmm/accounts``)."""
+        return self._call(self.emu.accounts)
+
     def wait_done(self, timeout: float = 60.0) -> None:
         """Wait until the replay has sent everything."""
         fut = asyncio.run_coroutine_threadsafe(self.emu.wait_done(timeout), self.loop)
@@ -165,6 +170,10 @@ class EmulatorProcess:
 
     def status(self) -> Any:
         return self._post("/_avmm/status")
+
+    def accounts(self) -> Any:
+        """The private side's accounts (``GET /_avmm/accounts``)."""
+        return self._post("/_avmm/accounts")
 
     def stop(self) -> None:
         p = self.proc

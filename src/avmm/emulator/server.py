@@ -1,8 +1,12 @@
 """The emulator's server: one aiohttp application on 127.0.0.1 serving Binance's REST market data,
-its streams and a control endpoint, driven by one replay task.
+its streams and a control endpoint, driven by one replay task; with ``keys`` also the private side
+(``private.py``: the WebSocket API, signed REST and user data over accounts on the backtester's
+exchange model, fed every replay step before it is sent).
 
 REST (spot ``/api/v3``, USD-M ``/fapi/v1``): ``ping``, ``time``, ``exchangeInfo``, ``depth``; errors
-as Binance's ``{"code":..,"msg":..}`` with HTTP 400.
+as Binance's ``{"code":..,"msg":..}`` with HTTP 400. Each request weighs what Binance's does against
+the IP's minute budget (``limits.py``, shared with the private side): ``X-MBX-USED-WEIGHT-1M`` on
+every answer, 429 / 418 with ``Retry-After`` past it.
 
 Streams: ``/ws``, ``/ws/<stream>[/<stream>...]`` (raw payloads), ``/stream?streams=a/b`` (combined
 ``{"stream":..,"data":..}``), and USD-M's ``/public/ws``, ``/market/ws`` and their ``/stream`` forms.
@@ -35,7 +39,9 @@ interval in which the book changed. Faults act on every connection at once.
 
 Control (not Binance's): ``POST /_avmm/fault`` with ``{"fault": "drop:2"}`` (``faults`` grammar)
 answers ``{"ok":true,"fault":"drop:2"}`` or 400 ``{"code":-1100,"msg":..}``; ``GET /_avmm/status``
-answers the replay's state (started, done, steps, frames sent, connections, venue time);
+answers the replay's state (started, done, steps, frames sent, connections, venue time, the
+private side's counts); ``GET /_avmm/accounts`` each account (open orders, trades, fees, balances or
+position; never a key's secret);
 ``POST /_avmm/start`` starts the replay without a subscriber; ``GET /_avmm/connections`` lists the open
 stream connections (id, path, streams delivered and undelivered, incoming messages) and counts the
 connections opened per path and those closed for a limit.

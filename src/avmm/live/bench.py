@@ -29,8 +29,9 @@ this process runs the client on uvloop, in two phases, each against a fresh emul
    ``local_ns`` to the trader's return, orders sent), the figure its status shows.
 
 The first ``warmup`` bookTicker frames are not counted (connection, snapshot, caches). Garbage
-collection runs as in the runtime (enabled; the objects made at start-up frozen by ``gc.freeze``
-before connecting); the collections during the measured frames are counted in the result.
+collection runs as in the runtime (enabled; the objects made at start-up frozen by ``gc.freeze``:
+``PaperSession.run``'s own policy, and the stages phase's before it connects); the collections
+during the measured frames are counted in the result.
 Percentiles are numpy's over int64 arrays allocated before the run; stamps are written to them
 after the last stamp of a frame.
 """
@@ -47,6 +48,7 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
+from time import time_ns
 from typing import Any, Protocol
 
 import numpy as np
@@ -61,6 +63,7 @@ NS = 6  # stamps per frame
 QUIET_S = 1.0  # no bookTicker for this long: ask the emulator whether its replay has ended
 STALL_S = 120.0  # no bookTicker for this long: give up (the emulator does not answer)
 MAX_FRAMES = 1_000_000
+IDLE_NS = 200_000  # a frame arriving this long after the previous one finds the process idle (caches cold)
 
 
 class Emulator(Protocol):
@@ -100,9 +103,9 @@ class _TimedDecoder:
         self.t0 = self.t1 = 0
 
     def decode(self, raw: bytes) -> Any:
-        self.t0 = time.time_ns()
+        self.t0 = time_ns()
         m = self.dec.decode(raw)
-        self.t1 = time.time_ns()
+        self.t1 = time_ns()
         return m
 
 
@@ -130,12 +133,12 @@ class _Pipeline(FeedSink):
 
     # FeedSink
     def on_quote(self, ts_ns: int, local_ns: int, bid: float, bid_qty: float, ask: float, ask_qty: float) -> None:
-        t_book = time.time_ns()
+        t_book = time_ns()
         n = self.core(ts_ns, bid, bid_qty, ask, ask_qty)
-        t_core = time.time_ns()
+        t_core = time_ns()
         if n:
             self.encode(n, t_core // 1_000_000)
-            t_enc = time.time_ns()
+            t_enc = time_ns()
         else:
             t_enc = t_core
         i = self.i
@@ -293,16 +296,11 @@ async def _runtime(emu: Emulator, venue: str, symbol: str, warmup: int, frames: 
             if state["warm_n"] >= 0 and q - state["q0"] >= frames:
                 done.set_result(None)
 
-    gc.collect()
-    gc.freeze()
-    try:
-        run = asyncio.ensure_future(s.run())
-        watcher = asyncio.ensure_future(watch())
-        complete = await _until(done, lambda: state["last"], s.stop, emu)
-        await run
-        watcher.cancel()
-    finally:
-        gc.unfreeze()
+    run = asyncio.ensure_future(s.run())  # its own GC policy (PaperSession.run: gc.freeze at start)
+    watcher = asyncio.ensure_future(watch())
+    complete = await _until(done, lambda: state["last"], s.stop, emu)
+    await run
+    watcher.cancel()
     gc1 = _collections()
     if not complete:
         raise _ended(int(state["quotes"]), frames, warmup)
@@ -351,6 +349,8 @@ class LiveBenchResult:
     requoted: int  # frames (of the first run) whose core call produced actions
     stages_all: dict[str, dict[str, Any]]  # median of the runs' percentiles, µs
     stages_requote: dict[str, dict[str, Any]]
+    stages_back_to_back: dict[str, dict[str, Any]]  # frames within IDLE_NS of the previous one
+    stages_after_idle: dict[str, dict[str, Any]]  # the others: the process was idle, its caches cold
     runtime: dict[str, Any]  # PaperSession's tick-to-order, µs
     runs: list[dict[str, Any]] = field(default_factory=list)
     notes: dict[str, Any] = field(default_factory=dict)
@@ -367,6 +367,9 @@ class LiveBenchResult:
             "requoted": self.requoted,
             "stages_us": self.stages_all,
             "stages_requote_us": self.stages_requote,
+            "stages_back_to_back_us": self.stages_back_to_back,
+            "stages_after_idle_us": self.stages_after_idle,
+            "idle_us": IDLE_NS / 1e3,
             "runtime_us": self.runtime,
             "runs": self.runs,
             "notes": self.notes,
@@ -380,7 +383,7 @@ def _median_tables(tables: list[dict[str, dict[str, Any]]]) -> dict[str, dict[st
         for k in KEYS:
             vals = [t[name][k] for t in tables if t[name][k] is not None]
             row[k] = statistics.median(vals) if vals else None
-        row["n"] = tables[0][name]["n"]
+        row["n"] = statistics.median(t[name]["n"] for t in tables)
         out[name] = row
     return out
 
@@ -409,7 +412,7 @@ def run_live_bench(
     warm = warmup_for(frames) if warmup is None else warmup
     say = progress or (lambda _m: None)
     runs: list[dict[str, Any]] = []
-    all_t, req_t, rt_t = [], [], []
+    all_t, req_t, rt_t, b2b_t, idle_t = [], [], [], [], []
     requoted = 0
     for k in range(repeat):
         loop = new_loop("avmm bench live")
@@ -424,9 +427,13 @@ def run_live_bench(
             loop.close()
         rows, nact = st["rows"], st["nact"]
         a, r = stage_table(rows), stage_table(rows, nact > 0)
+        gap = np.diff(rows[:, 0], prepend=rows[0, 0] - IDLE_NS)
+        b2b, idle = stage_table(rows, gap < IDLE_NS), stage_table(rows, gap >= IDLE_NS)
         p = pcts_us(rt["lat"])
         all_t.append(a)
         req_t.append(r)
+        b2b_t.append(b2b)
+        idle_t.append(idle)
         rt_t.append({"total": p})
         if k == 0:
             requoted = int((nact > 0).sum())
@@ -434,6 +441,8 @@ def run_live_bench(
             {
                 "stages_us": a,
                 "stages_requote_us": r,
+                "stages_back_to_back_us": b2b,
+                "stages_after_idle_us": idle,
                 "runtime_us": p,
                 "requoted": int((nact > 0).sum()),
                 "actions": int(nact.sum()),
@@ -461,6 +470,8 @@ def run_live_bench(
         requoted=requoted,
         stages_all=_median_tables(all_t),
         stages_requote=_median_tables(req_t),
+        stages_back_to_back=_median_tables(b2b_t),
+        stages_after_idle=_median_tables(idle_t),
         runtime=_median_tables(rt_t)["total"],
         runs=runs,
         notes=notes,

@@ -16,8 +16,9 @@ this file, 7 its creation time (ns); 8 ``head`` (records appended: the next seq)
 of its own; 16 ``copied`` (records committed to SQLite), 17 ``failed`` (1: the writer failed, 2:
 reported), 18 ``closed``.
 
-Append (``log_append``, ``log_answer``, ``log_actions``: compiled, called through their bound entry points, no
-syscall, no allocation): fill the slot at ``head``, a release fence, then ``head + 1``. A record
+Append (``log_append``, ``log_answer``, ``log_actions``: compiled, called through their bound entry
+points; no syscall, no allocation, no lock: one writer, the event loop): fill the slot at ``head``,
+a release fence, then ``head + 1``. A record
 below ``head`` is whole, whenever the process dies. The ring never overwrites a record not yet
 copied: a full ring returns -1 (the journal waits briefly for its writer, then raises).
 
@@ -28,6 +29,7 @@ journal), ``seq`` the record's seq; at most 8 + 1 + 10 + 1 + 15 = 35 characters 
 
 ``recovery(rows)``: the orders that no response made final and the fills already counted, from the
 journal's intents in seq order -- what a gateway reconciles with the venue after a restart.
+``TradeIds``: the trade ids counted, for the dedupe of fills.
 """
 
 from __future__ import annotations

@@ -2,8 +2,9 @@
 memory-mapped log first (``live/intents.py``), so that ``kill -9`` loses none.
 
 The hot path's records -- every action the core sends, every response the venue gives, each health
-or control event -- are appended to the intent log (``FILE.db.log``) before they are acted on: a
-memory write of ~0.2 us, no syscall, no allocation. The writer thread copies the log's new records
+or control event -- are appended to the intent log (``FILE.db.log``) before they are acted on:
+one call into compiled code that writes a record into the mapping (~20 ns; ~0.2 us with the call
+from Python), no syscall, no allocation, no lock. The writer thread copies the log's new records
 into the ``intents`` table every ``poll_s`` (5 ms) and commits, then marks them copied. The rest --
 the completed fill records (the backtester's ``FILL_DTYPE``, markouts included), the equity samples
 (``SAMPLE_DTYPE``), the events' texts, the end records -- goes through a queue to the same thread,
@@ -14,7 +15,8 @@ records its log holds beyond the last commit (a ``kill -9``) are copied first, t
 starts (its id the start time in unix seconds, above the last one's), the old rows kept;
 ``journal.recovery`` is what the gateway reconciles (``intents.Recovery``: the orders not known
 final, the trade ids of the fills counted, the last fill's time), and ``fill_seen(trade_id)``
-dedupes fills from then on. Client order ids: ``journal.client_id(seq)`` = ``prefix-session-seq``.
+dedupes fills from then on (``intents.TradeIds``: a pre-sized table, no growth on the way).
+Client order ids: ``journal.client_id(seq)`` = ``prefix-session-seq``.
 
 Failures: a commit that fails (disk full, read-only) stops the copying, keeps every intent not
 copied in the log (a resume replays them) and raises one line at the next append -- before the

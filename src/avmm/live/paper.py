@@ -10,11 +10,6 @@ So do the pump, the health changes and the end: one time base. The clock anchore
 ``feed_lag_ms``: the venue's time at arrival - the event's stamp). Between events, a pump calls ``Trader.tick``
 every ``PUMP_S`` wall seconds: responses come due and the timer ticks.
 
-Tick-to-order: for each market event whose handling sent orders, the wall time from the frame's
-arrival (``local_ns``, taken on entering the websocket callback) to the trader's return, the
-orders sent (``latency.LatencyRing``: the last ``latency_cap`` samples); the status shows its
-p50 / p99 in µs (``tick_to_order_us_p50`` / ``_p99``).
-
 ``PaperSession.run(duration)`` runs until ``stop()`` (a signal) or ``duration`` wall seconds; then
 every order is cancelled, what is in flight completes, the journal is flushed and the summary
 returned. It ends the same way, then raises, when the recorder cannot write (the feed's one-line
@@ -24,8 +19,14 @@ the feed and stop it.
 
 Stage latencies (the status's ``latency_us``): at most one quote or trade every ``LAT_EVERY_NS`` of
 wall time is timed -- ``feed`` (received -> the sink: payload copy, decode, dedupe, recording),
-``venue`` (the paper exchange model) and ``core`` (the strategy, the journal's queue, the gateway) --
+``venue`` (the paper exchange model) and ``core`` (the strategy, the journal's intent log, the gateway) --
 into a fixed ring; the others take the untimed path (one comparison more).
+
+Tick-to-order (the status's ``tick_to_order_us_p50`` / ``_p99``): for every quote or trade whose
+handling sent orders, the wall time from the frame's arrival (``local_ns``, taken on entering the
+websocket callback) to the trader's return, the orders sent, kept in ``latency.LatencyRing`` (the
+last ``latency_cap`` samples; one comparison and, when orders went out, one clock read and one
+store per event).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from time import time_ns
 from typing import Any
 
 import numpy as np
@@ -225,7 +227,7 @@ class PaperSession(FeedSink):
             self._fail(e)
             return
         if tr.sends != sends:
-            self.tick_to_order.add(time.time_ns() - local_ns)
+            self.tick_to_order.add(time_ns() - local_ns)
 
     def on_trade(self, ts_ns: int, local_ns: int, px: float, qty: float, side: int) -> None:
         self.clock.stamp(ts_ns, local_ns)
@@ -246,7 +248,7 @@ class PaperSession(FeedSink):
             self._fail(e)
             return
         if tr.sends != sends:
-            self.tick_to_order.add(time.time_ns() - local_ns)
+            self.tick_to_order.add(time_ns() - local_ns)
 
     def on_depth(self, local_ns: int, kind: int, side: int, px: float, qty: float) -> None:
         te = self.depth_E or self.clock.after_stamps(local_ns)

@@ -51,7 +51,7 @@ class Rest:
         ``share`` of the venue's limit (0: now). Binance counts per IP and per wall-clock minute."""
         minute = int(now // 60)
         used = self.used_weight if minute == self.weight_minute else 0
-        if used + cost <= share * WEIGHT_LIMIT_1M[self.venue]:
+        if used == 0 or used + cost <= share * WEIGHT_LIMIT_1M[self.venue]:  # one a minute at least
             return 0.0
         return (minute + 1) * 60.0 - now
 
