@@ -94,7 +94,9 @@ def run(
             fake = FakePrivate(um=um, public_key=pub)
         url = await fake.start()
         if setup is not None:
-            setup(fake)
+            r = setup(fake)
+            if asyncio.iscoroutine(r):
+                await r
         opts = {"request_timeout_s": 0.5, "backoff_min_s": 0.02, "countdown_s": 30.0, **venue}
         vname = "binance-um" if um else "binance-spot"
         vcfg = with_origin(VenueConfig(**opts), url, vname)
@@ -106,9 +108,10 @@ def run(
         try:
             await until(lambda: gw.ready or gw.halted is not None, 120.0)  # (a cold numba cache compiles the encoder)
 
-            def send(*acts: tuple) -> None:
+            def send(*acts: tuple, seq0: int = 0) -> None:
                 for i, (kind, oid, side, px, qty) in enumerate(acts):
                     actions[i] = (kind, side, oid, 0, px, qty)
+                gw.seq0 = seq0
                 gw.send(1, actions, len(acts))
 
             await body(fake, gw, rec, send)
@@ -153,6 +156,25 @@ def test_place_ack_fill_cancel_spot_ed25519_logon():
         await asyncio.sleep(0.05)
         assert rec.kinds(1) == ["ack", "fill", "canceled"]
         assert gw.c.dup_fills == 1 and not gw.orders
+
+    run(body)
+
+
+def test_client_ids_are_the_journal_records_seqs_even_when_actions_drop_out():
+    """With a journal, the i-th action's client id number is its record's seq (seq0 + i): an
+    action answered locally (a cancel of an order already gone) does not shift the others'."""
+
+    async def body(fake: FakePrivate, gw: BinanceGateway, rec: Rec, send: Any) -> None:
+        send((ACT_CANCEL, 77, 1, 99.0, 0.01), place(1), place(2, side=-1, px=101.0), seq0=100)
+        await until(lambda: rec.kinds(1) == ["ack"] and rec.kinds(2) == ["ack"])
+        cids = sorted(r[1]["newClientOrderId"] for r in fake.requests if r[0] == "order.place")
+        assert cids == [f"avmm-{SESSION}-101", f"avmm-{SESSION}-102"]
+        assert rec.kinds(77) == ["canceled"]
+        send(place(3), seq0=200)  # the encoder's marks were cleared: no leftover number
+        send(place(4))
+        await until(lambda: rec.kinds(4) == ["ack"])
+        cids = [r[1]["newClientOrderId"] for r in fake.requests if r[0] == "order.place"][-2:]
+        assert cids == [f"avmm-{SESSION}-200", f"avmm-{SESSION}-201"]
 
     run(body)
 
@@ -271,6 +293,23 @@ def test_foreign_order_at_start(policy):
         assert r.open_ours == 1 and r.open_foreign == 1
 
     run(body, setup=setup, foreign_orders=policy)
+
+
+def test_an_earlier_sessions_partly_filled_order_its_fills_booked_once_then_cancelled():
+    """A restart: an order of ours from an earlier session still open at the venue and partly
+    filled (a fill the journal may not hold): cancelled, its trades booked as external fills, once."""
+
+    async def setup(fake: FakePrivate) -> None:
+        fake.add_order("avmm-1600000000-7", "BUY", 99.0, 0.01)
+        await fake.fill("avmm-1600000000-7", 0.004, send=False)
+
+    async def body(fake: FakePrivate, gw: BinanceGateway, rec: Rec, send: Any) -> None:
+        assert fake.orders["avmm-1600000000-7"]["status"] == "CANCELED"
+        tid = fake.trades[0]["id"]
+        assert [c for c in rec.calls if c[0] == "external"] == [("external", 1, 0.004, tid)]
+        assert gw.first_reconcile.open_ours == 1 and gw.first_reconcile.external_fills == 1
+
+    run(body, setup=setup)
 
 
 def test_order_budget_never_exceeded():

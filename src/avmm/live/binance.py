@@ -241,7 +241,6 @@ class BinanceGateway(Gateway):
         self.enc: OrderEncoder | None = None
         self.req: Requests | None = None
         self._rid: Any = None  # a view of the encoder's last request id
-        self._seq_base: Any = None
         self.seq0 = 0  # set by the trader before send: the journal's seq of actions[0] (0: none)
         self.cid_head = f"{vcfg.client_prefix}-{session}-"
         self.orders: dict[int, Order] = {}  # oid -> working order
@@ -278,7 +277,6 @@ class BinanceGateway(Gateway):
         self.enc = OrderEncoder(self.venue, self.symbol, info.tick, info.lot, self.vcfg.client_prefix, self.session)
         self.req = Requests(self.enc, self.actions)
         self._rid = self.req.state["rid"]
-        self._seq_base = self.req.state["seq_base"]
         if info.rate_limits:
             self.limits.set_limits(info.rate_limits)
 
@@ -321,12 +319,16 @@ class BinanceGateway(Gateway):
         if self.req is None or self.api.closed or self.halted is not None:
             self._not_sent(t, actions, n)
             return
-        n, places = self._admit(t, actions, n)
+        n, places, orig = self._admit(t, actions, n)
         if n <= 0:
             return
         req = self.req
         keeps = self._keep_priority(actions, n) if places and not self.um and self.vcfg.keep_priority else ()
-        self._seq_base[0] = self.seq0
+        seq0 = self.seq0
+        if seq0 > 0:  # the journal numbered the actions (their records' seqs): the client ids' numbers
+            seqs = req.seqs
+            for i in range(n):
+                seqs[i] = seq0 + (orig[i] if orig is not None else i)
         rid0 = int(self._rid[0])
         nseq = int(req.state["seq"][0])
         k = req.encode(n, self.clock.timestamp_ms())
@@ -336,7 +338,8 @@ class BinanceGateway(Gateway):
         now = time.time_ns()
         api, pending = self.api, self.pending
         for i in range(k):
-            o, nseq = self._record(actions[i], i, nseq, now, i in keeps)
+            js = seq0 + (orig[i] if orig is not None else i) if seq0 > 0 else 0
+            o, nseq = self._record(actions[i], js, nseq, now, i in keeps)
             pending[rid0 + 1 + i] = (int(actions[i]["kind"]), o, now)
             try:
                 api.send_order(req.view(i))
@@ -345,14 +348,16 @@ class BinanceGateway(Gateway):
         if places:
             self.limits.sent_orders(places, now)
 
-    def _admit(self, t: int, actions: np.ndarray, n: int) -> tuple[int, int]:
+    def _admit(self, t: int, actions: np.ndarray, n: int) -> tuple[int, int, list[int] | None]:
         """The actions that may leave now, moved to the front: cancels and amends of orders the
         gateway no longer holds are answered here; while reconciling, or with no room in the order
         budget, places and amends are rejected to the core (requoted later). How many remain, and
-        how many of them are orders (places and amends)."""
+        how many of them are orders (places and amends), and each one's index in the batch as given
+        (None: unmoved) -- the journal numbered them in that order."""
         places = 0
         need_check = False
         orders = self.orders
+        orig: list[int] | None = None
         for j in range(n):
             a = actions[j]
             k = int(a["kind"])
@@ -361,13 +366,14 @@ class BinanceGateway(Gateway):
             if k != ACT_PLACE and int(a["oid"]) not in orders:
                 need_check = True
         if need_check:
-            n = self._drop_unknown(t, actions, n)
+            orig = []
+            n = self._drop_unknown(t, actions, n, orig)
             places = sum(1 for j in range(n) if int(actions[j]["kind"]) != ACT_CANCEL)
         if places and not self.ready:  # reconciling: cancels go, new orders wait for the next quote
-            return self._throttle(t, actions, n, count=False), 0
+            return self._throttle(t, actions, n, count=False), 0, None
         if places and not self.limits.order_room(places):
-            return self._throttle(t, actions, n), 0
-        return n, places
+            return self._throttle(t, actions, n), 0, None
+        return n, places, orig
 
     def _keep_priority(self, actions: np.ndarray, n: int) -> tuple[int, ...]:
         """Spot: the amends that keep the price and only lower the quantity go as
@@ -390,12 +396,13 @@ class BinanceGateway(Gateway):
                 out.append(i)
         return tuple(out)
 
-    def _record(self, a: Any, i: int, nseq: int, now: int, keep: bool = False) -> tuple[Order, int]:
-        """The gateway's record of the i-th request as encoded: the order placed, being cancelled
-        or amended (spot: a cancel-replace under a new client id); the last client id number."""
+    def _record(self, a: Any, js: int, nseq: int, now: int, keep: bool = False) -> tuple[Order, int]:
+        """The gateway's record of a request as encoded (``js``: its journal seq, 0: none): the
+        order placed, being cancelled or amended (spot: a cancel-replace under a new client id);
+        the encoder's last client id number."""
         kind, oid = int(a["kind"]), int(a["oid"])
         if kind == ACT_PLACE:
-            nseq = self.seq0 + i if self.seq0 > 0 else nseq + 1
+            nseq = js if js > 0 else nseq + 1
             o = Order(oid, int(a["side"]), float(a["px"]), float(a["qty"]), nseq, now)
             o.seqs.append(nseq)
             self.orders[oid] = o
@@ -415,7 +422,7 @@ class BinanceGateway(Gateway):
         if keep:
             self.c.keep_amends += 1
         elif not self.um:  # cancel-replace: a new client id
-            nseq = self.seq0 + i if self.seq0 > 0 else nseq + 1
+            nseq = js if js > 0 else nseq + 1
             o.prev_seq, o.seq = o.seq, nseq
             o.seqs.append(nseq)
             self.by_seq[nseq] = o
@@ -462,7 +469,7 @@ class BinanceGateway(Gateway):
             else:  # an amend not sent: the order stays as it was
                 self.resp.reject(t, oid, 0)
 
-    def _drop_unknown(self, t: int, actions: np.ndarray, n: int) -> int:
+    def _drop_unknown(self, t: int, actions: np.ndarray, n: int, orig: list[int]) -> int:
         """Cancels and amends of orders the gateway does not hold (already gone at the venue):
         answered here and taken out of ``actions``; the rest moved to the front. How many remain."""
         w = 0
@@ -478,6 +485,7 @@ class BinanceGateway(Gateway):
                 continue
             if w != j:
                 actions[w] = actions[j]
+            orig.append(j)
             w += 1
         return w
 

@@ -160,6 +160,10 @@ async def _open_orders(gw: BinanceGateway, res: ReconcileResult) -> None:
                     gw.by_venue_id[oi.orderId] = (o.oid, o.side)
                 continue
             await cancel_venue_order(gw, oi.orderId)
+            if oi.executedQty > 0:  # another session's (a restart): fills the journal may not have
+                for tr in await gw.order_trades(oi.orderId):
+                    if tr.id and not gw.trades.seen(tr.id):
+                        _external(gw, tr, res)
         else:
             res.open_foreign += 1
             if policy == "cancel" and await cancel_venue_order(gw, oi.orderId):

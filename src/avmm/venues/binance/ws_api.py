@@ -22,8 +22,9 @@ Prices and quantities are decimal strings on the symbol's tick and lot grid, exa
 to the nearest tick as an integer count and written with the tick's decimals (at least one), so no
 float artifact (``61234.100000000006``) reaches the venue. Client order ids are
 ``<prefix>-<session>-<seq>`` (Binance's rule: ``^[.A-Z:/a-z0-9_-]{1,36}$``; ``seq`` counts this
-encoder's new client ids from 1), kept by the core's order id until ``forget(oid)`` (the gateway,
-when the venue says the order is gone).
+encoder's new client ids from 1, or is the caller's ``seqs[i]`` for the i-th action when set: a
+journal's record seq), kept by the core's order id until ``forget(oid)`` (the gateway, when the
+venue says the order is gone).
 
 The requests are those of a connection authenticated once with ``session.logon`` (Ed25519): they
 carry no ``apiKey`` or ``signature``, only the ``timestamp`` (ms) every trading request needs.
@@ -76,7 +77,6 @@ ENC_DTYPE = np.dtype(
         ("qty_dec", "i8"),
         ("tick", "f8"),
         ("lot", "f8"),
-        ("seq_base", "i8"),  # > 0: the i-th action's new client id number is seq_base + i (a journal's seq)
     ],
     align=True,
 )
@@ -92,9 +92,12 @@ ENC_PARTS = [
     (np.dtype(np.uint8), 32),  # the timestamp's digits
     (np.dtype(np.uint8), 32),  # a number's digits, written backwards
     (np.dtype(np.uint8), MAX_ACTIONS),  # spot: the i-th action (an amend) keeps its priority (cleared when used)
+    (np.dtype(np.int64), MAX_ACTIONS),  # > 0: the i-th action's new client id number (a journal's seq; cleared)
 ]
 _OFFSETS, ENC_BYTES = block_layout(ENC_PARTS)
-OFF_E, OFF_PROG, OFF_NOPS, OFF_LIT, OFF_KEYS, OFF_VALS, OFF_OUT, OFF_OFFS, OFF_TS, OFF_TMP, OFF_KEEP = _OFFSETS
+OFF_E, OFF_PROG, OFF_NOPS, OFF_LIT, OFF_KEYS, OFF_VALS, OFF_OUT, OFF_OFFS, OFF_TS, OFF_TMP, OFF_KEEP, OFF_SEQS = (
+    _OFFSETS
+)
 
 
 def step_decimals(step: float) -> tuple[int, int]:
@@ -225,7 +228,8 @@ def _views(addr):
     tsb = carray(voidptr(addr + OFF_TS), 32, np.uint8)
     tmp = carray(voidptr(addr + OFF_TMP), 32, np.uint8)
     keep = carray(voidptr(addr + OFF_KEEP), MAX_ACTIONS, np.uint8)
-    return e, prog, nops, lit, keys, vals, out, offs, tsb, tmp, keep
+    seqs = carray(voidptr(addr + OFF_SEQS), MAX_ACTIONS, np.int64)
+    return e, prog, nops, lit, keys, vals, out, offs, tsb, tmp, keep, seqs
 
 
 @njit(**NJIT_INLINE)
@@ -315,11 +319,12 @@ def _write(out, pos, prog, nops, base, lit, tmp, tsb, nts, rid, cid, ncid, pv, q
 
 
 @njit(**NJIT_INLINE)
-def _next_cid(e, i):
-    """The next new client id number: ``seq_base + i`` when a journal numbers them (the action's
-    record in the intent log), else the encoder's own count + 1."""
-    if e.seq_base > 0:
-        c = e.seq_base + i
+def _next_cid(e, seqs, i):
+    """The next new client id number: ``seqs[i]`` when a journal numbers them (the action's record
+    in the intent log; then cleared), else the encoder's own count + 1."""
+    c = seqs[i]
+    if c > 0:
+        seqs[i] = 0
         if c > e.seq:
             e.seq = c
         return c
@@ -328,9 +333,9 @@ def _next_cid(e, i):
 
 
 @njit(**NJIT)
-def encode_at(addr, actions_addr, n, ts_ms):
+def encode_at(addr, actions_addr, n, ts_ms):  # noqa: C901  (compiled kernel)
     """The requests of the first ``n`` actions at ``actions_addr``, into the buffer; how many."""
-    e_arr, prog, nops, lit, keys, vals, out, offs, tsb, tmp, keep = _views(addr)
+    e_arr, prog, nops, lit, keys, vals, out, offs, tsb, tmp, keep, seqs = _views(addr)
     a = carray(voidptr(actions_addr), MAX_ACTIONS, ACTION_DTYPE)
     e = e_arr[0]
     nts = _put_int(tsb, 0, ts_ms, tmp)
@@ -359,7 +364,7 @@ def encode_at(addr, actions_addr, n, ts_ms):
                 if slot < 0:
                     e.full += 1
                     continue
-            ncid = _next_cid(e, i)
+            ncid = _next_cid(e, seqs, i)
             keys[slot] = oid
             vals[slot] = ncid
             cid = ncid
@@ -375,15 +380,17 @@ def encode_at(addr, actions_addr, n, ts_ms):
             elif kind == ACT_AMEND:
                 t = T_AMEND + (1 if side > 0 else 0)
                 if e.um == 0:
-                    ncid = _next_cid(e, i)
+                    ncid = _next_cid(e, seqs, i)
                     vals[slot] = ncid
             else:
                 t = T_CANCEL
-        keep[i] = 0
         e.rid += 1
         pos = _write(out, pos, prog, nops[t], t * MAX_OPS * 3, lit, tmp, tsb, nts, e.rid, cid, ncid, pv, qv, e)
         k += 1
         offs[k] = pos
+    for i in range(min(n, MAX_ACTIONS)):  # the per-call marks never outlive the call
+        keep[i] = 0
+        seqs[i] = 0
     return k
 
 
@@ -409,7 +416,9 @@ class Requests:
     from 1; client ids are kept per order until ``forget(oid)``.
     """
 
-    __slots__ = ("enc", "mem", "actions", "state", "out", "offs", "keys", "vals", "keep", "encode", "_forget")
+    __slots__ = (
+        "enc", "mem", "actions", "state", "out", "offs", "keys", "vals", "keep", "seqs", "encode", "_forget",
+    )  # fmt: skip
 
     def __init__(self, encoder: OrderEncoder, actions: np.ndarray) -> None:
         if actions.dtype != ACTION_DTYPE or actions.shape[0] < MAX_ACTIONS or not actions.flags.c_contiguous:
@@ -417,7 +426,7 @@ class Requests:
         self.enc = encoder
         self.actions = actions  # kept alive: the compiled code reads it by address
         self.mem = Block(ENC_PARTS)
-        e, prog, nops, lit, self.keys, self.vals, self.out, self.offs, _, _, self.keep = self.mem.views
+        e, prog, nops, lit, self.keys, self.vals, self.out, self.offs, _, _, self.keep, self.seqs = self.mem.views
         self.state = e
         e["um"] = int(encoder.um)
         e["tick"], e["lot"] = encoder.tick, encoder.lot
