@@ -7,7 +7,7 @@ PYTEST_WORKERS ?= 2
 
 BENCH_STORE ?= .bench/bench-10M-seed1.parquet
 
-.PHONY: run test test-slow check format bench bench-backtest bench-levels bench-data bench-peer bench-sweep bench-signals bench-emulator bench-ws bench-live bench-journal defaults-table signals-table fuzz clean
+.PHONY: run test test-slow check format bench bench-backtest bench-levels bench-data bench-peer bench-sweep bench-signals bench-emulator bench-ws bench-live bench-journal bench-paper-gc defaults-table signals-table fuzz clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -78,6 +78,11 @@ bench-signals: $(STAMP)
 ## received and decoded (flood) and receive latency p50 / p99 (paced); JSON written to bench_ws.json
 bench-ws: $(STAMP)
 	$(BIN)/python benchmarks/ws_clients.py --repeat 5 --json bench_ws.json
+
+## bench-paper-gc: the garbage collector's pauses in `avmm paper --gc auto` vs `--gc manual` (gc.callbacks), on the
+## emulator's replay of the real USD-M capture at --speed 20, 3 alternated runs each; JSON written to bench_paper_gc.json
+bench-paper-gc: $(STAMP)
+	$(BIN)/python benchmarks/paper_gc.py --runs 3 --json bench_paper_gc.json
 
 ## bench-emulator: frames/s that `avmm emulate --max` serves to one picows client (synthetic L1 session and the real
 ## spot / USD-M captures of ../shared/data), median of 3 runs; JSON written to bench_emulator.json

@@ -2,8 +2,9 @@
 
 ``Config`` is the strategy's sections (``avmm.core.config.StrategyConfig``: ``[model]``,
 ``[quoting]``, ``[risk]``, ``[estimators]``, ``[logging]``) plus ``[backtest]``
-(``avmm.backtest.config.BacktestConfig``) and ``[venue]`` (``avmm.live.config.VenueConfig``: the
-live runtime's URLs and feed timers). Only this module and the CLI see the whole file: the
+(``avmm.backtest.config.BacktestConfig``), ``[venue]`` (``avmm.live.config.VenueConfig``: the
+live runtime's URLs and feed timers) and ``[alerts]`` (``avmm.live.config.AlertsConfig``: the live
+runtime's alert hook). Only this module and the CLI see the whole file: the
 runtimes receive their validated sections. A bad value raises ``UserError`` naming the key, the
 value and the accepted range.
 """
@@ -24,17 +25,18 @@ from pydantic.fields import FieldInfo
 from avmm.backtest.config import BacktestConfig
 from avmm.core.config import SEED_MAX, STRICT, StrategyConfig, checked
 from avmm.errors import UserError
-from avmm.live.config import VenueConfig
+from avmm.live.config import AlertsConfig, VenueConfig
 
 __all__ = ["Config", "dump_toml", "load_config", "parse_override", "validate"]
 
 
 class Config(StrategyConfig):
-    """The whole file: the strategy's sections, ``[backtest]`` and ``[venue]``."""
+    """The whole file: the strategy's sections, ``[backtest]``, ``[venue]`` and ``[alerts]``."""
 
     model_config = STRICT
     backtest: BacktestConfig = BacktestConfig()
     venue: VenueConfig = VenueConfig()
+    alerts: AlertsConfig = AlertsConfig()
 
 
 def validate(data: dict[str, Any], where: str = "config") -> Config:

@@ -110,7 +110,7 @@ def run(
 
             def send(*acts: tuple, seq0: int = 0) -> None:
                 for i, (kind, oid, side, px, qty) in enumerate(acts):
-                    actions[i] = (kind, side, oid, 0, px, qty)
+                    actions[i] = (kind, side, oid, 0, px, qty, 0)
                 gw.seq0 = seq0
                 gw.send(1, actions, len(acts))
 

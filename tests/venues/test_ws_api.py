@@ -11,7 +11,7 @@ from decimal import Decimal
 import numpy as np
 import pytest
 
-from avmm.core.state import ACT_AMEND, ACT_CANCEL, ACT_PLACE, ACTION_DTYPE, MAX_ACTIONS
+from avmm.core.state import ACT_AMEND, ACT_CANCEL, ACT_PLACE, ACTION_DTYPE, AF_TAKE, MAX_ACTIONS
 from avmm.venues.binance.ws_api import CLIENT_ID, ID_CAP, ID_PROBE, OrderEncoder, Requests, step_decimals
 
 TS = 1_700_000_000_123
@@ -23,8 +23,8 @@ def _requests(venue: str = "binance-spot", tick: float = 0.01, lot: float = 0.00
 
 
 def _set(actions, rows):
-    for i, (kind, side, oid, px, qty) in enumerate(rows):
-        actions[i] = (kind, side, oid, 0, px, qty)
+    for i, (kind, side, oid, px, qty, *flags) in enumerate(rows):
+        actions[i] = (kind, side, oid, 0, px, qty, flags[0] if flags else 0)
     return len(rows)
 
 
@@ -70,6 +70,20 @@ def test_usdm_requests_exact_bytes():
         b'{"id":3,"method":"order.cancel","params":{"symbol":"BTCUSDT","origClientOrderId":"avmm-s1-1",'
         b'"timestamp":1700000000123}}',
     ]
+
+
+@pytest.mark.parametrize("venue", ["binance-spot", "binance-um"])
+def test_a_taker_place_is_a_limit_ioc(venue):
+    """The core's flatten (a place flagged AF_TAKE): LIMIT, timeInForce IOC, on both venues."""
+    a, req = _requests(venue, tick=0.1, lot=0.001)
+    take, place = _encode(req, a, [(ACT_PLACE, -1, 5, 61234.1, 0.002, AF_TAKE), (ACT_PLACE, 1, 6, 61200.0, 0.001)])
+    assert take == (
+        b'{"id":1,"method":"order.place","params":{"symbol":"BTCUSDT","side":"SELL","type":"LIMIT","timeInForce":"IOC",'
+        b'"price":"61234.1","quantity":"0.002","newClientOrderId":"avmm-s1-1","newOrderRespType":"ACK",'
+        b'"timestamp":1700000000123}}'
+    )
+    assert json.loads(place)["params"]["type"] == ("LIMIT" if venue == "binance-um" else "LIMIT_MAKER")
+    assert json.loads(place)["params"].get("timeInForce") == ("GTX" if venue == "binance-um" else None)
 
 
 @pytest.mark.parametrize("venue", ["binance-spot", "binance-um"])

@@ -12,7 +12,9 @@ learns what happened only through responses delivered after the response latency
 * requests (place / cancel / amend, after the entry latency): post-only orders that would cross are
   rejected; the risk check rejects orders that could take |position| past the limit; on spot, an
   order the free balance cannot cover is rejected (``accounting.short_of_balance``); a cancel is
-  effective only on arrival, and an order can fill meanwhile.
+  effective only on arrival, and an order can fill meanwhile. A taker order (``RQ_TAKE``: the
+  core's flatten) is never post-only and never rests: it takes what it can on arrival (``take``),
+  the rest is cancelled, as an immediate-or-cancel order.
 
 All our fills are maker fills at the order's price, except an order that is not post-only and
 crosses on arrival: it takes what the opposite best shows (less what our earlier taker orders took
@@ -37,7 +39,7 @@ from avmm.backtest.accounting import (
 )
 from avmm.backtest.latency import respond
 from avmm.backtest.queue import cache_put, depth_clear, depth_get, depth_put, join_queue, size_update, tick_index
-from avmm.backtest.state import RQ_AMEND, RQ_CANCEL, RS_ACK, RS_CANCELED, RS_FILL, RS_REJECT, XMAP
+from avmm.backtest.state import RQ_AMEND, RQ_CANCEL, RQ_TAKE, RS_ACK, RS_CANCELED, RS_FILL, RS_REJECT, XMAP
 from avmm.jit import NJIT, NJIT_INLINE
 
 
@@ -249,6 +251,52 @@ def crosses(bs, side, px):
     return px >= bs.ask if side > 0 else px <= bs.bid
 
 
+@njit(**NJIT)
+def take_order_x(bp, bs, xo, lat, rs, ring, fout, m):
+    """A taker order (``RQ_TAKE``) on arrival: the risk and balance checks of any order, then what
+    the opposite best shows, up to its size, at that price (``take``); the rest (all of it when it
+    does not cross any more) cancelled. It never rests in the book."""
+    t, side, px, qty = m.ts, m.side, m.px, m.qty
+    if bp.risk_check != 0 and exposure(bs, xo, side, -1) + qty > bp.max_position * (1.0 + 1e-9):
+        bs.n_rej_risk += 1
+        respond(bs, lat, rs, t, RS_REJECT, m.oid, side, px, qty, 0.0)
+        return
+    if short_of_balance(bp, bs, side, px, qty, 0.0):
+        respond(bs, lat, rs, t, RS_REJECT, m.oid, side, px, qty, 0.0)
+        return
+    slot = -1
+    for k in range(xo.shape[0]):
+        if xo[k].live == 0:
+            slot = k
+            break
+    if slot < 0:
+        bs.n_rej_other += 1
+        respond(bs, lat, rs, t, RS_REJECT, m.oid, side, px, qty, 0.0)
+        return
+    if slot >= bs.x_hwm:
+        bs.x_hwm = slot + 1
+    od = xo[slot]
+    od.oid = m.oid
+    od.side = side
+    od.ts = t
+    od.px = px
+    od.leaves = qty
+    od.ahead = 0.0
+    od.last_qty = math.nan
+    od.traded = 0.0
+    lock_order(bp, bs, od)
+    _set_live(bs, od, 1)
+    bs.x_slot[m.oid & (XMAP - 1)] = slot
+    respond(bs, lat, rs, t, RS_ACK, m.oid, side, px, qty, 0.0)
+    if crosses(bs, side, px):
+        take(bp, bs, xo, slot, lat, rs, ring, fout, t)  # the rest cancelled there
+    else:
+        _set_live(bs, od, 0)
+        respond(bs, lat, rs, t, RS_CANCELED, m.oid, side, px, od.leaves, 0.0)
+    while bs.x_hwm > 0 and xo[bs.x_hwm - 1].live == 0:
+        bs.x_hwm -= 1
+
+
 @njit(**NJIT_INLINE)
 def on_request_x(bp, bs, xo, keys, vals, lat, rs, ring, fout, m):  # noqa: C901  (compiled kernel)
     t = m.ts
@@ -295,6 +343,9 @@ def on_request_x(bp, bs, xo, keys, vals, lat, rs, ring, fout, m):  # noqa: C901 
             take(bp, bs, xo, k, lat, rs, ring, fout, t)
         return
     # new order
+    if kind == RQ_TAKE:
+        take_order_x(bp, bs, xo, lat, rs, ring, fout, m)
+        return
     if bp.post_only != 0 and crosses(bs, side, px):
         bs.n_rej_post_only += 1
         respond(bs, lat, rs, t, RS_REJECT, m.oid, side, px, qty, 0.0)

@@ -54,6 +54,7 @@ from avmm.backtest.state import (
     RQ_AMEND,
     RQ_CANCEL,
     RQ_PLACE,
+    RQ_TAKE,
     RS_ACK,
     RS_CANCELED,
     RS_FILL,
@@ -94,7 +95,7 @@ def send_actions(bs, a, n, lat, rq, t):
     for j in range(n):
         act = a[j]
         if act.kind == ACT_PLACE:
-            kind = RQ_PLACE
+            kind = RQ_PLACE if act.flags == 0 else RQ_TAKE
             bs.n_orders += 1
             bs.placed_qty += act.qty
         elif act.kind == ACT_CANCEL:

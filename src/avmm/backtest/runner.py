@@ -61,6 +61,7 @@ from avmm.backtest.state import (
     new_cache,
 )
 from avmm.core.config import StrategyConfig, max_position_of, to_params
+from avmm.core.risk import risk_summary
 from avmm.core.signals import run_error, signal_source
 from avmm.core.state import CoreMemory
 from avmm.errors import UserError
@@ -399,6 +400,7 @@ class Backtester:
         summary["signal_calls"] = int(st["n_sig_calls"])
         summary["signal_bad"] = int(st["n_sig_bad"])
         summary["signal_depth_dropped"] = int(st["n_depth_dropped"])
+        summary.update(risk_summary(self.mem.state))  # the core's risk limits: all 0 / False when none bound
         fills = self.fills.fills()
         summary = _with_e2e(summary, time.perf_counter() - (self.t_start or t_finish))
         return BacktestResult(summary, samples, fills, self.cfg, self.bt, self.meta)

@@ -17,6 +17,7 @@ INF_NS = np.int64(1) << np.int64(62)
 RQ_PLACE = 1
 RQ_CANCEL = 2
 RQ_AMEND = 3
+RQ_TAKE = 4  # a place that takes what it can at once and never rests (the core's AF_TAKE: flatten)
 RS_ACK = 11
 RS_REJECT = 12
 RS_CANCELED = 13

@@ -56,10 +56,12 @@ from avmm.backtest.state import (
     new_cache,
 )
 from avmm.core.config import StrategyConfig, max_position_of
+from avmm.core.risk import risk_summary
 from avmm.core.state import ACT_AMEND, ACT_CANCEL, ACT_PLACE, ACTION_DTYPE
 from avmm.jit import bind
 
 FOUT_CAP = 4096
+LIVE_BT_PARAMS = ("max_position", "post_only", "timer_ns", "timer_grid")  # follow the strategy's params
 SOUT_CAP = 4096
 
 
@@ -186,6 +188,13 @@ class PaperGateway:
 
     def amend(self, t: int, oid: int, side: int, px: float, qty: float) -> None:
         self.send(t, one_action(ACT_AMEND, oid, side, px, qty), 1)
+
+    def params_changed(self, cfg: StrategyConfig, params: np.ndarray) -> None:
+        """The exchange model's fields that follow the strategy's parameters: the position limit
+        of the risk check, post-only, the timer (a refresh grid's step)."""
+        bp = bt_params(cfg, self.bt, params)
+        for name in LIVE_BT_PARAMS:
+            self.bp[name] = bp[name]
 
     def advance(self, t: int, inclusive: bool = True) -> None:
         """The requests arriving and the responses due before ``t`` (at ``t`` too when
@@ -333,4 +342,5 @@ def paper_summary(
     out["signal_calls"] = int(st["n_sig_calls"])
     out["signal_bad"] = int(st["n_sig_bad"])
     out["signal_depth_dropped"] = int(st["n_depth_dropped"])
+    out.update(risk_summary(engine_state))
     return out

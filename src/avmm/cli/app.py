@@ -27,6 +27,7 @@ from avmm.cli.backtest import backtest_command
 from avmm.cli.bench import app as bench_app
 from avmm.cli.calibrate import calibrate_command
 from avmm.cli.config import app as config_app
+from avmm.cli.ctl import ctl_command
 from avmm.cli.data import app as data_app
 from avmm.cli.emulate import emulate_command
 from avmm.cli.live import live_command
@@ -79,6 +80,7 @@ app.command("paper")(paper_command)
 app.command("live")(live_command)
 app.command("record")(record_command)
 app.command("report")(report_command)
+app.command("ctl")(ctl_command)
 app.add_typer(bench_app, name="bench")
 app.add_typer(config_app, name="config")
 app.add_typer(data_app, name="data")

@@ -128,6 +128,7 @@ def summary_rows(s: dict) -> list[tuple[str, str]]:
             " / ".join(_fmt(s[k], "int") for k in ("bad_quotes", "bad_trades", "bad_depth_rows", "bad_exch_ts")),
         ),
         *signal_rows(s),
+        *risk_rows(s),
         ("session length", f"{s['session_s']:,.1f} s" + _gaps(s)),
         ("events/s, compiled loop (excl. compile)", f"{_fmt(s['events_per_s'], 'int')}  ({s['wall_s']:.3f} s)"),
         ("events/s, end to end (incl. reading)", f"{_fmt(s['events_per_s_e2e'], 'int')}  ({s['wall_s_e2e']:.3f} s)"),
@@ -142,6 +143,19 @@ def signal_rows(s: dict) -> list[tuple[str, str]]:
     if s.get("signal_depth_dropped"):
         text += f" (depth rows not kept: {_fmt(s['signal_depth_dropped'], 'int')})"
     return [("signal calls / results ignored (not finite)", text)]
+
+
+def risk_rows(s: dict) -> list[tuple[str, str]]:
+    """What the core's risk limits did (none when no limit bound)."""
+    keys = ("risk_halts", "risk_notional_cuts", "risk_rate_waits", "risk_loss_breaches", "risk_loss_day_breaches")
+    if not (s.get("risk_reason") or any(s.get(k) for k in keys)):
+        return []
+    counts = (
+        f"loss breaches {_fmt(s['risk_loss_breaches'], 'int')} / day {_fmt(s['risk_loss_day_breaches'], 'int')}; "
+        f"halts {_fmt(s['risk_halts'], 'int')}; flatten orders {_fmt(s['risk_flatten_orders'], 'int')}; "
+        f"notional cuts {_fmt(s['risk_notional_cuts'], 'int')}; orders-budget waits {_fmt(s['risk_rate_waits'], 'int')}"
+    )
+    return [("risk limits: state at the end", s["risk_reason"] or "quoting"), ("risk limits: what bound", counts)]
 
 
 def market_rows(s: dict) -> list[tuple[str, str]]:

@@ -110,7 +110,7 @@ async def _live(
     on_signal: Any,
 ) -> tuple[dict[str, Any], int, str | None]:
     from avmm.backtest.runner import _strategy_only, adapt_config
-    from avmm.cli.paper import _Status
+    from avmm.cli.paper import _day_pnl, _Status
     from avmm.live.paper import instrument
     from avmm.live.run import StopOnSignal
     from avmm.live.session_live import LiveSession, journal_position, session_token
@@ -124,6 +124,7 @@ async def _live(
         session_id = session_token()
         recovery = None
         pos0 = 0.0
+        day_pnl = None
         if journal_path is not None:
             meta = {
                 "venue": venue,
@@ -134,6 +135,7 @@ async def _live(
             }
             if journal_path.exists():
                 _check_journal(journal_path, venue, symbol)
+                day_pnl = _day_pnl(journal_path)  # the UTC day's PnL so far, for risk.max_loss_day
             journal = _open_journal(journal_path, meta, vcfg.client_prefix)
             session_id = str(journal.session)
             recovery = journal.recovery
@@ -141,7 +143,7 @@ async def _live(
                 pos0 = journal_position(journal_path)
         session = LiveSession(
             venue, symbol, strat, bt, vcfg, keys, session_id=session_id, journal=journal, recovery=recovery,
-            dry_run=dry_run, on_status=live, start_position=pos0,
+            dry_run=dry_run, on_status=live, start_position=pos0, day_pnl=day_pnl,
         )  # fmt: skip
         stopper = StopOnSignal(asyncio.get_running_loop(), session.stop, on_signal)
         with stopper:

@@ -1,6 +1,13 @@
 """``avmm paper`` (paper trading on a live Binance feed) and ``avmm report`` (a journal's summary,
 JSON and charts, as a backtest gives them).
 
+Running unattended (``live/control.py``): ``--ctl SOCKET`` (``avmm ctl``), the kill switch
+(``avmm ctl SOCKET kill``, SIGUSR1, ``--kill-file``, ``K`` twice in the status panel on a terminal:
+cancel all, stop, exit 0 with the summary),
+``--log FILE`` (rotated), the ``[alerts]`` hook, and the opt-in tuning ``--cpu``, ``--rt-priority``,
+``--gc``. There is no control socket unless ``--ctl`` names one: two sessions never meet at a
+default path.
+
 Signals: the first SIGINT / SIGTERM stops the session cleanly (every order cancelled, the journal
 flushed, the summary printed; exit 0); a second one exits at once (130 / 143) with one line. A
 recording that cannot be written and a user's signal that raises stop it the same way, then exit 2
@@ -13,14 +20,19 @@ import asyncio
 import contextlib
 import json
 import math
+import os
 import signal
 import sys
+import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import typer
 
 from avmm.errors import UserError
+
+KEY_CONFIRM_S = 2.0  # the status view's kill switch: K, then K again within this long
 
 
 def paper_command(
@@ -38,13 +50,37 @@ def paper_command(
     status_json: bool = typer.Option(False, "--status-json", help="status as JSON lines on stdout, every second"),
     metrics_port: int = typer.Option(None, "--metrics-port", help="Prometheus metrics on 127.0.0.1:PORT"),
     set_: list[str] = typer.Option(None, "--set", help="override a config value, e.g. backtest.maker_fee=0"),
+    ctl: Path = typer.Option(
+        None, "--ctl", metavar="SOCKET", help="listen for 'avmm ctl SOCKET ...' on this Unix socket (mode 0600)"
+    ),
+    kill_file: Path = typer.Option(
+        None,
+        "--kill-file",
+        metavar="PATH",
+        help="kill switch: when PATH appears, cancel all and stop (checked each second)",
+    ),
+    log: Path = typer.Option(None, "--log", metavar="FILE", help="log the session's events to FILE (rotated)"),
+    log_max_mb: float = typer.Option(16.0, "--log-max-mb", help="rotate the log file at this size, MB"),
+    log_backups: int = typer.Option(5, "--log-backups", help="rotated log files kept (FILE.1 ... FILE.N)"),
+    cpu: str = typer.Option(None, "--cpu", metavar="LIST", help="pin the process to these CPUs, e.g. 1 or 0,2 or 0-3"),
+    rt_priority: int = typer.Option(
+        None, "--rt-priority", metavar="P", help="run the event loop under SCHED_FIFO at priority P where permitted"
+    ),
+    gc_mode: str = typer.Option(
+        "auto",
+        "--gc",
+        metavar="<auto|manual>",
+        help="auto: automatic collections; manual: none during the session, run from a timer between events",
+    ),
 ) -> None:
     """Paper trading: the live feed drives the strategy core; its orders are filled by the
     backtester's exchange model (latency, queue position, fees) against the live book, in real time."""
     from avmm.cli import signals
     from avmm.config import load_config
     from avmm.live.config import with_origin
+    from avmm.live.control import check_kill_file, check_socket_path, install_early
     from avmm.live.run import check_symbol, check_venue, new_loop, record_folder
+    from avmm.live.tuning import GC_MODES, check_rt_priority, parse_cpus
 
     venue = check_venue(venue)
     symbol = check_symbol(symbol)
@@ -52,6 +88,23 @@ def paper_command(
         raise UserError(f"--duration {duration}: must be a positive number of seconds")
     if metrics_port is not None and not 0 <= metrics_port <= 65535:
         raise UserError(f"--metrics-port {metrics_port}: must be a port number (0-65535)")
+    if gc_mode not in GC_MODES:
+        raise UserError(f"--gc {gc_mode}: use {' or '.join(GC_MODES)}")
+    if not (math.isfinite(log_max_mb) and log_max_mb > 0):
+        raise UserError(f"--log-max-mb {log_max_mb}: must be a positive number of MB")
+    if log_backups < 1:
+        raise UserError(f"--log-backups {log_backups}: must be at least 1")
+    ops = _Ops(
+        ctl=check_socket_path(ctl) if ctl is not None else None,
+        kill_file=check_kill_file(kill_file) if kill_file is not None else None,
+        log=log,
+        log_max_bytes=max(1, int(log_max_mb * (1 << 20))),
+        log_backups=log_backups,
+        cpus=parse_cpus(cpu) if cpu is not None else None,
+        rt_priority=check_rt_priority(rt_priority) if rt_priority is not None else None,
+        gc_mode=gc_mode,
+    )
+    install_early()
     cfg = load_config(config, set_ or [])
     vcfg = with_origin(cfg.venue, url, venue) if url else cfg.venue
     if journal is not None:
@@ -65,12 +118,17 @@ def paper_command(
     files: list[Path] = []
     try:
         summary, signum = loop.run_until_complete(
-            _paper(venue, symbol, cfg, vcfg, duration, journal, record, files, status_json, metrics, signals.stopped)
+            _paper(
+                venue, symbol, cfg, vcfg, duration, journal, record, files, status_json, metrics, signals.stopped, ops
+            )
         )
     finally:
         loop.close()
     if signum:
         print(f"avmm paper: stopped by {signal.Signals(signum).name}; orders cancelled", file=sys.stderr)
+    elif ops.killed_by:
+        fl = {None: "", True: "; flattened", False: "; not flattened (no flatten in this core yet)"}[ops.flattened]
+        print(f"avmm paper: killed by {ops.killed_by}; orders cancelled{fl}", file=sys.stderr)
     title = f"paper: {venue} {symbol}" + (f"  journal {journal}" if journal else "")
     _print_summary(summary, title, to_stderr=status_json)
     if record is not None:
@@ -92,10 +150,14 @@ async def _paper(
     status_json: bool,
     metrics: Any,
     on_signal: Any,
+    ops: _Ops,
 ) -> tuple[dict[str, Any], int]:
     """The session; the files recorded are appended to ``files`` (an error too keeps them)."""
     from avmm.backtest.runner import _strategy_only, adapt_config
+    from avmm.config import parse_override
+    from avmm.live.control import Supervisor
     from avmm.live.journal import Journal
+    from avmm.live.logs import open_log
     from avmm.live.paper import PaperSession, instrument
     from avmm.live.record import Recorder
     from avmm.live.run import StopOnSignal
@@ -103,9 +165,12 @@ async def _paper(
     info = await instrument(venue, symbol, vcfg)
     strat = _strategy_only(adapt_config(cfg, info))
     bt = cfg.backtest
-    journal = rec = None
+    journal = rec = logf = None
     live = _Status(status_json, metrics)
+    day_pnl = _day_pnl(journal_path)
     try:
+        if ops.log is not None:
+            logf = open_log(ops.log, ops.log_max_bytes, ops.log_backups)
         if journal_path is not None:
             meta = {
                 "venue": venue,
@@ -116,15 +181,39 @@ async def _paper(
             journal = Journal(journal_path, meta)
         if record is not None:
             rec = Recorder(record, f"{symbol}-{venue}")
-        session = PaperSession(venue, symbol, strat, bt, vcfg, journal=journal, recorder=rec, on_status=live)
+        session = PaperSession(
+            venue, symbol, strat, bt, vcfg, journal=journal, recorder=rec, on_status=live, day_pnl=day_pnl
+        )
         stopper = StopOnSignal(asyncio.get_running_loop(), session.stop, on_signal)
+        sup = Supervisor(
+            session,
+            strat,
+            parse_set=parse_override,
+            alerts=cfg.alerts,
+            log=logf.logger if logf is not None else None,
+            ctl=ops.ctl,
+            kill_file=ops.kill_file,
+            cpus=ops.cpus,
+            rt_priority=ops.rt_priority,
+            gc_mode=ops.gc_mode,
+            where={"venue": venue, "symbol": symbol, "runtime": "paper"},
+            warn=lambda line: print(f"avmm paper: warning: {line}", file=sys.stderr, flush=True),
+        )
+        keys = _Keys(sys.stdin, sup.kill)
         with stopper:
             live.start()
             try:
-                summary = await session.run(duration)
+                async with sup:
+                    if live.live is not None:  # the panel on a terminal: K twice is the kill switch
+                        live.keys = keys.start(asyncio.get_running_loop())
+                    summary = await session.run(duration)
             finally:
+                keys.stop()
                 live.stop()
+                ops.killed_by, ops.flattened = sup.killed_by, sup.ctl.flattened
     finally:  # the journal flushed and the recorder closed, whatever stopped the session
+        if logf is not None:
+            logf.close()
         if journal is not None:
             journal.close()
         if rec is not None:
@@ -132,6 +221,107 @@ async def _paper(
             with contextlib.suppress(UserError):  # (the feed closed it: a failure was raised there)
                 rec.close()
     return summary, stopper.signum
+
+
+@dataclass
+class _Ops:
+    """Control, kill switch, log and tuning (``live/control.py``); what ended the session."""
+
+    ctl: Path | None = None
+    kill_file: Path | None = None
+    log: Path | None = None
+    log_max_bytes: int = 16 << 20
+    log_backups: int = 5
+    cpus: list[int] | None = None
+    rt_priority: int | None = None
+    gc_mode: str = "auto"
+    killed_by: str | None = None
+    flattened: bool | None = None
+
+
+class _Keys:
+    """The status view's kill switch: on a terminal, ``K`` twice within ``KEY_CONFIRM_S`` (one
+    ``K`` arms it, the panel says so). The terminal is in cbreak mode meanwhile (keys read one at a
+    time, not echoed; Ctrl-C still a signal), restored at the end."""
+
+    def __init__(self, stream: Any, kill: Any, clock: Any = time.monotonic) -> None:
+        self.stream = stream
+        self.kill = kill
+        self.clock = clock
+        self.armed = 0.0  # when K was pressed (0: not armed)
+        self.fd: int | None = None
+        self.saved: Any = None
+        self.loop: asyncio.AbstractEventLoop | None = None
+
+    def start(self, loop: asyncio.AbstractEventLoop) -> _Keys | None:
+        try:
+            fd = self.stream.fileno()
+        except (AttributeError, OSError, ValueError):
+            return None
+        if not os.isatty(fd):
+            return None
+        import termios
+        import tty
+
+        self.saved = termios.tcgetattr(fd)
+        tty.setcbreak(fd)
+        self.fd, self.loop = fd, loop
+        loop.add_reader(fd, self._read)
+        return self
+
+    def _read(self) -> None:
+        assert self.fd is not None
+        try:
+            data = os.read(self.fd, 64)
+        except OSError:
+            data = b""
+        if not data and self.loop is not None:  # closed
+            self.loop.remove_reader(self.fd)
+        self.keys(data)
+
+    def keys(self, data: bytes) -> None:
+        for ch in data:
+            if ch != ord("K"):
+                continue
+            now = self.clock()
+            if self.armed and now - self.armed <= KEY_CONFIRM_S:
+                self.armed = 0.0
+                self.kill("key K")
+            else:
+                self.armed = now
+
+    def hint(self) -> str:
+        if self.armed and self.clock() - self.armed <= KEY_CONFIRM_S:
+            return "K again to kill (cancel all, stop)"
+        return "K twice: kill (cancel all, stop)"
+
+    def stop(self) -> None:
+        if self.fd is None:
+            return
+        import termios
+
+        if self.loop is not None and not self.loop.is_closed():
+            self.loop.remove_reader(self.fd)
+        with contextlib.suppress(termios.error, OSError):
+            termios.tcsetattr(self.fd, termios.TCSADRAIN, self.saved)
+        self.fd = None
+
+
+def _day_pnl(path: Path | None) -> tuple[int, float] | None:
+    """The UTC day's PnL so far from the journal the session replaces (its last session's), for
+    ``risk.max_loss_day``; noted on stderr when there is one."""
+    if path is None or not path.exists():
+        return None
+    from avmm.live.journal import journal_day_pnl
+
+    day = journal_day_pnl(path)
+    if day is not None:
+        date = time.strftime("%Y-%m-%d", time.gmtime(day[0] * 86400))
+        print(
+            f"avmm: note: --journal {path}: the PnL of {date} (UTC) so far {day[1]:.6g}, from its last session",
+            file=sys.stderr,
+        )
+    return day
 
 
 class _Status:
@@ -143,6 +333,7 @@ class _Status:
         self.metrics = metrics
         self.console = console  # rich's Console (default: stdout's)
         self.live: Any = None
+        self.keys: _Keys | None = None
 
     def start(self) -> None:
         if self.as_json:
@@ -167,10 +358,10 @@ class _Status:
         if self.as_json:
             print(json.dumps(st), flush=True)
         elif self.live is not None:
-            self.live.update(_panel(st))
+            self.live.update(_panel(st, self.keys.hint() if self.keys is not None else None))
 
 
-def _panel(st: dict[str, Any]) -> Any:
+def _panel(st: dict[str, Any], keys: str | None = None) -> Any:
     from rich.table import Table
 
     t = Table(title=f"avmm paper {st.get('symbol', '')}", show_header=False, title_justify="left")
@@ -180,6 +371,8 @@ def _panel(st: dict[str, Any]) -> Any:
         t.add_row("status", "connecting")
         return t
     ok = "ok" if st["healthy"] else f"NOT QUOTING: {st['reason']}"
+    if st.get("paused"):
+        ok = f"PAUSED (avmm ctl ... resume): {st['reason']}"
 
     def f(x: Any, d: int = 2) -> str:
         return "-" if x is None else f"{x:,.{d}f}"
@@ -195,15 +388,17 @@ def _panel(st: dict[str, Any]) -> Any:
     t.add_row("feed lag (venue ms)", f(st["feed_lag_ms"], 1))
     t.add_row("frames / reconnects / gaps", f"{st['frames']:,} / {st['reconnects']} / {st['gaps']}")
     t.add_row("halts", str(st["halts"]))
+    if st.get("risk_reason") or st.get("risk_halts"):
+        t.add_row("risk", f"{st['risk_reason'] or 'ok'} (halts {st['risk_halts']})")
     lat = st.get("latency_us") or {}
     t.add_row(
         "latency p50 / p99, µs",
         "  ".join(f"{k} {f(v[0], 1)} / {f(v[1], 1)}" if v else f"{k} -" for k, v in lat.items()) or "-",
     )
-    t.add_row(
-        "tick-to-order p50 / p99, µs",
-        f"{f(st.get('tick_to_order_us_p50'), 1)} / {f(st.get('tick_to_order_us_p99'), 1)}",
-    )
+    t2o = f"{f(st.get('tick_to_order_us_p50'), 1)} / {f(st.get('tick_to_order_us_p99'), 1)}"
+    t.add_row("tick-to-order p50 / p99, µs", t2o)
+    if keys is not None:
+        t.add_row("kill switch", keys)
     return t
 
 
@@ -211,6 +406,8 @@ METRIC_KEYS = (
     "position", "pnl", "fees", "fills", "orders", "cancels", "markout_1s_bps", "markout_10s_bps",
     "feed_lag_ms", "frames", "reconnects", "gaps", "resyncs", "stale_periods", "halts", "bid", "ask",
     "journal_rows", "recorded_lines", "tick_to_order_us_p50", "tick_to_order_us_p99",
+    "lag_periods", "risk_halted", "risk_reduce_only", "risk_halts", "risk_position_cuts", "risk_notional_cuts",
+    "risk_rate_waits", "risk_loss_breaches", "risk_loss_day_breaches", "risk_flatten_orders",
 )  # fmt: skip
 """The status figures exported as Prometheus gauges (``avmm_paper_<key>``)."""
 
@@ -223,7 +420,10 @@ def _metrics(port: int) -> Any:
         raise UserError("--metrics-port needs prometheus-client: pip install 'avmm[live]'") from None
     reg = pc.CollectorRegistry()
     gauges = {k: pc.Gauge(f"avmm_paper_{k}", k.replace("_", " "), registry=reg) for k in METRIC_KEYS}
-    healthy = pc.Gauge("avmm_paper_healthy", "1 when quoting (the feed healthy)", registry=reg)
+    healthy = pc.Gauge("avmm_paper_healthy", "1 when the feed is healthy", registry=reg)
+    quoting = pc.Gauge("avmm_paper_quoting", "1 when quoting (healthy, not paused)", registry=reg)
+    paused = pc.Gauge("avmm_paper_paused", "1 when paused (avmm ctl pause)", registry=reg)
+    failed = pc.Gauge("avmm_paper_alerts_failed", "alert deliveries failed", registry=reg)
     lat = pc.Gauge("avmm_paper_latency_us", "stage latency, µs (sampled)", ["stage", "quantile"], registry=reg)
     try:
         pc.start_http_server(port, addr="127.0.0.1", registry=reg)
@@ -236,6 +436,10 @@ def _metrics(port: int) -> Any:
             if v is not None:
                 g.set(float(v))
         healthy.set(1.0 if st.get("healthy") else 0.0)
+        quoting.set(1.0 if st.get("quoting") else 0.0)
+        paused.set(1.0 if st.get("paused") else 0.0)
+        al = st.get("alerts") or {}
+        failed.set(float(al.get("command_failed", 0) + al.get("webhook_failed", 0)))
         for stage, v in (st.get("latency_us") or {}).items():
             if v:
                 lat.labels(stage, "0.5").set(v[0])

@@ -27,7 +27,9 @@ from avmm.core.state import (
     MAX_INT_BUCKETS,
     MAX_LEVELS,
     MAX_VWAP_BUCKETS,
+    ON_LIMIT,
     PARAMS_DTYPE,
+    RATE_CAP,
     SIG_PARAMS,
     TOUCH_MODES,
 )
@@ -43,6 +45,7 @@ PRICE_MAX = 1e12  # prices, spreads, price-unit parameters (quote currency)
 SIZE_MAX = 1e12  # sizes and positions (base units)
 TIME_MAX_S = 1e7  # windows and intervals converted to int64 ns (1e7 s = 116 days)
 STEP_MIN = 1e-12  # the smallest tick or lot (their inverses must be finite)
+MONEY_MAX = 1e15  # amounts of quote currency (losses, notionals)
 
 # A fixed model parameter or 'auto' (estimated from the data): the number's range is checked here.
 PosPrice = Annotated[float, Field(gt=0, le=PRICE_MAX)]
@@ -169,6 +172,43 @@ class RiskConfig(BaseModel):
         le=1e6,
         description="gamma = 'auto': at |position| = max_position the reservation price moves this many half-spreads",
     )
+    max_order_notional: Annotated[float, Field(ge=0, le=MONEY_MAX)] | Literal["off"] = Field(
+        "off",
+        description="price x size of one order, quote currency: a larger ladder order is cut to it "
+        "(a level under one lot is not quoted); 0 / 'off': no limit",
+    )
+    max_orders_per_10s: Annotated[int, Field(ge=0, le=RATE_CAP)] | Literal["off"] = Field(
+        "off",
+        description="orders + amends sent in any rolling 10 s of the core's clock: a requote waits "
+        "while the budget is spent (cancels are free); 0 / 'off': no limit",
+    )
+    max_loss: Annotated[float, Field(ge=0, le=MONEY_MAX)] | Literal["off"] = Field(
+        "off",
+        description="the session's mark-to-market loss (cash + position x mid since the start), quote "
+        "currency, at which on_limit applies; 0 / 'off': no limit",
+    )
+    max_loss_day: Annotated[float, Field(ge=0, le=MONEY_MAX)] | Literal["off"] = Field(
+        "off",
+        description="the UTC day's loss (the day's PnL before the session, from the journal, + the "
+        "session's since 00:00 UTC), quote currency, at which on_limit applies; 0 / 'off': no limit",
+    )
+    on_limit: Literal["reduce", "halt", "flatten"] = Field(
+        "halt",
+        description="when a loss limit binds: reduce (quote only what reduces |position|), halt (cancel "
+        "everything, quote nothing) or flatten (halt, then taker orders until the position is 0); until "
+        "resume (a reduce for max_loss_day alone ends at the next UTC day)",
+    )
+    max_feed_lag_ms: Annotated[float, Field(ge=0, le=1e9)] | Literal["off"] = Field(
+        "off",
+        description="paper / live: the venue's time at arrival - an event's venue stamp beyond this, ms: "
+        "cancel all, no quotes until it is back under half of it (the runtime's health rule: the core sees "
+        "one clock); 0 / 'off': not checked",
+    )
+
+    def limit(self, key: str) -> float:
+        """A limit as a number (0: off)."""
+        v = getattr(self, key)
+        return 0.0 if v == "off" else float(v)
 
 
 class EstimatorsConfig(BaseModel):
@@ -441,6 +481,13 @@ def to_params(cfg: StrategyConfig) -> np.ndarray:
     p["touch"] = TOUCH_MODES[qc.touch]
     p["behind_ticks"] = qc.behind_ticks
     p["max_position"] = max_pos
+    p["max_order_notional"] = r.limit("max_order_notional")
+    p["max_orders_10s"] = int(r.limit("max_orders_per_10s"))
+    p["max_loss"] = r.limit("max_loss")
+    p["max_loss_day"] = r.limit("max_loss_day")
+    p["on_limit"] = ON_LIMIT[r.on_limit]
+    p["day_pnl_day"] = -1  # (the runtime sets day_pnl0 and its day)
+    p["loss_on"] = int(r.limit("max_loss") > 0 or r.limit("max_loss_day") > 0)
     p["vol_halflife_s"] = e.vol_halflife_s
     p["vol_min_obs"] = e.vol_min_obs
     p["int_window_ns"] = int(e.intensity_window_s * 1e9)

@@ -15,8 +15,9 @@ from typing import Any
 import numpy as np
 
 from avmm.core.config import StrategyConfig, to_params
+from avmm.core.risk import risk_summary
 from avmm.core.signals import entry_module, signal_source
-from avmm.core.state import ACTION_NAMES, LOG_CAP, CoreMemory
+from avmm.core.state import ACTION_NAMES, AF_TAKE, LOG_CAP, CoreMemory
 from avmm.jit import bind
 
 
@@ -40,6 +41,11 @@ class Engine:
     * ``on_timer(ts_ns) -> n_actions``
     * ``cancel_all(ts_ns) -> n_actions``: cancel every working order (an unhealthy feed); the next
       market event requotes
+    * ``halt(ts_ns) -> n_actions``: cancel every working order and quote nothing until ``resume``
+      (the kill switch); ``flatten(ts_ns) -> n_actions``: halt, then taker orders (``flags`` =
+      ``AF_TAKE``: a marketable limit at the touch, immediate-or-cancel) until the position is 0;
+      ``resume(ts_ns) -> n_actions``: lift a halt or reduce-only, the next event requotes.
+      ``state["halted"]``, ``state["reduce_only"]`` and ``risk()`` say what the limits did
     * ``on_depth(kind, side, px, qty)``: a depth row (``events.DEPTH`` / ``SNAPSHOT`` / ``CLEAR``) for
       the signals' book beyond the touch (nothing when no signal reads depth)
     """
@@ -61,6 +67,9 @@ class Engine:
         "on_timer",
         "on_depth",
         "cancel_all",
+        "halt",
+        "flatten",
+        "resume",
         "targets",
     )
 
@@ -87,6 +96,9 @@ class Engine:
         self.on_timer = partial(bind(core.on_timer_at, scratch, i64), addr)
         self.on_depth = partial(bind(core.on_depth_at, scratch, i64, i64, f64, f64), addr)
         self.cancel_all = partial(bind(core.cancel_all_at, scratch, i64), addr)
+        self.halt = partial(bind(core.halt_at, scratch, i64), addr)
+        self.flatten = partial(bind(core.flatten_at, scratch, i64), addr)
+        self.resume = partial(bind(core.resume_at, scratch, i64), addr)
         self.targets = partial(bind(core.targets_at, scratch, i64), addr)
         del scratch_mem
 
@@ -97,17 +109,22 @@ class Engine:
     def action_list(self, n: int) -> list[dict]:
         out = []
         for row in self.actions[:n]:
-            out.append(
-                {
-                    "action": ACTION_NAMES[int(row["kind"])],
-                    "side": "bid" if row["side"] > 0 else "ask",
-                    "oid": int(row["oid"]),
-                    "level": int(row["level"]),
-                    "px": float(row["px"]),
-                    "qty": float(row["qty"]),
-                }
-            )
+            d = {
+                "action": ACTION_NAMES[int(row["kind"])],
+                "side": "bid" if row["side"] > 0 else "ask",
+                "oid": int(row["oid"]),
+                "level": int(row["level"]),
+                "px": float(row["px"]),
+                "qty": float(row["qty"]),
+            }
+            if row["flags"] & AF_TAKE:
+                d["take"] = True
+            out.append(d)
         return out
+
+    def risk(self) -> dict[str, Any]:
+        """What the risk limits did (``core.risk.risk_summary``)."""
+        return risk_summary(self.state)
 
     def ladder(self) -> dict:
         s = self.state[0]

@@ -24,9 +24,12 @@ from avmm.core.state import (
     ORDER_DTYPE,
     PARAMS_DTYPE,
     STATE_DTYPE,
+    WHY_EXTERNAL,
 )
 from avmm.core.strategy import (
     cancel_all_rec,
+    flatten_rec,
+    halt_rec,
     on_ack_rec,
     on_canceled_rec,
     on_fill_rec,
@@ -34,6 +37,7 @@ from avmm.core.strategy import (
     on_reject_rec,
     on_timer_rec,
     on_trade_rec,
+    resume_rec,
 )
 from avmm.jit import NJIT, voidptr
 
@@ -112,3 +116,26 @@ def cancel_all_at(addr, ts_ns):
     """Cancel every working order (``strategy.cancel_all_rec``)."""
     p, s, o, a = views(addr)
     return cancel_all_rec(s[0], o, a, ts_ns)
+
+
+@njit(**NJIT)
+def halt_at(addr, ts_ns):
+    """Halt from outside (the kill switch): cancel every working order, quote nothing until
+    ``resume_at`` (``strategy.halt_rec``)."""
+    p, s, o, a = views(addr)
+    return halt_rec(s[0], o, a, ts_ns, WHY_EXTERNAL)
+
+
+@njit(**NJIT)
+def flatten_at(addr, ts_ns):
+    """Halt, then taker orders until the position is 0 (``strategy.flatten_rec``): the first one
+    now when the core has a book, the next ones at the quote events after each one is done."""
+    p, s, o, a = views(addr)
+    return flatten_rec(p[0], s[0], o, a, ts_ns)
+
+
+@njit(**NJIT)
+def resume_at(addr, ts_ns):
+    """Lift a halt or reduce-only: the next event requotes (``strategy.resume_rec``)."""
+    p, s, o, a = views(addr)
+    return resume_rec(s[0], o, a, ts_ns)

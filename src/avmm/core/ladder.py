@@ -14,7 +14,9 @@ first; row 1 asks, best first) and the diagnostics ``s.res_px``, ``s.fair_px``, 
    the best ask, an ask never at or below the best bid;
 6. rounding: bids down and asks up to the tick grid, sizes down to the lot; levels kept strictly
    one tick apart at least;
-7. position limit: the sizes on a side never add up past ``max_position`` from the current position.
+7. risk: an order's size at most ``max_order_notional`` / price (when set); the sizes on a side
+   never add up past ``max_position`` from the current position -- reduce-only (a loss limit,
+   ``core/risk.py``): never past the position itself, on the side that reduces it only.
 """
 
 from __future__ import annotations
@@ -186,6 +188,8 @@ def compute_targets(p, s, ts_ns):  # noqa: C901  (compiled kernel)
         is_bid = row == 0
         base = fair - bd if is_bid else fair + ad
         room = p.max_position - s.pos if is_bid else p.max_position + s.pos
+        if s.reduce_only != 0:  # bids only against a short, asks against a long, never past flat
+            room = -s.pos if is_bid else s.pos
         grows = (q > 0.0) if is_bid else (q < 0.0)
         used = 0.0
         n = 0
@@ -213,8 +217,12 @@ def compute_targets(p, s, ts_ns):  # noqa: C901  (compiled kernel)
             size = p.sizes[lvl]
             if grows:
                 size *= shape
+            if p.max_order_notional > 0.0 and size * px > p.max_order_notional:
+                size = p.max_order_notional / px
+                s.n_limit_notional += 1
             if size > room - used:
                 size = room - used
+                s.n_limit_position += 1
             size = floor_to(size, p.lot, p.inv_lot)
             if size <= 0.0 or size < p.lot:
                 break

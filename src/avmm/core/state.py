@@ -34,6 +34,9 @@ SIG_STATE = 256  # the signal's own state
 BSIG_PARAMS = 16  # the built-in signals' parameters (core/signal_builtin.py)
 BSIG_STATE = 96  # their state
 DEPTH_CAP = 256  # depth levels kept per side for the signals (the worst dropped when full: core/depth.py)
+RATE_CAP = 1024  # risk.max_orders_per_10s at most (the send times of the last ones are kept in a ring)
+RATE_WINDOW_NS = 10_000_000_000  # the orders budget's rolling window
+DAY_NS = 86_400_000_000_000  # a UTC day (the day's loss limit restarts at 00:00 UTC)
 
 # sides
 BID = 1
@@ -51,6 +54,21 @@ ACT_PLACE = 1
 ACT_CANCEL = 2
 ACT_AMEND = 3
 ACTION_NAMES = {ACT_PLACE: "place", ACT_CANCEL: "cancel", ACT_AMEND: "amend"}
+
+# action flags
+AF_TAKE = 1  # a place that is neither post-only nor resting: a marketable limit, immediate-or-cancel (flatten)
+
+# what a risk limit does when it binds (risk.on_limit)
+LIMIT_REDUCE = 0  # quote only what reduces |position|
+LIMIT_HALT = 1  # cancel everything, quote nothing until resume
+LIMIT_FLATTEN = 2  # halt, and taker orders until the position is 0
+ON_LIMIT = {"reduce": LIMIT_REDUCE, "halt": LIMIT_HALT, "flatten": LIMIT_FLATTEN}
+
+# why the core is reduce-only or halted (s.limit_why bits)
+WHY_LOSS = 1  # risk.max_loss: the session's mark-to-market loss
+WHY_LOSS_DAY = 2  # risk.max_loss_day: the UTC day's
+WHY_EXTERNAL = 4  # halt / flatten from outside (the kill switch)
+WHY_NAMES = {WHY_LOSS: "max_loss", WHY_LOSS_DAY: "max_loss_day", WHY_EXTERNAL: "kill"}
 
 # fair price
 FAIR_MID = 0
@@ -123,6 +141,14 @@ PARAMS_DTYPE = np.dtype(
         ("behind_ticks", "f8"),
         # risk
         ("max_position", "f8"),  # base units
+        ("max_order_notional", "f8"),  # price x size of one order, quote currency; 0: off
+        ("max_orders_10s", "i8"),  # places + amends sent in any rolling 10 s; 0: off
+        ("max_loss", "f8"),  # the session's mark-to-market loss, quote currency; 0: off
+        ("max_loss_day", "f8"),  # the UTC day's (day_pnl0 + the session's since the day began); 0: off
+        ("day_pnl0", "f8"),  # the day's PnL before this session, quote currency (the runtime's, from its journal)
+        ("day_pnl_day", "i8"),  # the UTC day (days since the epoch) day_pnl0 is of; -1: the session's first
+        ("on_limit", "i8"),  # LIMIT_*: what a loss limit does
+        ("loss_on", "i8"),  # 1: max_loss or max_loss_day set (the per-event check runs)
         # estimators
         ("vol_halflife_s", "f8"),
         ("vol_min_obs", "i8"),
@@ -250,6 +276,28 @@ STATE_DTYPE = np.dtype(
         ("n_unknown_fills", "i8"),
         ("n_table_full", "i8"),
         ("n_rejects", "i8"),
+        # risk (core/risk.py): the state the limits put the core in, and what they did
+        ("halted", "i8"),  # 1: every order cancelled, nothing quoted until resume
+        ("reduce_only", "i8"),  # 1: only orders that reduce |position| are quoted
+        ("limit_why", "i8"),  # WHY_* bits: what made it so
+        ("limit_ns", "i8"),  # when the last limit bound (or the halt / resume came)
+        ("risk_seq", "i8"),  # +1 at every change of halted / reduce_only / limit_why (a runtime watches it)
+        ("flatten", "i8"),  # 1: taker orders until |position| < one lot
+        ("flat_oid", "i8"),  # the flatten order in flight (0: none)
+        ("flat_rejects", "i8"),
+        ("pnl", "f8"),  # the session's mark-to-market PnL at the last check (cash + position x mid)
+        ("day_end_ns", "i8"),  # the end of the UTC day of the last check (0: before the first)
+        ("day_base", "f8"),  # session PnL when the UTC day began (- day_pnl0 on the session's first day)
+        ("rate_ts", "i8", (RATE_CAP,)),  # send times of the last places + amends (a ring, max_orders_10s long)
+        ("rate_n", "i8"),  # places + amends sent (recorded in the ring)
+        ("rate_lo", "i8"),  # the oldest of them still in the window (rate_n - rate_lo: in the window)
+        ("n_limit_position", "i8"),  # ladder sizes the position room cut (max_position, reduce-only)
+        ("n_limit_notional", "i8"),  # ladder sizes max_order_notional cut
+        ("n_limit_rate", "i8"),  # requotes deferred, or orders held back, by the orders budget
+        ("n_limit_loss", "i8"),  # max_loss breaches (each latches until resume)
+        ("n_limit_loss_day", "i8"),  # max_loss_day breaches
+        ("n_halts", "i8"),  # halts entered (limits and from outside)
+        ("n_flatten_orders", "i8"),  # taker orders sent to flatten
         # timing and sampled logging
         ("timed", "i8"),
         ("tmark", "i8", (N_MARKS,)),
@@ -285,6 +333,7 @@ ACTION_DTYPE = np.dtype(
         ("level", "i8"),
         ("px", "f8"),
         ("qty", "f8"),
+        ("flags", "i8"),  # AF_*: 0 a normal (post-only when quoting.post_only) order
     ],
     align=True,
 )

@@ -32,14 +32,18 @@ import numpy as np
 from numba import njit
 
 from avmm.core.estimators import intensity_fit, intensity_on_trade, micro_price, vol_sample, vwap_on_trade
-from avmm.core.ladder import compute_targets
+from avmm.core.ladder import compute_targets, floor_to
+from avmm.core.risk import latch, loss_check, note_send, orders_budget
 from avmm.core.state import (
     ACT_AMEND,
     ACT_CANCEL,
     ACT_PLACE,
+    AF_TAKE,
     EV_FILL,
     EV_QUOTE,
     EV_TRADE,
+    LIMIT_FLATTEN,
+    LIMIT_REDUCE,
     LOG_CAP,
     MAX_ACTIONS,
     MK_DIFF,
@@ -54,6 +58,9 @@ from avmm.core.state import (
     OS_PENDING_AMEND,
     OS_PENDING_CANCEL,
     OS_PENDING_NEW,
+    WHY_EXTERNAL,
+    WHY_LOSS,
+    WHY_LOSS_DAY,
 )
 from avmm.jit import NJIT, NJIT_INLINE, clock_ns
 
@@ -113,6 +120,7 @@ def _emit(a, n, kind, side, oid, level, px, qty):
     act.level = level
     act.px = px
     act.qty = qty
+    act.flags = 0
     return n + 1
 
 
@@ -128,15 +136,18 @@ def _free_slot(s, o):
 
 
 @njit(**NJIT)
-def diff_orders(p, s, o, a, ts_ns):  # noqa: C901  (compiled kernel)
+def diff_orders(p, s, o, a, ts_ns, budget):  # noqa: C901  (compiled kernel)
     """Write the minimal actions turning the live orders into the target ladder. Returns count.
 
     Per side: (1) an order within ``price_tol_ticks`` of an unmatched target and within
     ``size_tol`` of its size is kept; (2) other working orders are amended onto the remaining
     targets when ``amend`` is on, else cancelled; (3) remaining targets are placed. Orders already
-    being cancelled are left alone.
+    being cancelled are left alone. At most ``budget`` places + amends (the orders budget, bids
+    first): an order that cannot be amended is cancelled, a target not placed is counted in
+    ``n_limit_rate``.
     """
     n = 0
+    nb = 0  # places + amends written
     tol = p.price_tol_ticks * p.tick + 1e-9 * p.tick
     for row in range(2):
         side = 1 if row == 0 else -1
@@ -170,7 +181,8 @@ def diff_orders(p, s, o, a, ts_ns):  # noqa: C901  (compiled kernel)
             if p.amend != 0 and od.status == OS_LIVE:
                 while nxt < nt and s.matched[nxt] != 0:
                     nxt += 1
-                if nxt < nt:
+                if nxt < nt and nb < budget:
+                    nb += 1
                     s.matched[nxt] = 1
                     od.prev_px = od.px
                     od.prev_qty = od.leaves
@@ -193,6 +205,10 @@ def diff_orders(p, s, o, a, ts_ns):  # noqa: C901  (compiled kernel)
             if slot < 0 or n >= MAX_ACTIONS:
                 s.n_table_full += 1
                 break
+            if nb >= budget:
+                s.n_limit_rate += 1
+                break
+            nb += 1
             od = o[slot]
             od.oid = s.next_oid
             s.oid_slot[od.oid & (OID_MAP - 1)] = slot
@@ -236,10 +252,23 @@ def requote_due(p, s, ts_ns):
 
 @njit(**NJIT)
 def requote(p, s, o, a, ts_ns):
-    """Quote computation and order diff, stamped as two stages."""
+    """Quote computation and order diff, stamped as two stages. Halted: nothing. With an orders
+    budget (``risk.max_orders_per_10s``): nothing while it is spent (the requote stays due), at most
+    what is left of it (the rest stays due)."""
+    budget = MAX_ACTIONS
+    if p.max_orders_10s > 0 or s.halted != 0:
+        if s.halted != 0:
+            s.dirty = 0
+            return 0
+        budget = orders_budget(p, s, ts_ns)
+        if budget <= 0:
+            s.n_limit_rate += 1
+            s.dirty = 1
+            return 0
+    held = s.n_limit_rate
     compute_targets(p, s, ts_ns)
     _mark(s, MK_QUOTE)
-    n = diff_orders(p, s, o, a, ts_ns)
+    n = diff_orders(p, s, o, a, ts_ns, budget)
     _mark(s, MK_DIFF)
     s.last_quote_ns = ts_ns
     if p.refresh_grid != 0 and ts_ns >= s.next_refresh_ns:  # the first grid time after now
@@ -248,6 +277,12 @@ def requote(p, s, o, a, ts_ns):
     s.last_quote_mid = s.mid
     s.last_quote_pos = s.pos
     s.dirty = 0
+    if p.max_orders_10s > 0:
+        for j in range(n):
+            if a[j].kind != ACT_CANCEL:
+                note_send(p, s, ts_ns)
+        if s.n_limit_rate != held:  # targets held back: due again when the budget frees
+            s.dirty = 1
     s.n_requotes += 1
     return n
 
@@ -299,6 +334,10 @@ def on_quote_rec(p, s, o, a, ts_ns, bid, bid_qty, ask, ask_qty):
         intensity_fit(p, s, ts_ns)
     _mark(s, MK_ESTIM)
     n = 0
+    if p.loss_on != 0 or s.halted != 0:  # (two comparisons when no loss limit is set and not halted)
+        n = risk_on_quote(p, s, o, a, ts_ns)
+        if s.halted != 0:
+            return n
     if requote_due(p, s, ts_ns):
         n = requote(p, s, o, a, ts_ns)
     if _sampled(p, s):
@@ -370,6 +409,12 @@ def on_fill_rec(p, s, o, a, ts_ns, oid, side, px, qty, fee):
     s.fill_volume += qty
     _mark(s, MK_FILL)
     n = 0
+    if p.loss_on != 0:
+        why = loss_check(p, s, ts_ns)
+        if why != 0:
+            n = limit_hit(p, s, o, a, ts_ns, why)
+            if s.halted != 0:
+                return n
     if s.has_book != 0 and p.fill_requote != 0:
         n = requote(p, s, o, a, ts_ns)
     if _sampled(p, s):
@@ -398,6 +443,8 @@ def on_reject_rec(p, s, o, oid):
     s.n_rejects += 1
     if p.reject_requote != 0:
         s.dirty = 1
+    if oid == s.flat_oid:
+        s.flat_rejects += 1
     if i < 0:
         return 0
     od = o[i]
@@ -452,4 +499,136 @@ def cancel_all_rec(s, o, a, ts_ns):
             n = _emit(a, n, ACT_CANCEL, od.side, od.oid, od.level, od.px, od.leaves)
     s.dirty = 1
     s.n_actions += n
+    return n
+
+
+# --- risk: halt, flatten, resume (core/risk.py has the limits' arithmetic) ------------------------
+
+FLAT_MAX_REJECTS = 3  # flatten orders rejected before flattening gives up (the core stays halted)
+
+
+@njit(**NJIT)
+def halt_rec(s, o, a, ts_ns, why):
+    """Halt: cancel every working order and quote nothing until ``resume_rec`` (market data still
+    updates the book and the estimators). ``why``: the ``WHY_*`` bits recorded."""
+    latch(s, why, ts_ns)
+    if s.halted == 0:
+        s.halted = 1
+        s.n_halts += 1
+    n = cancel_all_rec(s, o, a, ts_ns)
+    s.dirty = 0
+    return n
+
+
+@njit(**NJIT)
+def flatten_step(p, s, o, a, ts_ns, n):
+    """While flattening: one taker order (``AF_TAKE``: a marketable limit at the touch,
+    immediate-or-cancel) for the position, when none is in flight; done when |position| is under
+    one lot. Appends to ``a[n:]``; returns the new count."""
+    if s.flatten == 0 or s.has_book == 0:
+        return n
+    q = s.pos
+    size = floor_to(abs(q), p.lot, p.inv_lot)
+    if not size >= p.lot or s.flat_rejects >= FLAT_MAX_REJECTS:
+        s.flatten = 0  # flat (or given up: the core stays halted)
+        s.risk_seq += 1
+        return n
+    if s.flat_oid != 0 and find_order(s, o, s.flat_oid) >= 0:
+        return n
+    if p.max_orders_10s > 0 and orders_budget(p, s, ts_ns) <= 0:
+        s.n_limit_rate += 1
+        return n
+    slot = _free_slot(s, o)
+    if slot < 0 or n >= MAX_ACTIONS:
+        s.n_table_full += 1
+        return n
+    side = -1 if q > 0.0 else 1
+    px = s.bid if side < 0 else s.ask
+    od = o[slot]
+    od.oid = s.next_oid
+    s.oid_slot[od.oid & (OID_MAP - 1)] = slot
+    s.next_oid += 1
+    od.side = side
+    od.status = OS_PENDING_NEW
+    od.level = -1
+    od.px = px
+    od.qty = size
+    od.leaves = size
+    od.prev_px = math.nan
+    od.prev_qty = math.nan
+    od.ts_ns = ts_ns
+    s.flat_oid = od.oid
+    n2 = _emit(a, n, ACT_PLACE, side, od.oid, -1, px, size)
+    a[n].flags = AF_TAKE
+    s.n_flatten_orders += 1
+    s.n_actions += n2 - n
+    if p.max_orders_10s > 0:
+        note_send(p, s, ts_ns)
+    return n2
+
+
+@njit(**NJIT)
+def limit_hit(p, s, o, a, ts_ns, why):
+    """A loss limit bound (``why``: the ``WHY_*`` bits newly breached): ``risk.on_limit``."""
+    if why & WHY_LOSS:
+        s.n_limit_loss += 1
+    if why & WHY_LOSS_DAY:
+        s.n_limit_loss_day += 1
+    if p.on_limit == LIMIT_REDUCE:
+        latch(s, why, ts_ns)
+        s.reduce_only = 1
+        s.dirty = 1  # requote now: the side that grows |position| goes
+        return 0
+    n = halt_rec(s, o, a, ts_ns, why)
+    if p.on_limit == LIMIT_FLATTEN and s.flatten == 0:
+        s.flatten = 1
+        s.flat_rejects = 0
+        n = flatten_step(p, s, o, a, ts_ns, n)
+    return n
+
+
+@njit(**NJIT)
+def risk_on_quote(p, s, o, a, ts_ns):
+    """A quote event with a loss limit set or the core halted: the limits checked; while
+    flattening, the next taker order."""
+    n = 0
+    if p.loss_on != 0:
+        why = loss_check(p, s, ts_ns)
+        if why != 0:
+            n = limit_hit(p, s, o, a, ts_ns, why)
+    if s.halted != 0:
+        n = flatten_step(p, s, o, a, ts_ns, n)
+    return n
+
+
+@njit(**NJIT)
+def flatten_rec(p, s, o, a, ts_ns):
+    """Halt, then taker orders until the position is 0 (the kill switch's flatten)."""
+    n = halt_rec(s, o, a, ts_ns, WHY_EXTERNAL)
+    s.flatten = 1
+    s.flat_rejects = 0
+    return flatten_step(p, s, o, a, ts_ns, n)
+
+
+@njit(**NJIT)
+def resume_rec(s, o, a, ts_ns):
+    """Lift a halt or reduce-only (and stop flattening): the next event requotes. A loss limit
+    still breached binds again at the next check. A flatten order still in flight is cancelled."""
+    n = 0
+    if s.flat_oid != 0:
+        i = find_order(s, o, s.flat_oid)
+        if i >= 0 and o[i].status != OS_PENDING_CANCEL:
+            od = o[i]
+            od.status = OS_PENDING_CANCEL
+            od.ts_ns = ts_ns
+            n = _emit(a, n, ACT_CANCEL, od.side, od.oid, od.level, od.px, od.leaves)
+            s.n_actions += n
+    s.halted = 0
+    s.reduce_only = 0
+    s.flatten = 0
+    s.flat_oid = 0
+    s.limit_why = 0
+    s.limit_ns = ts_ns
+    s.risk_seq += 1
+    s.dirty = 1
     return n

@@ -175,7 +175,7 @@ class _Pipeline(FeedSink):
     def _acks(self, n: int) -> None:
         """The venue's answers, at once (the bench's venue accepts everything)."""
         e = self.engine
-        for kind, _side, oid, _lvl, _px, _qty in self.actions[:n].tolist():
+        for kind, _side, oid, *_ in self.actions[:n].tolist():
             if kind == self.cancel_kind:
                 e.on_canceled(oid)
                 self.req.forget(oid)

@@ -1,4 +1,5 @@
-"""``[venue]``: where the live runtime connects and how its feed keeps itself healthy.
+"""``[venue]``: where the live runtime connects and how its feed keeps itself healthy;
+``[alerts]``: where it reports what needs a person (``live/alerts.py``).
 
 Every base URL is configurable (``rest_url``, ``stream_url``, ``ws_api_url``); left unset, each is
 the production host of the market chosen on the command line (``--venue binance-spot`` /
@@ -7,6 +8,7 @@ the production host of the market chosen on the command line (``--venue binance-
 
 from __future__ import annotations
 
+import shlex
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
@@ -186,3 +188,39 @@ def with_origin(cfg: VenueConfig, origin: str, venue: str) -> VenueConfig:
     http = f"{'https' if secure else 'http'}://{host}"
     ws = f"{'wss' if secure else 'ws'}://{host}"
     return cfg.model_copy(update={"rest_url": http, "stream_url": ws, "ws_api_url": ws + WS_API_PATH[venue]})
+
+
+def _command(v: str | None) -> str | None:
+    if v is None:
+        return v
+    try:
+        argv = shlex.split(v)
+    except ValueError as e:
+        raise ValueError(f"cannot split {v!r} into words ({e})") from None
+    if not argv:
+        raise ValueError("empty command")
+    return v
+
+
+class AlertsConfig(BaseModel):
+    """``[alerts]``: the alert hook of a live or paper session (``live/alerts.py``): a command, a
+    webhook or both, run on a halt, the kill switch, a disconnect longer than ``disconnect_s`` and a
+    reconciliation failure."""
+
+    model_config = STRICT
+    command: Annotated[str | None, AfterValidator(_command)] = Field(
+        None,
+        description="run with the alert as JSON on stdin (split into words like a shell line, run without a shell)",
+    )
+    webhook_url: HttpUrl = Field(None, description="POST the alert as JSON to this URL")
+    timeout_s: float = Field(10.0, gt=0, le=600, description="the command's / one POST's time limit, s")
+    retries: int = Field(2, ge=0, le=10, description="webhook: attempts after a failed one (backoff 0.5 s, doubled)")
+    disconnect_s: float = Field(
+        30.0, gt=0, le=86400, description="alert when the feed has been disconnected this long, s"
+    )
+    resync_failures: int = Field(
+        5, ge=1, le=10**6, description="alert when this many book snapshots in a row fail (paper: the feed's resync)"
+    )
+    min_interval_s: float = Field(
+        60.0, ge=0, le=86400, description="at most one alert of a kind this often, s (the others counted and logged)"
+    )

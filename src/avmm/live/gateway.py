@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from avmm.backtest.venue import one_action
+from avmm.core.config import StrategyConfig
 from avmm.core.state import ACT_AMEND, ACT_CANCEL, ACT_PLACE
 
 
@@ -44,6 +45,10 @@ class Gateway:
     def advance(self, t: int, inclusive: bool = True) -> None:
         """Deliver the responses due by ``t``."""
         raise NotImplementedError
+
+    def params_changed(self, cfg: StrategyConfig, params: np.ndarray) -> None:
+        """The strategy's parameters changed while running (``avmm ctl set``): ``cfg`` and the
+        core's ``params`` record as they are now."""
 
     # one order at a time (scripts, tests): the same path as ``send``
     def place(self, t: int, oid: int, side: int, px: float, qty: float) -> None:

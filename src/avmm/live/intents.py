@@ -62,7 +62,7 @@ KIND_NAMES = {
     K_ACK: "ack", K_REJECT: "reject", K_CANCELED: "canceled", K_FILL: "fill", K_UNKNOWN: "unknown",
     K_EVENT: "event",
 }  # fmt: skip
-EVENT_CODES = {"health": 1, "ctl": 2}  # an event's code in the log (0: another kind)
+EVENT_CODES = {"health": 1, "ctl": 2, "risk": 3}  # an event's code in the log (0: another kind)
 
 # --- layout -----------------------------------------------------------------------------------------
 LOG_MAGIC = b"AVMMILOG"
@@ -82,7 +82,7 @@ INTENT_DTYPE = np.dtype(
         ("trade_id", "i8"),  # a fill's trade id (0: none)
         ("kind", "i4"),
         ("side", "i4"),
-        ("code", "i8"),  # an error code, an event's code
+        ("code", "i8"),  # an error code, an event's code, an action's flags (core.state.AF_*)
         ("px", "f8"),
         ("qty", "f8"),
         ("fee", "f8"),
@@ -106,7 +106,7 @@ R_PX, R_QTY, R_FEE = _w("px"), _w("qty"), _w("fee")
 R_KIND, R_SIDE = _w("kind", size=4), _w("side", size=4)
 A_STRIDE = ACTION_DTYPE.itemsize // 8
 A_KIND, A_SIDE, A_OID = _w("kind", ACTION_DTYPE), _w("side", ACTION_DTYPE), _w("oid", ACTION_DTYPE)
-A_PX, A_QTY = _w("px", ACTION_DTYPE), _w("qty", ACTION_DTYPE)
+A_PX, A_QTY, A_FLAGS = _w("px", ACTION_DTYPE), _w("qty", ACTION_DTYPE), _w("flags", ACTION_DTYPE)
 assert REC_BYTES == 96 and ACTION_DTYPE.itemsize % 8 == 0
 
 FULL, FAILED, CLOSED = -1, -2, -3  # what an append returns instead of a seq
@@ -199,7 +199,7 @@ def log_actions(addr: int, actions_addr: int, n: int, t: int) -> int:
         r[R_TID] = 0
         r4[R_KIND] = a[k + A_KIND]
         r4[R_SIDE] = a[k + A_SIDE]
-        r[R_CODE] = 0
+        r[R_CODE] = a[k + A_FLAGS]  # an action's flags (core.state.AF_TAKE: a taker order)
         rf[R_PX] = af[k + A_PX]
         rf[R_QTY] = af[k + A_QTY]
         rf[R_FEE] = 0.0

@@ -27,6 +27,9 @@ after that go on into the log (the cleanup's cancels). A ring full of records no
 ``load_journal(path, session=None)`` reads one session back as the backtester's records (``avmm
 report``): the last session that ended, unless another is named; the summary is recomputed from
 them by the backtest's own ``summarize``. Journals of format 1 (no intent log) are read too.
+``journal_day_pnl(path)``: the UTC day's PnL at the last sample, over the journal's sessions, which
+the next session's ``risk.max_loss_day`` counts from (a session's own carry-in: the meta record
+``day_pnl0.<session>``, ``{"day": days since the epoch or -1, "pnl": ...}``).
 
 Tables (format 2): ``meta(key, value)`` (``format``, ``jid``, ``cid_prefix``, ``meta``: the last
 session's), ``sessions(session, started_ns, first_seq, meta, bt_state, core_state, summary)``,
@@ -57,7 +60,7 @@ from typing import Any
 import numpy as np
 
 from avmm.backtest.state import BT_STATE_DTYPE, FILL_DTYPE, SAMPLE_DTYPE
-from avmm.core.state import ACTION_DTYPE, STATE_DTYPE
+from avmm.core.state import ACTION_DTYPE, DAY_NS, STATE_DTYPE
 from avmm.errors import UserError
 from avmm.live.intents import (
     CLOSED,
@@ -522,7 +525,7 @@ def _load_2(p: Path, con: sqlite3.Connection, session: int | None) -> JournalDat
     sample_rows = con.execute("SELECT * FROM samples" + where + " ORDER BY rowid", (s,)).fetchall()
     counts = {t: int(con.execute(f"SELECT count(*) FROM {t}" + where, (s,)).fetchone()[0]) for t in TABLES}  # noqa: S608
     meta = json.loads(row[1])
-    return _data(meta, fills_rows, sample_rows, row[2], row[3], row[4], counts, s, len(ses))
+    return _data(p, meta, fills_rows, sample_rows, row[2], row[3], row[4], counts, s, len(ses))
 
 
 def _load_1(p: Path, con: sqlite3.Connection, meta_rows: dict[str, Any]) -> JournalData:
@@ -534,10 +537,11 @@ def _load_1(p: Path, con: sqlite3.Connection, meta_rows: dict[str, Any]) -> Jour
             raise UserError(f"{p}: the session did not end (no {key} record): it was killed before its summary")
     meta = json.loads(meta_rows["meta"])
     bts, cs, summary = meta_rows["bt_state"], meta_rows["core_state"], meta_rows["summary"]
-    return _data(meta, fills_rows, sample_rows, bts, cs, summary, counts, 0, 1)
+    return _data(p, meta, fills_rows, sample_rows, bts, cs, summary, counts, 0, 1)
 
 
 def _data(
+    p: Path,
     meta: dict[str, Any],
     fills_rows: list[tuple],
     sample_rows: list[tuple],
@@ -558,7 +562,58 @@ def _data(
     n = len(SAMPLE_DTYPE.names or ())
     for i, r in enumerate(sample_rows):
         samples[i] = (int(r[0]), *(_nan(x) for x in r[1:n]))
+    for key, raw, dt in (("bt_state", bt_state, BT_STATE_DTYPE), ("core_state", core_state, STATE_DTYPE)):
+        if len(raw) != dt.itemsize:
+            raise UserError(f"{p}: its {key} record was written by another version of avmm (its layout differs)")
     bts = np.frombuffer(bt_state, dtype=BT_STATE_DTYPE).copy()
     cs = np.frombuffer(core_state, dtype=STATE_DTYPE).copy()
     summ = json.loads(summary)
     return JournalData(meta, meta.get("config", {}), fills, samples, bts, cs, summ, counts, session, sessions)
+
+
+def journal_day_pnl(path: Path | str) -> tuple[int, float] | None:
+    """The PnL of the UTC day D of a journal's last equity sample, for the next session's
+    ``risk.max_loss_day``: ``(D, pnl)``, D in days since the epoch, pnl in the samples' currency.
+
+    Each session's samples start from its own 0: the day's PnL is the carry-in of the last session
+    that has one for D (``day_pnl0.<session>``: what D made before it; sessions before it are in
+    it) + each session's change on D from then on (its last sample on D - its last one before D,
+    or - 0 when it began on D). None: not an avmm journal, or no samples. A session killed mid-way
+    counts up to its last sample written."""
+    p = Path(path)
+    try:
+        con = sqlite3.connect(f"file:{p}?mode=ro", uri=True)
+        try:
+            kv = dict(con.execute("SELECT key, value FROM meta").fetchall())
+            fmt = kv.get("format")
+            if fmt not in (FORMAT, FORMAT_1):
+                return None
+            col = "session" if fmt == FORMAT else "0"
+            last = con.execute("SELECT ts FROM samples ORDER BY ts DESC LIMIT 1").fetchone()
+            if last is None:
+                return None
+            day = int(last[0]) // DAY_NS
+            d0 = day * DAY_NS
+            rows = con.execute(
+                f"SELECT {col}, min(ts), (SELECT pnl FROM samples b WHERE b.{col} = a.{col} AND b.ts < ? "  # noqa: S608
+                f"ORDER BY b.ts DESC LIMIT 1), (SELECT pnl FROM samples c WHERE c.{col} = a.{col} AND c.ts >= ? "
+                f"ORDER BY c.ts DESC LIMIT 1) FROM samples a GROUP BY {col} ORDER BY min(ts)",
+                (d0, d0),
+            ).fetchall()
+        finally:
+            con.close()
+    except sqlite3.DatabaseError:
+        return None
+    total = 0.0
+    for ses, first_ts, before, on_day in rows:
+        if on_day is None:  # nothing on D
+            continue
+        carry = json.loads(kv[f"day_pnl0.{ses}"]) if f"day_pnl0.{ses}" in kv else None
+        if fmt == FORMAT_1 and "day_pnl0" in kv:
+            carry = json.loads(kv["day_pnl0"])
+        if carry is not None and before is None:  # it began on D, knowing what D made before it
+            cday = int(carry.get("day", -1))
+            if (cday if cday >= 0 else int(first_ts) // DAY_NS) == day:
+                total = float(carry.get("pnl", 0.0))
+        total += float(on_day) - (float(before) if before is not None else 0.0)
+    return day, total

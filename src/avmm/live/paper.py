@@ -167,13 +167,17 @@ class PaperSession(FeedSink):
         on_status: Callable[[dict[str, Any]], None] | None = None,
         status_s: float = 1.0,
         seed: int | None = None,
+        day_pnl: tuple[int, float] | None = None,
         latency_cap: int = 4096,
     ) -> None:
         self.venue, self.symbol = venue, symbol.upper()
         meta = {"market": MARKET[venue], "symbol": self.symbol, "source": venue}
         sig = cfg.signals
         self.signal: SignalSource | None = signal_source(sig.file, sig.function, sig.builtins_on())
-        self.trader = self._new_trader(cfg, backtest, meta, journal)
+        day, pnl0 = day_pnl if day_pnl is not None else (-1, 0.0)
+        self.trader = self._new_trader(cfg, backtest, meta, journal, pnl0, day)
+        if journal is not None:
+            journal.put_meta(f"day_pnl0.{journal.session}", json.dumps({"day": day, "pnl": pnl0}))
         self.trader.reason = "connecting"
         self.journal = journal
         self.recorder = recorder
@@ -191,12 +195,20 @@ class PaperSession(FeedSink):
         self.t_last = 0
         self.summary: dict[str, Any] | None = None
         self.tick_to_order = LatencyRing(latency_cap)  # frame arrival -> orders sent, ns
+        self.status_extra: Callable[[], dict[str, Any]] | None = None  # more status keys (live/control.py)
 
     def _new_trader(
-        self, cfg: StrategyConfig, backtest: BacktestConfig, meta: dict[str, Any], journal: Journal | None
+        self,
+        cfg: StrategyConfig,
+        backtest: BacktestConfig,
+        meta: dict[str, Any],
+        journal: Journal | None,
+        day_pnl0: float = 0.0,
+        day: int = -1,
     ) -> Trader:
-        """The trader (``avmm live`` puts its own here)."""
-        return Trader(cfg, backtest, meta=meta, journal=journal, healthy=False)
+        """The trader (``avmm live`` puts its own here), the UTC day's PnL before this session
+        carried in (``day``: its day number, -1: none)."""
+        return Trader(cfg, backtest, meta=meta, journal=journal, healthy=False, day_pnl0=day_pnl0, day_pnl_day=day)
 
     # --- FeedSink: the feed's events ------------------------------------------------------------
     def _core_t(self, te: int) -> int:
@@ -206,12 +218,14 @@ class PaperSession(FeedSink):
 
     def on_quote(self, ts_ns: int, local_ns: int, bid: float, bid_qty: float, ask: float, ask_qty: float) -> None:
         clock = self.clock
+        tr = self.trader
         if ts_ns != local_ns:  # a venue stamp: the core takes the event at it
             clock.stamp(ts_ns, local_ns)
             te = tl = ts_ns
+            if tr.max_lag_ns and clock.aw:
+                tr.feed_lag(ts_ns, clock.now(local_ns) - ts_ns)
         else:
             te = tl = clock.after_stamps(local_ns)
-        tr = self.trader
         sends = tr.sends
         try:
             if local_ns < self.lat_next:
@@ -231,8 +245,10 @@ class PaperSession(FeedSink):
 
     def on_trade(self, ts_ns: int, local_ns: int, px: float, qty: float, side: int) -> None:
         self.clock.stamp(ts_ns, local_ns)
-        self.totals.lag_ns = self.clock.now(local_ns) - ts_ns
+        lag = self.totals.lag_ns = self.clock.now(local_ns) - ts_ns
         tr = self.trader
+        if tr.max_lag_ns and self.clock.aw:
+            tr.feed_lag(ts_ns, lag)
         sends = tr.sends
         try:
             if local_ns < self.lat_next:
@@ -338,6 +354,21 @@ class PaperSession(FeedSink):
     def stop(self) -> None:
         self.feed.stop()
 
+    # --- what control sees (live/control.py's Runtime) ----------------------------------------------
+    def now(self) -> int:
+        """The core's clock now (venue time, never back in time)."""
+        return self._core_t(self.clock.after_stamps(time.time_ns()))
+
+    def frames(self) -> int:
+        return self.feed.counters.frames
+
+    def connected(self) -> bool:
+        return self.feed.connected
+
+    def feed_counters(self) -> dict[str, int]:
+        c = self.feed.counters
+        return {k: getattr(c, k) for k in c.__struct_fields__}
+
     async def run(self, duration: float | None = None) -> dict[str, Any]:
         """Trade until ``stop()`` or ``duration`` wall seconds; the summary."""
         self.totals.started = time.monotonic()
@@ -373,6 +404,7 @@ class PaperSession(FeedSink):
         s = tr.finish()
         s["feed"] = {k: getattr(self.feed.counters, k) for k in self.feed.counters.__struct_fields__}
         s["halts"] = tr.n_halts
+        s["lag_periods"] = tr.n_lag_periods
         if self.journal is not None:
             self.journal.put_meta("summary", json.dumps(s, default=str))
         if self.on_status is not None:
@@ -389,13 +421,19 @@ class PaperSession(FeedSink):
         pnl = float(bs["cash"] + pos * mid * tr.bt.contract_size) if math.isfinite(mid) else float(bs["cash"])
         orders = tr.orders()
         mo = tr.gw.rec.fills.markouts_bps()
+        risk = tr.engine.risk()
+        why = risk["risk_reason"] or tr.why()  # the core's limits or the kill switch first
         t2o = self.tick_to_order.percentiles_us((50.0, 99.0))
+        if tr.paused and not tr.stopping:
+            why = "paused" if tr.quoting() and not risk["risk_halted"] else f"paused; {why}"
         return {
             "t": time.time(),
             "venue_ns": self.t_last,
             "symbol": self.symbol,
-            "healthy": bool(tr.healthy and not tr.crossed),
-            "reason": "crossed book" if tr.crossed else tr.reason,
+            "healthy": bool(tr.quoting() and not risk["risk_halted"]),
+            "reason": why,
+            "paused": tr.paused,
+            "quoting": bool(tr.go and not risk["risk_halted"]),
             "bid": _num(bs["bid"]),
             "ask": _num(bs["ask"]),
             "bid_qty": _num(bs["bid_qty"]),
@@ -420,10 +458,13 @@ class PaperSession(FeedSink):
             "resyncs": c.resyncs,
             "stale_periods": c.stale_periods,
             "halts": tr.n_halts,
+            "lag_periods": tr.n_lag_periods,
+            **risk,
             "latency_us": self.latencies(),
             "journal_rows": self.journal.rows if self.journal is not None else None,
             "recorded_lines": self.recorder.lines if self.recorder is not None else None,
             "uptime_s": time.monotonic() - self.totals.started,
+            **(self.status_extra() if self.status_extra is not None else {}),
         }
 
     def latencies(self) -> dict[str, list[float] | None]:

@@ -44,9 +44,15 @@ class LiveTrader(Trader):
     """The trader of ``avmm live``: the core's actions to ``self.live`` (``BinanceGateway``)."""
 
     def __init__(
-        self, cfg: StrategyConfig, backtest: BacktestConfig, meta: dict[str, Any], journal: Journal | None
+        self,
+        cfg: StrategyConfig,
+        backtest: BacktestConfig,
+        meta: dict[str, Any],
+        journal: Journal | None,
+        day_pnl0: float = 0.0,
+        day: int = -1,
     ) -> None:
-        super().__init__(cfg, backtest, meta=meta, journal=journal, healthy=False)
+        super().__init__(cfg, backtest, meta=meta, journal=journal, healthy=False, day_pnl0=day_pnl0, day_pnl_day=day)
         self.reason = "connecting"
         self.live: BinanceGateway | None = None
         g = self.gw
@@ -74,6 +80,8 @@ class LiveTrader(Trader):
             if live is not None:
                 live.seq0 = seq0
                 live.send(t, a, n)
+        if self._risk_seq[0] != self._risk_seen:
+            self._risk_changed(t)
 
     # --- answers: journaled, then to the core ----------------------------------------------------
     def _t(self, t: int) -> int:
@@ -217,10 +225,11 @@ class LiveSession(PaperSession):
         recorder: Any = None,
         close_wait_s: float = 5.0,
         start_position: float = 0.0,
+        day_pnl: tuple[int, float] | None = None,
     ) -> None:
         super().__init__(
             venue, symbol, cfg, backtest, venue_cfg, journal=journal, recorder=recorder, on_status=on_status,
-            status_s=status_s,
+            status_s=status_s, day_pnl=day_pnl,
         )  # fmt: skip
         tr = self.trader
         assert isinstance(tr, LiveTrader)
@@ -242,9 +251,15 @@ class LiveSession(PaperSession):
             tr.set_position(0, start_position, "the journal's position (the fills of its sessions)")
 
     def _new_trader(
-        self, cfg: StrategyConfig, backtest: BacktestConfig, meta: dict[str, Any], journal: Journal | None
+        self,
+        cfg: StrategyConfig,
+        backtest: BacktestConfig,
+        meta: dict[str, Any],
+        journal: Journal | None,
+        day_pnl0: float = 0.0,
+        day: int = -1,
     ) -> Trader:
-        return LiveTrader(cfg, backtest, meta, journal)
+        return LiveTrader(cfg, backtest, meta, journal, day_pnl0, day)
 
     # --- health: the feed's and the gateway's -------------------------------------------------------
     def on_health(self, local_ns: int, healthy: bool, reason: str) -> None:

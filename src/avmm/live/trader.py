@@ -16,12 +16,29 @@ Ties are the loop's: market data at the venue first; at the strategy, everything
 Health: ``set_health(t, False, why)`` (a stale feed, a resync, a crossed book, a lost connection)
 cancels every working order (``Engine.cancel_all``) and stops quoting: the core gets no market
 events and no timer until the feed is healthy again (its book is marked empty, so a fill meanwhile
-does not requote); the first quote after that requotes.
+does not requote); the first quote after that requotes. So does a feed lagging the venue's clock
+by more than ``risk.max_feed_lag_ms`` (``feed_lag``: the session measures it on the events with a
+venue stamp; healthy again under half of it) -- a rule of the runtime, as the core sees one clock.
+``pause(t, True)`` (``avmm ctl pause``) does the same until ``pause(t, False)``, whatever the
+feed's health meanwhile; it is not a halt. ``notify`` (optional) hears of every health change
+(``"health"``, the reason) and every halt (``"halt"``): rare events, never per market event.
+
+Risk: the core's limits (``core/risk.py``) act inside the core; the trader journals each change of
+what they did (``risk`` events: 'halted: max_loss', 'reduce-only: max_loss_day', 'resumed', ...)
+when the core's ``risk_seq`` moves. ``kill(t, flatten)`` halts the core from outside (the kill
+switch: every order cancelled; with ``flatten``, taker orders until the position is 0) and
+``resume(t)`` lifts it. ``day_pnl0`` is the PnL of UTC day ``day_pnl_day`` (days since the
+epoch; -1: the session's first) before this session: the core's ``risk.max_loss_day`` counts from
+it when the session starts on that day.
+
+Control (``live/control.py``): ``apply_params`` changes the running core's parameters (the live
+keys of ``avmm ctl set``); the kill switch calls ``kill``.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -31,6 +48,8 @@ from avmm.backtest.state import RS_ACK, RS_CANCELED, RS_FILL, RS_REJECT
 from avmm.backtest.venue import PaperGateway, PaperRecords
 from avmm.core.config import StrategyConfig
 from avmm.core.engine import Engine
+from avmm.core.risk import reason as risk_reason
+from avmm.core.state import ACT_CANCEL
 from avmm.events import CLEAR
 from avmm.live.gateway import Responses
 from avmm.live.journal import Journal
@@ -50,10 +69,16 @@ class Trader(Responses):
         meta: dict[str, Any] | None = None,
         journal: Journal | None = None,
         healthy: bool = True,
+        day_pnl0: float = 0.0,
+        day_pnl_day: int = -1,
     ) -> None:
         self.cfg, self.bt = cfg, backtest
         self.engine = Engine(cfg)
         self.engine.params["log_rate"] = 0.0
+        self.engine.params["day_pnl0"] = day_pnl0
+        self.engine.params["day_pnl_day"] = day_pnl_day
+        self._risk_seq = self.engine.state["risk_seq"]  # a view: read after each call of the core
+        self._risk_seen = 0
         self.journal = journal
         recs = PaperRecords()
         if journal is not None:
@@ -72,6 +97,13 @@ class Trader(Responses):
         self.healthy = healthy
         self.reason = "ok" if healthy else "starting"
         self.crossed = False
+        self.paused = False
+        self.stopping = False  # halt(): the session ends
+        self.go = healthy  # quoting: healthy, not crossed, not lagging, not paused (kept by _apply_health)
+        self.notify: Callable[[str, str], None] | None = None
+        self.lagging = False
+        self.max_lag_ns = round(cfg.risk.limit("max_feed_lag_ms") * 1e6)
+        self.n_lag_periods = 0
         self.t_core = 0  # the core's clock: the last time it was called at
         self.n_halts = 0
         self.sends = 0  # calls that sent actions (a runtime compares it around an event)
@@ -87,6 +119,40 @@ class Trader(Responses):
             if self.journal is not None:
                 self.journal.actions(t, a, n)
             self.gw.send(t, a, n)
+        if self._risk_seq[0] != self._risk_seen:
+            self._risk_changed(t)
+
+    def _risk_changed(self, t: int) -> None:
+        """The core's limits changed what it does: journaled (the time the core gives)."""
+        self._risk_seen = int(self._risk_seq[0])
+        st = self.engine.state[0]
+        text = risk_reason(self.engine.state) or "resumed"
+        if self.journal is not None:
+            self.journal.event(int(st["limit_ns"]) or t, "risk", f"{text} (pnl {float(st['pnl']):.6g})")
+
+    # --- the kill switch ----------------------------------------------------------------------------
+    def kill(self, t: int, flatten: bool = False) -> int:
+        """Halt the core: every order cancelled, nothing quoted until ``resume``; with ``flatten``,
+        taker orders (marketable limits at the touch, immediate-or-cancel) until the position is 0
+        (``flattening``). Returns the cancels sent."""
+        t = max(t, self.t_core)
+        self._until(t, True)
+        self._clock(t)
+        n = self.engine.flatten(t) if flatten else self.engine.halt(t)
+        cancels = int(np.count_nonzero(self.engine.actions["kind"][:n] == ACT_CANCEL))
+        self._send(t, n)
+        return cancels
+
+    def flattening(self) -> bool:
+        """The core is still closing the position after ``kill(t, flatten=True)``."""
+        return bool(self.engine.state["flatten"][0])
+
+    def resume(self, t: int) -> None:
+        """Lift a halt or reduce-only (a loss limit still breached binds again at the next event)."""
+        t = max(t, self.t_core)
+        self._until(t, True)
+        self._clock(t)
+        self._send(t, self.engine.resume(t))
 
     # --- responses (Responses): journaled, then to the core ------------------------------------------
     def ack(self, t: int, oid: int) -> None:
@@ -129,7 +195,7 @@ class Trader(Responses):
             tt = self.next_timer
             gw.advance(tt, True)
             self._n_timer[0] += 1
-            if self.healthy:
+            if self.healthy and not self.paused:
                 self._clock(tt)
                 self._send(tt, self.engine.on_timer(tt))
             self.next_timer = tt + self.timer_ns
@@ -167,14 +233,9 @@ class Trader(Responses):
         self._until(t, True)
         self._n_events[0] += 1
         self._n_quotes[0] += 1
-        crossed = bid >= ask
-        if crossed != self.crossed:
-            was = self.healthy and not self.crossed
-            self.crossed = crossed
-            if self.journal is not None:
-                self.journal.event(t, "health", "crossed book" if crossed else "uncrossed")
-            self._apply_health(t, was)
-        if self.healthy and not crossed:
+        if (bid >= ask) != self.crossed:
+            self._crossed(t, bid >= ask)
+        if self.go:
             self._clock(t)
             self._send(t, self.engine.on_quote(t, bid, bid_qty, ask, ask_qty))
         self._start_timer(t)
@@ -183,7 +244,7 @@ class Trader(Responses):
         self._until(t, True)
         self._n_events[0] += 1
         self._n_trades[0] += 1
-        if self.healthy and not self.crossed:
+        if self.go:
             self._clock(t)
             self._send(t, self.engine.on_trade(t, px, qty, side))
         self._start_timer(t)
@@ -196,32 +257,105 @@ class Trader(Responses):
         self._start_timer(t)
 
     # --- health -----------------------------------------------------------------------------------
+    def quoting(self) -> bool:
+        """The feed lets the core quote: healthy, not crossed, not lagging."""
+        return self.healthy and not self.crossed and not self.lagging
+
+    def why(self) -> str:
+        """Why the feed stops the core quoting (``reason`` when it does not)."""
+        if self.crossed:
+            return "crossed book"
+        if self.lagging:
+            return f"feed lag > {self.max_lag_ns / 1e6:g} ms"
+        return self.reason
+
     def set_health(self, t: int, healthy: bool, reason: str) -> None:
         """The feed's health changed: unhealthy cancels everything and stops quoting."""
-        was = self.healthy and not self.crossed
+        was = self.go
         self.healthy, self.reason = healthy, reason
         if self.journal is not None:
             self.journal.event(t, "health", reason)
+        if self.notify is not None:
+            self.notify("health", reason)
         self._apply_health(t, was)
 
-    def _apply_health(self, t: int, was: bool) -> None:
-        now = self.healthy and not self.crossed
-        if was and not now:
-            self.n_halts += 1
-            t = max(t, self.t_core)
-            self._until(t, True)
-            self._clock(t)
-            self._send(t, self.engine.cancel_all(t))
-            self.engine.state["has_book"] = 0  # no requote on a fill or a timer until a quote
+    def _crossed(self, t: int, crossed: bool) -> None:
+        was = self.go
+        self.crossed = crossed
+        why = "crossed book" if crossed else "uncrossed"
+        if self.journal is not None:
+            self.journal.event(t, "health", why)
+        if self.notify is not None:
+            self.notify("health", why)
+        self._apply_health(t, was)
 
-    def halt(self, t: int) -> None:
-        """Cancel every working order (the end of a session)."""
+    def feed_lag(self, t: int, lag_ns: int) -> None:
+        """The venue's time at an event's arrival - its venue stamp (``risk.max_feed_lag_ms``: over
+        it, every order cancelled and no quotes until it is under half of it again)."""
+        if self.max_lag_ns <= 0:
+            return
+        lagging = lag_ns > (self.max_lag_ns // 2 if self.lagging else self.max_lag_ns)
+        if lagging != self.lagging:
+            was = self.go
+            self.lagging = lagging
+            if lagging:
+                self.n_lag_periods += 1
+            if self.journal is not None:
+                text = f"feed lag {lag_ns / 1e6:.1f} ms" + (" > max_feed_lag_ms" if lagging else ": back under half")
+                self.journal.event(t, "health", text)
+            self._apply_health(t, was)
+
+    def _apply_health(self, t: int, was: bool) -> None:
+        now = self.go = self.quoting() and not self.paused
+        if was and not now:
+            if not self.paused:
+                self.n_halts += 1
+                if self.notify is not None:
+                    self.notify("halt", self.why())
+            self._cancel_all(t)
+
+    def _cancel_all(self, t: int) -> int:
         t = max(t, self.t_core)
         self._until(t, True)
         self._clock(t)
-        self._send(t, self.engine.cancel_all(t))
-        self.engine.state["has_book"] = 0
-        self.healthy, self.reason = False, "stopping"
+        n = self.engine.cancel_all(t)
+        self._send(t, n)
+        self.engine.state["has_book"] = 0  # no requote on a fill or a timer until a quote
+        return n
+
+    def halt(self, t: int) -> None:
+        """Cancel every working order (the end of a session, the kill switch)."""
+        self._cancel_all(t)
+        self.healthy, self.reason, self.go, self.stopping = False, "stopping", False, True
+
+    # --- control ----------------------------------------------------------------------------------
+    def pause(self, t: int, on: bool) -> int:
+        """Pause (cancel every working order, quote nothing) or resume quoting; journaled. Returns the
+        cancels sent (0 when nothing changed)."""
+        if on == self.paused:
+            return 0
+        was = self.go
+        self.paused = on
+        if self.journal is not None:
+            self.journal.event(t, "control", "paused" if on else "resumed")
+        n = int(self.engine.state["n_actions"][0])
+        self._apply_health(t, was)
+        return int(self.engine.state["n_actions"][0]) - n
+
+    def apply_params(self, cfg: StrategyConfig, params: np.ndarray, changed: list[str]) -> None:
+        """The core's ``changed`` params fields set from ``params`` (``to_params(cfg)``) between two
+        events; the gateway told (the paper venue's position limit, post-only, timer); the next
+        market event requotes, and an implied gamma / k is solved again."""
+        ep = self.engine.params
+        for name in changed:
+            ep[name] = params[name]
+        self.cfg = cfg
+        self.gw.params_changed(cfg, ep)
+        self.timer_ns = int(self.gw.bp[0]["timer_ns"])
+        st = self.engine.state
+        st["dirty"] = 1
+        if int(st["g_nsolve"][0]) > 0:
+            st["g_last_ns"] = 0  # due at once
 
     # --- the end ----------------------------------------------------------------------------------
     def finish(self, t: int | None = None) -> dict[str, Any]:

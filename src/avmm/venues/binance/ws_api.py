@@ -8,7 +8,9 @@ compiled code, into one pre-allocated buffer (``encode(n, ts_ms)``: no JSON enco
 order; ``request(i)`` / ``view(i)`` hand one out):
 
 * place -- ``order.place``: spot ``LIMIT_MAKER`` (post-only; Binance takes no ``timeInForce`` for
-  it), USD-M ``LIMIT`` with ``timeInForce`` ``GTX`` (post-only); ``newOrderRespType`` ``ACK``;
+  it), USD-M ``LIMIT`` with ``timeInForce`` ``GTX`` (post-only); ``newOrderRespType`` ``ACK``; a
+  place flagged ``AF_TAKE`` (the core's flatten: a marketable limit) ``LIMIT`` with ``timeInForce``
+  ``IOC`` on both;
 * amend -- spot ``order.cancelReplace`` (``cancelReplaceMode`` ``STOP_ON_FAILURE``: when the
   cancel fails, the order having filled, no new order is placed), the new order under a new client
   id; USD-M ``order.modify`` (price and quantity both sent, as Binance requires; the order keeps its
@@ -41,7 +43,7 @@ from functools import partial
 import numpy as np
 from numba import carray, njit
 
-from avmm.core.state import ACT_AMEND, ACT_CANCEL, ACT_PLACE, ACTION_DTYPE, MAX_ACTIONS
+from avmm.core.state import ACT_AMEND, ACT_CANCEL, ACT_PLACE, ACTION_DTYPE, AF_TAKE, MAX_ACTIONS
 from avmm.jit import NJIT, NJIT_INLINE, Block, bind, block_layout, voidptr
 
 VENUES = ("binance-spot", "binance-um")
@@ -53,8 +55,8 @@ _BASE36 = "0123456789abcdefghijklmnopqrstuvwxyz"
 # template ops: (op, a, b); a literal is lit[a:b]
 OP_LIT, OP_RID, OP_CID, OP_NCID, OP_PX, OP_QTY, OP_TS = range(7)
 RID, CID, NCID, PX, QTY, TS = OP_RID, OP_CID, OP_NCID, OP_PX, OP_QTY, OP_TS  # template placeholders
-T_PLACE, T_AMEND, T_CANCEL, T_KEEP = 0, 2, 4, 5  # + (side > 0) for place and amend
-N_TEMPLATES = 6
+T_PLACE, T_AMEND, T_CANCEL, T_KEEP, T_TAKE = 0, 2, 4, 5, 6  # + (side > 0) for place, amend and take
+N_TEMPLATES = 8
 MAX_OPS = 24
 LIT_CAP = 4096
 REQ_MAX = 512  # bytes of one request, at most (checked when the templates are built)
@@ -157,8 +159,8 @@ class OrderEncoder:
         self.templates = self._templates()
 
     def _templates(self) -> list[list[str | int]]:
-        """Six templates (place sell / buy, amend sell / buy, cancel, spot's keep-priority amend):
-        literal text and fields."""
+        """Eight templates (place sell / buy, amend sell / buy, cancel, spot's keep-priority amend,
+        take sell / buy): literal text and fields."""
         sym, cid = self.symbol, f"{self.prefix}-{self.session}-"
         head: list[str | int] = ['{"id":', RID, ',"method":']
         px_qty: list[str | int] = ['"price":"', PX, '","quantity":"', QTY, '"']
@@ -193,6 +195,12 @@ class OrderEncoder:
             [*head, f'"order.amend.keepPriority","params":{{"symbol":"{sym}","origClientOrderId":"{cid}', CID,
              f'","newClientOrderId":"{cid}', CID, '","newQty":"', QTY, '","timestamp":', TS, "}}"]
         )  # fmt: skip
+        for side in ("SELL", "BUY"):
+            kind = f'"side":"{side}","type":"LIMIT","timeInForce":"IOC",'
+            out.append(
+                [*head, f'"order.place","params":{{"symbol":"{sym}",{kind}', *px_qty,
+                 f',"newClientOrderId":"{cid}', NCID, '","newOrderRespType":"ACK","timestamp":', TS, "}}"]
+            )  # fmt: skip
         return out
 
     # --- the grid as text (the compiled encoder does the same arithmetic) ----------------------
@@ -368,7 +376,7 @@ def encode_at(addr, actions_addr, n, ts_ms):  # noqa: C901  (compiled kernel)
             keys[slot] = oid
             vals[slot] = ncid
             cid = ncid
-            t = T_PLACE + (1 if side > 0 else 0)
+            t = (T_PLACE if (a[i].flags & AF_TAKE) == 0 else T_TAKE) + (1 if side > 0 else 0)
         else:
             if slot < 0:
                 e.unknown += 1
