@@ -5,6 +5,14 @@ Keys: ``AVMM_API_KEY`` with ``AVMM_API_SECRET`` (HMAC) or ``AVMM_PRIVATE_KEY_FIL
 else ``venue.keys_file`` (mode 0600); never printed. ``--dry-run`` connects, reconciles, computes the
 quotes and logs the orders it would send (none is sent).
 
+Running unattended, as ``avmm paper`` (``live/control.py``'s ``Supervisor``): ``--ctl SOCKET``
+(``avmm ctl``: status, pause, resume, set, kill [--flatten]), the kill switch (``avmm ctl SOCKET
+kill``, SIGUSR1, ``--kill-file``, ``K`` twice in the status panel on a terminal: every order
+cancelled at the venue, with ``--flatten`` the position closed by the core's taker orders first,
+journaled; exit 0 with the summary), ``--log FILE`` (rotated; the keys masked), the ``[alerts]``
+hook (a halt, the kill switch, a disconnect, a failed reconciliation), ``--cpu``, ``--rt-priority``,
+``--gc``.
+
 Signals: the first SIGINT / SIGTERM stops the session cleanly (every order cancelled at the venue,
 the journal flushed, the summary printed; exit 0); a second one exits at once (130 / 143). A halt
 (the venue refused the key, an IP ban, reconnection or reconciliation failing ``venue.reconcile_
@@ -41,15 +49,39 @@ def live_command(
     status_json: bool = typer.Option(False, "--status-json", help="status as JSON lines on stdout, every second"),
     metrics_port: int = typer.Option(None, "--metrics-port", help="Prometheus metrics on 127.0.0.1:PORT"),
     set_: list[str] = typer.Option(None, "--set", help="override a config value, e.g. venue.foreign_orders=cancel"),
+    ctl: Path = typer.Option(
+        None, "--ctl", metavar="SOCKET", help="listen for 'avmm ctl SOCKET ...' on this Unix socket (mode 0600)"
+    ),
+    kill_file: Path = typer.Option(
+        None,
+        "--kill-file",
+        metavar="PATH",
+        help="kill switch: when PATH appears, cancel all at the venue and stop (checked each second)",
+    ),
+    log: Path = typer.Option(None, "--log", metavar="FILE", help="log the session's events to FILE (rotated)"),
+    log_max_mb: float = typer.Option(16.0, "--log-max-mb", help="rotate the log file at this size, MB"),
+    log_backups: int = typer.Option(5, "--log-backups", help="rotated log files kept (FILE.1 ... FILE.N)"),
+    cpu: str = typer.Option(None, "--cpu", metavar="LIST", help="pin the process to these CPUs, e.g. 1 or 0,2 or 0-3"),
+    rt_priority: int = typer.Option(
+        None, "--rt-priority", metavar="P", help="run the event loop under SCHED_FIFO at priority P where permitted"
+    ),
+    gc_mode: str = typer.Option(
+        "auto",
+        "--gc",
+        metavar="<auto|manual>",
+        help="auto: automatic collections; manual: none during the session, run from a timer between events",
+    ),
 ) -> None:
     """Live trading: the live feed drives the strategy core; its orders go to Binance over the
     WebSocket API, the venue's answers and fills come back to it, journaled."""
     from avmm.cli import signals
-    from avmm.cli.paper import _metrics
+    from avmm.cli.paper import _metrics, _Ops
     from avmm.config import load_config
     from avmm.live.config import with_origin
+    from avmm.live.control import check_kill_file, check_socket_path, install_early
     from avmm.live.keys import load_keys
     from avmm.live.run import check_symbol, check_venue, new_loop
+    from avmm.live.tuning import GC_MODES, check_rt_priority, parse_cpus
 
     venue = check_venue(venue)
     symbol = check_symbol(symbol)
@@ -57,6 +89,23 @@ def live_command(
         raise UserError(f"--duration {duration}: must be a positive number of seconds")
     if metrics_port is not None and not 0 <= metrics_port <= 65535:
         raise UserError(f"--metrics-port {metrics_port}: must be a port number (0-65535)")
+    if gc_mode not in GC_MODES:
+        raise UserError(f"--gc {gc_mode}: use {' or '.join(GC_MODES)}")
+    if not (math.isfinite(log_max_mb) and log_max_mb > 0):
+        raise UserError(f"--log-max-mb {log_max_mb}: must be a positive number of MB")
+    if log_backups < 1:
+        raise UserError(f"--log-backups {log_backups}: must be at least 1")
+    ops = _Ops(
+        ctl=check_socket_path(ctl) if ctl is not None else None,
+        kill_file=check_kill_file(kill_file) if kill_file is not None else None,
+        log=log,
+        log_max_bytes=max(1, int(log_max_mb * (1 << 20))),
+        log_backups=log_backups,
+        cpus=parse_cpus(cpu) if cpu is not None else None,
+        rt_priority=check_rt_priority(rt_priority) if rt_priority is not None else None,
+        gc_mode=gc_mode,
+    )
+    install_early()
     cfg = load_config(config, set_ or [])
     vcfg = with_origin(cfg.venue, url, venue) if url else cfg.venue
     vcfg.check_for(venue)
@@ -70,7 +119,9 @@ def live_command(
     loop = new_loop("avmm live")
     try:
         summary, signum, halted = loop.run_until_complete(
-            _live(venue, symbol, cfg, vcfg, keys, duration, journal, dry_run, status_json, metrics, signals.stopped)
+            _live(
+                venue, symbol, cfg, vcfg, keys, duration, journal, dry_run, status_json, metrics, signals.stopped, ops
+            )
         )
     finally:
         loop.close()
@@ -78,6 +129,12 @@ def live_command(
 
     if signum:
         print(f"avmm live: stopped by {signal.Signals(signum).name}; orders cancelled", file=sys.stderr)
+    elif ops.killed_by:
+        flat = ""
+        if ops.flattened:
+            pos = float(summary.get("live", {}).get("position_core", 0.0))
+            flat = "; flattened" if abs(pos) < 1e-9 else f"; flattening stopped at position {pos:g}"
+        print(f"avmm live: killed by {ops.killed_by}; orders cancelled at the venue{flat}", file=sys.stderr)
     mode = "dry-run" if dry_run else "live"
     title = f"{mode}: {venue} {symbol}" + (f"  journal {journal}" if journal else "")
     _print_summary(summary, title, to_stderr=status_json)
@@ -86,14 +143,19 @@ def live_command(
 
 
 def _logging(dry_run: bool) -> None:
-    """The gateway's log lines on stderr (the orders a dry run would send at INFO)."""
+    """The gateway's log lines on stderr (the orders a dry run would send at INFO; else warnings
+    and errors); ``--log`` adds the file (INFO) to the same logger."""
     lg = logging.getLogger("avmm.live")
-    if not lg.handlers:
+    if not any(getattr(h, "_avmm_stderr", False) for h in lg.handlers):
         h = logging.StreamHandler(sys.stderr)
         h.setFormatter(logging.Formatter("avmm live: %(levelname)s %(message)s"))
+        h._avmm_stderr = True  # type: ignore[attr-defined]
         lg.addHandler(h)
         lg.propagate = False
-    lg.setLevel(logging.INFO if dry_run else logging.WARNING)
+    for hd in lg.handlers:
+        if getattr(hd, "_avmm_stderr", False):
+            hd.setLevel(logging.INFO if dry_run else logging.WARNING)
+    lg.setLevel(logging.INFO)
 
 
 async def _live(
@@ -108,9 +170,13 @@ async def _live(
     status_json: bool,
     metrics: Any,
     on_signal: Any,
+    ops: Any,
 ) -> tuple[dict[str, Any], int, str | None]:
     from avmm.backtest.runner import _strategy_only, adapt_config
-    from avmm.cli.paper import _day_pnl, _Status
+    from avmm.cli.paper import _day_pnl, _Keys, _Status
+    from avmm.config import parse_override
+    from avmm.live.control import Supervisor
+    from avmm.live.logs import open_log
     from avmm.live.paper import instrument
     from avmm.live.run import StopOnSignal
     from avmm.live.session_live import LiveSession, journal_position, session_token
@@ -119,8 +185,11 @@ async def _live(
     strat = _strategy_only(adapt_config(cfg, info))
     bt = cfg.backtest
     journal: Any = None
+    logf: Any = None
     live = _Status(status_json, metrics)
     try:
+        if ops.log is not None:
+            logf = open_log(ops.log, ops.log_max_bytes, ops.log_backups, secrets=keys.secrets())
         session_id = session_token()
         recovery = None
         pos0 = 0.0
@@ -146,13 +215,36 @@ async def _live(
             dry_run=dry_run, on_status=live, start_position=pos0, day_pnl=day_pnl,
         )  # fmt: skip
         stopper = StopOnSignal(asyncio.get_running_loop(), session.stop, on_signal)
+        sup = Supervisor(
+            session,
+            strat,
+            parse_set=parse_override,
+            alerts=cfg.alerts,
+            log=logf.logger if logf is not None else None,
+            ctl=ops.ctl,
+            kill_file=ops.kill_file,
+            cpus=ops.cpus,
+            rt_priority=ops.rt_priority,
+            gc_mode=ops.gc_mode,
+            where={"venue": venue, "symbol": symbol, "runtime": "dry-run" if dry_run else "live"},
+            warn=lambda line: print(f"avmm live: warning: {line}", file=sys.stderr, flush=True),
+        )
+        session.gwy.on_reconcile_failed = sup.reconcile_failed
+        keys_in = _Keys(sys.stdin, sup.kill)
         with stopper:
             live.start()
             try:
-                summary = await session.run(duration)
+                async with sup:
+                    if live.live is not None:  # the panel on a terminal: K twice is the kill switch
+                        live.keys = keys_in.start(asyncio.get_running_loop())
+                    summary = await session.run(duration)
             finally:
+                keys_in.stop()
                 live.stop()
+                ops.killed_by, ops.flattened = sup.killed_by, sup.ctl.flattened
     finally:
+        if logf is not None:
+            logf.close()
         if journal is not None:
             journal.close()
     return summary, stopper.signum, session.halted

@@ -218,6 +218,7 @@ class BinanceGateway(Gateway):
         self.session = session
         self.dry_run = dry_run
         self.on_ready = on_ready
+        self.on_reconcile_failed: Callable[[str], None] | None = None  # live/control.py's alert hook
         self.rest_url, self.stream_url, self.ws_url = vcfg.urls(venue)
         self.clock = ClockOffset()
         self.limits = RateLimits(venue, vcfg.rate_share)
@@ -1135,7 +1136,10 @@ class BinanceGateway(Gateway):
             return False
         if fatal or attempts >= self.vcfg.reconcile_retries:
             what = "the venue refused the API key" if fatal else "could not connect and reconcile"
-            self.halt(f"{what} after {attempts} attempt(s): {_short(e)}")
+            line = f"{what} after {attempts} attempt(s): {_short(e)}"
+            self.halt(line)
+            if self.on_reconcile_failed is not None:
+                self.on_reconcile_failed(line)
             return False
         self.set_ready(False, f"reconnecting ({_short(e)})")
         log.warning("gateway: attempt %d failed: %s", attempts, _short(e))

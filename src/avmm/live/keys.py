@@ -95,6 +95,13 @@ class Keys:
         """``session.logon`` takes Ed25519 keys only."""
         return self.kind == "ed25519"
 
+    def secrets(self) -> list[str]:
+        """The texts a log must mask (``live/logs.py``): the API key, an HMAC secret."""
+        out = [self.api_key.reveal()]
+        if self.kind == "hmac":
+            out.append(self._signer.decode())
+        return out
+
     def sign(self, payload: bytes) -> str:
         """Binance's signature of ``payload``: HMAC-SHA256 hex, or Ed25519 base64."""
         if self.kind == "hmac":

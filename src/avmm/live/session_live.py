@@ -39,6 +39,10 @@ from avmm.live.keys import Keys
 from avmm.live.paper import PaperSession
 from avmm.live.trader import Trader
 
+# an order refused for a reason that passes (0: held back by the gateway -- no order budget,
+# reconciling; -1021: the clock, resynced; -1003 / -1015: the rate, waited out)
+PASSING_CODES = frozenset({0, -1021, -1003, -1015})
+
 
 class LiveTrader(Trader):
     """The trader of ``avmm live``: the core's actions to ``self.live`` (``BinanceGateway``)."""
@@ -95,7 +99,11 @@ class LiveTrader(Trader):
     def reject(self, t: int, oid: int, code: int = 0) -> None:
         if self.journal is not None:
             self.journal.response(self._t(t), RS_REJECT, oid, 0, 0.0, 0.0, 0.0, code=code)
+        st = self.engine.state
+        held = code in PASSING_CODES and oid == int(st["flat_oid"][0])
         self.engine.on_reject(oid)
+        if held:  # a flatten order held back (no order budget, reconciling) or refused for a passing
+            st["flat_rejects"] -= 1  # reason: it never ends the flatten; the next quote retries
 
     def canceled(self, t: int, oid: int) -> None:
         if self.journal is not None:
