@@ -166,3 +166,36 @@ def test_sigusr1_kills_a_live_session(root, keys):
     assert p.lines[-1]["killed"] == "SIGUSR1"
     check_reconciled(state, journal_fills(j), float(p.lines[-1]["position_core"]), 1e-5)
     assert _events(j, ("kill",)) == [("kill", "SIGUSR1")]
+
+
+def test_a_loss_limit_halts_a_live_session_as_in_paper(root, keys):
+    """Spot with a tight ``risk.max_loss`` (0.0005 USDT, ``on_limit = halt``): after the first losing fill the
+    core halts -- every order of ours cancelled at the venue, none placed after -- journaled as a
+    ``risk`` event at the core's time, shown in the status; the end is reconciled."""
+    from avmm.live.control import request
+
+    venue = "binance-spot"
+    j, sock = root / "d.db", root / "d.sock"
+    with emulator(root, venue, keys) as emu:
+        p = _live(emu.url, venue, keys[1], "--journal", str(j), "--ctl", str(sock),
+                  "--set", "risk.max_loss=0.0005", "--set", "risk.on_limit=halt")  # fmt: skip
+        st = p.wait_for(lambda st: st.get("risk_halted") is True, timeout=60.0)
+        assert st["risk_reason"] == "halted: max_loss" and st["risk_loss_breaches"] >= 1
+        _until(lambda: (lambda s: s["our_bids"] == s["our_asks"] == [])(request(sock, {"cmd": "status"})["status"]))
+        mine = [o for o in venue_state(emu.url, venue, keys[1])["open"] if o["clientOrderId"].startswith("avmm-")]
+        assert mine == []
+        time.sleep(1.0)  # the market goes on: the core stays halted
+        st = request(sock, {"cmd": "status"})["status"]
+        assert st["risk_halted"] and not st["quoting"] and st["our_bids"] == st["our_asks"] == []
+        p.p.send_signal(signal.SIGINT)
+        rc, err = p.end()
+        state = venue_state(emu.url, venue, keys[1])
+    assert rc == 0, err[-3000:]
+    check_reconciled(state, journal_fills(j), float(p.lines[-1]["position_core"]), 1e-5)
+    risk = _events(j, ("risk",))
+    assert risk and risk[0][1].startswith("halted: max_loss (pnl -"), risk
+    con = sqlite3.connect(f"file:{j}?mode=ro", uri=True)
+    t_halt = con.execute("SELECT min(seq) FROM events WHERE kind = 'risk'").fetchone()[0]
+    after = con.execute("SELECT count(*) FROM actions WHERE kind = 'place' AND seq > ?", (t_halt,)).fetchone()[0]
+    con.close()
+    assert after == 0  # nothing placed once halted
