@@ -193,6 +193,7 @@ def one_round(k: int, store: Path, venue: str, keys: tuple[Path, Path], tmp: Pat
     j = tmp / f"round{k}.db"
     emu_args = [str(store), "--venue", venue, "--speed", str(args.speed), "--keys", str(keys[0])]
     injected: Counter[str] = Counter()
+    skew_ms = 0  # the venue clock's net move (set back at the end)
     with EmulatorProcess(emu_args, env=_env(), timeout=900.0) as emu:
         cmd = [sys.executable, "-m", "avmm", "live", "--venue", venue, "--symbol", "BTCUSDT", "--url", emu.url,
                "--journal", str(j), "--status-json", "--set", f"venue.keys_file={keys[1]}"]  # fmt: skip
@@ -207,12 +208,16 @@ def one_round(k: int, store: Path, venue: str, keys: tuple[Path, Path], tmp: Pat
                 fi += 1
                 try:
                     emu.fault(spec)
+                    if spec.startswith("skew:"):
+                        skew_ms += int(spec.split(":")[1])
                     injected[spec.split(":")[0].split("/")[0] + ("/" + spec.split("/")[1] if "/" in spec else "")] += 1
                 except Exception as e:  # noqa: BLE001 (counted: the soak goes on)
                     injected[f"refused {spec}: {e}"] += 1
                 next_fault += args.every
         emu.fault("ackdelay:0")  # the end: answers on time, so the final cancel-all is not waited out
         emu.fault("partial:1")
+        if skew_ms:
+            emu.fault(f"skew:{-skew_ms}")
         rc, err = s.end()
         wall = time.monotonic() - t0
         state = venue_state(emu.url, venue, keys[1])

@@ -179,6 +179,28 @@ def test_client_ids_are_the_journal_records_seqs_even_when_actions_drop_out():
     run(body)
 
 
+def test_fill_to_replacement_is_timed_from_the_reports_frame_to_the_orders_sent():
+    """A fill whose handling sends orders (the core's replacement) is one fill -> order sample
+    (the report frame's arrival to the frames handed to the socket); a fill that sends nothing is
+    none."""
+
+    async def body(fake: FakePrivate, gw: BinanceGateway, rec: Rec, send: Any) -> None:
+        send(place(1), place(2, side=-1, px=101.0))
+        await until(lambda: rec.kinds(1) == ["ack"] and rec.kinds(2) == ["ack"])
+        cid1, cid2 = (r[1]["newClientOrderId"] for r in fake.requests if r[0] == "order.place")
+        await fake.fill(cid2, 0.004)  # nothing sent in answer
+        await until(lambda: "fill" in rec.kinds(2))
+        assert gw.fill_to_order.n == 0
+        plain = rec.fill
+        rec.fill = lambda *a, **k: (plain(*a, **k), send(place(3)))  # type: ignore[method-assign]
+        await fake.fill(cid1, 0.004)
+        await until(lambda: rec.kinds(3) == ["ack"])
+        st = gw.status()
+        assert st["fill_to_order_n"] == 1 and 0 < st["fill_to_order_us_p50"] < 1e6
+
+    run(body)
+
+
 def test_hmac_key_signs_every_request_and_subscribes_with_signature():
     async def body(fake: FakePrivate, gw: BinanceGateway, rec: Rec, send: Any) -> None:
         send(place(1))

@@ -224,6 +224,7 @@ def test_spot_session_with_faults_reconciles(root, keys):
     last = r["last"]
     assert last["venue_fills"] > 0 and last["mode"] == "live"
     assert last["reconnects"] >= 1 and last["stream_restarts"] >= 1 and last["reconciles"] >= 3
+    assert last["fill_to_order_n"] > 0 and last["fill_to_order_us_p50"] > 0  # fill -> replacement, timed
     # the foreign order: left alone (the default: still open, or filled by the market), never
     # counted as ours (its fills are not in the journal: check_reconciled)
     foreign = [o for o in r["state"]["open"] if not str(o["clientOrderId"]).startswith("avmm-")]

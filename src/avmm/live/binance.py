@@ -41,6 +41,7 @@ from avmm.live.clock import ClockOffset
 from avmm.live.config import VenueConfig
 from avmm.live.gateway import Gateway
 from avmm.live.keys import Keys
+from avmm.live.latency import LatencyRing
 from avmm.live.limits import RateLimits
 from avmm.live.private_rest import SignedRest
 from avmm.live.ws_api import ApiError, WsApi
@@ -219,6 +220,10 @@ class BinanceGateway(Gateway):
         self.dry_run = dry_run
         self.on_ready = on_ready
         self.on_reconcile_failed: Callable[[str], None] | None = None  # live/control.py's alert hook
+        # fill -> replacement: a fill report's frame arrival (wall ns) -> the orders it caused handed
+        # to the socket, when the fill made the core send (set while the report is handled)
+        self.fill_to_order = LatencyRing(4096)
+        self._fill_ns = 0
         self.rest_url, self.stream_url, self.ws_url = vcfg.urls(venue)
         self.clock = ClockOffset()
         self.limits = RateLimits(venue, vcfg.rate_share)
@@ -346,6 +351,9 @@ class BinanceGateway(Gateway):
                 api.send_order(req.view(i))
             except (ConnectionError, OSError, RuntimeError):
                 o.unknown = True  # the connection is gone: the reconciliation decides
+        if self._fill_ns:  # the orders a fill report caused: wire to wire
+            self.fill_to_order.add(time.time_ns() - self._fill_ns)
+            self._fill_ns = 0
         if places:
             self.limits.sent_orders(places, now)
 
@@ -823,9 +831,11 @@ class BinanceGateway(Gateway):
                 self.c.dup_fills += 1
                 return
             self._alive(t, o)
+            self._fill_ns = local_ns
             self.deliver_fill(
                 t, o, last_px, last_qty, self._fee(commission, commission_asset, last_px), trade_id, maker
             )
+            self._fill_ns = 0
             if status == "FILLED" and seq == o.seq:
                 self._end(t, o, True, cum_qty)
         elif x == "NEW":
@@ -1292,6 +1302,9 @@ class BinanceGateway(Gateway):
             "order_age_cancels": self.order_age_cancels,
             "error_codes": {str(k): v for k, v in sorted(c.errors.items())},
         }
+        f2o = self.fill_to_order.percentiles_us((50.0, 99.0))
+        out["fill_to_order_us_p50"], out["fill_to_order_us_p99"] = f2o[0], f2o[1]
+        out["fill_to_order_n"] = self.fill_to_order.n
         out.update(self.clock.status())
         out.update(self.limits.status())
         return out
