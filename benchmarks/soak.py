@@ -259,6 +259,11 @@ def one_round(k: int, store: Path, venue: str, keys: tuple[Path, Path], tmp: Pat
         "rate_orders_max": last.get("rate_orders_max", {}),
         "rate_orders": last.get("rate_orders", {}),
         "error_codes": last.get("error_codes", {}),
+        "fill_to_order_us": [
+            last.get("fill_to_order_us_p50"),
+            last.get("fill_to_order_us_p99"),
+            last.get("fill_to_order_n", 0),
+        ],
         "reconciled": not problems,
         "problems": problems,
     }
@@ -342,6 +347,12 @@ def _summary(rounds: list[dict[str, Any]], wall: float, args: Any) -> dict[str, 
     print(f"totals: {tot['fills']} fills, {tot['orders']} orders, {tot['reconnects']} reconnects, "
           f"{tot['reconciles']} reconciliations, {tot['stream_restarts']} stream restarts, "
           f"{tot['halts']} halts")  # fmt: skip
+    f2o = [r["fill_to_order_us"] for r in rounds if r["fill_to_order_us"][0] is not None]
+    if f2o:
+        print("fill -> replacement order, wire to wire (last 4096 per round), µs: "
+              + ", ".join(f"round {r['round']} p50 {x[0]:.0f} p99 {x[1]:.0f} (n {x[2]})"
+                          for r, x in zip(rounds, [r["fill_to_order_us"] for r in rounds], strict=True)
+                          if x[0] is not None))  # fmt: skip
     ok = "every round reconciled" if tot["reconciled"] else "NOT RECONCILED"
     print(f"end: {ok} (no order of ours open at the emulator, every fill journaled once, journal position == "
           "emulator position == core position)")  # fmt: skip
