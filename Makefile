@@ -7,7 +7,7 @@ PYTEST_WORKERS ?= 2
 
 BENCH_STORE ?= .bench/bench-10M-seed1.parquet
 
-.PHONY: run test check format bench bench-backtest bench-levels bench-data bench-peer bench-sweep bench-signals bench-emulator bench-ws bench-live bench-journal bench-paper-gc defaults-table signals-table fuzz clean
+.PHONY: run test test-slow check format bench bench-backtest bench-levels bench-data bench-peer bench-sweep bench-signals bench-emulator bench-ws bench-live bench-journal bench-paper-gc soak defaults-table signals-table fuzz clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,18 @@ run: $(STAMP)
 ## test: the whole test suite
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS)
+
+## test-slow: the long end-to-end tests the default run leaves out (pytest marker slow: the live gateway's
+## fault matrix against the emulator, each fault knob on its own on spot and USD-M)
+test-slow: $(STAMP)
+	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) -m slow
+
+## soak: `avmm live` against `avmm emulate` (the real spot capture replayed at --speed 4, rounds of a fresh emulator
+## and session) for SOAK_MINUTES (default 30) with a fault every 4 s (private and public knobs in turn), each round
+## ending reconciled (no orphan order, every fill journaled once, positions equal); a one-screen summary
+SOAK_MINUTES ?= 30
+soak: $(STAMP)
+	$(BIN)/python benchmarks/soak.py --minutes $(SOAK_MINUTES) --json soak.json
 
 ## check: ruff lint and format check, the import-layer contracts, mypy
 check: $(STAMP)

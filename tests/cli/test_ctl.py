@@ -67,6 +67,17 @@ def test_paper_checks_its_control_options_first(run_cli, tmp_path):
     assert_one_line_error(run_cli(*base, "--log-max-mb", "0"), "--log-max-mb 0")
 
 
+def test_live_checks_its_control_options_first(run_cli, tmp_path):
+    """``avmm live`` takes ``avmm paper``'s control options, checked before the keys or the venue."""
+    base = ("live", "--venue", "binance-spot", "--symbol", "BTCUSDT", "--url", "http://127.0.0.1:9")
+    (tmp_path / "kill").write_text("")
+    assert_one_line_error(run_cli(*base, "--kill-file", tmp_path / "kill"), "exists already (a kill switch thrown)")
+    assert_one_line_error(run_cli(*base, "--ctl", tmp_path / "kill"), "exists and is not a socket")
+    assert_one_line_error(run_cli(*base, "--cpu", "4096"), "--cpu 4096: CPU 4096 is not available")
+    assert_one_line_error(run_cli(*base, "--gc", "never"), "--gc never: use auto or manual")
+    assert_one_line_error(run_cli(*base, "--log-backups", "0"), "--log-backups 0")
+
+
 def test_the_status_views_kill_key():
     """On a terminal (a pty here): ``K`` arms, a second ``K`` within 2 s kills; the terminal's mode
     is restored at the end; a slow second ``K`` only arms again."""

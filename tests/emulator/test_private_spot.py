@@ -25,7 +25,7 @@ SYM = {"symbol": "BTCUSDT"}
 
 @pytest.fixture(scope="module")
 def ring() -> Keyring:
-    return Keyring(n_hmac=8, n_ed=3)
+    return Keyring(n_hmac=9, n_ed=3)
 
 
 @pytest.fixture(scope="module")
@@ -149,6 +149,26 @@ def test_limit_maker_that_would_take_is_rejected(emu, ring):
 
     r, opn = run(go())
     assert r["status"] == 400 and r["error"] == {"code": -2010, "msg": "Order would immediately match and take."}
+    assert opn["result"] == []
+
+
+def test_an_ioc_order_takes_what_it_can_and_never_rests(emu, ring):
+    """``LIMIT`` ``IOC`` (the core's flatten): one that does not cross expires untouched; one that
+    crosses takes (taker fee) and the rest expires; neither is left open."""
+
+    async def go():
+        async with aiohttp.ClientSession() as s, api(emu, s, ring) as c:
+            o = {**SYM, "side": "BUY", "type": "LIMIT", "timeInForce": "IOC", "newOrderRespType": "FULL"}
+            away = await c.call("order.place", {**o, "price": "90.00", "quantity": "0.010"}, key="h8")
+            take = await c.call("order.place", {**o, "price": "100.05", "quantity": "2.000"}, key="h8")
+            opn = await c.call("openOrders.status", SYM, key="h8")
+            return away, take, opn
+
+    away, take, opn = run(go())
+    a = away["result"]
+    assert (a["status"], a["timeInForce"], a["executedQty"], a["fills"]) == ("EXPIRED", "IOC", "0.00000000", []), a
+    t = take["result"]
+    assert t["status"] in ("FILLED", "EXPIRED") and t["fills"] and t["timeInForce"] == "IOC", t
     assert opn["result"] == []
 
 

@@ -16,7 +16,10 @@ and calls the same exchange functions through these entry points, on the same re
 * ``x_quote`` / ``x_trade`` / ``x_depth`` / ``x_clear`` -- one market event at its exchange time
   (``exchange.on_*_x``; markouts advanced first, as in the loop); ``x_depth_rows`` -- the levels of
   one depth update in one call;
-* ``x_finish`` -- the end: the last sample and the fills still waiting for markouts.
+* ``x_finish`` -- the end: the last sample and the fills still waiting for markouts;
+* ``x_fill`` -- a fill that happened at a real venue (the live gateway's), booked into the same
+  records with the venue's fee: the live runtime's summary, fill records and samples are the
+  backtester's too.
 
 Ties are the loop's: at one time, market data first, then requests, then responses; the equity
 samples are taken on their grid before anything at their time changes the state.
@@ -26,7 +29,15 @@ from __future__ import annotations
 
 from numba import njit
 
-from avmm.backtest.accounting import advance_markouts, book_funding, flush_markouts, start_funding, take_sample
+from avmm.backtest.accounting import (
+    advance_markouts,
+    book_fill,
+    book_funding,
+    emit_fill_record,
+    flush_markouts,
+    start_funding,
+    take_sample,
+)
 from avmm.backtest.exchange import on_clear_x, on_depth_x, on_quote_x, on_request_x, on_trade_x
 from avmm.backtest.loop import FOUT_MARGIN, send_actions
 from avmm.backtest.state import INF_NS, QMASK
@@ -180,3 +191,25 @@ def x_finish(bparams, bstate, xo, ring, fout, sout):
         bs.tw_pos2 += bs.pos * bs.pos * dt
         bs.tw_last = bs.t_last
     return flush_markouts(bs, ring, fout)
+
+
+@njit(**NJIT)
+def x_fill(bparams, bstate, xo, ring, fout, sout, fund_ts, fund_rate, t, oid, side, px, q, fee, maker):
+    """A fill that happened elsewhere (a live venue's): booked into the records as the exchange
+    model books its own -- cash, position, average entry, time-weighted inventory, the fill record
+    waiting for its markouts -- with the venue's fee (quote currency) instead of the configured
+    rate. Returns ``ADV_FULL`` (nothing done: drain the buffers, call again) or ``ADV_IDLE``."""
+    bp = bparams[0]
+    bs = bstate[0]
+    if bs.n_fout >= fout.shape[0] - FOUT_MARGIN:
+        return ADV_FULL
+    if t < bs.te_clock:
+        t = bs.te_clock
+    if not _before(bp, bs, xo, sout, fund_ts, fund_rate, t):
+        return ADV_FULL
+    t = _market(bp, bs, fund_ts, ring, fout, t)
+    f = book_fill(bp, bs, t, side, px, q, maker)
+    bs.cash += f - fee
+    bs.fees += fee - f
+    emit_fill_record(bp, bs, ring, fout, t, oid, side, maker, px, q, fee)
+    return ADV_IDLE

@@ -30,6 +30,7 @@ from avmm.cli.config import app as config_app
 from avmm.cli.ctl import ctl_command
 from avmm.cli.data import app as data_app
 from avmm.cli.emulate import emulate_command
+from avmm.cli.live import live_command
 from avmm.cli.paper import paper_command, report_command
 from avmm.cli.quote import quote_command
 from avmm.cli.record import record_command
@@ -76,6 +77,7 @@ app.command("calibrate")(calibrate_command)
 app.command("sweep")(sweep_command)
 app.command("emulate")(emulate_command)
 app.command("paper")(paper_command)
+app.command("live")(live_command)
 app.command("record")(record_command)
 app.command("report")(report_command)
 app.command("ctl")(ctl_command)

@@ -143,3 +143,14 @@ class Engine:
         idx = np.arange(start, n) % LOG_CAP
         self._log_read = n
         return self.state["log"][0][idx].copy(), dropped
+
+    # --- the venue's truth (a live reconciliation) ------------------------------------------------
+    def set_position(self, pos: float, cash: float | None = None) -> None:
+        """The position (base units) the venue reports, and optionally the cash, written into the
+        core's state (not the hot path: a reconciliation after a restart or a reconnect). The next
+        requote sees the change (``fill_requote``'s trigger: the position moved)."""
+        s = self.state
+        s["pos"] = float(pos)
+        if cash is not None:
+            s["cash"] = float(cash)
+        s["dirty"] = 1

@@ -29,9 +29,9 @@ import numpy as np
 
 from avmm.backtest.config import BacktestConfig
 from avmm.backtest.market import AUTO_BALANCE_MULTIPLE
-from avmm.backtest.venue import PaperGateway, PaperRecords
+from avmm.backtest.venue import PaperGateway, PaperRecords, one_action
 from avmm.core.config import StrategyConfig, max_position_of, to_params
-from avmm.core.state import ACT_CANCEL, ACT_PLACE, ACTION_DTYPE
+from avmm.core.state import ACT_CANCEL, ACT_PLACE, ACTION_DTYPE, AF_TAKE
 from avmm.emulator import formats as fm
 from avmm.emulator.formats import Fmt, Order, Position, Trade
 
@@ -404,13 +404,20 @@ class Account:
 
     def place(self, t: int, o: Order, post_only: bool) -> list[Trade]:
         """Match a new order; returns its fills on arrival (taker). A reject raises ``ApiError``
-        (the order is not kept, as Binance keeps no rejected order)."""
+        (the order is not kept, as Binance keeps no rejected order). An immediate-or-cancel order
+        (``tif`` IOC) is the model's taker order: what the opposite best shows, up to its price and
+        size, the rest expired."""
         t = self.now(t)
         counts = self._rejects()
         self.orders[o.order_id] = o
         self._begin(o, "place")
         self.bp["post_only"] = int(post_only)
-        self.gw.place(t, o.order_id, o.side, o.price, o.qty)
+        if o.tif == "IOC":
+            a = one_action(ACT_PLACE, o.order_id, o.side, o.price, o.qty)
+            a["flags"] = AF_TAKE
+            self.gw.send(t, a, 1)
+        else:
+            self.gw.place(t, o.order_id, o.side, o.price, o.qty)
         self.gw.advance(t)
         fills = self._fills
         answer = self._answer

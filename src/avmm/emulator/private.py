@@ -904,7 +904,7 @@ class Private:
         side = r.choice(prefix + "side" if prefix else "side", ("BUY", "SELL"), -1117, "Invalid side.")
         otype = r.choice("type", ("LIMIT", "LIMIT_MAKER"), -1116, "Invalid orderType.")
         if otype == "LIMIT":
-            tif = r.choice("timeInForce", ("GTC",), -1115, "Invalid timeInForce.")
+            tif = r.choice("timeInForce", ("GTC", "IOC"), -1115, "Invalid timeInForce.")
         else:
             if r.get("timeInForce") is not None:
                 raise ApiError(-1106, "Parameter 'timeInForce' sent when not required.")
@@ -1058,7 +1058,7 @@ class Private:
         self._symbol(r)
         side = r.choice("side", ("BUY", "SELL"), -1117, "Invalid side.")
         otype = r.choice("type", ("LIMIT",), -1116, "Invalid orderType.")
-        tif = r.choice("timeInForce", ("GTC", "GTX"), -1115, "Invalid timeInForce.")
+        tif = r.choice("timeInForce", ("GTC", "GTX", "IOC"), -1115, "Invalid timeInForce.")
         if r.get("positionSide") not in (None, "BOTH"):
             raise ApiError(-4061, "Order's position side does not match user's setting.")
         px = r.decimal("price")

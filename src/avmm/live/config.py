@@ -112,6 +112,57 @@ class VenueConfig(BaseModel):
         "X-MBX-USED-WEIGHT-1M, shared by every client on the IP); a snapshot beyond waits for the next minute",
     )
 
+    # --- trading (avmm live) ----------------------------------------------------------------------
+    keys_file: str | None = Field(
+        None,
+        description="TOML file with api_key and api_secret (HMAC) or private_key / private_key_file (Ed25519 "
+        "PEM); mode 0600. The environment (AVMM_API_KEY with AVMM_API_SECRET or AVMM_PRIVATE_KEY_FILE) comes first",
+    )
+    client_prefix: str = Field(
+        "avmm",
+        pattern=r"^[A-Za-z0-9_]{1,5}$",
+        description="the first part of our client order ids (prefix-session-seq): orders without it are foreign",
+    )
+    foreign_orders: Literal["ignore", "cancel"] = Field(
+        "ignore",
+        description="open orders on the symbol that are not ours (by client id prefix): left alone or cancelled",
+    )
+    recv_window_ms: float = Field(
+        1000.0, gt=0, le=60000, description="recvWindow of signed requests, ms (the clock offset is estimated)"
+    )
+    request_timeout_s: float = Field(
+        5.0, gt=0, le=600, description="a WebSocket API request unanswered this long is 'unknown' (then queried)"
+    )
+    reconcile_retries: int = Field(
+        5, ge=1, le=100, description="attempts at reconciling with the venue before the session halts"
+    )
+    countdown_s: float = Field(
+        30.0,
+        ge=0,
+        le=3600,
+        description="USD-M dead-man switch: countdownCancelAll time, s, renewed every third of it (0: off)",
+    )
+    keep_priority: bool = Field(
+        True,
+        description="spot: an amend that keeps the price and lowers the quantity goes as "
+        "order.amend.keepPriority (the order keeps its place in the queue); else every amend is a cancel-replace",
+    )
+    max_order_age_s: float = Field(
+        0.0, ge=0, le=86400, description="an order older than this is cancelled by the gateway, s (0: never)"
+    )
+    listen_key_keepalive_s: float = Field(
+        1800.0, gt=0, le=3600, description="USD-M listenKey keepalive (PUT) period, s"
+    )
+    clock_sync_s: float = Field(
+        10.0, gt=0, le=3600, description="between two clock offset samples (the WebSocket API 'time'), s"
+    )
+    rate_share: float = Field(
+        0.8,
+        gt=0,
+        le=1,
+        description="the share of the venue's order and request limits (exchangeInfo rateLimits) the gateway uses",
+    )
+
     def check_for(self, venue: str) -> None:
         """The keys that depend on the venue: one line naming the key when they do not fit it."""
         if self.depth_interval not in DEPTH_INTERVALS[venue]:

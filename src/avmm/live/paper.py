@@ -175,7 +175,7 @@ class PaperSession(FeedSink):
         sig = cfg.signals
         self.signal: SignalSource | None = signal_source(sig.file, sig.function, sig.builtins_on())
         day, pnl0 = day_pnl if day_pnl is not None else (-1, 0.0)
-        self.trader = Trader(cfg, backtest, meta=meta, journal=journal, healthy=False, day_pnl0=pnl0, day_pnl_day=day)
+        self.trader = self._new_trader(cfg, backtest, meta, journal, pnl0, day)
         if journal is not None:
             journal.put_meta(f"day_pnl0.{journal.session}", json.dumps({"day": day, "pnl": pnl0}))
         self.trader.reason = "connecting"
@@ -196,6 +196,19 @@ class PaperSession(FeedSink):
         self.summary: dict[str, Any] | None = None
         self.tick_to_order = LatencyRing(latency_cap)  # frame arrival -> orders sent, ns
         self.status_extra: Callable[[], dict[str, Any]] | None = None  # more status keys (live/control.py)
+
+    def _new_trader(
+        self,
+        cfg: StrategyConfig,
+        backtest: BacktestConfig,
+        meta: dict[str, Any],
+        journal: Journal | None,
+        day_pnl0: float = 0.0,
+        day: int = -1,
+    ) -> Trader:
+        """The trader (``avmm live`` puts its own here), the UTC day's PnL before this session
+        carried in (``day``: its day number, -1: none)."""
+        return Trader(cfg, backtest, meta=meta, journal=journal, healthy=False, day_pnl0=day_pnl0, day_pnl_day=day)
 
     # --- FeedSink: the feed's events ------------------------------------------------------------
     def _core_t(self, te: int) -> int:

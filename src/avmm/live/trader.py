@@ -138,6 +138,11 @@ class Trader(Responses):
         t = max(t, self.t_core)
         self._until(t, True)
         self._clock(t)
+        if flatten and self.paused:  # a pause would keep the market from the core: no taker order
+            self.paused = False
+            self.go = self.quoting()
+            if self.journal is not None:
+                self.journal.event(t, "control", "resumed (to flatten)")
         n = self.engine.flatten(t) if flatten else self.engine.halt(t)
         cancels = int(np.count_nonzero(self.engine.actions["kind"][:n] == ACT_CANCEL))
         self._send(t, n)

@@ -15,14 +15,18 @@ order; ``request(i)`` / ``view(i)`` hand one out):
   cancel fails, the order having filled, no new order is placed), the new order under a new client
   id; USD-M ``order.modify`` (price and quantity both sent, as Binance requires; the order keeps its
   client id and loses its queue priority);
-* cancel -- ``order.cancel`` by ``origClientOrderId``.
+* cancel -- ``order.cancel`` by ``origClientOrderId``;
+* keep-priority amend (spot, when ``keep[i]`` is set for the i-th action by the caller: the price
+  unchanged, the quantity down) -- ``order.amend.keepPriority`` with ``newQty`` the action's
+  quantity (the order's new total: what executed + what is left) and the same client id.
 
 Prices and quantities are decimal strings on the symbol's tick and lot grid, exact: ``px`` is taken
 to the nearest tick as an integer count and written with the tick's decimals (at least one), so no
 float artifact (``61234.100000000006``) reaches the venue. Client order ids are
 ``<prefix>-<session>-<seq>`` (Binance's rule: ``^[.A-Z:/a-z0-9_-]{1,36}$``; ``seq`` counts this
-encoder's new client ids from 1), kept by the core's order id until ``forget(oid)`` (the gateway,
-when the venue says the order is gone).
+encoder's new client ids from 1, or is the caller's ``seqs[i]`` for the i-th action when set: a
+journal's record seq), kept by the core's order id until ``forget(oid)`` (the gateway, when the
+venue says the order is gone).
 
 The requests are those of a connection authenticated once with ``session.logon`` (Ed25519): they
 carry no ``apiKey`` or ``signature``, only the ``timestamp`` (ms) every trading request needs.
@@ -51,8 +55,8 @@ _BASE36 = "0123456789abcdefghijklmnopqrstuvwxyz"
 # template ops: (op, a, b); a literal is lit[a:b]
 OP_LIT, OP_RID, OP_CID, OP_NCID, OP_PX, OP_QTY, OP_TS = range(7)
 RID, CID, NCID, PX, QTY, TS = OP_RID, OP_CID, OP_NCID, OP_PX, OP_QTY, OP_TS  # template placeholders
-T_PLACE, T_AMEND, T_CANCEL, T_TAKE = 0, 2, 4, 5  # + (side > 0) for place, amend and take
-N_TEMPLATES = 7
+T_PLACE, T_AMEND, T_CANCEL, T_KEEP, T_TAKE = 0, 2, 4, 5, 6  # + (side > 0) for place, amend and take
+N_TEMPLATES = 8
 MAX_OPS = 24
 LIT_CAP = 4096
 REQ_MAX = 512  # bytes of one request, at most (checked when the templates are built)
@@ -89,9 +93,13 @@ ENC_PARTS = [
     (np.dtype(np.int64), MAX_ACTIONS + 1),  # where each starts (and the last one ends)
     (np.dtype(np.uint8), 32),  # the timestamp's digits
     (np.dtype(np.uint8), 32),  # a number's digits, written backwards
+    (np.dtype(np.uint8), MAX_ACTIONS),  # spot: the i-th action (an amend) keeps its priority (cleared when used)
+    (np.dtype(np.int64), MAX_ACTIONS),  # > 0: the i-th action's new client id number (a journal's seq; cleared)
 ]
 _OFFSETS, ENC_BYTES = block_layout(ENC_PARTS)
-OFF_E, OFF_PROG, OFF_NOPS, OFF_LIT, OFF_KEYS, OFF_VALS, OFF_OUT, OFF_OFFS, OFF_TS, OFF_TMP = _OFFSETS
+OFF_E, OFF_PROG, OFF_NOPS, OFF_LIT, OFF_KEYS, OFF_VALS, OFF_OUT, OFF_OFFS, OFF_TS, OFF_TMP, OFF_KEEP, OFF_SEQS = (
+    _OFFSETS
+)
 
 
 def step_decimals(step: float) -> tuple[int, int]:
@@ -151,8 +159,8 @@ class OrderEncoder:
         self.templates = self._templates()
 
     def _templates(self) -> list[list[str | int]]:
-        """Seven templates (place sell / buy, amend sell / buy, cancel, take sell / buy): literal text
-        and fields."""
+        """Eight templates (place sell / buy, amend sell / buy, cancel, spot's keep-priority amend,
+        take sell / buy): literal text and fields."""
         sym, cid = self.symbol, f"{self.prefix}-{self.session}-"
         head: list[str | int] = ['{"id":', RID, ',"method":']
         px_qty: list[str | int] = ['"price":"', PX, '","quantity":"', QTY, '"']
@@ -181,6 +189,11 @@ class OrderEncoder:
         out.append(
             [*head, f'"order.cancel","params":{{"symbol":"{sym}","origClientOrderId":"{cid}', CID,
              '","timestamp":', TS, "}}"]
+        )  # fmt: skip
+        # spot's amend of the quantity alone, down, keeping the order's place in the queue (USD-M: unused)
+        out.append(
+            [*head, f'"order.amend.keepPriority","params":{{"symbol":"{sym}","origClientOrderId":"{cid}', CID,
+             f'","newClientOrderId":"{cid}', CID, '","newQty":"', QTY, '","timestamp":', TS, "}}"]
         )  # fmt: skip
         for side in ("SELL", "BUY"):
             kind = f'"side":"{side}","type":"LIMIT","timeInForce":"IOC",'
@@ -222,7 +235,9 @@ def _views(addr):
     offs = carray(voidptr(addr + OFF_OFFS), MAX_ACTIONS + 1, np.int64)
     tsb = carray(voidptr(addr + OFF_TS), 32, np.uint8)
     tmp = carray(voidptr(addr + OFF_TMP), 32, np.uint8)
-    return e, prog, nops, lit, keys, vals, out, offs, tsb, tmp
+    keep = carray(voidptr(addr + OFF_KEEP), MAX_ACTIONS, np.uint8)
+    seqs = carray(voidptr(addr + OFF_SEQS), MAX_ACTIONS, np.int64)
+    return e, prog, nops, lit, keys, vals, out, offs, tsb, tmp, keep, seqs
 
 
 @njit(**NJIT_INLINE)
@@ -311,10 +326,24 @@ def _write(out, pos, prog, nops, base, lit, tmp, tsb, nts, rid, cid, ncid, pv, q
     return pos
 
 
+@njit(**NJIT_INLINE)
+def _next_cid(e, seqs, i):
+    """The next new client id number: ``seqs[i]`` when a journal numbers them (the action's record
+    in the intent log; then cleared), else the encoder's own count + 1."""
+    c = seqs[i]
+    if c > 0:
+        seqs[i] = 0
+        if c > e.seq:
+            e.seq = c
+        return c
+    e.seq += 1
+    return e.seq
+
+
 @njit(**NJIT)
-def encode_at(addr, actions_addr, n, ts_ms):
+def encode_at(addr, actions_addr, n, ts_ms):  # noqa: C901  (compiled kernel)
     """The requests of the first ``n`` actions at ``actions_addr``, into the buffer; how many."""
-    e_arr, prog, nops, lit, keys, vals, out, offs, tsb, tmp = _views(addr)
+    e_arr, prog, nops, lit, keys, vals, out, offs, tsb, tmp, keep, seqs = _views(addr)
     a = carray(voidptr(actions_addr), MAX_ACTIONS, ACTION_DTYPE)
     e = e_arr[0]
     nts = _put_int(tsb, 0, ts_ms, tmp)
@@ -343,11 +372,10 @@ def encode_at(addr, actions_addr, n, ts_ms):
                 if slot < 0:
                     e.full += 1
                     continue
-            e.seq += 1
+            ncid = _next_cid(e, seqs, i)
             keys[slot] = oid
-            vals[slot] = e.seq
-            cid = e.seq
-            ncid = e.seq
+            vals[slot] = ncid
+            cid = ncid
             t = (T_PLACE if (a[i].flags & AF_TAKE) == 0 else T_TAKE) + (1 if side > 0 else 0)
         else:
             if slot < 0:
@@ -355,11 +383,12 @@ def encode_at(addr, actions_addr, n, ts_ms):
                 continue
             cid = vals[slot]
             ncid = cid
-            if kind == ACT_AMEND:
+            if kind == ACT_AMEND and e.um == 0 and keep[i] != 0:
+                t = T_KEEP  # spot: only the quantity, down: order.amend.keepPriority, the same client id
+            elif kind == ACT_AMEND:
                 t = T_AMEND + (1 if side > 0 else 0)
                 if e.um == 0:
-                    e.seq += 1
-                    ncid = e.seq
+                    ncid = _next_cid(e, seqs, i)
                     vals[slot] = ncid
             else:
                 t = T_CANCEL
@@ -367,6 +396,9 @@ def encode_at(addr, actions_addr, n, ts_ms):
         pos = _write(out, pos, prog, nops[t], t * MAX_OPS * 3, lit, tmp, tsb, nts, e.rid, cid, ncid, pv, qv, e)
         k += 1
         offs[k] = pos
+    for i in range(min(n, MAX_ACTIONS)):  # the per-call marks never outlive the call
+        keep[i] = 0
+        seqs[i] = 0
     return k
 
 
@@ -392,7 +424,9 @@ class Requests:
     from 1; client ids are kept per order until ``forget(oid)``.
     """
 
-    __slots__ = ("enc", "mem", "actions", "state", "out", "offs", "keys", "vals", "encode", "_forget")
+    __slots__ = (
+        "enc", "mem", "actions", "state", "out", "offs", "keys", "vals", "keep", "seqs", "encode", "_forget",
+    )  # fmt: skip
 
     def __init__(self, encoder: OrderEncoder, actions: np.ndarray) -> None:
         if actions.dtype != ACTION_DTYPE or actions.shape[0] < MAX_ACTIONS or not actions.flags.c_contiguous:
@@ -400,7 +434,7 @@ class Requests:
         self.enc = encoder
         self.actions = actions  # kept alive: the compiled code reads it by address
         self.mem = Block(ENC_PARTS)
-        e, prog, nops, lit, self.keys, self.vals, self.out, self.offs, _, _ = self.mem.views
+        e, prog, nops, lit, self.keys, self.vals, self.out, self.offs, _, _, self.keep, self.seqs = self.mem.views
         self.state = e
         e["um"] = int(encoder.um)
         e["tick"], e["lot"] = encoder.tick, encoder.lot
