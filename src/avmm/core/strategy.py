@@ -124,15 +124,22 @@ def _emit(a, n, kind, side, oid, level, px, qty):
     return n + 1
 
 
-@njit(**NJIT)
-def _free_slot(s, o):
-    """Lowest free order slot (so the slots in use stay packed below ``s.o_hwm``), or -1."""
-    for i in range(o.shape[0]):
+@njit(**NJIT_INLINE)
+def _free_slot_from(s, o, lo):
+    """Lowest free order slot at or above ``lo`` (every slot below ``lo`` known to be in use), or
+    -1. The lowest free slot overall keeps the slots in use packed below ``s.o_hwm``."""
+    for i in range(lo, o.shape[0]):
         if o[i].status == OS_FREE:
             if i >= s.o_hwm:
                 s.o_hwm = i + 1
             return i
     return -1
+
+
+@njit(**NJIT)
+def _free_slot(s, o):
+    """Lowest free order slot (so the slots in use stay packed below ``s.o_hwm``), or -1."""
+    return _free_slot_from(s, o, 0)
 
 
 @njit(**NJIT)
@@ -148,6 +155,7 @@ def diff_orders(p, s, o, a, ts_ns, budget):  # noqa: C901  (compiled kernel)
     """
     n = 0
     nb = 0  # places + amends written
+    lo = 0  # every slot below is in use: nothing is freed here, so each place searches on from the last
     tol = p.price_tol_ticks * p.tick + 1e-9 * p.tick
     for row in range(2):
         side = 1 if row == 0 else -1
@@ -201,13 +209,14 @@ def diff_orders(p, s, o, a, ts_ns, budget):  # noqa: C901  (compiled kernel)
         for lvl in range(nt):
             if s.matched[lvl] != 0:
                 continue
-            slot = _free_slot(s, o)
+            slot = _free_slot_from(s, o, lo)
             if slot < 0 or n >= MAX_ACTIONS:
                 s.n_table_full += 1
                 break
             if nb >= budget:
                 s.n_limit_rate += 1
                 break
+            lo = slot + 1
             nb += 1
             od = o[slot]
             od.oid = s.next_oid
