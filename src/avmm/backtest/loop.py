@@ -262,22 +262,35 @@ def run_chunk(  # noqa: C901  (compiled event loop)
                 on_clear_x(bs, xo, keys)
             bs.ie = ie + 1
         elif w == 1:
-            m = rq[bs.rq_head & QMASK]
-            bs.rq_head += 1
-            on_request_x(bp, bs, xo, keys, vals, lat, rs, ring, fout, m)
+            # the requests arriving at this same time one after another: each would be the next step
+            # (a request wins the tie with a response, loses it to market data at the exchange, and
+            # handling one moves no other stream to t or before), so the merge above is not redone
+            while True:
+                m = rq[bs.rq_head & QMASK]
+                bs.rq_head += 1
+                on_request_x(bp, bs, xo, keys, vals, lat, rs, ring, fout, m)
+                if bs.rq_head >= bs.rq_tail or rq[bs.rq_head & QMASK].ts != t or bs.n_fout >= fcap:
+                    break
         elif w == 2:
-            m = rs[bs.rs_head & QMASK]
-            bs.rs_head += 1
-            mk = m.kind
-            if mk == RS_FILL:
-                na = on_fill_rec(p, s, o, a, t, m.oid, m.side, m.px, m.qty, m.fee)
-                send_actions(bs, a, na, lat, rq, t)
-            elif mk == RS_ACK:
-                on_ack_rec(s, o, m.oid)
-            elif mk == RS_REJECT:
-                on_reject_rec(p, s, o, m.oid)
-            elif mk == RS_CANCELED:
-                on_canceled_rec(s, o, m.oid)
+            # likewise the responses at this same time, unless a request sent meanwhile arrives at t
+            # (zero entry latency): it would come first
+            while True:
+                m = rs[bs.rs_head & QMASK]
+                bs.rs_head += 1
+                mk = m.kind
+                if mk == RS_FILL:
+                    na = on_fill_rec(p, s, o, a, t, m.oid, m.side, m.px, m.qty, m.fee)
+                    send_actions(bs, a, na, lat, rq, t)
+                elif mk == RS_ACK:
+                    on_ack_rec(s, o, m.oid)
+                elif mk == RS_REJECT:
+                    on_reject_rec(p, s, o, m.oid)
+                elif mk == RS_CANCELED:
+                    on_canceled_rec(s, o, m.oid)
+                if bs.rs_head >= bs.rs_tail or rs[bs.rs_head & QMASK].ts != t or bs.n_fout >= fcap:
+                    break
+                if bs.rq_head < bs.rq_tail and rq[bs.rq_head & QMASK].ts <= t:
+                    break
         elif w == 3:
             bs.n_timer += 1
             na = on_timer_rec(p, s, o, a, t)

@@ -27,9 +27,11 @@ A sampled log (probability ``log_rate`` per event, xorshift RNG) writes numeric 
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 from numba import njit
+from numba.cpython.unsafe.numbers import trailing_zeros as _trailing_zeros
 
 from avmm.core.estimators import intensity_fit, intensity_on_trade, micro_price, vol_sample, vwap_on_trade
 from avmm.core.ladder import compute_targets, floor_to
@@ -46,6 +48,7 @@ from avmm.core.state import (
     LIMIT_REDUCE,
     LOG_CAP,
     MAX_ACTIONS,
+    MAX_ORDERS,
     MK_DIFF,
     MK_ESTIM,
     MK_FILL,
@@ -70,6 +73,10 @@ _U25 = np.uint64(25)
 _U27 = np.uint64(27)
 _U11 = np.uint64(11)
 _INV_2_53 = 1.0 / 9007199254740992.0
+_U0 = np.uint64(0)
+_U1 = np.uint64(1)
+assert MAX_ORDERS <= 64  # diff_orders keeps a side's working orders as one 64-bit mask of slots
+_ctz: Any = _trailing_zeros  # the index of the lowest set bit (an intrinsic: called from compiled code only)
 
 
 @njit(**NJIT_INLINE)
@@ -124,15 +131,22 @@ def _emit(a, n, kind, side, oid, level, px, qty):
     return n + 1
 
 
-@njit(**NJIT)
-def _free_slot(s, o):
-    """Lowest free order slot (so the slots in use stay packed below ``s.o_hwm``), or -1."""
-    for i in range(o.shape[0]):
+@njit(**NJIT_INLINE)
+def _free_slot_from(s, o, lo):
+    """Lowest free order slot at or above ``lo`` (every slot below ``lo`` known to be in use), or
+    -1. The lowest free slot overall keeps the slots in use packed below ``s.o_hwm``."""
+    for i in range(lo, o.shape[0]):
         if o[i].status == OS_FREE:
             if i >= s.o_hwm:
                 s.o_hwm = i + 1
             return i
     return -1
+
+
+@njit(**NJIT)
+def _free_slot(s, o):
+    """Lowest free order slot (so the slots in use stay packed below ``s.o_hwm``), or -1."""
+    return _free_slot_from(s, o, 0)
 
 
 @njit(**NJIT)
@@ -148,19 +162,31 @@ def diff_orders(p, s, o, a, ts_ns, budget):  # noqa: C901  (compiled kernel)
     """
     n = 0
     nb = 0  # places + amends written
+    lo = 0  # every slot below is in use: nothing is freed here, so each place searches on from the last
     tol = p.price_tol_ticks * p.tick + 1e-9 * p.tick
+    # the working orders of each side as a bit mask over the slots (one scan of the table; the passes
+    # below visit the set bits in slot order, as a scan would); orders placed here are not in them
+    work_b = _U0
+    work_a = _U0
+    for i in range(s.o_hwm):
+        od = o[i]
+        if od.status == OS_LIVE or od.status == OS_PENDING_NEW or od.status == OS_PENDING_AMEND:
+            if od.side == 1:
+                work_b |= _U1 << np.uint64(i)
+            elif od.side == -1:
+                work_a |= _U1 << np.uint64(i)
     for row in range(2):
         side = 1 if row == 0 else -1
+        work = work_b if row == 0 else work_a
         nt = s.lad_n[row]
         for lvl in range(nt):
             s.matched[lvl] = 0
         # 1. keep
-        for i in range(s.o_hwm):
-            od = o[i]
-            if od.side != side or (
-                od.status != OS_LIVE and od.status != OS_PENDING_NEW and od.status != OS_PENDING_AMEND
-            ):
-                continue
+        m = work
+        while m != _U0:
+            k = np.int64(_ctz(m))
+            m &= m - _U1
+            od = o[k]
             od.level = -1
             for lvl in range(nt):
                 if s.matched[lvl] != 0:
@@ -172,11 +198,12 @@ def diff_orders(p, s, o, a, ts_ns, budget):  # noqa: C901  (compiled kernel)
                     break
         # 2. amend or cancel the rest
         nxt = 0
-        for i in range(s.o_hwm):
-            od = o[i]
-            if od.side != side or od.level >= 0:
-                continue
-            if od.status != OS_LIVE and od.status != OS_PENDING_NEW and od.status != OS_PENDING_AMEND:
+        m = work
+        while m != _U0:
+            k = np.int64(_ctz(m))
+            m &= m - _U1
+            od = o[k]
+            if od.level >= 0:
                 continue
             if p.amend != 0 and od.status == OS_LIVE:
                 while nxt < nt and s.matched[nxt] != 0:
@@ -201,13 +228,14 @@ def diff_orders(p, s, o, a, ts_ns, budget):  # noqa: C901  (compiled kernel)
         for lvl in range(nt):
             if s.matched[lvl] != 0:
                 continue
-            slot = _free_slot(s, o)
+            slot = _free_slot_from(s, o, lo)
             if slot < 0 or n >= MAX_ACTIONS:
                 s.n_table_full += 1
                 break
             if nb >= budget:
                 s.n_limit_rate += 1
                 break
+            lo = slot + 1
             nb += 1
             od = o[slot]
             od.oid = s.next_oid
