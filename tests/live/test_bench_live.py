@@ -22,13 +22,14 @@ def _rows(n: int, seed: int = 1) -> np.ndarray:
 def test_stage_table_splits_each_frame_into_its_stages():
     rows = _rows(1000)
     t = stage_table(rows)
-    assert list(t) == [*STAGES, "total"]
+    assert list(t) == [*STAGES, "intent", "total"]
     d = np.diff(rows, axis=1)
     for k, name in enumerate(STAGES):
         assert t[name]["p50"] == pytest.approx(np.percentile(d[:, k], 50) / 1e3)
         assert t[name]["max"] == pytest.approx(d[:, k].max() / 1e3)
         assert t[name]["n"] == 1000
     assert t["total"]["p50"] == pytest.approx(np.percentile(rows[:, -1] - rows[:, 0], 50) / 1e3)
+    assert t["intent"]["p99"] == pytest.approx(np.percentile(rows[:, -2] - rows[:, 0], 99) / 1e3)
     only = stage_table(rows, np.arange(1000) % 4 == 0)
     assert only["core"]["n"] == 250
     assert pcts_us(np.zeros(0, dtype=np.int64)) == {"p50": None, "p99": None, "p999": None, "max": None, "n": 0}
@@ -37,19 +38,19 @@ def test_stage_table_splits_each_frame_into_its_stages():
 def test_the_median_of_runs_is_taken_per_figure():
     a, b, c = (stage_table(_rows(200, s)) for s in (1, 2, 3))
     m = _median_tables([a, b, c])
-    for name in (*STAGES, "total"):
+    for name in (*STAGES, "intent", "total"):
         for k in KEYS:
             assert m[name][k] == sorted(t[name][k] for t in (a, b, c))[1]
 
 
 def _check_table(t: dict, n: int) -> None:
-    assert set(t) == {*STAGES, "total"}
+    assert set(t) == {*STAGES, "intent", "total"}
     for name, row in t.items():
         assert row["n"] == n, name
         vals = [row[k] for k in KEYS]
         assert all(v is not None and math.isfinite(v) and v >= 0 for v in vals), (name, row)
         assert row["p50"] <= row["p99"] <= row["p999"] <= row["max"], (name, row)
-    for name in STAGES:  # each frame's total is the sum of its stages: it dominates each one
+    for name in (*STAGES, "intent"):  # each frame's total is the sum of its stages: it dominates each one
         for k in KEYS:
             assert t["total"][k] >= t[name][k], (name, k)
 

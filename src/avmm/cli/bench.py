@@ -207,10 +207,10 @@ def render_live(r: LiveBenchResult, console: Any = None) -> None:
     t.add_column("stage")
     for col in ("p50", "p99", "p99.9", "max", "p50 *", "p99 *", "p99.9 *"):
         t.add_column(col, justify="right")
-    for name in (*STAGES, "total"):
+    for name in (*STAGES, "intent", "total"):
         a, q = r.stages_all[name], r.stages_requote[name]
         t.add_row(
-            "[bold]total[/bold]" if name == "total" else name,
+            "[bold]total[/bold]" if name == "total" else "to the intent" if name == "intent" else name,
             *(_us(a[k]) for k in ("p50", "p99", "p999", "max")),
             *(_us(q[k]) for k in ("p50", "p99", "p999")),
         )

@@ -526,10 +526,12 @@ def pcts_us(ns: np.ndarray) -> dict[str, float | int | None]:
 
 
 def stage_table(rows: np.ndarray, mask: np.ndarray | None = None) -> dict[str, dict[str, Any]]:
-    """Each stage's and the total's percentiles over ``rows`` (stamps, ns) where ``mask``."""
+    """Each stage's percentiles over ``rows`` (stamps, ns) where ``mask``; ``intent`` (the frame to
+    its requests encoded, before the send) and ``total`` (to the send's return)."""
     r = rows if mask is None else rows[mask]
     d = np.diff(r, axis=1)
     out = {name: pcts_us(d[:, k]) for k, name in enumerate(STAGES)}
+    out["intent"] = pcts_us(r[:, -2] - r[:, 0])  # to the order intent ready for the gateway (encoded)
     out["total"] = pcts_us(r[:, -1] - r[:, 0])
     return out
 

@@ -36,7 +36,7 @@ from typing import Any, Protocol
 import msgspec
 import numpy as np
 
-from avmm.core.state import ACT_AMEND, ACT_CANCEL, ACT_PLACE
+from avmm.core.state import ACT_AMEND, ACT_CANCEL, ACT_PLACE, MAX_ACTIONS
 from avmm.live.clock import ClockOffset
 from avmm.live.config import VenueConfig
 from avmm.live.gateway import Gateway
@@ -54,7 +54,8 @@ from avmm.venues.binance.private import (
     ExecutionReport,
     StreamTerminated,
 )
-from avmm.venues.binance.ws_api import OrderEncoder, Requests
+from avmm.venues.binance.ws_api import OUT_CAP, OrderEncoder, Requests
+from avmm.venues.ws_frames import ClientFrames
 
 log = logging.getLogger("avmm.live")
 
@@ -282,6 +283,7 @@ class BinanceGateway(Gateway):
         self.info = info
         self.enc = OrderEncoder(self.venue, self.symbol, info.tick, info.lot, self.vcfg.client_prefix, self.session)
         self.req = Requests(self.enc, self.actions)
+        self.frames = ClientFrames(OUT_CAP, MAX_ACTIONS)
         self._rid = self.req.state["rid"]
         if info.rate_limits:
             self.limits.set_limits(info.rate_limits)
@@ -342,20 +344,39 @@ class BinanceGateway(Gateway):
             self._encode_mismatch(t, actions, n, k, rid0)
             return
         now = time.time_ns()
-        api, pending = self.api, self.pending
+        pending = self.pending
+        sent: list[Order] = []
         for i in range(k):
             js = seq0 + (orig[i] if orig is not None else i) if seq0 > 0 else 0
             o, nseq = self._record(actions[i], js, nseq, now, i in keeps)
             pending[rid0 + 1 + i] = (int(actions[i]["kind"]), o, now)
-            try:
-                api.send_order(req.view(i))
-            except (ConnectionError, OSError, RuntimeError):
-                o.unknown = True  # the connection is gone: the reconciliation decides
+            sent.append(o)
+        self._write(req, k, sent)
         if self._fill_ns:  # the orders a fill report caused: wire to wire
             self.fill_to_order.add(time.time_ns() - self._fill_ns)
             self._fill_ns = 0
         if places:
             self.limits.sent_orders(places, now)
+
+    def _write(self, req: Requests, k: int, sent: list[Order]) -> None:
+        """The ``k`` encoded requests to the socket: logged on, framed in one buffer and one write
+        (``venues/ws_frames.py``); else one signed frame each. A write that fails leaves the orders
+        unknown: the reconciliation decides."""
+        api = self.api
+        fr = self.frames
+        m = fr.frame(req.out, req.offs, k) if api.logged_on else -1
+        if m >= 0:
+            try:
+                api.send_frames(fr.view(m))
+            except (ConnectionError, OSError, RuntimeError):
+                for o in sent:
+                    o.unknown = True
+            return
+        for i in range(k):
+            try:
+                api.send_order(req.view(i))
+            except (ConnectionError, OSError, RuntimeError):
+                sent[i].unknown = True
 
     def _admit(self, t: int, actions: np.ndarray, n: int) -> tuple[int, int, list[int] | None]:
         """The actions that may leave now, moved to the front: cancels and amends of orders the

@@ -197,6 +197,13 @@ class WsApi:
             data = self._signed_frame(bytes(data))
         self.transport.send(TEXT, data)
 
+    def send_frames(self, data: memoryview) -> None:
+        """Order frames already framed as client frames (``venues/ws_frames.py``) in one write: a
+        logged-on connection only (their requests carry no signature)."""
+        if self.transport is None or self.closed or not self.logged_on:
+            raise ConnectionError("the WebSocket API connection is closed or not logged on")
+        self.transport.underlying_transport.write(data)
+
     def _signed_frame(self, data: bytes) -> bytes:
         req = msgspec.json.decode(data)
         p = req["params"]
