@@ -24,7 +24,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS)
 
 ## test-slow: the long end-to-end tests the default run leaves out (pytest marker slow: the live gateway's
-## fault matrix against the emulator, each fault knob on its own on spot and USD-M)
+## fault matrix against the emulator, each fault knob on its own on spot and USD-M; avmm bench live with a tuning)
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) -m slow
 

@@ -114,6 +114,7 @@ def test_a_tuning_is_applied_for_the_block_and_undone():
     assert Tuning(cpus=[0, 1], rt_priority=5, gc_manual=True).describe() == "--cpu 0,1 --rt-priority 5 --gc manual"
 
 
+@pytest.mark.slow  # ~90 s (six phases against three emulators): make test-slow; applied() is tested above
 @pytest.mark.xdist_group("live")
 def test_bench_live_with_and_without_a_tuning(run_cli, tmp_path):
     pytest.importorskip("picows")
