@@ -55,6 +55,7 @@ def _check_table(t: dict, n: int) -> None:
             assert t["total"][k] >= t[name][k], (name, k)
 
 
+@pytest.mark.slow  # ~80 s (three phases against three emulators with the private side): make test-slow
 @pytest.mark.xdist_group("live")
 def test_bench_live_end_to_end(run_cli, tmp_path):
     pytest.importorskip("picows")

@@ -231,6 +231,7 @@ def test_ctl_status_set_pause_resume_kill(root, store):
         assert line in text, line
 
 
+@pytest.mark.slow  # paper's flatten is tested in-process (test_control.py), live's on USD-M (test_live_control.py)
 def test_kill_with_flatten_ends_flat(root, store):
     """``avmm ctl kill --flatten`` once the session holds a position: the core's taker orders close it
     at the paper venue, then the session stops; the summary's position is 0."""
