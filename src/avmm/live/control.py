@@ -203,9 +203,10 @@ class Controller:
         while tr.flattening() and time.monotonic() < deadline:
             await asyncio.sleep(FLATTEN_POLL_S)
         pos = float(tr.engine.state["pos"][0])
-        self.log.error(
-            "kill switch: %s; stopping", "flat" if not tr.flattening() else f"still {pos:g} after {FLATTEN_WAIT_S:g} s"
-        )
+        left = "flat" if abs(pos) < tr.cfg.quoting.lot else f"position {pos:g} left"  # (the core may give up)
+        if tr.flattening():
+            left += f" after {FLATTEN_WAIT_S:g} s"
+        self.log.error("kill switch: %s; stopping", left)
         self.rt.stop()
 
     def pause(self, on: bool) -> int:
