@@ -122,8 +122,14 @@ def test_kill_flatten_on_usdm_leaves_the_venue_flat(root, keys):
         def status() -> dict[str, Any]:
             return request(sock, {"cmd": "status"})["status"]
 
-        for _ in range(10):  # a position held still: paused (nothing working) with |position| >= a lot
-            p.wait_for(lambda st: _quoting(st) and abs(float(st["position_core"])) >= 0.001, timeout=180.0)
+        p.wait_for(_quoting)
+        end = time.monotonic() + 180.0
+        while time.monotonic() < end:  # a position held still: paused (nothing working) with |position| >= a lot
+            # the session's status now (the status lines on stdout are history: an old one may show a
+            # position the session has since closed)
+            if not (lambda s: _quoting(s) and abs(float(s["position_core"])) >= 0.001)(status()):
+                time.sleep(0.05)
+                continue
             request(sock, {"cmd": "pause"})
             _until(lambda: (lambda s: s["paused"] and s["our_bids"] == s["our_asks"] == [])(status()))
             time.sleep(0.3)
