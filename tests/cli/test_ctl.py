@@ -65,6 +65,7 @@ def test_paper_checks_its_control_options_first(run_cli, tmp_path):
     assert_one_line_error(run_cli(*base, "--gc", "never"), "--gc never: use auto or manual")
     assert_one_line_error(run_cli(*base, "--log", tmp_path / "no" / "x.log"), "--log", "does not exist")
     assert_one_line_error(run_cli(*base, "--log-max-mb", "0"), "--log-max-mb 0")
+    assert_one_line_error(run_cli(*base, "--busy-poll", "--rt-priority", "5"), "--busy-poll with --rt-priority 5")
 
 
 def test_live_checks_its_control_options_first(run_cli, tmp_path):
@@ -76,6 +77,7 @@ def test_live_checks_its_control_options_first(run_cli, tmp_path):
     assert_one_line_error(run_cli(*base, "--cpu", "4096"), "--cpu 4096: CPU 4096 is not available")
     assert_one_line_error(run_cli(*base, "--gc", "never"), "--gc never: use auto or manual")
     assert_one_line_error(run_cli(*base, "--log-backups", "0"), "--log-backups 0")
+    assert_one_line_error(run_cli(*base, "--busy-poll", "--rt-priority", "5"), "--busy-poll with --rt-priority 5")
 
 
 def test_the_status_views_kill_key():

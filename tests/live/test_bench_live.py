@@ -113,6 +113,29 @@ def test_a_tuning_is_applied_for_the_block_and_undone():
     with applied(None, notes):
         assert os.sched_getaffinity(0) == cpus0 and gc.isenabled()
     assert Tuning(cpus=[0, 1], rt_priority=5, gc_manual=True).describe() == "--cpu 0,1 --rt-priority 5 --gc manual"
+    assert Tuning(cpus=[1], busy_poll=True).describe() == "--cpu 1 --busy-poll"
+
+
+def test_polled_spins_the_loop_while_the_phase_runs():
+    """``polled``: with ``busy_poll`` the phase runs on a loop that never sleeps (its sleeps come
+    back after many zero-timeout polls), and the spinning stops with the phase."""
+    import asyncio
+
+    from avmm.live.bench import Tuning, polled
+
+    async def phase() -> int:
+        await asyncio.sleep(0.02)
+        return len(asyncio.all_tasks())
+
+    async def go(tu: Tuning | None) -> tuple[int, int]:
+        n = await polled(phase(), tu)
+        await asyncio.sleep(0)
+        return n, len(asyncio.all_tasks())
+
+    spun, after = asyncio.run(go(Tuning(busy_poll=True)))
+    plain, _ = asyncio.run(go(None))
+    assert spun == plain + 1  # the spinning task, alive during the phase
+    assert after == 1  # only go() itself: the spinning task ended with the phase
 
 
 @pytest.mark.slow  # ~90 s (six phases against three emulators): make test-slow; applied() is tested above
@@ -138,3 +161,5 @@ def test_bad_tuning_options_are_one_line(run_cli):
 
     assert_one_line_error(run_cli("bench", "live", "--cpu", "x"), "--cpu x")
     assert_one_line_error(run_cli("bench", "live", "--gc", "sometimes"), "--gc sometimes")
+    r = run_cli("bench", "live", "--busy-poll", "--rt-priority", "5")
+    assert_one_line_error(r, "--busy-poll with --rt-priority 5")

@@ -379,4 +379,41 @@ def test_rt_priority_not_permitted_is_one_warning_and_the_session_goes_on(monkey
 
     st = asyncio.run(go())
     assert warnings == ["--rt-priority 5: SCHED_FIFO not permitted (Operation not permitted); going on without it"]
-    assert st["tuning"] == {"cpus": [0], "rt_priority": "not permitted: Operation not permitted", "gc": "auto"}
+    assert st["tuning"] == {
+        "cpus": [0], "rt_priority": "not permitted: Operation not permitted", "gc": "auto", "busy_poll": False,
+    }  # fmt: skip
+
+
+def test_busy_poll_keeps_the_loop_from_sleeping_for_the_session_only():
+    """``busy_poll``: while the supervisor runs, the loop never blocks in its selector (every poll
+    has a zero timeout), the status says so; after it, the loop sleeps again."""
+    import selectors
+
+    rt = FakeRuntime(FakeTrader())
+    timeouts: list[float | None] = []
+
+    class Sel(selectors.DefaultSelector):
+        def select(self, timeout: float | None = None) -> Any:
+            timeouts.append(timeout)
+            return super().select(timeout)
+
+    async def go() -> tuple[dict[str, Any], list[float | None], list[float | None]]:
+        sup = Supervisor(rt, CFG, parse_set=parse_override, busy_poll=True)  # type: ignore[arg-type]
+        async with sup:
+            await asyncio.sleep(0.05)
+            timeouts.clear()
+            await asyncio.sleep(0.05)  # a wait: the loop polls instead of sleeping 50 ms
+            during = list(timeouts)
+            st = rt.status()
+        timeouts.clear()
+        await asyncio.sleep(0.05)
+        return st, during, list(timeouts)
+
+    loop = asyncio.SelectorEventLoop(Sel())
+    try:
+        st, during, after = loop.run_until_complete(go())
+    finally:
+        loop.close()
+    assert st["tuning"]["busy_poll"] is True
+    assert len(during) > 50 and all(t == 0 for t in during), during[:5]
+    assert any(t is not None and t > 0.01 for t in after), after

@@ -58,9 +58,10 @@ def _secrets(client: Path) -> list[str]:
 
 
 def test_ctl_set_pause_resume_kill_on_a_live_spot_session(root, keys):
-    """Spot: ``set`` changes the running core (journaled); ``pause`` leaves no order of ours at the
-    venue until ``resume``; ``kill`` cancels everything at the venue and ends the session (exit 0,
-    one line, the kill alert); the log file holds the ctl lines and neither key."""
+    """Spot, busy-polling (``--busy-poll``): ``set`` changes the running core (journaled); ``pause``
+    leaves no order of ours at the venue until ``resume``; ``kill`` cancels everything at the venue
+    and ends the session (exit 0, one line, the kill alert); the log file holds the ctl lines and
+    neither key."""
     from avmm.live.control import request
 
     venue = "binance-spot"
@@ -68,7 +69,8 @@ def test_ctl_set_pause_resume_kill_on_a_live_spot_session(root, keys):
     cfg = root / "a.toml"
     cfg.write_text(f"[alerts]\ncommand = {json.dumps(_alert_command(alerts))}\nmin_interval_s = 0\n")
     with emulator(root, venue, keys) as emu:
-        p = _live(emu.url, venue, keys[1], "--journal", str(j), "--ctl", str(sock), "--log", str(log), "-c", str(cfg))
+        p = _live(emu.url, venue, keys[1], "--journal", str(j), "--ctl", str(sock), "--log", str(log), "-c", str(cfg),
+                  "--busy-poll")  # fmt: skip
         p.wait_for(_quoting)
 
         def status() -> dict[str, Any]:
@@ -76,6 +78,7 @@ def test_ctl_set_pause_resume_kill_on_a_live_spot_session(root, keys):
 
         st = status()
         assert st["mode"] == "live" and st["ctl"] == str(sock) and st["killed"] is None and not st["paused"]
+        assert st["tuning"]["busy_poll"] is True  # the whole session below on a loop that never sleeps
         r = _avmm("ctl", str(sock), "set", "risk.max_orders_per_10s=100")
         assert r.returncode == 0 and r.stdout.startswith("risk.max_orders_per_10s: "), r.stderr
         assert request(sock, {"cmd": "pause"})["paused"] is True

@@ -14,7 +14,7 @@ import pytest
 
 from avmm.errors import UserError
 from avmm.live import tuning
-from avmm.live.tuning import GcPolicy, check_rt_priority, parse_cpus
+from avmm.live.tuning import GcPolicy, check_busy_poll, check_rt_priority, parse_cpus
 
 
 def test_cpu_lists():
@@ -27,6 +27,12 @@ def test_cpu_lists():
             parse_cpus(bad)
     with pytest.raises(UserError, match="CPU 4096 is not available"):
         parse_cpus("4096")
+
+
+def test_busy_poll_is_refused_with_a_realtime_priority():
+    assert check_busy_poll(True, None) is True and check_busy_poll(False, 5) is False
+    with pytest.raises(UserError, match=r"^--busy-poll with --rt-priority 5: a SCHED_FIFO thread that never sleeps"):
+        check_busy_poll(True, 5)
 
 
 def test_rt_priority_range():

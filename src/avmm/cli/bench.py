@@ -126,14 +126,17 @@ def live_command(
     gc_mode: str = typer.Option(
         "auto", "--gc", metavar="auto|manual", help="manual: also run each measurement with automatic GC off"
     ),
+    busy_poll: bool = typer.Option(
+        False, "--busy-poll", help="also run each measurement with the event loop never sleeping (busy polling)"
+    ),
 ) -> None:
     """Tick-to-order latency on loopback against the emulator: p50 / p99 / p99.9 per stage (receive,
-    decode, book, core, encode) and for the paper runtime as it runs. With --cpu, --rt-priority or
-    --gc manual, each run is made without and with that tuning and both are shown."""
+    decode, book, core, encode) and for the paper runtime as it runs. With --cpu, --rt-priority,
+    --gc manual or --busy-poll, each run is made without and with that tuning and both are shown."""
     from rich.console import Console
 
     from avmm.live.bench import MAX_FRAMES, Tuning, run_live_bench
-    from avmm.live.tuning import GC_MODES, check_rt_priority, parse_cpus
+    from avmm.live.tuning import GC_MODES, check_busy_poll, check_rt_priority, parse_cpus
     from avmm.outputs import check_output, write_text
 
     if not 1 <= frames <= MAX_FRAMES:
@@ -147,11 +150,12 @@ def live_command(
     if gc_mode not in GC_MODES:
         raise UserError(f"--gc {gc_mode}: use {' or '.join(GC_MODES)}")
     tuning = None
-    if cpu is not None or rt_priority is not None or gc_mode == "manual":
+    if cpu is not None or rt_priority is not None or gc_mode == "manual" or busy_poll:
         tuning = Tuning(
             cpus=parse_cpus(cpu) if cpu is not None else None,
             rt_priority=check_rt_priority(rt_priority) if rt_priority is not None else None,
             gc_manual=gc_mode == "manual",
+            busy_poll=check_busy_poll(busy_poll, rt_priority),
         )
     if json_out is not None:
         check_output(json_out, "--json")
@@ -235,7 +239,8 @@ def render_live(r: LiveBenchResult, console: Any = None) -> None:
     b, i = r.stages_back_to_back["total"], r.stages_after_idle["total"]
     console.print(
         f"total by arrival: {b['n']:,.0f} frames within {IDLE_NS // 1000} µs of the previous one p50 {_us(b['p50'])} "
-        f"p99 {_us(b['p99'])}; {i['n']:,.0f} after the process was idle (caches cold) p50 {_us(i['p50'])} "
+        f"p99 {_us(b['p99'])}; {i['n']:,.0f} after a quiet gap (the process idle, its caches cold, unless it "
+        f"busy-polls) p50 {_us(i['p50'])} "
         f"p99 {_us(i['p99'])}."
     )
     if r.tuned is not None:
@@ -246,16 +251,23 @@ def render_live(r: LiveBenchResult, console: Any = None) -> None:
             "total p50",
             "total p99",
             "total p99.9",
-            "after idle p99",
+            "after a gap p99",
+            "intent p50 *",
+            "intent p99 *",
+            "share p50",
+            "share p99",
             "paper runtime p50",
             "paper runtime p99",
         ):
             tt.add_column(col, justify="right")
-        a, idle = r.stages_all["total"], r.stages_after_idle["total"]
+        a, idle, it = r.stages_all["total"], r.stages_after_idle["total"], r.stages_requote["intent"]
         tt.add_row("without", *(_us(a[k]) for k in ("p50", "p99", "p999")), _us(idle["p99"]),
+                   _us(it["p50"]), _us(it["p99"]), _us(sh["p50"]), _us(sh["p99"]),
                    _us(r.runtime["p50"]), _us(r.runtime["p99"]))  # fmt: skip
         b, bi, brt = tu["total_us"], tu["total_after_idle_us"], tu["runtime_us"]
+        bit, bsh = tu["intent_requote_us"], tu["share"]
         tt.add_row("with", *(_us(b[k]) for k in ("p50", "p99", "p999")), _us(bi["p99"]),
+                   _us(bit["p50"]), _us(bit["p99"]), _us(bsh["p50"]), _us(bsh["p99"]),
                    _us(brt["p50"]), _us(brt["p99"]))  # fmt: skip
         console.print(tt)
         for line in tu["not_applied"]:

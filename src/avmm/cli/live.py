@@ -11,7 +11,7 @@ kill``, SIGUSR1, ``--kill-file``, ``K`` twice in the status panel on a terminal:
 cancelled at the venue, with ``--flatten`` the position closed by the core's taker orders first,
 journaled; exit 0 with the summary), ``--log FILE`` (rotated; the keys masked), the ``[alerts]``
 hook (a halt, the kill switch, a disconnect, a failed reconciliation), ``--cpu``, ``--rt-priority``,
-``--gc``.
+``--gc``, ``--busy-poll`` (``cli/unattended.py``).
 
 Signals: the first SIGINT / SIGTERM stops the session cleanly (every order cancelled at the venue,
 the journal flushed, the summary printed; exit 0); a second one exits at once (130 / 143). A halt
@@ -31,6 +31,7 @@ from typing import Any
 
 import typer
 
+from avmm.cli import unattended
 from avmm.errors import UserError
 
 
@@ -49,39 +50,25 @@ def live_command(
     status_json: bool = typer.Option(False, "--status-json", help="status as JSON lines on stdout, every second"),
     metrics_port: int = typer.Option(None, "--metrics-port", help="Prometheus metrics on 127.0.0.1:PORT"),
     set_: list[str] = typer.Option(None, "--set", help="override a config value, e.g. venue.foreign_orders=cancel"),
-    ctl: Path = typer.Option(
-        None, "--ctl", metavar="SOCKET", help="listen for 'avmm ctl SOCKET ...' on this Unix socket (mode 0600)"
-    ),
-    kill_file: Path = typer.Option(
-        None,
-        "--kill-file",
-        metavar="PATH",
-        help="kill switch: when PATH appears, cancel all at the venue and stop (checked each second)",
-    ),
-    log: Path = typer.Option(None, "--log", metavar="FILE", help="log the session's events to FILE (rotated)"),
-    log_max_mb: float = typer.Option(16.0, "--log-max-mb", help="rotate the log file at this size, MB"),
-    log_backups: int = typer.Option(5, "--log-backups", help="rotated log files kept (FILE.1 ... FILE.N)"),
-    cpu: str = typer.Option(None, "--cpu", metavar="LIST", help="pin the process to these CPUs, e.g. 1 or 0,2 or 0-3"),
-    rt_priority: int = typer.Option(
-        None, "--rt-priority", metavar="P", help="run the event loop under SCHED_FIFO at priority P where permitted"
-    ),
-    gc_mode: str = typer.Option(
-        "auto",
-        "--gc",
-        metavar="<auto|manual>",
-        help="auto: automatic collections; manual: none during the session, run from a timer between events",
-    ),
+    ctl: Path = unattended.CTL,
+    kill_file: Path = unattended.KILL_FILE,
+    log: Path = unattended.LOG,
+    log_max_mb: float = unattended.LOG_MAX_MB,
+    log_backups: int = unattended.LOG_BACKUPS,
+    cpu: str = unattended.CPU,
+    rt_priority: int = unattended.RT_PRIORITY,
+    gc_mode: str = unattended.GC,
+    busy_poll: bool = unattended.BUSY_POLL,
 ) -> None:
     """Live trading: the live feed drives the strategy core; its orders go to Binance over the
     WebSocket API, the venue's answers and fills come back to it, journaled."""
     from avmm.cli import signals
-    from avmm.cli.paper import _metrics, _Ops
+    from avmm.cli.paper import _metrics
     from avmm.config import load_config
     from avmm.live.config import with_origin
-    from avmm.live.control import check_kill_file, check_socket_path, install_early
+    from avmm.live.control import install_early
     from avmm.live.keys import load_keys
     from avmm.live.run import check_symbol, check_venue, new_loop
-    from avmm.live.tuning import GC_MODES, check_rt_priority, parse_cpus
 
     venue = check_venue(venue)
     symbol = check_symbol(symbol)
@@ -89,22 +76,7 @@ def live_command(
         raise UserError(f"--duration {duration}: must be a positive number of seconds")
     if metrics_port is not None and not 0 <= metrics_port <= 65535:
         raise UserError(f"--metrics-port {metrics_port}: must be a port number (0-65535)")
-    if gc_mode not in GC_MODES:
-        raise UserError(f"--gc {gc_mode}: use {' or '.join(GC_MODES)}")
-    if not (math.isfinite(log_max_mb) and log_max_mb > 0):
-        raise UserError(f"--log-max-mb {log_max_mb}: must be a positive number of MB")
-    if log_backups < 1:
-        raise UserError(f"--log-backups {log_backups}: must be at least 1")
-    ops = _Ops(
-        ctl=check_socket_path(ctl) if ctl is not None else None,
-        kill_file=check_kill_file(kill_file) if kill_file is not None else None,
-        log=log,
-        log_max_bytes=max(1, int(log_max_mb * (1 << 20))),
-        log_backups=log_backups,
-        cpus=parse_cpus(cpu) if cpu is not None else None,
-        rt_priority=check_rt_priority(rt_priority) if rt_priority is not None else None,
-        gc_mode=gc_mode,
-    )
+    ops = unattended.ops(ctl, kill_file, log, log_max_mb, log_backups, cpu, rt_priority, gc_mode, busy_poll)
     install_early()
     cfg = load_config(config, set_ or [])
     vcfg = with_origin(cfg.venue, url, venue) if url else cfg.venue
@@ -221,11 +193,7 @@ async def _live(
             parse_set=parse_override,
             alerts=cfg.alerts,
             log=logf.logger if logf is not None else None,
-            ctl=ops.ctl,
-            kill_file=ops.kill_file,
-            cpus=ops.cpus,
-            rt_priority=ops.rt_priority,
-            gc_mode=ops.gc_mode,
+            **ops.supervisor_kwargs(),
             where={"venue": venue, "symbol": symbol, "runtime": "dry-run" if dry_run else "live"},
             warn=lambda line: print(f"avmm live: warning: {line}", file=sys.stderr, flush=True),
         )

@@ -5,8 +5,8 @@ Running unattended (``live/control.py``): ``--ctl SOCKET`` (``avmm ctl``), the k
 (``avmm ctl SOCKET kill``, SIGUSR1, ``--kill-file``, ``K`` twice in the status panel on a terminal:
 cancel all, stop, exit 0 with the summary),
 ``--log FILE`` (rotated), the ``[alerts]`` hook, and the opt-in tuning ``--cpu``, ``--rt-priority``,
-``--gc``. There is no control socket unless ``--ctl`` names one: two sessions never meet at a
-default path.
+``--gc``, ``--busy-poll`` (the options shared with ``avmm live``: ``cli/unattended.py``). There is no
+control socket unless ``--ctl`` names one: two sessions never meet at a default path.
 
 Signals: the first SIGINT / SIGTERM stops the session cleanly (every order cancelled, the journal
 flushed, the summary printed; exit 0); a second one exits at once (130 / 143) with one line. A
@@ -24,12 +24,12 @@ import os
 import signal
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import typer
 
+from avmm.cli import unattended
 from avmm.errors import UserError
 
 KEY_CONFIRM_S = 2.0  # the status view's kill switch: K, then K again within this long
@@ -50,37 +50,23 @@ def paper_command(
     status_json: bool = typer.Option(False, "--status-json", help="status as JSON lines on stdout, every second"),
     metrics_port: int = typer.Option(None, "--metrics-port", help="Prometheus metrics on 127.0.0.1:PORT"),
     set_: list[str] = typer.Option(None, "--set", help="override a config value, e.g. backtest.maker_fee=0"),
-    ctl: Path = typer.Option(
-        None, "--ctl", metavar="SOCKET", help="listen for 'avmm ctl SOCKET ...' on this Unix socket (mode 0600)"
-    ),
-    kill_file: Path = typer.Option(
-        None,
-        "--kill-file",
-        metavar="PATH",
-        help="kill switch: when PATH appears, cancel all and stop (checked each second)",
-    ),
-    log: Path = typer.Option(None, "--log", metavar="FILE", help="log the session's events to FILE (rotated)"),
-    log_max_mb: float = typer.Option(16.0, "--log-max-mb", help="rotate the log file at this size, MB"),
-    log_backups: int = typer.Option(5, "--log-backups", help="rotated log files kept (FILE.1 ... FILE.N)"),
-    cpu: str = typer.Option(None, "--cpu", metavar="LIST", help="pin the process to these CPUs, e.g. 1 or 0,2 or 0-3"),
-    rt_priority: int = typer.Option(
-        None, "--rt-priority", metavar="P", help="run the event loop under SCHED_FIFO at priority P where permitted"
-    ),
-    gc_mode: str = typer.Option(
-        "auto",
-        "--gc",
-        metavar="<auto|manual>",
-        help="auto: automatic collections; manual: none during the session, run from a timer between events",
-    ),
+    ctl: Path = unattended.CTL,
+    kill_file: Path = unattended.KILL_FILE,
+    log: Path = unattended.LOG,
+    log_max_mb: float = unattended.LOG_MAX_MB,
+    log_backups: int = unattended.LOG_BACKUPS,
+    cpu: str = unattended.CPU,
+    rt_priority: int = unattended.RT_PRIORITY,
+    gc_mode: str = unattended.GC,
+    busy_poll: bool = unattended.BUSY_POLL,
 ) -> None:
     """Paper trading: the live feed drives the strategy core; its orders are filled by the
     backtester's exchange model (latency, queue position, fees) against the live book, in real time."""
     from avmm.cli import signals
     from avmm.config import load_config
     from avmm.live.config import with_origin
-    from avmm.live.control import check_kill_file, check_socket_path, install_early
+    from avmm.live.control import install_early
     from avmm.live.run import check_symbol, check_venue, new_loop, record_folder
-    from avmm.live.tuning import GC_MODES, check_rt_priority, parse_cpus
 
     venue = check_venue(venue)
     symbol = check_symbol(symbol)
@@ -88,22 +74,7 @@ def paper_command(
         raise UserError(f"--duration {duration}: must be a positive number of seconds")
     if metrics_port is not None and not 0 <= metrics_port <= 65535:
         raise UserError(f"--metrics-port {metrics_port}: must be a port number (0-65535)")
-    if gc_mode not in GC_MODES:
-        raise UserError(f"--gc {gc_mode}: use {' or '.join(GC_MODES)}")
-    if not (math.isfinite(log_max_mb) and log_max_mb > 0):
-        raise UserError(f"--log-max-mb {log_max_mb}: must be a positive number of MB")
-    if log_backups < 1:
-        raise UserError(f"--log-backups {log_backups}: must be at least 1")
-    ops = _Ops(
-        ctl=check_socket_path(ctl) if ctl is not None else None,
-        kill_file=check_kill_file(kill_file) if kill_file is not None else None,
-        log=log,
-        log_max_bytes=max(1, int(log_max_mb * (1 << 20))),
-        log_backups=log_backups,
-        cpus=parse_cpus(cpu) if cpu is not None else None,
-        rt_priority=check_rt_priority(rt_priority) if rt_priority is not None else None,
-        gc_mode=gc_mode,
-    )
+    ops = unattended.ops(ctl, kill_file, log, log_max_mb, log_backups, cpu, rt_priority, gc_mode, busy_poll)
     install_early()
     cfg = load_config(config, set_ or [])
     vcfg = with_origin(cfg.venue, url, venue) if url else cfg.venue
@@ -150,7 +121,7 @@ async def _paper(
     status_json: bool,
     metrics: Any,
     on_signal: Any,
-    ops: _Ops,
+    ops: unattended.Ops,
 ) -> tuple[dict[str, Any], int]:
     """The session; the files recorded are appended to ``files`` (an error too keeps them)."""
     from avmm.backtest.runner import _strategy_only, adapt_config
@@ -191,11 +162,7 @@ async def _paper(
             parse_set=parse_override,
             alerts=cfg.alerts,
             log=logf.logger if logf is not None else None,
-            ctl=ops.ctl,
-            kill_file=ops.kill_file,
-            cpus=ops.cpus,
-            rt_priority=ops.rt_priority,
-            gc_mode=ops.gc_mode,
+            **ops.supervisor_kwargs(),
             where={"venue": venue, "symbol": symbol, "runtime": "paper"},
             warn=lambda line: print(f"avmm paper: warning: {line}", file=sys.stderr, flush=True),
         )
@@ -221,22 +188,6 @@ async def _paper(
             with contextlib.suppress(UserError):  # (the feed closed it: a failure was raised there)
                 rec.close()
     return summary, stopper.signum
-
-
-@dataclass
-class _Ops:
-    """Control, kill switch, log and tuning (``live/control.py``); what ended the session."""
-
-    ctl: Path | None = None
-    kill_file: Path | None = None
-    log: Path | None = None
-    log_max_bytes: int = 16 << 20
-    log_backups: int = 5
-    cpus: list[int] | None = None
-    rt_priority: int | None = None
-    gc_mode: str = "auto"
-    killed_by: str | None = None
-    flattened: bool | None = None
 
 
 class _Keys:

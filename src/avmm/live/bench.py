@@ -50,6 +50,7 @@ after the last stamp of a frame.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import math
 import os
@@ -87,11 +88,13 @@ IDLE_NS = 200_000  # a frame arriving this long after the previous one finds the
 class Tuning:
     """The runtime's opt-in tuning (``live/tuning.py``), applied to this process for a run: every
     thread pinned to ``cpus``, the event loop's thread ``SCHED_FIFO`` at ``rt_priority``, the
-    automatic garbage collection off during the run (``gc_manual``)."""
+    automatic garbage collection off during the run (``gc_manual``), the loop never sleeping
+    (``busy_poll``: ``polled``)."""
 
     cpus: list[int] | None = None
     rt_priority: int | None = None
     gc_manual: bool = False
+    busy_poll: bool = False
 
     def describe(self) -> str:
         parts = []
@@ -101,6 +104,8 @@ class Tuning:
             parts.append(f"--rt-priority {self.rt_priority}")
         if self.gc_manual:
             parts.append("--gc manual")
+        if self.busy_poll:
+            parts.append("--busy-poll")
         return " ".join(parts) or "none"
 
 
@@ -135,6 +140,22 @@ def applied(tuning: Tuning | None, notes: list[str]) -> Iterator[None]:
             normal()
         if tuning.cpus:
             pin(cpus0)
+
+
+async def polled(coro: Any, tuning: Tuning | None) -> Any:
+    """``await coro``, with the loop busy-polling meanwhile when ``tuning`` says so (as a session's
+    ``Supervisor`` does: ``live/tuning.busy_poll``)."""
+    if tuning is None or not tuning.busy_poll:
+        return await coro
+    from avmm.live.tuning import busy_poll
+
+    spin = asyncio.ensure_future(busy_poll())
+    try:
+        return await coro
+    finally:
+        spin.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await spin
 
 
 class Emulator(Protocol):
@@ -549,11 +570,11 @@ class LiveBenchResult:
     stages_all: dict[str, dict[str, Any]]  # median of the runs' percentiles, µs
     stages_requote: dict[str, dict[str, Any]]
     stages_back_to_back: dict[str, dict[str, Any]]  # frames within IDLE_NS of the previous one
-    stages_after_idle: dict[str, dict[str, Any]]  # the others: the process was idle, its caches cold
+    stages_after_idle: dict[str, dict[str, Any]]  # the others: after a quiet gap (idle unless busy-polling)
     runtime: dict[str, Any]  # PaperSession's tick-to-order, µs
     runs: list[dict[str, Any]] = field(default_factory=list)
     notes: dict[str, Any] = field(default_factory=dict)
-    tuned: dict[str, Any] | None = None  # the same runs with a Tuning applied (totals only)
+    tuned: dict[str, Any] | None = None  # the same runs with a Tuning applied (totals, the intent, the share)
     null: dict[str, Any] = field(default_factory=dict)  # the null client's frame -> order frame sent, µs
 
     def share(self) -> dict[str, float | None]:
@@ -643,14 +664,14 @@ def run_live_bench(
                     tu = tuning if tuned_run else None
                     say(f"run {k + 1}/{repeat}{tag}: stages")
                     with emulator(store, venue, speed, keys) as emu, applied(tu, tuning_notes):
-                        st = loop.run_until_complete(_stages(emu, venue, symbol, warm, frames))
+                        st = loop.run_until_complete(polled(_stages(emu, venue, symbol, warm, frames), tu))
                     say(f"run {k + 1}/{repeat}{tag}: null client")
                     order = order_frame(venue, symbol, st["tick"], st["lot"])
                     with emulator(store, venue, speed, keys) as emu, applied(tu, tuning_notes):
-                        nl = loop.run_until_complete(_null(emu, venue, symbol, warm, frames, order))
+                        nl = loop.run_until_complete(polled(_null(emu, venue, symbol, warm, frames, order), tu))
                     say(f"run {k + 1}/{repeat}{tag}: paper runtime")
                     with emulator(store, venue, speed, keys) as emu, applied(tu, tuning_notes):
-                        rt = loop.run_until_complete(_runtime(emu, venue, symbol, warm, frames))
+                        rt = loop.run_until_complete(polled(_runtime(emu, venue, symbol, warm, frames), tu))
                 finally:
                     loop.close()
                 rows, nact = st["rows"], st["nact"]
@@ -704,6 +725,11 @@ def run_live_bench(
             "total_after_idle_us": _median_tables(tt["idle"])["total"],
             "runtime_us": _median_tables(tt["rt"])["total"],
             "null_us": _median_tables(tt["null"])["total"],
+            "intent_requote_us": _median_tables(tt["req"])["intent"],
+        }
+        tn, tq = tuned_out["null_us"], tuned_out["total_requote_us"]
+        tuned_out["share"] = {
+            k: None if tq.get(k) is None or tn.get(k) is None else tq[k] - tn[k] for k in ("p50", "p99")
         }
     notes = {
         "clock": "time.time_ns (CLOCK_REALTIME: the runtime's own local_ns); 6 stamps per frame",

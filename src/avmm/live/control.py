@@ -63,7 +63,7 @@ from avmm.live.config import AlertsConfig
 from avmm.live.journal import Journal
 from avmm.live.logs import null_logger
 from avmm.live.trader import Trader
-from avmm.live.tuning import GcPolicy, normal, pin, realtime
+from avmm.live.tuning import GcPolicy, busy_poll, normal, pin, realtime
 
 COMMANDS = ("status", "pause", "resume", "set", "kill")
 MAX_LINE = 1 << 16
@@ -491,6 +491,7 @@ class Supervisor:
         cpus: list[int] | None = None,
         rt_priority: int | None = None,
         gc_mode: str = "auto",
+        busy_poll: bool = False,
         where: dict[str, Any] | None = None,
         warn: Callable[[str], None] | None = None,
     ) -> None:
@@ -505,6 +506,7 @@ class Supervisor:
         self.cpus, self.rt_priority = cpus, rt_priority
         self.rt_error: str | None = None
         self.gc = GcPolicy(gc_mode, runtime.frames)
+        self.busy_poll = busy_poll
         self.where = where or {}
         self.warn = warn
         self.tasks: list[asyncio.Task[Any]] = []
@@ -540,6 +542,7 @@ class Supervisor:
             "cpus": sorted(os.sched_getaffinity(0)) if self.cpus is not None else None,
             "rt_priority": rt,
             "gc": self.gc.mode,
+            "busy_poll": self.busy_poll,
         }
 
     def _status_for_alert(self) -> dict[str, Any]:
@@ -583,6 +586,8 @@ class Supervisor:
         self.switch.__enter__()
         self.gc.start()
         self.tasks = [loop.create_task(self._watch()), loop.create_task(self.gc.run())]
+        if self.busy_poll:
+            self.tasks.append(loop.create_task(busy_poll(), name="avmm-busy-poll"))
         if self.kill_file is not None:
             self.tasks.append(loop.create_task(self.switch.watch_file()))
         return self

@@ -6,6 +6,14 @@
   ``SCHED_RESET_ON_FORK`` (an alert command runs at normal priority); the journal's writer thread,
   started before, stays at normal priority. Not permitted (no ``CAP_SYS_NICE``, ``RLIMIT_RTPRIO``
   too low, a container without it): one warning line, the session goes on without it.
+* ``--busy-poll``: the event loop never sleeps. A task yields back to the loop at once, forever, so
+  each turn of the loop polls its sockets with a zero timeout instead of blocking in ``epoll_wait``:
+  a frame is handled the moment it lands, on a CPU whose caches and clock were never let go cold
+  (``avmm bench live --busy-poll``: the p99 from the frame to the order intent about halves). It
+  costs one CPU at 100 % for the whole session: give it one of its own (``--cpu``). Refused with
+  ``--rt-priority``: a ``SCHED_FIFO`` thread that never blocks starves the kernel's own work on its
+  CPU (only RT throttling's 5 % is left to it). Threads of the process (the journal's writer) get
+  the interpreter lock at each turn of the loop, as when it sleeps.
 * The garbage collector: the session's setup is frozen out of it (``PaperSession.run``: ``gc.freeze``).
   ``--gc auto`` (the default) leaves the automatic collections on; ``--gc manual`` turns them off
   for the session and runs them from a timer task, between two events: the young generations
@@ -61,6 +69,24 @@ def check_rt_priority(p: int) -> int:
     if not lo <= p <= hi:
         raise UserError(f"--rt-priority {p}: SCHED_FIFO priorities are {lo}-{hi}")
     return p
+
+
+def check_busy_poll(busy_poll: bool, rt_priority: int | None) -> bool:
+    """``--busy-poll``, refused with ``--rt-priority`` (see the module's docstring)."""
+    if busy_poll and rt_priority is not None:
+        raise UserError(
+            f"--busy-poll with --rt-priority {rt_priority}: a SCHED_FIFO thread that never sleeps starves "
+            "the kernel's work on its CPU; use one or the other (--busy-poll with --cpu)"
+        )
+    return busy_poll
+
+
+async def busy_poll() -> None:
+    """The loop never sleeps: yield to it at once, forever (cancel the task to stop). Each turn
+    runs the ready callbacks and polls the sockets with a zero timeout."""
+    sleep = asyncio.sleep
+    while True:
+        await sleep(0)
 
 
 def _span(cpus: set[int]) -> str:
