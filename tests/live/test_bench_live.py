@@ -55,7 +55,7 @@ def _check_table(t: dict, n: int) -> None:
             assert t["total"][k] >= t[name][k], (name, k)
 
 
-@pytest.mark.slow  # ~80 s (three phases against three emulators with the private side): make test-slow
+@pytest.mark.slow  # ~90 s (four phases against four emulators with the private side): make test-slow
 @pytest.mark.xdist_group("live")
 def test_bench_live_end_to_end(run_cli, tmp_path):
     pytest.importorskip("picows")
@@ -82,6 +82,41 @@ def test_bench_live_end_to_end(run_cli, tmp_path):
     share = d["avmm_share_us"]
     assert share["p50"] == pytest.approx(d["stages_requote_us"]["total"]["p50"] - null["p50"])
     assert "null client" in r.stdout and "avmm's own share" in r.stdout
+    live, fill = d["live_us"], d["fill_to_order_us"]  # LiveSession's real orders, filled by the emulator
+    assert live["n"] > 0 and 0 < live["p50"] <= live["p99"] and run["live_fills"] > 0
+    assert fill["n"] > 0 and 0 < fill["p50"] <= fill["p99"]
+    assert "live runtime" in r.stdout and "fill → replacement" in r.stdout
+
+
+def test_since_takes_a_rings_samples_after_a_mark():
+    from avmm.live.bench import _since
+    from avmm.live.latency import LatencyRing
+
+    r = LatencyRing(8)
+    for v in range(5):
+        r.add(v)
+    assert list(_since(r, 2)) == [2, 3, 4]
+    for v in range(5, 13):
+        r.add(v)
+    assert sorted(_since(r, 7)) == [7, 8, 9, 10, 11, 12]
+    assert sorted(_since(r, 0)) == list(range(5, 13))  # only what the ring still holds
+
+
+def test_bench_keys_are_a_venue_file_and_a_private_client_file(tmp_path):
+    pytest.importorskip("cryptography")
+    import stat
+    import tomllib
+
+    from avmm.emulator.keys import load_keys as venue_keys
+    from avmm.live.bench import BENCH_ED25519, bench_keys
+    from avmm.live.keys import load_keys
+
+    venue, client = bench_keys(tmp_path)
+    assert stat.S_IMODE(client.stat().st_mode) == 0o600
+    k = load_keys(client, env={})
+    assert k.api_key.reveal() == BENCH_ED25519 and k.can_logon  # Ed25519: logged on, orders unsigned
+    assert [e["api_key"] for e in tomllib.loads(venue.read_text())["keys"]] == ["avmm-bench", BENCH_ED25519]
+    assert venue_keys(venue)
 
 
 @pytest.mark.xdist_group("live")

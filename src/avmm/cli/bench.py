@@ -222,6 +222,9 @@ def render_live(r: LiveBenchResult, console: Any = None) -> None:
     t.add_row("[bold]paper runtime[/bold]", *(_us(rt[k]) for k in ("p50", "p99", "p999", "max")), "", "", "")
     nl = r.null
     t.add_row("null client", *(_us(nl.get(k)) for k in ("p50", "p99", "p999", "max")), "", "", "")
+    lv, fl = r.live, r.fill
+    t.add_row("[bold]live runtime[/bold]", *(_us(lv.get(k)) for k in ("p50", "p99", "p999", "max")), "", "", "")
+    t.add_row("fill → replacement", *(_us(fl.get(k)) for k in ("p50", "p99", "p999", "max")), "", "", "")
     console.print(t)
     sh = r.share()
     console.print(
@@ -234,7 +237,11 @@ def render_live(r: LiveBenchResult, console: Any = None) -> None:
         f"to the WebSocket API order frames handed to the socket; * the {r.requoted:,} ({share:.0%}) that produced "
         "an order intent. "
         f"paper runtime: avmm paper's own tick-to-order (frame to orders sent, the paper venue included), "
-        f"{rt['n']:,} events that sent orders."
+        f"{rt['n']:,} events that sent orders. "
+        f"live runtime: avmm live's own (LiveSession, logged on to the emulator's WebSocket API; real orders, "
+        f"filled by the emulator): frame -> order frames handed to the socket over {lv.get('n', 0):,.0f} events "
+        f"that sent orders; fill -> replacement: a fill report's frame -> the orders it caused on the socket, "
+        f"{fl.get('n', 0):,.0f} fills."
     )
     b, i = r.stages_back_to_back["total"], r.stages_after_idle["total"]
     console.print(
@@ -258,17 +265,21 @@ def render_live(r: LiveBenchResult, console: Any = None) -> None:
             "share p99",
             "paper runtime p50",
             "paper runtime p99",
+            "live runtime p99",
+            "fill → repl. p99",
         ):
             tt.add_column(col, justify="right")
         a, idle, it = r.stages_all["total"], r.stages_after_idle["total"], r.stages_requote["intent"]
         tt.add_row("without", *(_us(a[k]) for k in ("p50", "p99", "p999")), _us(idle["p99"]),
                    _us(it["p50"]), _us(it["p99"]), _us(sh["p50"]), _us(sh["p99"]),
-                   _us(r.runtime["p50"]), _us(r.runtime["p99"]))  # fmt: skip
+                   _us(r.runtime["p50"]), _us(r.runtime["p99"]), _us(r.live.get("p99")),
+                   _us(r.fill.get("p99")))  # fmt: skip
         b, bi, brt = tu["total_us"], tu["total_after_idle_us"], tu["runtime_us"]
         bit, bsh = tu["intent_requote_us"], tu["share"]
         tt.add_row("with", *(_us(b[k]) for k in ("p50", "p99", "p999")), _us(bi["p99"]),
                    _us(bit["p50"]), _us(bit["p99"]), _us(bsh["p50"]), _us(bsh["p99"]),
-                   _us(brt["p50"]), _us(brt["p99"]))  # fmt: skip
+                   _us(brt["p50"]), _us(brt["p99"]), _us(tu["live_us"].get("p99")),
+                   _us(tu["fill_to_order_us"].get("p99")))  # fmt: skip
         console.print(tt)
         for line in tu["not_applied"]:
             console.print(f"not applied: {line}")

@@ -1,7 +1,7 @@
 """``avmm bench live``: tick-to-order latency on loopback against the emulator, stage by stage.
 
 The emulator replays a store in its own process (the client never shares a GIL with the server);
-this process runs the client on uvloop, in three phases, each against a fresh emulator (served
+this process runs the client on uvloop, in four phases, each against a fresh emulator (served
 with a key file so its WebSocket API is up, the request-weight and order limits off):
 
 1. **stages** -- the live path, on the runtime's own objects: ``Feed`` (picows, its routing, its
@@ -35,6 +35,13 @@ with a key file so its WebSocket API is up, the request-weight and order limits 
 3. **runtime** -- ``PaperSession`` as ``avmm paper`` runs it (feed -> ``Trader`` -> paper venue,
    ``Engine``, ``PaperGateway.send``): its own tick-to-order ring (``tick_to_order``: the frame's
    ``local_ns`` to the trader's return, orders sent), the figure its status shows.
+
+4. **live runtime** -- ``LiveSession`` as ``avmm live`` runs it (no journal), logged on to the
+   emulator's WebSocket API with a new Ed25519 key (``bench_keys``): real orders at the emulator,
+   filled by its matching engine against the replay. Wire to wire through the Binance gateway:
+   the frame's ``local_ns`` to the order frames handed to the socket (``live``), and a fill
+   report's frame arrival to the replacement orders it caused handed to the socket (``fill``:
+   the gateway's ``fill_to_order``).
 
 With a ``Tuning`` (``avmm bench live --cpu / --rt-priority / --gc manual``), each run is made twice,
 without and with it, alternating which goes first, and both totals are reported.
@@ -71,6 +78,7 @@ import picows
 from avmm.errors import UserError
 from avmm.live import ws
 from avmm.live.feed import FeedSink
+from avmm.live.latency import LatencyRing
 
 TEXT = ws.TEXT
 
@@ -172,6 +180,26 @@ WebSocket API (``avmm emulate --keys``) with its request-weight and order limits
 API_PATH = {"binance-spot": "/ws-api/v3", "binance-um": "/ws-fapi/v1"}
 # the emulator's private side serves the WebSocket API for a key file; the bench never logs on
 BENCH_KEYS = '[[keys]]\napi_key = "avmm-bench"\ntype = "hmac"\nsecret = "avmm-bench-secret"\n'
+BENCH_ED25519 = "avmm-bench-ed25519"  # the live runtime phase's key: logged on, orders unsigned
+
+
+def bench_keys(folder: Path) -> tuple[Path, Path]:
+    """(the emulator's keys file: the HMAC key and a new Ed25519 public key; the client's keys
+    file, mode 0600: that Ed25519 private key), written in ``folder``."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    k = Ed25519PrivateKey.generate()
+    pem = k.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    pub = k.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    venue = folder / "keys.toml"
+    venue.write_text(
+        BENCH_KEYS + f'\n[[keys]]\napi_key = "{BENCH_ED25519}"\ntype = "ed25519"\npublic_key = """{pub.decode()}"""\n'
+    )
+    client = folder / "client_keys.toml"
+    client.touch(0o600)
+    client.write_text(f'api_key = "{BENCH_ED25519}"\nprivate_key = """{pem.decode()}"""\n')
+    return venue, client
 
 
 def warmup_for(frames: int) -> int:
@@ -522,17 +550,69 @@ async def _runtime(emu: Emulator, venue: str, symbol: str, warmup: int, frames: 
     gc1 = _collections()
     if not complete:
         raise _ended(int(state["quotes"]), frames, warmup)
-    ring = s.tick_to_order
-    if ring.n - (ring.mask + 1) >= state["warm_n"]:  # the ring turned: every sample it holds is past the warm-up
-        lat = ring.samples()
-    else:
-        lat = np.frombuffer(ring.buf, dtype=np.int64)[state["warm_n"] : ring.n].copy()
+    lat = _since(s.tick_to_order, int(state["warm_n"]))
     return {
         "lat": lat,
         "quotes": state["quotes"] - state.get("q0", 0),
         "gc_collections": gc1 - state["gc0"],
         "fills": int(s.trader.bs["n_fills"][0]),
     }
+
+
+async def _live_runtime(
+    emu: Emulator, venue: str, symbol: str, warmup: int, frames: int, client_keys: Path
+) -> dict[str, Any]:
+    """``LiveSession`` as ``avmm live`` runs it (no journal), logged on to the emulator's WebSocket
+    API with an Ed25519 key: its orders are real orders at the emulator, which fills them. Its
+    tick-to-order ring (the frame's ``local_ns`` to the order frames handed to the socket) and the
+    gateway's fill -> replacement ring (a fill report's frame arrival to the orders it caused
+    handed to the socket), both after the warm-up."""
+    from avmm.backtest.config import BacktestConfig
+    from avmm.live.keys import load_keys
+    from avmm.live.session_live import LiveSession, session_token
+
+    vcfg, cfg = await _setup(emu, venue, symbol)
+    cap = 1 << max(16, math.ceil(math.log2(4 * (warmup + frames))))
+    s = LiveSession(
+        venue, symbol, cfg, BacktestConfig(), vcfg, load_keys(client_keys), session_id=session_token(), latency_cap=cap
+    )
+    s.gwy.fill_to_order = LatencyRing(cap)
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[None] = loop.create_future()
+    state = {"last": time.monotonic(), "quotes": 0, "warm_n": -1, "warm_f": 0, "q0": 0}
+
+    async def watch() -> None:
+        while not done.done():
+            await asyncio.sleep(0.01)
+            q = s.feed.counters.quotes
+            if q != state["quotes"]:
+                state["quotes"], state["last"] = q, time.monotonic()
+            if state["warm_n"] < 0 and q >= warmup and s.trader.healthy:
+                state["warm_n"], state["warm_f"], state["q0"] = s.tick_to_order.n, s.gwy.fill_to_order.n, q
+            if state["warm_n"] >= 0 and q - state["q0"] >= frames:
+                done.set_result(None)
+
+    run = asyncio.ensure_future(s.run())
+    watcher = asyncio.ensure_future(watch())
+    complete = await _until(done, lambda: state["last"], s.stop, emu)
+    await run
+    watcher.cancel()
+    if s.halted:
+        raise UserError(f"the live phase halted: {s.halted}")
+    if not complete:
+        raise _ended(int(state["quotes"]), frames, warmup)
+    return {
+        "lat": _since(s.tick_to_order, int(state["warm_n"])),
+        "fill": _since(s.gwy.fill_to_order, int(state["warm_f"])),
+        "quotes": state["quotes"] - state["q0"],
+        "fills": int(s.trader.bs["n_fills"][0]),
+    }
+
+
+def _since(ring: LatencyRing, n0: int) -> np.ndarray:
+    """The samples ``ring`` took from its ``n0``-th on, of those it still holds."""
+    idx = np.arange(max(n0, ring.n - (ring.mask + 1)), ring.n) & ring.mask
+    return np.frombuffer(ring.buf, dtype=np.int64)[idx]
 
 
 # --- the result ------------------------------------------------------------------------------------
@@ -576,6 +656,8 @@ class LiveBenchResult:
     notes: dict[str, Any] = field(default_factory=dict)
     tuned: dict[str, Any] | None = None  # the same runs with a Tuning applied (totals, the intent, the share)
     null: dict[str, Any] = field(default_factory=dict)  # the null client's frame -> order frame sent, µs
+    live: dict[str, Any] = field(default_factory=dict)  # LiveSession: frame -> order frames on the socket, µs
+    fill: dict[str, Any] = field(default_factory=dict)  # LiveSession: fill report -> replacement on the socket, µs
 
     def share(self) -> dict[str, float | None]:
         """avmm's own share: the stages' total (frame -> order frames handed to the socket) less
@@ -604,6 +686,8 @@ class LiveBenchResult:
             "tuned": self.tuned,
             "null_us": self.null,
             "avmm_share_us": self.share(),
+            "live_us": self.live,
+            "fill_to_order_us": self.fill,
         }
 
 
@@ -630,7 +714,7 @@ def run_live_bench(
     progress: Callable[[str], None] | None = None,
     tuning: Tuning | None = None,
 ) -> LiveBenchResult:
-    """Run the two phases ``repeat`` times (a fresh emulator each) and take the median of the
+    """Run the four phases ``repeat`` times (a fresh emulator each) and take the median of the
     runs' percentiles. With ``tuning``, every run is made twice, without and with it (alternating
     which goes first), and ``tuned`` has the tuned runs' totals."""
     from avmm.data.store import read_meta
@@ -646,11 +730,11 @@ def run_live_bench(
     say = progress or (lambda _m: None)
     runs: list[dict[str, Any]] = []
     tables: dict[bool, dict[str, list[Any]]] = {
-        v: {"all": [], "req": [], "b2b": [], "idle": [], "rt": [], "null": []} for v in (False, True)
+        v: {"all": [], "req": [], "b2b": [], "idle": [], "rt": [], "null": [], "live": [], "fill": []}
+        for v in (False, True)
     }
     tmp = tempfile.TemporaryDirectory(prefix="avmm-bench-live-")
-    keys = Path(tmp.name) / "keys.toml"
-    keys.write_text(BENCH_KEYS)
+    keys, client = bench_keys(Path(tmp.name))
     tuning_notes: list[str] = []
     requoted = 0
     try:
@@ -672,6 +756,11 @@ def run_live_bench(
                     say(f"run {k + 1}/{repeat}{tag}: paper runtime")
                     with emulator(store, venue, speed, keys) as emu, applied(tu, tuning_notes):
                         rt = loop.run_until_complete(polled(_runtime(emu, venue, symbol, warm, frames), tu))
+                    say(f"run {k + 1}/{repeat}{tag}: live runtime")
+                    with emulator(store, venue, speed, keys) as emu, applied(tu, tuning_notes):
+                        lv = loop.run_until_complete(
+                            polled(_live_runtime(emu, venue, symbol, warm, frames, client), tu)
+                        )
                 finally:
                     loop.close()
                 rows, nact = st["rows"], st["nact"]
@@ -687,6 +776,9 @@ def run_live_bench(
                 tb["b2b"].append(b2b)
                 tb["idle"].append(idle)
                 tb["rt"].append({"total": p})
+                pl, pf = pcts_us(lv["lat"]), pcts_us(lv["fill"])
+                tb["live"].append({"total": pl})
+                tb["fill"].append({"total": pf})
                 if k == 0 and not tuned_run:
                     requoted = int((nact > 0).sum())
                 runs.append(
@@ -705,6 +797,10 @@ def run_live_bench(
                         "gc_collections": {"stages": st["gc_collections"], "runtime": rt["gc_collections"]},
                         "runtime_quotes": rt["quotes"],
                         "runtime_fills": rt["fills"],
+                        "live_us": pl,
+                        "fill_to_order_us": pf,
+                        "live_quotes": lv["quotes"],
+                        "live_fills": lv["fills"],
                         "encoder": st["encoder"],
                     }
                 )
@@ -726,6 +822,8 @@ def run_live_bench(
             "runtime_us": _median_tables(tt["rt"])["total"],
             "null_us": _median_tables(tt["null"])["total"],
             "intent_requote_us": _median_tables(tt["req"])["intent"],
+            "live_us": _median_tables(tt["live"])["total"],
+            "fill_to_order_us": _median_tables(tt["fill"])["total"],
         }
         tn, tq = tuned_out["null_us"], tuned_out["total_requote_us"]
         tuned_out["share"] = {
@@ -756,4 +854,6 @@ def run_live_bench(
         notes=notes,
         tuned=tuned_out,
         null=null_t,
+        live=_median_tables(plain["live"])["total"],
+        fill=_median_tables(plain["fill"])["total"],
     )

@@ -234,10 +234,11 @@ class LiveSession(PaperSession):
         close_wait_s: float = 5.0,
         start_position: float = 0.0,
         day_pnl: tuple[int, float] | None = None,
+        latency_cap: int = 4096,
     ) -> None:
         super().__init__(
             venue, symbol, cfg, backtest, venue_cfg, journal=journal, recorder=recorder, on_status=on_status,
-            status_s=status_s, day_pnl=day_pnl,
+            status_s=status_s, day_pnl=day_pnl, latency_cap=latency_cap,
         )  # fmt: skip
         tr = self.trader
         assert isinstance(tr, LiveTrader)
