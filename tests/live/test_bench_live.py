@@ -85,7 +85,7 @@ def test_bench_live_end_to_end(run_cli, tmp_path):
     live, fill = d["live_us"], d["fill_to_order_us"]  # LiveSession's real orders, filled by the emulator
     assert live["n"] > 0 and 0 < live["p50"] <= live["p99"] and run["live_fills"] > 0
     assert fill["n"] > 0 and 0 < fill["p50"] <= fill["p99"]
-    assert "live runtime" in r.stdout and "fill → replacement" in r.stdout
+    assert "live" in r.stdout and "requote" in r.stdout  # the rows (a narrow terminal wraps their names)
 
 
 def test_since_takes_a_rings_samples_after_a_mark():

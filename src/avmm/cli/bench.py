@@ -224,7 +224,7 @@ def render_live(r: LiveBenchResult, console: Any = None) -> None:
     t.add_row("null client", *(_us(nl.get(k)) for k in ("p50", "p99", "p999", "max")), "", "", "")
     lv, fl = r.live, r.fill
     t.add_row("[bold]live runtime[/bold]", *(_us(lv.get(k)) for k in ("p50", "p99", "p999", "max")), "", "", "")
-    t.add_row("fill → replacement", *(_us(fl.get(k)) for k in ("p50", "p99", "p999", "max")), "", "", "")
+    t.add_row("fill → requote", *(_us(fl.get(k)) for k in ("p50", "p99", "p999", "max")), "", "", "")
     console.print(t)
     sh = r.share()
     console.print(
@@ -266,7 +266,7 @@ def render_live(r: LiveBenchResult, console: Any = None) -> None:
             "paper runtime p50",
             "paper runtime p99",
             "live runtime p99",
-            "fill → repl. p99",
+            "fill → requote p99",
         ):
             tt.add_column(col, justify="right")
         a, idle, it = r.stages_all["total"], r.stages_after_idle["total"], r.stages_requote["intent"]

@@ -41,7 +41,9 @@ with a key file so its WebSocket API is up, the request-weight and order limits 
    filled by its matching engine against the replay. Wire to wire through the Binance gateway:
    the frame's ``local_ns`` to the order frames handed to the socket (``live``), and a fill
    report's frame arrival to the replacement orders it caused handed to the socket (``fill``:
-   the gateway's ``fill_to_order``).
+   the gateway's ``fill_to_order``). Always paced (``--max`` runs it at ``LIVE_MAX_SPEED``): a
+   session with real orders logs on and reconciles before it quotes, and a replay as fast as the
+   client reads would be over by then.
 
 With a ``Tuning`` (``avmm bench live --cpu / --rt-priority / --gc manual``), each run is made twice,
 without and with it, alternating which goes first, and both totals are reported.
@@ -180,6 +182,7 @@ WebSocket API (``avmm emulate --keys``) with its request-weight and order limits
 API_PATH = {"binance-spot": "/ws-api/v3", "binance-um": "/ws-fapi/v1"}
 # the emulator's private side serves the WebSocket API for a key file; the bench never logs on
 BENCH_KEYS = '[[keys]]\napi_key = "avmm-bench"\ntype = "hmac"\nsecret = "avmm-bench-secret"\n'
+LIVE_MAX_SPEED = 200.0  # the live runtime phase's pace when the others run --max
 BENCH_ED25519 = "avmm-bench-ed25519"  # the live runtime phase's key: logged on, orders unsigned
 
 
@@ -757,7 +760,7 @@ def run_live_bench(
                     with emulator(store, venue, speed, keys) as emu, applied(tu, tuning_notes):
                         rt = loop.run_until_complete(polled(_runtime(emu, venue, symbol, warm, frames), tu))
                     say(f"run {k + 1}/{repeat}{tag}: live runtime")
-                    with emulator(store, venue, speed, keys) as emu, applied(tu, tuning_notes):
+                    with emulator(store, venue, speed or LIVE_MAX_SPEED, keys) as emu, applied(tu, tuning_notes):
                         lv = loop.run_until_complete(
                             polled(_live_runtime(emu, venue, symbol, warm, frames, client), tu)
                         )
