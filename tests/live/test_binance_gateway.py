@@ -511,3 +511,31 @@ def test_keys_never_in_the_frames_logged(caplog):
         run(body, hmac_key=True)
     text = "\n".join(seen) + caplog.text
     assert SECRET not in text
+
+
+@pytest.mark.parametrize("hmac_key", [False, True])
+def test_a_write_that_fails_leaves_its_orders_unknown(hmac_key):
+    """The requests go to the socket first and are recorded after: a write that fails (logged on:
+    the one write of the batch; HMAC: one signed frame each, the second failing) leaves the orders
+    it carried unknown (resolved by the reconciliation), the ones written before it not."""
+
+    async def body(fake: FakePrivate, gw: BinanceGateway, rec: Rec, send: Any) -> None:
+        calls = {"n": 0}
+
+        def boom(data: Any) -> None:
+            calls["n"] += 1
+            if not hmac_key or calls["n"] >= 2:
+                raise ConnectionError("the socket is gone")
+
+        if hmac_key:
+            assert not gw.api.logged_on
+            gw.api.send_order = boom  # type: ignore[method-assign]
+        else:
+            assert gw.api.logged_on
+            gw.api.send_frames = boom  # type: ignore[method-assign]
+        send((ACT_PLACE, 1, 1, 100.0, 0.01), (ACT_PLACE, 2, -1, 101.0, 0.01), (ACT_PLACE, 3, 1, 99.0, 0.01))
+        unknown = [oid for oid in (1, 2, 3) if gw.orders[oid].unknown]
+        assert unknown == ([2, 3] if hmac_key else [1, 2, 3])
+        assert calls["n"] == (3 if hmac_key else 1) and gw.sent_ns > 0
+
+    run(body, hmac_key=hmac_key)

@@ -88,6 +88,9 @@ def test_spot_session_places_fills_and_cancels_all_at_the_end(root):
         cid = next(c for c, o in fake.orders.items() if o["status"] == "NEW")
         await fake.fill(cid, round(fake.orders[cid]["qty"] / 2, 3) or 0.001)
         await _until(lambda: s.status()["fills"] >= 1, 10.0)
+        # tick-to-order, wire to wire: a sample per frame whose handling wrote requests to the socket
+        lat = s.tick_to_order.samples()
+        assert s.venue_after and lat.size >= 1 and (lat > 0).all() and (lat < 1e9).all()
 
     out = _session(root, "spot_btcusdt_20240808", "binance-spot", body)
     fake, summ = out["fake"], out["summary"]

@@ -225,6 +225,8 @@ class BinanceGateway(Gateway):
         # to the socket, when the fill made the core send (set while the report is handled)
         self.fill_to_order = LatencyRing(4096)
         self._fill_ns = 0
+        self.sent_ns = 0  # wall ns just after the last requests were handed to the socket
+        self._kinds, self._oids = actions["kind"], actions["oid"]  # column views of the core's actions
         self.rest_url, self.stream_url, self.ws_url = vcfg.urls(venue)
         self.clock = ClockOffset()
         self.limits = RateLimits(venue, vcfg.rate_share)
@@ -343,25 +345,29 @@ class BinanceGateway(Gateway):
         if k != n:
             self._encode_mismatch(t, actions, n, k, rid0)
             return
-        now = time.time_ns()
+        failed = self._write(req, k)
+        # the bookkeeping after the write, off the wire-to-wire path: no answer can be read before
+        # this returns (one thread), so the records exist before any answer is handled
+        now = self.sent_ns = time.time_ns()
+        if self._fill_ns:  # the orders a fill report caused: wire to wire
+            self.fill_to_order.add(now - self._fill_ns)
+            self._fill_ns = 0
         pending = self.pending
-        sent: list[Order] = []
+        kinds = (self._kinds if actions is self.actions else actions["kind"])[:k].tolist()
         for i in range(k):
             js = seq0 + (orig[i] if orig is not None else i) if seq0 > 0 else 0
             o, nseq = self._record(actions[i], js, nseq, now, i in keeps)
-            pending[rid0 + 1 + i] = (int(actions[i]["kind"]), o, now)
-            sent.append(o)
-        self._write(req, k, sent)
-        if self._fill_ns:  # the orders a fill report caused: wire to wire
-            self.fill_to_order.add(time.time_ns() - self._fill_ns)
-            self._fill_ns = 0
+            pending[rid0 + 1 + i] = (kinds[i], o, now)
+            if failed is not None and i >= failed:  # (-1: all of them)
+                o.unknown = True
         if places:
             self.limits.sent_orders(places, now)
 
-    def _write(self, req: Requests, k: int, sent: list[Order]) -> None:
+    def _write(self, req: Requests, k: int) -> int | None:
         """The ``k`` encoded requests to the socket: logged on, framed in one buffer and one write
-        (``venues/ws_frames.py``); else one signed frame each. A write that fails leaves the orders
-        unknown: the reconciliation decides."""
+        (``venues/ws_frames.py``); else one signed frame each. None when every write went; else
+        -1 (the one write of them all failed) or the index of the first that failed: that order
+        and the ones after it are unknown, the reconciliation decides."""
         api = self.api
         fr = self.frames
         m = fr.frame(req.out, req.offs, k) if api.logged_on else -1
@@ -369,14 +375,16 @@ class BinanceGateway(Gateway):
             try:
                 api.send_frames(fr.view(m))
             except (ConnectionError, OSError, RuntimeError):
-                for o in sent:
-                    o.unknown = True
-            return
+                return -1
+            return None
+        first: int | None = None
         for i in range(k):
             try:
                 api.send_order(req.view(i))
             except (ConnectionError, OSError, RuntimeError):
-                sent[i].unknown = True
+                if first is None:
+                    first = i
+        return first
 
     def _admit(self, t: int, actions: np.ndarray, n: int) -> tuple[int, int, list[int] | None]:
         """The actions that may leave now, moved to the front: cancels and amends of orders the
@@ -388,12 +396,13 @@ class BinanceGateway(Gateway):
         need_check = False
         orders = self.orders
         orig: list[int] | None = None
+        kc, oc = (self._kinds, self._oids) if actions is self.actions else (actions["kind"], actions["oid"])
+        kinds, oids = kc[:n].tolist(), oc[:n].tolist()
         for j in range(n):
-            a = actions[j]
-            k = int(a["kind"])
+            k = kinds[j]
             if k != ACT_CANCEL:
                 places += 1
-            if k != ACT_PLACE and int(a["oid"]) not in orders:
+            if k != ACT_PLACE and oids[j] not in orders:
                 need_check = True
         if need_check:
             orig = []

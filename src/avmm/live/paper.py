@@ -27,6 +27,11 @@ handling sent orders, the wall time from the frame's arrival (``local_ns``, take
 websocket callback) to the trader's return, the orders sent, kept in ``latency.LatencyRing`` (the
 last ``latency_cap`` samples; one comparison and, when orders went out, one clock read and one
 store per event).
+
+``venue_after`` (``LiveSession``: the venue is Binance, the exchange model only keeps the records):
+the core first and its orders out, then the records follow the market (``venue_quote`` /
+``venue_trade``), so they are off the path from the frame to the order; and the tick-to-order
+sample is taken where the requests were handed to the socket (``_sent``).
 """
 
 from __future__ import annotations
@@ -195,6 +200,7 @@ class PaperSession(FeedSink):
         self.t_last = 0
         self.summary: dict[str, Any] | None = None
         self.tick_to_order = LatencyRing(latency_cap)  # frame arrival -> orders sent, ns
+        self.venue_after = False  # the records after the core (the live session: see the module's docstring)
         self.status_extra: Callable[[], dict[str, Any]] | None = None  # more status keys (live/control.py)
 
     def _new_trader(
@@ -228,7 +234,9 @@ class PaperSession(FeedSink):
             te = tl = clock.after_stamps(local_ns)
         sends = tr.sends
         try:
-            if local_ns < self.lat_next:
+            if self.venue_after:
+                self._core_first_quote(local_ns, te, tl, bid, bid_qty, ask, ask_qty)
+            elif local_ns < self.lat_next:
                 tr.venue_quote(te, bid, bid_qty, ask, ask_qty)
                 tr.core_quote(self._core_t(tl), bid, bid_qty, ask, ask_qty)
             else:
@@ -241,7 +249,39 @@ class PaperSession(FeedSink):
             self._fail(e)
             return
         if tr.sends != sends:
-            self.tick_to_order.add(time_ns() - local_ns)
+            self._sent(local_ns)
+
+    def _core_first_quote(
+        self, local_ns: int, te: int, tl: int, bid: float, bid_qty: float, ask: float, ask_qty: float
+    ) -> None:
+        tr = self.trader
+        if local_ns < self.lat_next:
+            tr.core_quote(self._core_t(tl), bid, bid_qty, ask, ask_qty)
+            tr.venue_quote(te, bid, bid_qty, ask, ask_qty)
+            return
+        t0, p0 = time.time_ns(), time.perf_counter_ns()
+        tr.core_quote(self._core_t(tl), bid, bid_qty, ask, ask_qty)
+        p1 = time.perf_counter_ns()
+        tr.venue_quote(te, bid, bid_qty, ask, ask_qty)
+        p2 = time.perf_counter_ns()
+        self._timed(local_ns, t0, p0, p0 + p2 - p1, p2)  # (venue, core) as the others report them
+
+    def _core_first_trade(self, local_ns: int, ts_ns: int, px: float, qty: float, side: int) -> None:
+        tr = self.trader
+        if local_ns < self.lat_next:
+            tr.core_trade(self._core_t(ts_ns), px, qty, side)
+            tr.venue_trade(ts_ns, px, qty, side)
+            return
+        t0, p0 = time.time_ns(), time.perf_counter_ns()
+        tr.core_trade(self._core_t(ts_ns), px, qty, side)
+        p1 = time.perf_counter_ns()
+        tr.venue_trade(ts_ns, px, qty, side)
+        p2 = time.perf_counter_ns()
+        self._timed(local_ns, t0, p0, p0 + p2 - p1, p2)
+
+    def _sent(self, local_ns: int) -> None:
+        """The handling of the frame that arrived at ``local_ns`` sent orders: a tick-to-order sample."""
+        self.tick_to_order.add(time_ns() - local_ns)
 
     def on_trade(self, ts_ns: int, local_ns: int, px: float, qty: float, side: int) -> None:
         self.clock.stamp(ts_ns, local_ns)
@@ -251,7 +291,9 @@ class PaperSession(FeedSink):
             tr.feed_lag(ts_ns, lag)
         sends = tr.sends
         try:
-            if local_ns < self.lat_next:
+            if self.venue_after:
+                self._core_first_trade(local_ns, ts_ns, px, qty, side)
+            elif local_ns < self.lat_next:
                 tr.venue_trade(ts_ns, px, qty, side)
                 tr.core_trade(self._core_t(ts_ns), px, qty, side)
             else:
@@ -264,7 +306,7 @@ class PaperSession(FeedSink):
             self._fail(e)
             return
         if tr.sends != sends:
-            self.tick_to_order.add(time_ns() - local_ns)
+            self._sent(local_ns)
 
     def on_depth(self, local_ns: int, kind: int, side: int, px: float, qty: float) -> None:
         te = self.depth_E or self.clock.after_stamps(local_ns)

@@ -136,10 +136,10 @@ class LiveTrader(Trader):
         t = self._t(t)
         if self.journal is not None:
             self.journal.response(t, RS_FILL, oid, side, px, qty, fee, trade_id)
-        self._book(t, oid, side, px, qty, fee, maker)
         self.last_fill = (t, side, px, qty)
         self._clock(t)
         self._send(t, self.engine.on_fill(t, oid, side, px, qty, fee))
+        self._book(t, oid, side, px, qty, fee, maker)  # the records after the replacement left
 
     def external_fill(self, t: int, side: int, px: float, qty: float, fee: float, trade_id: int) -> None:
         """A fill of an order of an earlier session (a restart): the position's and the records',
@@ -250,6 +250,7 @@ class LiveSession(PaperSession):
         warm_encoder(venue, tr.engine.actions)
         state = tr.engine.state
         self.gwy.position = lambda: float(state["pos"][0])
+        self.venue_after = True  # Binance is the venue: the records after the orders left (live/paper.py)
         self.recovery = recovery
         self.dry_run = dry_run
         self.feed_ok = False
@@ -269,6 +270,13 @@ class LiveSession(PaperSession):
         day: int = -1,
     ) -> Trader:
         return LiveTrader(cfg, backtest, meta, journal, day_pnl0, day)
+
+    def _sent(self, local_ns: int) -> None:
+        """Tick-to-order, wire to wire: to the requests handed to the socket (none went out, held
+        back or not ready: no sample)."""
+        w = self.gwy.sent_ns
+        if w >= local_ns:
+            self.tick_to_order.add(w - local_ns)
 
     # --- health: the feed's and the gateway's -------------------------------------------------------
     def on_health(self, local_ns: int, healthy: bool, reason: str) -> None:
