@@ -415,6 +415,7 @@ class PaperSession(FeedSink):
         """Trade until ``stop()`` or ``duration`` wall seconds; the summary."""
         self.totals.started = time.monotonic()
         loop = asyncio.get_running_loop()
+        side = self._side_tasks(loop)
         tasks = [loop.create_task(self._pump()), loop.create_task(self._status()), loop.create_task(self._sync())]
         # Everything built so far (modules, the compiled code, the records) leaves the collector's
         # scans: a full collection during the session then walks only what the session allocated.
@@ -426,15 +427,22 @@ class PaperSession(FeedSink):
             await self.feed.run(duration)
         finally:
             gc.unfreeze()
-            for t in tasks:
-                t.cancel()
-            for t in tasks:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await t
-            self.summary = self.finish()
+            await _cancelled(tasks)
+            try:
+                self.summary = await self._finish()
+            finally:
+                await _cancelled(side)
         if self.error is not None:
             raise self.error
         return self.summary
+
+    def _side_tasks(self, loop: asyncio.AbstractEventLoop) -> list[asyncio.Task[Any]]:
+        """Tasks that run beside the feed and outlive it until the summary is made (the live
+        gateway); none here."""
+        return []
+
+    async def _finish(self) -> dict[str, Any]:
+        return self.finish()
 
     def finish(self) -> dict[str, Any]:
         """Cancel every order, let what is in flight complete, close the records."""
@@ -554,3 +562,12 @@ async def instrument(venue: str, symbol: str, venue_cfg: VenueConfig) -> dict[st
             elif f.get("filterType") == "LOT_SIZE" and f.get("stepSize"):
                 out["lot_size"] = float(f["stepSize"])
     return out
+
+
+async def _cancelled(tasks: list[asyncio.Task[Any]]) -> None:
+    """``tasks`` cancelled and awaited."""
+    for t in tasks:
+        t.cancel()
+    for t in tasks:
+        with contextlib.suppress(asyncio.CancelledError):
+            await t

@@ -19,8 +19,6 @@ summary is written.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import gc
 import json
 import math
 import time
@@ -308,31 +306,11 @@ class LiveSession(PaperSession):
             tr.set_health(self._core_t(self.clock.after_stamps(local_ns)), ok, reason)
 
     # --- the session ------------------------------------------------------------------------------
-    async def run(self, duration: float | None = None) -> dict[str, Any]:
-        self.totals.started = time.monotonic()
-        loop = asyncio.get_running_loop()
-        gw_task = loop.create_task(self.gwy.run(self.recovery))
-        tasks = [loop.create_task(self._pump()), loop.create_task(self._status()), loop.create_task(self._sync())]
-        gc.collect()
-        gc.freeze()
-        try:
-            await self.feed.run(duration)
-        finally:
-            gc.unfreeze()
-            for t in tasks:
-                t.cancel()
-            for t in tasks:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await t
-            try:
-                self.summary = await self.finish_live()
-            finally:
-                gw_task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await gw_task
-        if self.error is not None:
-            raise self.error
-        return self.summary
+    def _side_tasks(self, loop: asyncio.AbstractEventLoop) -> list[asyncio.Task[Any]]:
+        return [loop.create_task(self.gwy.run(self.recovery))]
+
+    async def _finish(self) -> dict[str, Any]:
+        return await self.finish_live()
 
     async def finish_live(self) -> dict[str, Any]:
         """Cancel every order (the core's cancel-all, then the gateway's sweep at the venue), let
