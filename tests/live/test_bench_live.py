@@ -188,7 +188,7 @@ def test_bench_live_with_and_without_a_tuning(run_cli, tmp_path):
     assert tu["tuning"] == "--cpu 0 --gc manual" and tu["not_applied"] == []
     assert tu["total_us"]["n"] == 150 and 0 < tu["total_us"]["p50"] <= tu["total_us"]["p99"]
     assert tu["runtime_us"]["n"] > 0
-    assert "with and without the tuning (--cpu 0 --gc manual)" in r.stdout
+    assert "the tuning compared: --cpu 0 --gc manual" in r.stdout and "live runtime p99" in r.stdout
 
 
 def test_bad_tuning_options_are_one_line(run_cli):

@@ -252,34 +252,24 @@ def render_live(r: LiveBenchResult, console: Any = None) -> None:
     )
     if r.tuned is not None:
         tu = r.tuned
-        tt = Table(title=f"with and without the tuning ({tu['tuning']}); µs", title_justify="left")
-        tt.add_column("")
-        for col in (
-            "total p50",
-            "total p99",
-            "total p99.9",
-            "after a gap p99",
-            "intent p50 *",
-            "intent p99 *",
-            "share p50",
-            "share p99",
-            "paper runtime p50",
-            "paper runtime p99",
-            "live runtime p99",
-            "fill → requote p99",
-        ):
-            tt.add_column(col, justify="right")
-        a, idle, it = r.stages_all["total"], r.stages_after_idle["total"], r.stages_requote["intent"]
-        tt.add_row("without", *(_us(a[k]) for k in ("p50", "p99", "p999")), _us(idle["p99"]),
-                   _us(it["p50"]), _us(it["p99"]), _us(sh["p50"]), _us(sh["p99"]),
-                   _us(r.runtime["p50"]), _us(r.runtime["p99"]), _us(r.live.get("p99")),
-                   _us(r.fill.get("p99")))  # fmt: skip
-        b, bi, brt = tu["total_us"], tu["total_after_idle_us"], tu["runtime_us"]
-        bit, bsh = tu["intent_requote_us"], tu["share"]
-        tt.add_row("with", *(_us(b[k]) for k in ("p50", "p99", "p999")), _us(bi["p99"]),
-                   _us(bit["p50"]), _us(bit["p99"]), _us(bsh["p50"]), _us(bsh["p99"]),
-                   _us(brt["p50"]), _us(brt["p99"]), _us(tu["live_us"].get("p99")),
-                   _us(tu["fill_to_order_us"].get("p99")))  # fmt: skip
+        console.print(f"the tuning compared: {tu['tuning']}")
+        tt = Table(title="without and with the tuning; µs", title_justify="left")
+        for col, just in (("", "left"), ("without", "right"), ("with", "right")):
+            tt.add_column(col, justify=just)  # type: ignore[arg-type]
+        sh_t = tu["share"]
+        rows = (
+            ("total", r.stages_all["total"], tu["total_us"], ("p50", "p99", "p999")),
+            ("total after a gap", r.stages_after_idle["total"], tu["total_after_idle_us"], ("p99",)),
+            ("to the intent *", r.stages_requote["intent"], tu["intent_requote_us"], ("p50", "p99")),
+            ("avmm's own share", sh, sh_t, ("p50", "p99")),
+            ("paper runtime", r.runtime, tu["runtime_us"], ("p50", "p99")),
+            ("live runtime", r.live, tu["live_us"], ("p50", "p99")),
+            ("fill → requote", r.fill, tu["fill_to_order_us"], ("p50", "p99")),
+        )
+        for name, plain_row, tuned_row, keys in rows:
+            for k in keys:
+                label = f"{name} {'p99.9' if k == 'p999' else k}"
+                tt.add_row(label, _us(plain_row.get(k)), _us(tuned_row.get(k)))
         console.print(tt)
         for line in tu["not_applied"]:
             console.print(f"not applied: {line}")
