@@ -66,3 +66,23 @@ def test_headers_429_and_418():
     assert not lim.order_room(1, 1_000_000_000) and lim.order_room(1, 2_000_000_001)
     lim.ban("IP banned")
     assert lim.banned and not lim.order_room(1, 10**15)
+
+
+def test_a_local_clock_keeps_this_machines_time():
+    """``venue.clock = "local"``: samples are counted but the offset stays 0 and the rate 1 (a venue
+    clock running 200 x cannot be followed; the emulator then accepts wall-clock timestamps), and a
+    -1021 changes nothing."""
+    import time
+
+    from avmm.live.clock import ClockOffset
+
+    c = ClockOffset(follow=False)
+    t0 = time.time_ns()
+    c.sample(t0, t0 + 1_000_000, t0 // 1_000_000 + 3_600_000)  # the venue an hour ahead
+    c.sample(t0 + 2_000_000_000, t0 + 2_001_000_000, t0 // 1_000_000 + 7_200_000)  # and running fast
+    assert c.n == 2 and not c.stale and not c.settling and c.rate == 1.0 and c.offset_ns == 0
+    c.invalidate()
+    assert not c.stale and abs(c.timestamp_ms() - time.time_ns() // 1_000_000) < 1000
+    f = ClockOffset()
+    f.sample(t0, t0 + 1_000_000, t0 // 1_000_000 + 3_600_000)
+    assert f.offset_ns > 3_500_000_000_000  # the default follows the venue

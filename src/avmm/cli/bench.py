@@ -276,5 +276,6 @@ def render_live(r: LiveBenchResult, console: Any = None) -> None:
     gcs = r.runs[0]["gc_collections"] if r.runs else {}
     console.print(
         f"clock time.time_ns; GC enabled, start-up objects frozen (gc.freeze); collections during the measured "
-        f"frames: {gcs.get('stages', 0)} (stages), {gcs.get('runtime', 0)} (paper runtime)."
+        f"frames: {gcs.get('stages', 0)} (stages), {gcs.get('runtime', 0)} (paper runtime), {gcs.get('live', 0)} "
+        "(live runtime)."
     )

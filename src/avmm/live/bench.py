@@ -38,7 +38,9 @@ with a key file so its WebSocket API is up, the request-weight and order limits 
 
 4. **live runtime** -- ``LiveSession`` as ``avmm live`` runs it (no journal), logged on to the
    emulator's WebSocket API with a new Ed25519 key (``bench_keys``): real orders at the emulator,
-   filled by its matching engine against the replay. Wire to wire through the Binance gateway:
+   filled by its matching engine against the replay (the requests' timestamps on the wall clock,
+   ``venue.clock = "local"``: no offset estimate follows a venue clock running 200 x). Wire to
+   wire through the Binance gateway:
    the frame's ``local_ns`` to the order frames handed to the socket (``live``), and a fill
    report's frame arrival to the replacement orders it caused handed to the socket (``fill``:
    the gateway's ``fill_to_order``). Always paced (``--max`` runs it at ``LIVE_MAX_SPEED``): a
@@ -575,6 +577,7 @@ async def _live_runtime(
     from avmm.live.session_live import LiveSession, session_token
 
     vcfg, cfg = await _setup(emu, venue, symbol)
+    vcfg = vcfg.model_copy(update={"clock": "local"})  # the emulator's clock runs --speed x: wall timestamps
     cap = 1 << max(16, math.ceil(math.log2(4 * (warmup + frames))))
     s = LiveSession(
         venue, symbol, cfg, BacktestConfig(), vcfg, load_keys(client_keys), session_id=session_token(), latency_cap=cap
@@ -582,7 +585,7 @@ async def _live_runtime(
     s.gwy.fill_to_order = LatencyRing(cap)
     loop = asyncio.get_running_loop()
     done: asyncio.Future[None] = loop.create_future()
-    state = {"last": time.monotonic(), "quotes": 0, "warm_n": -1, "warm_f": 0, "q0": 0}
+    state = {"last": time.monotonic(), "quotes": 0, "warm_n": -1, "warm_f": 0, "q0": 0, "gc0": 0}
 
     async def watch() -> None:
         while not done.done():
@@ -592,12 +595,14 @@ async def _live_runtime(
                 state["quotes"], state["last"] = q, time.monotonic()
             if state["warm_n"] < 0 and q >= warmup and s.trader.healthy:
                 state["warm_n"], state["warm_f"], state["q0"] = s.tick_to_order.n, s.gwy.fill_to_order.n, q
+                state["gc0"] = _collections()
             if state["warm_n"] >= 0 and q - state["q0"] >= frames:
                 done.set_result(None)
 
     run = asyncio.ensure_future(s.run())
     watcher = asyncio.ensure_future(watch())
     complete = await _until(done, lambda: state["last"], s.stop, emu)
+    gc1 = _collections()
     await run
     watcher.cancel()
     if s.halted:
@@ -609,6 +614,7 @@ async def _live_runtime(
         "fill": _since(s.gwy.fill_to_order, int(state["warm_f"])),
         "quotes": state["quotes"] - state["q0"],
         "fills": int(s.trader.bs["n_fills"][0]),
+        "gc_collections": gc1 - state["gc0"],
     }
 
 
@@ -797,7 +803,11 @@ def run_live_bench(
                         "api_answers": st["api_answers"],
                         "requoted": int((nact > 0).sum()),
                         "actions": int(nact.sum()),
-                        "gc_collections": {"stages": st["gc_collections"], "runtime": rt["gc_collections"]},
+                        "gc_collections": {
+                            "stages": st["gc_collections"],
+                            "runtime": rt["gc_collections"],
+                            "live": lv["gc_collections"],
+                        },
                         "runtime_quotes": rt["quotes"],
                         "runtime_fills": rt["fills"],
                         "live_us": pl,

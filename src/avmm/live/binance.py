@@ -139,6 +139,7 @@ class Counters:
     not_ready: int = 0  # actions while the gateway could not send (answered locally)
     foreign_events: int = 0
     stray: int = 0
+    cancel_after_end: int = 0  # cancels the venue did not know (-2011) of orders already ended here: no query
     clock_resyncs: int = 0
     reconnects: int = 0
     reconciles: int = 0
@@ -228,7 +229,7 @@ class BinanceGateway(Gateway):
         self.sent_ns = 0  # wall ns just after the last requests were handed to the socket
         self._kinds, self._oids = actions["kind"], actions["oid"]  # column views of the core's actions
         self.rest_url, self.stream_url, self.ws_url = vcfg.urls(venue)
-        self.clock = ClockOffset()
+        self.clock = ClockOffset(follow=vcfg.clock == "venue")
         self.limits = RateLimits(venue, vcfg.rate_share)
         self.rest = SignedRest(
             self.rest_url, keys, self.clock, self.limits, vcfg.connect_timeout_s, vcfg.recv_window_ms
@@ -650,7 +651,9 @@ class BinanceGateway(Gateway):
                     self.c.would_take += 1
                 self._rejected(t, o, code)
         elif kind == ACT_CANCEL:
-            if code in UNKNOWN_ORDER:
+            if code in UNKNOWN_ORDER and o.state == DONE:  # filled (every fill delivered) before it arrived
+                self.c.cancel_after_end += 1
+            elif code in UNKNOWN_ORDER:
                 self._unknown(t, o, code)  # gone or never there: the query says which
             elif o.state == CANCELING:
                 o.state = LIVE  # the cancel failed (rate limit, clock): sent again

@@ -12,6 +12,10 @@ The venue's clock is taken to run at the local clock's rate unless two samples a
 ``--speed 10`` runs 10 x): then the time since the sample in use is scaled by that rate. A
 ``-1021`` (the venue found a timestamp outside the recvWindow) calls ``invalidate()``: the window is
 emptied and a new sample taken at once.
+
+``follow=False`` (``venue.clock = "local"``): the samples are counted, the offset stays 0 and the
+rate 1 -- the timestamps are this machine's clock as it is (the emulator replaying faster than real
+time accepts them; no estimate can follow a clock running 200 x, which ``avmm bench live`` does).
 """
 
 from __future__ import annotations
@@ -30,10 +34,11 @@ class ClockOffset:
 
     __slots__ = (
         "samples", "offset_ns", "rtt_ns", "n", "stale", "drift_alarms", "last_ns", "max_drift_ns", "rate",
-        "at_local", "at_venue", "first",
+        "at_local", "at_venue", "first", "follow",
     )  # fmt: skip
 
-    def __init__(self, window: int = WINDOW) -> None:
+    def __init__(self, window: int = WINDOW, follow: bool = True) -> None:
+        self.follow = follow
         self.samples: deque[tuple[int, int, int]] = deque(maxlen=window)  # (rtt, local mid, venue)
         self.offset_ns = 0  # venue - local at the sample in use
         self.rtt_ns = -1  # its round trip (-1: none yet)
@@ -50,6 +55,9 @@ class ClockOffset:
     def sample(self, t0_ns: int, t1_ns: int, server_ms: int) -> None:
         """One round trip: sent at ``t0_ns``, answered ``server_ms``, received at ``t1_ns``."""
         if t1_ns < t0_ns or server_ms <= 0:
+            return
+        if not self.follow:
+            self.rtt_ns, self.n, self.stale, self.last_ns = t1_ns - t0_ns, self.n + 1, False, t1_ns
             return
         mid = (t0_ns + t1_ns) // 2
         venue = server_ms * 1_000_000 + 500_000
@@ -79,10 +87,12 @@ class ClockOffset:
     def settling(self) -> bool:
         """Fewer than two samples ``RATE_MIN_NS`` apart since the start or ``invalidate()``: the
         rate is not measured yet (the caller samples again soon)."""
-        return self.first is None or self.last_ns - self.first[0] < RATE_MIN_NS
+        return self.follow and (self.first is None or self.last_ns - self.first[0] < RATE_MIN_NS)
 
     def invalidate(self) -> None:
         """The venue rejected a timestamp: forget the samples, take a new one at once."""
+        if not self.follow:
+            return
         self.samples.clear()
         self.first = None
         self.stale = True

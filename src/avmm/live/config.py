@@ -156,6 +156,11 @@ class VenueConfig(BaseModel):
     clock_sync_s: float = Field(
         10.0, gt=0, le=3600, description="between two clock offset samples (the WebSocket API 'time'), s"
     )
+    clock: Literal["venue", "local"] = Field(
+        "venue",
+        description="request timestamps on the venue's clock (its offset estimated) or on this machine's as it is "
+        "(the emulator replaying at a --speed other than 1 accepts those)",
+    )
     rate_share: float = Field(
         0.8,
         gt=0,
