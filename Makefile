@@ -97,10 +97,11 @@ bench-emulator: $(STAMP)
 	$(BIN)/python benchmarks/emulator_bench.py --repeat 3 --json bench_emulator.json
 
 ## bench-live: tick-to-order latency on loopback against the emulator (avmm bench live: per stage receive, decode,
-## book, core, encode, send to the WebSocket API socket, a null client, and the paper runtime; p50 / p99 / p99.9),
-## median of 3 runs, each also pinned to CPU 1 with SCHED_FIFO (with and without); JSON written to bench_live.json
+## book, core, encode, send to the WebSocket API socket, a null client, the paper runtime, and the live runtime's
+## frame -> order and fill -> requote with real orders at the emulator; p50 / p99 / p99.9), median of 3 runs, each
+## also made busy-polling (with and without); JSON written to bench_live.json
 bench-live: $(STAMP)
-	$(BIN)/avmm bench live --repeat 3 --cpu 1 --rt-priority 10 --json bench_live.json
+	$(BIN)/avmm bench live --repeat 3 --busy-poll --json bench_live.json
 
 ## bench-journal: what journaling costs the hot path: ns per Journal.response / answer / actions (2 places) /
 ## fill_seen and per log write from compiled code; ns per event of a Trader replay and the stage latencies of paper

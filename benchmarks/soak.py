@@ -23,6 +23,7 @@ import asyncio
 import contextlib
 import json
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -193,6 +194,7 @@ def one_round(k: int, store: Path, venue: str, keys: tuple[Path, Path], tmp: Pat
     j = tmp / f"round{k}.db"
     emu_args = [str(store), "--venue", venue, "--speed", str(args.speed), "--keys", str(keys[0])]
     injected: Counter[str] = Counter()
+    fault_log: list[tuple[float, str]] = []  # (seconds into the round, the fault)
     with EmulatorProcess(emu_args, env=_env(), timeout=900.0) as emu:
         cmd = [sys.executable, "-m", "avmm", "live", "--venue", venue, "--symbol", "BTCUSDT", "--url", emu.url,
                "--journal", str(j), "--status-json", "--set", f"venue.keys_file={keys[1]}"]  # fmt: skip
@@ -205,6 +207,7 @@ def one_round(k: int, store: Path, venue: str, keys: tuple[Path, Path], tmp: Pat
             if time.monotonic() >= next_fault and s.last.get("orders", 0) > 0:
                 spec = faults[fi % len(faults)]
                 fi += 1
+                fault_log.append((round(time.monotonic() - t0, 1), spec))
                 try:
                     emu.fault(spec)
                     injected[spec.split(":")[0].split("/")[0] + ("/" + spec.split("/")[1] if "/" in spec else "")] += 1
@@ -263,7 +266,27 @@ def one_round(k: int, store: Path, venue: str, keys: tuple[Path, Path], tmp: Pat
         "reconciled": not problems,
         "problems": problems,
     }
+    if problems:
+        _keep(r, args.keep / f"round{k}", [j, Path(str(j) + "-wal"), tmp / f"round{k}.err"], fills, extra, missing,
+              dup, fault_log)  # fmt: skip
     return r, fi
+
+
+def _keep(r: dict[str, Any], keep: Path, files: list[Path], fills: list[tuple[int, float]], extra: set[int],
+          missing: set[int], dup: list[int], fault_log: list[tuple[float, str]]) -> None:  # fmt: skip
+    """A round not reconciled: what it takes to find out why -- the journal, the session's stderr,
+    the odd fills, the faults and when -- kept in ``keep`` (and in the round's record)."""
+    keep.mkdir(parents=True, exist_ok=True)
+    for f in files:
+        if f.exists():
+            shutil.copy2(f, keep / f.name)
+    q = dict(fills)
+    r["extra_fills"] = [[t, q[t]] for t in sorted(extra)]
+    r["missing_trades"] = sorted(missing)
+    r["duplicated_fills"] = sorted(dup)
+    r["fault_log"] = fault_log
+    r["kept"] = str(keep)
+    (keep / "round.json").write_text(json.dumps(r, indent=2, default=str))
 
 
 def main() -> int:
@@ -274,6 +297,9 @@ def main() -> int:
     ap.add_argument("--venue", default="binance-spot", choices=sorted(CAPTURES))
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data", help="the shared data folder")
     ap.add_argument("--json", type=Path, default=None, help="write the rounds and the totals as JSON")
+    ap.add_argument(
+        "--keep", type=Path, default=Path("soak-failed"), help="a round not reconciled: its journal, stderr, faults"
+    )
     args = ap.parse_args()
     if not (args.minutes > 0 and args.speed > 0 and args.every > 0):
         sys.exit("soak: --minutes, --speed and --every must be positive")
