@@ -2,6 +2,10 @@
 numba is not fork-safe; the workers share the numba cache on disk), or Ray tasks
 (``--executor ray``; a cluster at ``address``, else a local Ray started and stopped here).
 
+The local pool's forkserver loads the compiled loop before it forks the workers (``avmm.sweep.warm``);
+``start_local()`` starts it early (the command does, before reading its config and planning the
+stores, so that both go on at once), ``stop_local()`` stops it (a server still compiling is killed).
+
 ``execute(jobs, on_result, on_rows)`` calls ``on_result(job_id, results, meta)`` in this thread as
 each job finishes, and ``on_rows(job_id, rows_done)`` as the local pool's workers report progress.
 An interruption (``Terminated``, KeyboardInterrupt) stops the pool (its processes terminated) or
@@ -16,7 +20,7 @@ import os
 import queue as queue_mod
 import signal
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from typing import Any
 
@@ -24,6 +28,8 @@ from avmm.errors import UserError, missing_extra
 from avmm.outputs import Terminated
 from avmm.sweep.jobs import Job, check_payload, init_worker, run_job
 
+PRELOAD = ("avmm.sweep.warm",)  # the forkserver's first import: SIGINT ignored, avmm's backtest loaded
+_served = False  # the forkserver has forked a pool's workers
 OnResult = Callable[[int, list[tuple[int, dict[str, Any]]], dict[str, Any]], None]
 OnRows = Callable[[int, int], None]
 LOCAL_OBJECT_STORE = 256 * 2**20  # bytes: jobs and results are small (no data goes through Ray)
@@ -38,8 +44,12 @@ def default_workers() -> int:
 
 
 def execute_inline(jobs: list[Job], on_result: OnResult, on_rows: OnRows) -> None:
+    from avmm.backtest.runner import warm_up
     from avmm.sweep import jobs as jobs_mod
 
+    if not _served:  # a server started for a pool that did not come (one job): not compiling beside this process
+        stop_local()
+    warm_up(notice_after_s=2.0)  # the compile's notice, on a first run
     for job in jobs:
         q = _DirectQueue(on_rows)
         jobs_mod._PROGRESS = q
@@ -57,6 +67,50 @@ class _DirectQueue:
         self.on_rows(*item)
 
 
+def _context() -> Any:
+    return mp.get_context("forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn")
+
+
+def start_local(modules: Sequence[str] = ()) -> None:
+    """Start the local pool's forkserver now, if it does not run (no-op without forkserver): it
+    imports ``modules`` (the jobs' validator's, say) and avmm's backtest, and loads the compiled loop
+    while this process goes on; the pool's workers are forked from it."""
+    ctx = _context()
+    if ctx.get_start_method() != "forkserver":
+        return
+    from multiprocessing import forkserver
+
+    ctx.set_forkserver_preload([*PRELOAD, *modules])  # read when the server starts, not after
+    forkserver.ensure_running()
+
+
+def stop_local() -> None:
+    """Stop the forkserver if it runs (killed: it may be compiling the loop, which would go on for a
+    minute once this process has gone)."""
+    global _served
+    from multiprocessing import forkserver
+
+    _served = False
+    server = getattr(forkserver, "_forkserver", None)
+    pid = getattr(server, "_forkserver_pid", None)
+    if server is None or pid is None:
+        return
+    with contextlib.suppress(OSError):
+        os.kill(pid, signal.SIGTERM)
+    with contextlib.suppress(Exception):
+        server._stop()
+
+
+@contextlib.contextmanager
+def local_server(modules: Sequence[str] = ()) -> Iterator[None]:
+    """The local pool's forkserver started on entry (``start_local(modules)``), stopped on exit."""
+    start_local(modules)
+    try:
+        yield
+    finally:
+        stop_local()
+
+
 def execute_local(jobs: list[Job], workers: int, on_result: OnResult, on_rows: OnRows) -> None:
     """The jobs on a pool of ``workers`` processes."""
     if workers <= 1 or len(jobs) <= 1:
@@ -64,9 +118,10 @@ def execute_local(jobs: list[Job], workers: int, on_result: OnResult, on_rows: O
         return
     for job in jobs:
         check_payload(job)
-    ctx = mp.get_context("forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn")
-    if ctx.get_start_method() == "forkserver":
-        ctx.set_forkserver_preload(["avmm.sweep.jobs", "avmm.backtest.many"])
+    global _served
+    ctx = _context()
+    start_local()
+    _served = True
     progress_q = ctx.Queue()
     pool = ProcessPoolExecutor(
         max_workers=min(workers, len(jobs)), mp_context=ctx, initializer=init_worker, initargs=(progress_q,)
