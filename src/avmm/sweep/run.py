@@ -134,8 +134,11 @@ class Sweep:
         workers = self.workers or default_workers()
         per = self.per_pass or max(1, min(16, math.ceil(len(todo) / workers)))
         jobs: list[Job] = []
-        for lo in range(0, len(todo), per):
-            part = todo[lo : lo + per]
+        n_jobs = math.ceil(len(todo) / per)
+        for j in range(n_jobs):
+            # dealt round the jobs, not cut in blocks: a point's cost follows its keys (a short
+            # quoting.refresh_s requotes more), so neighbours in the grid's order share them out
+            part = todo[j::n_jobs]
             jid = self._next_job
             self._next_job += 1
             pts = []
