@@ -52,7 +52,7 @@ def test_a_server_still_loading_is_killed_and_an_inline_run_stops_an_unused_one(
         """
 import json, os, time
 from multiprocessing import forkserver
-from avmm.sweep import executors
+from avmm.sweep import executors, server
 
 def alive(pid):
     try:
@@ -61,16 +61,16 @@ def alive(pid):
         return False
     return True
 
-executors.start_local(["slow_preload"])
+server.start_local(["slow_preload"])
 pid = forkserver._forkserver._forkserver_pid
 started = pid is not None and alive(pid)
 time.sleep(1)
 t0 = time.monotonic()
-executors.stop_local()
+server.stop_local()
 stop_s = time.monotonic() - t0
 stopped = forkserver._forkserver._forkserver_pid is None and not alive(pid)
 
-executors.start_local()
+server.start_local()
 pid2 = forkserver._forkserver._forkserver_pid
 executors.execute_inline([], lambda *a: None, lambda *a: None)  # one job (none here): no pool after all
 inline_stopped = forkserver._forkserver._forkserver_pid is None and not alive(pid2)

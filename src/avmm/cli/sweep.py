@@ -215,7 +215,7 @@ def sweep_command(
     """Backtest a base config over a grid, random draws or an Optuna search of its keys."""
     import contextlib
 
-    from avmm.sweep.executors import default_workers, local_server
+    from avmm.sweep.server import default_workers, local_server
 
     # a local pool: its workers' server starts now, loading avmm and the compiled loop while this
     # process reads the config and plans the stores (stopped on the way out, whatever the outcome)

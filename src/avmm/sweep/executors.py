@@ -2,9 +2,8 @@
 numba is not fork-safe; the workers share the numba cache on disk), or Ray tasks
 (``--executor ray``; a cluster at ``address``, else a local Ray started and stopped here).
 
-The local pool's forkserver loads the compiled loop before it forks the workers (``avmm.sweep.warm``);
-``start_local()`` starts it early (the command does, before reading its config and planning the
-stores, so that both go on at once), ``stop_local()`` stops it (a server still compiling is killed).
+The local pool's forkserver loads the compiled loop before it forks the workers (``avmm.sweep.server``
+starts it early, ``avmm.sweep.warm`` is its preload).
 
 ``execute(jobs, on_result, on_rows)`` calls ``on_result(job_id, results, meta)`` in this thread as
 each job finishes, and ``on_rows(job_id, rows_done)`` as the local pool's workers report progress.
@@ -15,40 +14,31 @@ cancels the Ray tasks, and propagates: what finished has already been handed ove
 from __future__ import annotations
 
 import contextlib
-import multiprocessing as mp
 import os
 import queue as queue_mod
 import signal
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from typing import Any
 
 from avmm.errors import UserError, missing_extra
 from avmm.outputs import Terminated
 from avmm.sweep.jobs import Job, check_payload, init_worker, run_job
+from avmm.sweep.server import default_workers, mark_served, pool_context, start_local, stop_unserved
 
-PRELOAD = ("avmm.sweep.warm",)  # the forkserver's first import: SIGINT ignored, avmm's backtest loaded
-_served = False  # the forkserver has forked a pool's workers
+__all__ = ["default_workers", "execute_inline", "execute_local", "execute_ray", "ray_session"]
+
 OnResult = Callable[[int, list[tuple[int, dict[str, Any]]], dict[str, Any]], None]
 OnRows = Callable[[int, int], None]
 LOCAL_OBJECT_STORE = 256 * 2**20  # bytes: jobs and results are small (no data goes through Ray)
-
-
-def default_workers() -> int:
-    """All the cores this process may run on."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except (AttributeError, OSError):
-        return max(1, os.cpu_count() or 1)
 
 
 def execute_inline(jobs: list[Job], on_result: OnResult, on_rows: OnRows) -> None:
     from avmm.backtest.runner import warm_up
     from avmm.sweep import jobs as jobs_mod
 
-    if not _served:  # a server started for a pool that did not come (one job): not compiling beside this process
-        stop_local()
+    stop_unserved()  # a server started for a pool that did not come (one job)
     warm_up(notice_after_s=2.0)  # the compile's notice, on a first run
     for job in jobs:
         q = _DirectQueue(on_rows)
@@ -67,50 +57,6 @@ class _DirectQueue:
         self.on_rows(*item)
 
 
-def _context() -> Any:
-    return mp.get_context("forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn")
-
-
-def start_local(modules: Sequence[str] = ()) -> None:
-    """Start the local pool's forkserver now, if it does not run (no-op without forkserver): it
-    imports ``modules`` (the jobs' validator's, say) and avmm's backtest, and loads the compiled loop
-    while this process goes on; the pool's workers are forked from it."""
-    ctx = _context()
-    if ctx.get_start_method() != "forkserver":
-        return
-    from multiprocessing import forkserver
-
-    ctx.set_forkserver_preload([*PRELOAD, *modules])  # read when the server starts, not after
-    forkserver.ensure_running()
-
-
-def stop_local() -> None:
-    """Stop the forkserver if it runs (killed: it may be compiling the loop, which would go on for a
-    minute once this process has gone)."""
-    global _served
-    from multiprocessing import forkserver
-
-    _served = False
-    server = getattr(forkserver, "_forkserver", None)
-    pid = getattr(server, "_forkserver_pid", None)
-    if server is None or pid is None:
-        return
-    with contextlib.suppress(OSError):
-        os.kill(pid, signal.SIGTERM)
-    with contextlib.suppress(Exception):
-        server._stop()
-
-
-@contextlib.contextmanager
-def local_server(modules: Sequence[str] = ()) -> Iterator[None]:
-    """The local pool's forkserver started on entry (``start_local(modules)``), stopped on exit."""
-    start_local(modules)
-    try:
-        yield
-    finally:
-        stop_local()
-
-
 def execute_local(jobs: list[Job], workers: int, on_result: OnResult, on_rows: OnRows) -> None:
     """The jobs on a pool of ``workers`` processes."""
     if workers <= 1 or len(jobs) <= 1:
@@ -118,10 +64,9 @@ def execute_local(jobs: list[Job], workers: int, on_result: OnResult, on_rows: O
         return
     for job in jobs:
         check_payload(job)
-    global _served
-    ctx = _context()
+    ctx = pool_context()
     start_local()
-    _served = True
+    mark_served()
     progress_q = ctx.Queue()
     pool = ProcessPoolExecutor(
         max_workers=min(workers, len(jobs)), mp_context=ctx, initializer=init_worker, initargs=(progress_q,)

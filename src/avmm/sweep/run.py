@@ -15,10 +15,11 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from avmm.errors import UserError
-from avmm.sweep.executors import default_workers, execute_local, execute_ray
+from avmm.sweep.executors import execute_local, execute_ray
 from avmm.sweep.jobs import Job
 from avmm.sweep.partial import Partial
 from avmm.sweep.select import metric_value, ranked, walk_forward
+from avmm.sweep.server import default_workers
 from avmm.sweep.space import Space, Validator, with_keys
 
 Window = tuple[int | None, int | None]
