@@ -1,6 +1,7 @@
 """The local pool's forkserver: started early it loads the compiled loop before it forks (and
-forks with no more threads than it had: numba's fork hazard is threads), ignores Ctrl-C from its
-first import, and is stopped (killed) by ``stop_local`` or when a sweep runs inline after all."""
+forks with no more threads than it had: numba's fork hazard is threads), never takes a Ctrl-C
+(blocked from its start, then ignored), and is stopped (killed) by ``stop_local`` or when a sweep
+runs inline after all."""
 
 from __future__ import annotations
 
@@ -50,7 +51,7 @@ def test_a_server_still_loading_is_killed_and_an_inline_run_stops_an_unused_one(
     (tmp_path / "slow_preload.py").write_text("import time\ntime.sleep(120)\n")  # a first run's compile, say
     out = _python(
         """
-import json, os, time
+import json, os, signal, time
 from multiprocessing import forkserver
 from avmm.sweep import executors, server
 
@@ -61,9 +62,15 @@ def alive(pid):
         return False
     return True
 
+def sigint_blocked(pid):
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("SigBlk:"):
+            return bool(int(line.split()[1], 16) & (1 << (signal.SIGINT - 1)))
+
 server.start_local(["slow_preload"])
 pid = forkserver._forkserver._forkserver_pid
 started = pid is not None and alive(pid)
+blocked = sigint_blocked(pid), sigint_blocked(os.getpid())  # a Ctrl-C while it starts: not its own
 time.sleep(1)
 t0 = time.monotonic()
 server.stop_local()
@@ -74,11 +81,13 @@ server.start_local()
 pid2 = forkserver._forkserver._forkserver_pid
 executors.execute_inline([], lambda *a: None, lambda *a: None)  # one job (none here): no pool after all
 inline_stopped = forkserver._forkserver._forkserver_pid is None and not alive(pid2)
-print(json.dumps({"started": started, "stopped": stopped, "stop_s": stop_s, "inline_stopped": inline_stopped}))
+print(json.dumps({"started": started, "blocked": blocked, "stopped": stopped, "stop_s": stop_s,
+                  "inline_stopped": inline_stopped}))
 """,
         str(tmp_path),
     )
     assert out["started"]
+    assert out["blocked"] == [True, False]  # the server's SIGINT, not this process's
     assert out["stopped"]
     assert out["stop_s"] < 60  # killed, not waited for (its preload sleeps 120 s)
     assert out["inline_stopped"]

@@ -39,10 +39,18 @@ def start_local(modules: Sequence[str] = ()) -> None:
     ctx = pool_context()
     if ctx.get_start_method() != "forkserver":
         return
-    from multiprocessing import forkserver
+    from multiprocessing import forkserver, resource_tracker
 
     ctx.set_forkserver_preload([*PRELOAD, *modules])  # read when the server starts, not after
-    forkserver.ensure_running()
+    # started with SIGINT blocked, as multiprocessing starts its resource tracker (first: it
+    # unblocks SIGINT on its way out): Ctrl-C is the command's, never a traceback from the server's
+    # start-up (the workers ignore it as well)
+    resource_tracker.ensure_running()
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        forkserver.ensure_running()
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 def stop_local() -> None:

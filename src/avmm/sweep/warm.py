@@ -6,9 +6,9 @@ from numba's cache after its job arrives.
 Forking the server after this is safe: what numba cannot survive across a fork is its threading
 layers' worker threads (``parallel=True`` code, which avmm does not compile); loading or compiling
 ``@njit`` code starts no thread, and the notice's timer is joined, so the server forks with the
-threads it had before (``tests/sweep/test_executors.py`` checks it). SIGINT is ignored from the
-start, as the forkserver ignores it once its preload is done: Ctrl-C is the command's, which stops
-the server (``executors.stop_local``), never a traceback from here.
+threads it had before (``tests/sweep/test_executors.py`` checks it). SIGINT is ignored here (the
+server starts with it blocked, ``server.start_local``), as the forkserver ignores it once its
+preload is done: Ctrl-C is the command's, which stops the server, never a traceback from here.
 """
 
 from __future__ import annotations
