@@ -436,3 +436,57 @@ def test_missing_store_and_bad_executor(run_main, tmp_path):
     assert_one_line_error(r, "no such file")
     code, _, err = run_main("sweep", "--grid", "quoting.refresh_s=1,2", "--executor", "slurm")
     assert code == 2 and "--executor" in err and len(err.strip().splitlines()) == 1
+
+
+# ---------------------------------------------------------------- the local pool's server
+@pytest.mark.parametrize(
+    ("args", "started"),
+    [
+        (["s.parquet", "--grid", "quoting.refresh_s=1,2"], True),
+        (["s.parquet", "--workers", "3", "--executor", "local"], True),
+        (["s.parquet", "--workers=2"], True),
+        (["s.parquet", "--workers", "1"], False),
+        (["s.parquet", "--workers=1"], False),
+        (["s.parquet", "--executor", "ray"], False),
+        (["s.parquet", "--executor=ray", "--workers", "2"], False),
+        (["--help"], False),
+    ],
+)
+def test_the_workers_server_starts_before_the_command_line_loads(monkeypatch, args, started):
+    """``avmm sweep`` on a local pool of more than one worker starts the pool's server at once (a
+    guess from the raw arguments; the command starts it anyway), stopped at exit."""
+    import atexit
+
+    from avmm import cli
+    from avmm.sweep import server
+
+    calls: list[object] = []
+    monkeypatch.setattr(server, "default_workers", lambda: 2)
+    monkeypatch.setattr(server, "start_local", lambda modules=(): calls.append(list(modules)))
+    monkeypatch.setattr(atexit, "register", calls.append)
+    cli._start_sweep_server(args)
+    assert calls == ([["avmm.config"], server.stop_local] if started else [])
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc")
+def test_an_error_leaves_no_server_behind(store, tmp_path):
+    """A bad --metric, found while the server loads (slowly here, as on a first run's compile): one
+    line, and the server is gone with the command, not loading on for a minute."""
+    site = "import time\nif b'forkserver' in open('/proc/self/cmdline', 'rb').read():\n    time.sleep(60)\n"
+    (tmp_path / "sitecustomize.py").write_text(site)  # the server's interpreter starts slowly
+    mark = f"avmm-test-{os.getpid()}-{time.monotonic_ns()}"
+    env = dict(os.environ, AVMM_TEST_MARK=mark, PYTHONPATH=os.pathsep.join([str(tmp_path), *sys.path]))
+    cmd = [sys.executable, "-m", "avmm", "sweep", str(store), "-c", str(BASE), *GRID, "--workers", "2"]
+    with (tmp_path / "err").open("w+") as err:  # a file: a server left behind would hold a pipe open
+        code = subprocess.run([*cmd, "--metric", "nope", "--no-progress"], stderr=err, env=env, timeout=120).returncode
+        err.seek(0)
+        lines = err.read().strip().splitlines()
+    assert code == 2 and len(lines) == 1 and "--metric nope" in lines[0], lines
+    left = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        with contextlib.suppress(OSError):
+            environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+            if f"AVMM_TEST_MARK={mark}".encode() in environ and b"forkserver" in cmdline:
+                left.append(pid)
+    assert left == []

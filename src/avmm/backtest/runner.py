@@ -790,9 +790,28 @@ def check_sample_memory(backtest: BacktestConfig, active_ns: int, limit: int | N
         )
 
 
-def warm_up() -> None:
-    """Compile (or load from the on-disk cache) the loop for the store's column types."""
+def warm_up(notice_after_s: float | None = None) -> None:
+    """Compile (or load from the on-disk cache) the loop for the store's column types; with
+    ``notice_after_s``, say so on stderr when that takes longer (the first run after installing or
+    editing avmm compiles for about a minute). No thread is left running."""
+    import os
+    import sys
+    import threading
+
     from avmm.data.synth import generate
 
-    ev = next(generate(2000, 1))
-    run_backtest(ev, StrategyConfig())
+    def notice() -> None:
+        where = os.environ.get("NUMBA_CACHE_DIR", "the numba cache")
+        print(f"avmm: compiling the backtest loop (first run only; cached in {where})", file=sys.stderr, flush=True)
+
+    timer = None
+    if notice_after_s is not None:
+        timer = threading.Timer(notice_after_s, notice)
+        timer.daemon = True
+        timer.start()
+    try:
+        run_backtest(next(generate(2000, 1)), StrategyConfig())
+    finally:
+        if timer is not None:
+            timer.cancel()
+            timer.join()

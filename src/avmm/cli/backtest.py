@@ -352,22 +352,9 @@ def _print_table(res: BacktestResult, sources: list[Path]) -> None:
 def _warm_up_with_notice() -> None:
     """Compile the loop (or load it from the cache); say so on stderr when that takes a while (the
     first run after installing or editing avmm compiles for about a minute)."""
-    import os
-    import threading
-
     from avmm.backtest.runner import warm_up
 
-    def notice() -> None:
-        where = os.environ.get("NUMBA_CACHE_DIR", "the numba cache")
-        print(f"avmm: compiling the backtest loop (first run only; cached in {where})", file=sys.stderr, flush=True)
-
-    t = threading.Timer(2.0, notice)
-    t.daemon = True
-    t.start()
-    try:
-        warm_up()
-    finally:
-        t.cancel()
+    warm_up(notice_after_s=2.0)
 
 
 def _json_default(o: Any) -> Any:

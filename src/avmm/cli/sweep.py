@@ -213,95 +213,104 @@ def sweep_command(
     progress: bool = typer.Option(True, "--progress/--no-progress", help="progress bar on a terminal"),
 ) -> None:
     """Backtest a base config over a grid, random draws or an Optuna search of its keys."""
-    from avmm.cli.backtest import _sources, _warm_up_with_notice
-    from avmm.cli.params import parse_time_ns
-    from avmm.config import Config, validate
-    from avmm.outputs import Terminated, check_output, mark_kept, write_text
-    from avmm.sweep.partial import Partial
-    from avmm.sweep.run import Sweep, SweepSpec
-    from avmm.sweep.space import parse_space
+    import contextlib
 
-    grid, range_, set_ = grid or [], range_ or [], set_ or []
-    mode = _check_flags(grid, range_, random_n, optimize, trials)
-    _check_choices(executor, ray_address, train_until, folds, optimize, metric)
-    the_metric = optimize or metric or "pnl_net"
-    base = _base_data(config, set_)
-    space = parse_space(Config, validate, base, grid, range_)
-    start_ns = parse_time_ns(from_, "--from") if from_ is not None else None
-    end_ns = parse_time_ns(to, "--to") if to is not None else None
-    if start_ns is not None and end_ns is not None and start_ns >= end_ns:
-        raise UserError(f"--from {from_} is not before --to {to}: the window [from, to) is empty")
-    t_ns = parse_time_ns(train_until, "--train-until") if train_until is not None else None
-    sources = _sources(data)
-    inputs = [*sources, *([config] if config is not None else [])]
-    if json_out is not None:
-        check_output(json_out, "--json", inputs)
-        check_output(Path(str(json_out) + ".partial"), "--json", inputs)
-    _check_extras(report, inputs, mode, space, executor)
+    from avmm.sweep.server import default_workers, local_server
 
-    from avmm.backtest.runner import plan_stores
+    # a local pool: its workers' server starts now, loading avmm and the compiled loop while this
+    # process reads the config and plans the stores (stopped on the way out, whatever the outcome)
+    pool = executor == "local" and (workers or default_workers()) > 1
+    with local_server(["avmm.config"]) if pool else contextlib.nullcontext():
+        from avmm.cli.backtest import _sources, _warm_up_with_notice
+        from avmm.cli.params import parse_time_ns
+        from avmm.config import Config, validate
+        from avmm.outputs import Terminated, check_output, mark_kept, write_text
+        from avmm.sweep.partial import Partial
+        from avmm.sweep.run import Sweep, SweepSpec
+        from avmm.sweep.space import parse_space
 
-    plan = plan_stores(sources, start_ns, end_ns)
-    for note in plan.notes:
-        print(f"avmm: note: {note}", file=sys.stderr)
-    _warm_up_with_notice()
-    from avmm.sweep import metric_keys
+        grid, range_, set_ = grid or [], range_ or [], set_ or []
+        mode = _check_flags(grid, range_, random_n, optimize, trials)
+        _check_choices(executor, ray_address, train_until, folds, optimize, metric)
+        the_metric = optimize or metric or "pnl_net"
+        base = _base_data(config, set_)
+        space = parse_space(Config, validate, base, grid, range_)
+        start_ns = parse_time_ns(from_, "--from") if from_ is not None else None
+        end_ns = parse_time_ns(to, "--to") if to is not None else None
+        if start_ns is not None and end_ns is not None and start_ns >= end_ns:
+            raise UserError(f"--from {from_} is not before --to {to}: the window [from, to) is empty")
+        t_ns = parse_time_ns(train_until, "--train-until") if train_until is not None else None
+        sources = _sources(data)
+        inputs = [*sources, *([config] if config is not None else [])]
+        if json_out is not None:
+            check_output(json_out, "--json", inputs)
+            check_output(Path(str(json_out) + ".partial"), "--json", inputs)
+        _check_extras(report, inputs, mode, space, executor)
 
-    known = metric_keys()
-    if the_metric not in known:
-        flag = "--optimize" if optimize else "--metric"
-        raise UserError(
-            f"{flag} {the_metric}: not a numeric figure of avmm backtest --json (e.g. {', '.join(known[:8])}, ...)"
+        from avmm.backtest.runner import plan_stores
+
+        plan = plan_stores(sources, start_ns, end_ns)
+        for note in plan.notes:
+            print(f"avmm: note: {note}", file=sys.stderr)
+        if executor == "ray":  # compiled once here, not in every Ray worker at once (the local pool's server and
+            _warm_up_with_notice()  # the inline run load it themselves, with the same notice)
+        from avmm.sweep import metric_keys
+
+        known = metric_keys()
+        if the_metric not in known:
+            flag = "--optimize" if optimize else "--metric"
+            raise UserError(
+                f"{flag} {the_metric}: not a numeric figure of avmm backtest --json (e.g. {', '.join(known[:8])}, ...)"
+            )
+        spec = SweepSpec(
+            paths=[str(p) for p in plan.paths],
+            base=base,
+            space=space,
+            validate=validate,
+            mode=mode,
+            n_random=random_n or 0,
+            seed=seed,
+            metric=the_metric,
+            minimize=minimize,
+            trials=trials or 0,
+            start_ns=start_ns,
+            end_ns=end_ns,
+            train_until_ns=t_ns,
+            folds=folds,
+            top=top or 5,
         )
-    spec = SweepSpec(
-        paths=[str(p) for p in plan.paths],
-        base=base,
-        space=space,
-        validate=validate,
-        mode=mode,
-        n_random=random_n or 0,
-        seed=seed,
-        metric=the_metric,
-        minimize=minimize,
-        trials=trials or 0,
-        start_ns=start_ns,
-        end_ns=end_ns,
-        train_until_ns=t_ns,
-        folds=folds,
-        top=top or 5,
-    )
-    partial = Partial(Path(str(json_out) + ".partial") if json_out is not None else None, spec.fingerprint())
-    partial.start(resume)
-    bar = _Bar(progress)
-    sweep = Sweep(
-        spec,
-        executor=executor,
-        workers=workers,
-        ray_address=ray_address,
-        per_pass=per_pass,
-        partial=partial,
-        progress=bar,
-    )
-    try:
-        doc = sweep.run()
-    except (Terminated, KeyboardInterrupt):
-        bar.close()
-        partial.close()
-        if partial.path is not None and partial.path.exists():
-            mark_kept(partial.path)
-        raise
-    finally:
-        bar.close()
-        partial.close()
-    _print(doc, top)
-    if json_out is not None:
-        write_text(json_out, json.dumps(doc, indent=2) + "\n", "--json", inputs)
-    if report is not None:
-        from avmm.sweep.report import write_report
+        partial = Partial(Path(str(json_out) + ".partial") if json_out is not None else None, spec.fingerprint())
+        partial.start(resume)
+        bar = _Bar(progress)
+        sweep = Sweep(
+            spec,
+            executor=executor,
+            workers=workers,
+            ray_address=ray_address,
+            per_pass=per_pass,
+            partial=partial,
+            progress=bar,
+        )
+        try:
+            doc = sweep.run()
+        except (Terminated, KeyboardInterrupt):
+            bar.close()
+            partial.close()
+            if partial.path is not None and partial.path.exists():
+                mark_kept(partial.path)
+            raise
+        finally:
+            bar.close()
+            partial.close()
+        _print(doc, top)
+        if json_out is not None:
+            write_text(json_out, json.dumps(doc, indent=2) + "\n", "--json", inputs)
+        if report is not None:
+            from avmm.sweep.report import write_report
 
-        write_report(doc, report, inputs)
-        print(f"report: {report}")
-    partial.remove()
+            write_report(doc, report, inputs)
+            print(f"report: {report}")
+        partial.remove()
 
 
 def _num(v: Any) -> str:

@@ -10,21 +10,93 @@ folds, Pareto front), ``optimize`` (Optuna TPE), ``run`` (``Sweep``: search and 
 
 from __future__ import annotations
 
-from typing import Any
+__all__ = ["METRIC_KEYS", "metric_keys"]
 
-__all__ = ["metric_keys"]
+# The numeric figures of a backtest's summary, in its order (what ``avmm backtest --json`` writes):
+# the metrics a sweep can sort by or optimize. Written out so that the command checks --metric
+# without loading the compiled loop; tests/sweep/test_metrics.py checks them against a backtest's.
+METRIC_KEYS: tuple[str, ...] = (
+    "events",
+    "quotes",
+    "trades",
+    "depth_rows",
+    "session_s",
+    "gaps",
+    "gaps_s",
+    "wall_s",
+    "events_per_s",
+    "wall_s_e2e",
+    "events_per_s_e2e",
+    "pnl_net",
+    "pnl_gross",
+    "fees",
+    "realized",
+    "unrealized",
+    "capital",
+    "return",
+    "sharpe",
+    "sortino",
+    "equity_interval_s",
+    "max_drawdown",
+    "return_over_max_dd",
+    "fills",
+    "maker_fills",
+    "taker_fills",
+    "fills_bid",
+    "fills_ask",
+    "fill_qty",
+    "maker_volume",
+    "taker_volume",
+    "orders",
+    "cancels",
+    "amends",
+    "rejects_post_only",
+    "rejects_risk",
+    "rejects_other",
+    "fill_ratio",
+    "spread_captured_bps",
+    "spread_captured",
+    "quote_distance_ticks",
+    "market_spread_ticks",
+    "quoted_both_fraction",
+    "markout_1s",
+    "markout_10s",
+    "markout_60s",
+    "position",
+    "inventory_mean",
+    "inventory_std",
+    "max_abs_position",
+    "timer_calls",
+    "overflows",
+    "bad_exch_ts",
+    "bad_depth_rows",
+    "rejects_balance",
+    "initial_base",
+    "initial_quote",
+    "final_base",
+    "final_quote",
+    "funding",
+    "funding_payments",
+    "funding_no_mark",
+    "leverage",
+    "max_initial_margin",
+    "min_liquidation_distance_pct",
+    "requotes",
+    "bad_quotes",
+    "bad_trades",
+    "signal_calls",
+    "signal_bad",
+    "signal_depth_dropped",
+    "risk_halts",
+    "risk_position_cuts",
+    "risk_notional_cuts",
+    "risk_rate_waits",
+    "risk_loss_breaches",
+    "risk_loss_day_breaches",
+    "risk_flatten_orders",
+)
 
 
 def metric_keys() -> list[str]:
-    """The numeric figures of a backtest's summary (what ``avmm backtest --json`` writes): the
-    metrics a sweep can sort by or optimize."""
-    from avmm.backtest.runner import run_backtest
-    from avmm.core.config import StrategyConfig
-    from avmm.data.synth import generate
-
-    summary: dict[str, Any] = run_backtest(next(generate(2000, 1)), StrategyConfig()).summary
-    return [
-        k
-        for k, v in summary.items()
-        if (v is None and not k.endswith("_note")) or (isinstance(v, int | float) and not isinstance(v, bool))
-    ]
+    """The numeric figures of a backtest's summary (``METRIC_KEYS``)."""
+    return list(METRIC_KEYS)

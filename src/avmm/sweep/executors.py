@@ -2,6 +2,9 @@
 numba is not fork-safe; the workers share the numba cache on disk), or Ray tasks
 (``--executor ray``; a cluster at ``address``, else a local Ray started and stopped here).
 
+The local pool's forkserver loads the compiled loop before it forks the workers (``avmm.sweep.server``
+starts it early, ``avmm.sweep.warm`` is its preload).
+
 ``execute(jobs, on_result, on_rows)`` calls ``on_result(job_id, results, meta)`` in this thread as
 each job finishes, and ``on_rows(job_id, rows_done)`` as the local pool's workers report progress.
 An interruption (``Terminated``, KeyboardInterrupt) stops the pool (its processes terminated) or
@@ -11,7 +14,6 @@ cancels the Ray tasks, and propagates: what finished has already been handed ove
 from __future__ import annotations
 
 import contextlib
-import multiprocessing as mp
 import os
 import queue as queue_mod
 import signal
@@ -23,23 +25,21 @@ from typing import Any
 from avmm.errors import UserError, missing_extra
 from avmm.outputs import Terminated
 from avmm.sweep.jobs import Job, check_payload, init_worker, run_job
+from avmm.sweep.server import default_workers, mark_served, pool_context, start_local, stop_unserved
+
+__all__ = ["default_workers", "execute_inline", "execute_local", "execute_ray", "ray_session"]
 
 OnResult = Callable[[int, list[tuple[int, dict[str, Any]]], dict[str, Any]], None]
 OnRows = Callable[[int, int], None]
 LOCAL_OBJECT_STORE = 256 * 2**20  # bytes: jobs and results are small (no data goes through Ray)
 
 
-def default_workers() -> int:
-    """All the cores this process may run on."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except (AttributeError, OSError):
-        return max(1, os.cpu_count() or 1)
-
-
 def execute_inline(jobs: list[Job], on_result: OnResult, on_rows: OnRows) -> None:
+    from avmm.backtest.runner import warm_up
     from avmm.sweep import jobs as jobs_mod
 
+    stop_unserved()  # a server started for a pool that did not come (one job)
+    warm_up(notice_after_s=2.0)  # the compile's notice, on a first run
     for job in jobs:
         q = _DirectQueue(on_rows)
         jobs_mod._PROGRESS = q
@@ -64,9 +64,9 @@ def execute_local(jobs: list[Job], workers: int, on_result: OnResult, on_rows: O
         return
     for job in jobs:
         check_payload(job)
-    ctx = mp.get_context("forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn")
-    if ctx.get_start_method() == "forkserver":
-        ctx.set_forkserver_preload(["avmm.sweep.jobs", "avmm.backtest.many"])
+    ctx = pool_context()
+    start_local()
+    mark_served()
     progress_q = ctx.Queue()
     pool = ProcessPoolExecutor(
         max_workers=min(workers, len(jobs)), mp_context=ctx, initializer=init_worker, initargs=(progress_q,)

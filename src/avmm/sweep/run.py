@@ -15,10 +15,11 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from avmm.errors import UserError
-from avmm.sweep.executors import default_workers, execute_local, execute_ray
+from avmm.sweep.executors import execute_local, execute_ray
 from avmm.sweep.jobs import Job
 from avmm.sweep.partial import Partial
 from avmm.sweep.select import metric_value, ranked, walk_forward
+from avmm.sweep.server import default_workers
 from avmm.sweep.space import Space, Validator, with_keys
 
 Window = tuple[int | None, int | None]
@@ -134,8 +135,11 @@ class Sweep:
         workers = self.workers or default_workers()
         per = self.per_pass or max(1, min(16, math.ceil(len(todo) / workers)))
         jobs: list[Job] = []
-        for lo in range(0, len(todo), per):
-            part = todo[lo : lo + per]
+        n_jobs = math.ceil(len(todo) / per)
+        for j in range(n_jobs):
+            # dealt round the jobs, not cut in blocks: a point's cost follows its keys (a short
+            # quoting.refresh_s requotes more), so neighbours in the grid's order share them out
+            part = todo[j::n_jobs]
             jid = self._next_job
             self._next_job += 1
             pts = []
