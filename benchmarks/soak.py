@@ -95,8 +95,11 @@ def _keys(tmp: Path) -> tuple[Path, Path]:
     return venue, client
 
 
-def venue_state(url: str, venue: str, client: Path) -> dict[str, Any]:
-    """The emulator's view: our open orders, our trades (id -> signed qty), our position."""
+def venue_state(url: str, venue: str, client: Path, our_orders: frozenset[int] = frozenset()) -> dict[str, Any]:
+    """The emulator's view: our open orders, our trades (id -> signed qty), our position. A trade is
+    ours when its order's client id is ours or its order id is one the journal was acked with
+    (``our_orders``): a spot cancel renames the order (its client id becomes the cancel's, as on
+    Binance), so a part-filled order we cancelled no longer carries our prefix."""
     from avmm.live.clock import ClockOffset
     from avmm.live.keys import from_file
     from avmm.live.limits import RateLimits
@@ -134,7 +137,7 @@ def venue_state(url: str, venue: str, client: Path) -> dict[str, Any]:
         for t in trades:
             buy = t["buyer"] if um else t["isBuyer"]
             q = (1 if buy else -1) * float(t["qty"])
-            if cids[int(t["orderId"])].startswith("avmm-"):
+            if cids[int(t["orderId"])].startswith("avmm-") or int(t["orderId"]) in our_orders:
                 ours[int(t["id"])] = q
             else:
                 foreign_pos += q
@@ -152,6 +155,16 @@ def journal_fills(j: Path) -> list[tuple[int, float]]:
     finally:
         con.close()
     return [(int(a), float(b)) for a, b in rows]
+
+
+def journal_venue_orders(j: Path) -> set[int]:
+    """The venue order ids of the journal's acks (its orders at the venue)."""
+    con = sqlite3.connect(f"file:{j}?mode=ro", uri=True)
+    try:
+        rows = con.execute("SELECT venue_oid FROM responses WHERE kind = 'ack' AND venue_oid > 0").fetchall()
+    finally:
+        con.close()
+    return {int(r[0]) for r in rows}
 
 
 class Session:
@@ -219,7 +232,7 @@ def one_round(k: int, store: Path, venue: str, keys: tuple[Path, Path], tmp: Pat
         emu.fault("skew:0")  # the venue clock back (``skew`` sets its offset)
         rc, err = s.end()
         wall = time.monotonic() - t0
-        state = venue_state(emu.url, venue, keys[1])
+        state = venue_state(emu.url, venue, keys[1], frozenset(journal_venue_orders(j)))
     fills = journal_fills(j)
     ids = Counter(t for t, _ in fills)
     last = s.last

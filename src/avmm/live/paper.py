@@ -37,7 +37,6 @@ sample is taken where the requests were handed to the socket (``_sent``).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
 import json
 import math
@@ -427,11 +426,15 @@ class PaperSession(FeedSink):
             await self.feed.run(duration)
         finally:
             gc.unfreeze()
-            await _cancelled(tasks)
+            failed = await _cancelled(tasks)
+            if failed is not None and self.error is None:  # a side task that failed: kept; the end still runs
+                self.error = failed
             try:
                 self.summary = await self._finish()
             finally:
-                await _cancelled(side)
+                failed = await _cancelled(side)
+                if failed is not None and self.error is None:
+                    self.error = failed
         if self.error is not None:
             raise self.error
         return self.summary
@@ -564,10 +567,16 @@ async def instrument(venue: str, symbol: str, venue_cfg: VenueConfig) -> dict[st
     return out
 
 
-async def _cancelled(tasks: list[asyncio.Task[Any]]) -> None:
-    """``tasks`` cancelled and awaited."""
+async def _cancelled(tasks: list[asyncio.Task[Any]]) -> Exception | None:
+    """``tasks`` cancelled and awaited, every one; the first exception one of them had ended with."""
+    first: Exception | None = None
     for t in tasks:
         t.cancel()
     for t in tasks:
-        with contextlib.suppress(asyncio.CancelledError):
+        try:
             await t
+        except asyncio.CancelledError:
+            pass
+        except Exception as e:  # noqa: BLE001 - returned: the caller decides
+            first = first or e
+    return first

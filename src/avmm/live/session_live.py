@@ -136,8 +136,10 @@ class LiveTrader(Trader):
             self.journal.response(t, RS_FILL, oid, side, px, qty, fee, trade_id)
         self.last_fill = (t, side, px, qty)
         self._clock(t)
-        self._send(t, self.engine.on_fill(t, oid, side, px, qty, fee))
-        self._book(t, oid, side, px, qty, fee, maker)  # the records after the replacement left
+        try:
+            self._send(t, self.engine.on_fill(t, oid, side, px, qty, fee))
+        finally:
+            self._book(t, oid, side, px, qty, fee, maker)  # the records after the replacement left
 
     def external_fill(self, t: int, side: int, px: float, qty: float, fee: float, trade_id: int) -> None:
         """A fill of an order of an earlier session (a restart): the position's and the records',
