@@ -525,16 +525,17 @@ async def _null(emu: Emulator, venue: str, symbol: str, warmup: int, frames: int
 # --- the runtime phase -----------------------------------------------------------------------------
 
 
-async def _runtime(emu: Emulator, venue: str, symbol: str, warmup: int, frames: int) -> dict[str, Any]:
-    from avmm.backtest.config import BacktestConfig
-    from avmm.live.paper import PaperSession
-
-    vcfg, cfg = await _setup(emu, venue, symbol)
-    cap = 1 << max(16, math.ceil(math.log2(4 * (warmup + frames))))
-    s = PaperSession(venue, symbol, cfg, BacktestConfig(), vcfg, latency_cap=cap)
+async def _measured(
+    s: Any, emu: Emulator, warmup: int, frames: int, rings: tuple[LatencyRing, ...]
+) -> tuple[bool, list[np.ndarray], int, int]:
+    """Run the session ``s`` (its own GC policy: ``PaperSession.run`` freezes at start) until
+    ``frames`` bookTicker frames after the warm-up (``warmup`` frames and the trader healthy):
+    whether they all came, each of ``rings``' samples since the warm-up, the frames counted, the
+    garbage collections during them."""
     loop = asyncio.get_running_loop()
     done: asyncio.Future[None] = loop.create_future()
-    state = {"last": time.monotonic(), "quotes": 0, "warm_n": -1, "gc0": 0}
+    state = {"last": time.monotonic(), "quotes": 0, "q0": -1, "gc0": 0}
+    marks = [0] * len(rings)
 
     async def watch() -> None:
         while not done.done():
@@ -542,26 +543,33 @@ async def _runtime(emu: Emulator, venue: str, symbol: str, warmup: int, frames: 
             q = s.feed.counters.quotes
             if q != state["quotes"]:
                 state["quotes"], state["last"] = q, time.monotonic()
-            if state["warm_n"] < 0 and q >= warmup and s.trader.healthy:
-                state["warm_n"], state["q0"], state["gc0"] = s.tick_to_order.n, q, _collections()
-            if state["warm_n"] >= 0 and q - state["q0"] >= frames:
+            if state["q0"] < 0 and q >= warmup and s.trader.healthy:
+                marks[:] = [r.n for r in rings]
+                state["q0"], state["gc0"] = q, _collections()
+            if state["q0"] >= 0 and q - state["q0"] >= frames:
                 done.set_result(None)
 
-    run = asyncio.ensure_future(s.run())  # its own GC policy (PaperSession.run: gc.freeze at start)
+    run = asyncio.ensure_future(s.run())
     watcher = asyncio.ensure_future(watch())
     complete = await _until(done, lambda: state["last"], s.stop, emu)
+    gc1 = _collections()
     await run
     watcher.cancel()
-    gc1 = _collections()
+    samples = [_since(r, m) for r, m in zip(rings, marks, strict=True)]
+    return complete, samples, int(state["quotes"] - max(0, state["q0"])), gc1 - int(state["gc0"])
+
+
+async def _runtime(emu: Emulator, venue: str, symbol: str, warmup: int, frames: int) -> dict[str, Any]:
+    from avmm.backtest.config import BacktestConfig
+    from avmm.live.paper import PaperSession
+
+    vcfg, cfg = await _setup(emu, venue, symbol)
+    cap = 1 << max(16, math.ceil(math.log2(4 * (warmup + frames))))
+    s = PaperSession(venue, symbol, cfg, BacktestConfig(), vcfg, latency_cap=cap)
+    complete, (lat,), quotes, gcs = await _measured(s, emu, warmup, frames, (s.tick_to_order,))
     if not complete:
-        raise _ended(int(state["quotes"]), frames, warmup)
-    lat = _since(s.tick_to_order, int(state["warm_n"]))
-    return {
-        "lat": lat,
-        "quotes": state["quotes"] - state.get("q0", 0),
-        "gc_collections": gc1 - state["gc0"],
-        "fills": int(s.trader.bs["n_fills"][0]),
-    }
+        raise _ended(s.feed.counters.quotes, frames, warmup)
+    return {"lat": lat, "quotes": quotes, "gc_collections": gcs, "fills": int(s.trader.bs["n_fills"][0])}
 
 
 async def _live_runtime(
@@ -583,38 +591,17 @@ async def _live_runtime(
         venue, symbol, cfg, BacktestConfig(), vcfg, load_keys(client_keys), session_id=session_token(), latency_cap=cap
     )
     s.gwy.fill_to_order = LatencyRing(cap)
-    loop = asyncio.get_running_loop()
-    done: asyncio.Future[None] = loop.create_future()
-    state = {"last": time.monotonic(), "quotes": 0, "warm_n": -1, "warm_f": 0, "q0": 0, "gc0": 0}
-
-    async def watch() -> None:
-        while not done.done():
-            await asyncio.sleep(0.01)
-            q = s.feed.counters.quotes
-            if q != state["quotes"]:
-                state["quotes"], state["last"] = q, time.monotonic()
-            if state["warm_n"] < 0 and q >= warmup and s.trader.healthy:
-                state["warm_n"], state["warm_f"], state["q0"] = s.tick_to_order.n, s.gwy.fill_to_order.n, q
-                state["gc0"] = _collections()
-            if state["warm_n"] >= 0 and q - state["q0"] >= frames:
-                done.set_result(None)
-
-    run = asyncio.ensure_future(s.run())
-    watcher = asyncio.ensure_future(watch())
-    complete = await _until(done, lambda: state["last"], s.stop, emu)
-    gc1 = _collections()
-    await run
-    watcher.cancel()
+    complete, (lat, fill), quotes, gcs = await _measured(s, emu, warmup, frames, (s.tick_to_order, s.gwy.fill_to_order))
     if s.halted:
         raise UserError(f"the live phase halted: {s.halted}")
     if not complete:
-        raise _ended(int(state["quotes"]), frames, warmup)
+        raise _ended(s.feed.counters.quotes, frames, warmup)
     return {
-        "lat": _since(s.tick_to_order, int(state["warm_n"])),
-        "fill": _since(s.gwy.fill_to_order, int(state["warm_f"])),
-        "quotes": state["quotes"] - state["q0"],
+        "lat": lat,
+        "fill": fill,
+        "quotes": quotes,
         "fills": int(s.trader.bs["n_fills"][0]),
-        "gc_collections": gc1 - state["gc0"],
+        "gc_collections": gcs,
     }
 
 
